@@ -1,0 +1,130 @@
+package tern
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+)
+
+// A hook is any value that implements one or more of the small interfaces
+// below. AddHook discovers which ones by type assertion, the way io.Copy
+// discovers io.WriterTo: implement only what you need. Hooks run in the
+// order they were added; for the checks (Authenticator, PublishAuthorizer,
+// SubscribeAuthorizer, ReadAuthorizer, PublishInterceptor) the first refusal
+// wins and the hooks after it are not asked. A panic inside a hook is
+// recovered, logged, and treated as a refusal.
+//
+// With no Authenticator added, every client may connect; with no authorizer,
+// every client may publish and subscribe to everything (like Mosquitto's
+// default local-only mode). Add an authenticator before serving anything but
+// loopback.
+
+// ConnectInfo is what an Authenticator sees of a CONNECT.
+type ConnectInfo struct {
+	ClientID     string
+	Username     string
+	Password     []byte
+	HasUsername  bool // the CONNECT carried a user name (possibly empty)
+	HasPassword  bool // the CONNECT carried a password (possibly empty)
+	CleanSession bool
+	RemoteAddr   net.Addr
+	// TLS is the connection's TLS state, nil for a plain connection.
+	TLS *tls.ConnectionState
+	// ProtocolLevel is 4 for MQTT 3.1.1 and 3 for MQTT 3.1.
+	ProtocolLevel byte
+}
+
+// Client identifies a connected client to the authorizer and observer hooks.
+type Client struct {
+	ID         string
+	Username   string
+	RemoteAddr net.Addr
+	// Internal is true for messages the application injected with
+	// Broker.Publish and for Broker.Subscribe handlers: no network client.
+	Internal bool
+}
+
+// Message is an application message as it travels through the broker.
+type Message struct {
+	Topic   string
+	Payload []byte
+	QoS     byte
+	Retain  bool
+}
+
+// ErrBadCredentials, returned by an Authenticator, refuses the CONNECT with
+// return code 0x04 (bad user name or password). Any other non-nil error
+// refuses it with 0x05 (not authorized).
+var ErrBadCredentials = errors.New("tern: bad user name or password")
+
+// ErrNotAuthorized is a convenient refusal for any hook: for an
+// Authenticator it gives CONNACK 0x05.
+var ErrNotAuthorized = errors.New("tern: not authorized")
+
+// Authenticator decides whether a CONNECT may proceed. A nil error accepts
+// it.
+type Authenticator interface {
+	Authenticate(ctx context.Context, c ConnectInfo) error
+}
+
+// PublishAuthorizer decides whether a client may publish to a topic. A
+// refused PUBLISH is still acknowledged as its QoS requires, but it is not
+// stored or forwarded, and it is counted as dropped.
+type PublishAuthorizer interface {
+	AuthorizePublish(ctx context.Context, c Client, m Message) error
+}
+
+// SubscribeAuthorizer decides whether a client may subscribe to a filter. A
+// refused filter gets SUBACK return code 0x80; the other filters of the same
+// SUBSCRIBE are unaffected.
+type SubscribeAuthorizer interface {
+	AuthorizeSubscribe(ctx context.Context, c Client, filter string, qos byte) error
+}
+
+// ReadAuthorizer decides, for each message about to be delivered, whether
+// the subscriber may read its topic. It lets a wildcard subscription deliver
+// only the topics a client may read. It is called on the publish path, so it
+// must be fast.
+type ReadAuthorizer interface {
+	AuthorizeRead(c Client, topic string) bool
+}
+
+// PublishInterceptor sees every incoming publish (from clients and from
+// Broker.Publish) after authorization and before it is retained or routed.
+// It may change *m (topic, payload, QoS, retain) to rewrite it, or return an
+// error to drop it (the sender is still acknowledged). A rewritten topic
+// must be a valid topic name, or the message is dropped.
+type PublishInterceptor interface {
+	InterceptPublish(ctx context.Context, c Client, m *Message) error
+}
+
+// ConnectObserver is told of every accepted connection, after CONNACK.
+type ConnectObserver interface {
+	OnConnect(c Client)
+}
+
+// DisconnectObserver is told when a connection ends. reason is nil after a
+// DISCONNECT packet and describes the cause otherwise (network error,
+// keepalive timeout, protocol violation, takeover, broker shutdown).
+type DisconnectObserver interface {
+	OnDisconnect(c Client, reason error)
+}
+
+// SubscribeObserver is told of each granted subscription.
+type SubscribeObserver interface {
+	OnSubscribe(c Client, filter string, qos byte)
+}
+
+// UnsubscribeObserver is told of each UNSUBSCRIBE filter that removed a
+// subscription.
+type UnsubscribeObserver interface {
+	OnUnsubscribe(c Client, filter string)
+}
+
+// DropObserver is told of every message the broker drops instead of
+// delivering: refused by a hook, a full queue, an offline clean session.
+// c is the client the message was from (refusals) or for (queues).
+type DropObserver interface {
+	OnDrop(c Client, m Message, reason error)
+}

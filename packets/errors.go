@@ -1,0 +1,76 @@
+package packets
+
+import "errors"
+
+// Error is a decode failure. Rule names the normative statement of the
+// MQTT 3.1.1 specification that the input broke, for example
+// "MQTT-3.3.1-4", or a section number ("2.2.3") where the rule has no id.
+// Every *Error matches ErrMalformed with errors.Is; errors that call for a
+// particular reaction also match a more specific sentinel below.
+type Error struct {
+	Type   Type   // the packet type being decoded, TypeReserved if unknown
+	Rule   string // the statement id or section the input broke
+	Reason string // what was wrong, for logs
+	kind   error  // the sentinel this error also matches, if any
+}
+
+func (e *Error) Error() string {
+	return "mqtt: malformed " + e.Type.String() + ": " + e.Reason + " [" + e.Rule + "]"
+}
+
+// Is reports whether target is ErrMalformed or the error's specific sentinel.
+func (e *Error) Is(target error) bool {
+	return target == ErrMalformed || (e.kind != nil && target == e.kind)
+}
+
+// Sentinel errors, for errors.Is.
+var (
+	// ErrMalformed matches every decode failure.
+	ErrMalformed = errors.New("mqtt: malformed packet")
+	// ErrPacketTooLarge: the Remaining Length exceeds the reader's maximum.
+	// The body was not read or allocated.
+	ErrPacketTooLarge = errors.New("mqtt: packet exceeds the maximum size")
+	// ErrProtocolLevel: a CONNECT with a protocol level (or name and level
+	// pair) that this codec does not speak. A server answers it with CONNACK
+	// 0x01 and closes the connection [MQTT-3.1.2-2].
+	ErrProtocolLevel = errors.New("mqtt: unsupported protocol level")
+	// ErrProtocolName: a CONNECT whose protocol name is neither "MQTT" nor
+	// "MQIsdp" [MQTT-3.1.2-1].
+	ErrProtocolName = errors.New("mqtt: unknown protocol name")
+)
+
+func (t Type) String() string {
+	switch t {
+	case TypeConnect:
+		return "CONNECT"
+	case TypeConnack:
+		return "CONNACK"
+	case TypePublish:
+		return "PUBLISH"
+	case TypePuback:
+		return "PUBACK"
+	case TypePubrec:
+		return "PUBREC"
+	case TypePubrel:
+		return "PUBREL"
+	case TypePubcomp:
+		return "PUBCOMP"
+	case TypeSubscribe:
+		return "SUBSCRIBE"
+	case TypeSuback:
+		return "SUBACK"
+	case TypeUnsubscribe:
+		return "UNSUBSCRIBE"
+	case TypeUnsuback:
+		return "UNSUBACK"
+	case TypePingreq:
+		return "PINGREQ"
+	case TypePingresp:
+		return "PINGRESP"
+	case TypeDisconnect:
+		return "DISCONNECT"
+	case TypeReserved15:
+		return "reserved type 15"
+	}
+	return "reserved type 0"
+}
