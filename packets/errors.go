@@ -2,11 +2,13 @@ package packets
 
 import "errors"
 
-// Error is a decode failure. Rule names the normative statement of the
-// MQTT 3.1.1 specification that the input broke, for example
-// "MQTT-3.3.1-4", or a section number ("2.2.3") where the rule has no id.
-// Every *Error matches ErrMalformed with errors.Is; errors that call for a
-// particular reaction also match a more specific sentinel below.
+// Error is a packet that breaks the MQTT 3.1.1 specification: a decode
+// failure, or a value that Append refuses to encode because the receiver
+// would have to treat it as malformed. Rule names the normative statement
+// that the packet broke, for example "MQTT-3.3.1-4", or a section number
+// ("2.2.3") where the rule has no id. Every *Error matches ErrMalformed with
+// errors.Is; errors that call for a particular reaction also match a more
+// specific sentinel below (Append failures match ErrInvalidPacket).
 type Error struct {
 	Type   Type   // the packet type being decoded, TypeReserved if unknown
 	Rule   string // the statement id or section the input broke
@@ -15,6 +17,9 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	if e.kind == ErrInvalidPacket {
+		return "mqtt: cannot encode " + e.Type.String() + ": " + e.Reason + " [" + e.Rule + "]"
+	}
 	return "mqtt: malformed " + e.Type.String() + ": " + e.Reason + " [" + e.Rule + "]"
 }
 
@@ -37,7 +42,27 @@ var (
 	// ErrProtocolName: a CONNECT whose protocol name is neither "MQTT" nor
 	// "MQIsdp" [MQTT-3.1.2-1].
 	ErrProtocolName = errors.New("mqtt: unknown protocol name")
+	// ErrInvalidPacket: Append refused a packet value because its encoding
+	// would break the specification (a QoS above 2, a zero packet
+	// identifier, a string over 65535 bytes, a wildcard in a topic name...).
+	// Nothing was appended.
+	ErrInvalidPacket = errors.New("mqtt: packet value cannot be encoded")
 )
+
+// newError is the one place decode and encode failures are built.
+func newError(t Type, rule, reason string, kind error) *Error {
+	return &Error{Type: t, Rule: rule, Reason: reason, kind: kind}
+}
+
+// malformed is a decode failure that matches only ErrMalformed.
+func malformed(t Type, rule, reason string) *Error {
+	return newError(t, rule, reason, nil)
+}
+
+// invalid is an Append failure; it matches ErrInvalidPacket.
+func invalid(t Type, rule, reason string) *Error {
+	return newError(t, rule, reason, ErrInvalidPacket)
+}
 
 func (t Type) String() string {
 	switch t {

@@ -41,17 +41,21 @@ const (
 	Level311 byte = 4 // MQTT 3.1.1, protocol name "MQTT"
 )
 
-// CONNACK return codes (section 3.2.2.3).
+// CONNACK return codes (section 3.2.2.3), and the SUBACK failure code.
 const (
-	Accepted                    byte = 0x00
-	RefusedProtocolVersion      byte = 0x01
-	RefusedIdentifierRejected   byte = 0x02
-	RefusedServerUnavailable    byte = 0x03
-	RefusedBadUsernamePassword  byte = 0x04
-	RefusedNotAuthorized        byte = 0x05
-	SubackFailure               byte = 0x80 // SUBACK return code for a refused filter
-	MaxRemainingLength              = 268435455
-	MaxPacketID                     = 65535
+	Accepted                   byte = 0x00
+	RefusedProtocolVersion     byte = 0x01
+	RefusedIdentifierRejected  byte = 0x02
+	RefusedServerUnavailable   byte = 0x03
+	RefusedBadUsernamePassword byte = 0x04
+	RefusedNotAuthorized       byte = 0x05
+	SubackFailure              byte = 0x80 // SUBACK return code for a refused filter
+)
+
+// Protocol limits.
+const (
+	MaxRemainingLength = 268435455 // the largest Remaining Length (section 2.2.3)
+	MaxPacketID        = 65535     // the largest Packet Identifier
 )
 
 // FixedHeader is the first part of every control packet.
@@ -76,7 +80,9 @@ type Packet interface {
 	Decode(fh FixedHeader, body []byte) error
 }
 
-// Connect is the CONNECT packet (section 3.1).
+// Connect is the CONNECT packet (section 3.1). The Will and user fields are
+// present on the wire exactly when their flags are set; Append refuses a
+// field whose flag is clear.
 type Connect struct {
 	ProtocolName  string // "MQTT" (level 4) or "MQIsdp" (level 3)
 	ProtocolLevel byte
@@ -105,8 +111,9 @@ type Connack struct {
 // Publish is the PUBLISH packet (section 3.3).
 //
 // After Decode, Payload aliases the body passed to Decode (it is not
-// copied): a caller that keeps the payload beyond the life of the body must
-// copy it. Topic is a new string.
+// copied; nil when empty): a caller that keeps the payload beyond the life
+// of the body must copy it. Topic is a new string. Reader.ReadPacket copies
+// the payload.
 type Publish struct {
 	Dup      bool
 	QoS      byte

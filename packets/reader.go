@@ -1,0 +1,165 @@
+package packets
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+)
+
+const (
+	// initialBufSize is the buffer a Reader allocates at its first read,
+	// and after Release: enough for the small packets of a quiet client.
+	initialBufSize = 512
+	// keepBufSize is the largest buffer a Reader keeps once it is empty;
+	// a larger one, grown for a large packet, is dropped before the next
+	// packet so that one large message does not pin memory.
+	keepBufSize = 64 << 10
+	// maxEmptyReads is how many (0, nil) reads in a row fail with
+	// io.ErrNoProgress.
+	maxEmptyReads = 100
+)
+
+// Reader reads control packets one at a time from an io.Reader, buffering
+// what one Read returns so that several small packets cost one system call.
+// It holds no buffer until the first read, then a small one, grown only for
+// a packet that does not fit. A Reader is not safe for concurrent use.
+type Reader struct {
+	src     io.Reader
+	max     int    // the largest total packet size accepted
+	buf     []byte // len(buf) == cap(buf); buf[r:w] is unread
+	r, w    int
+	readErr error // an error src returned along with data, not yet reported
+	err     error // a framing error: the stream cannot be resynchronised
+}
+
+// NewReader returns a Reader over r that refuses (with ErrPacketTooLarge,
+// before allocating the body) any packet whose total size (fixed header plus
+// Remaining Length) exceeds maxSize. maxSize <= 0 means the protocol maximum.
+func NewReader(r io.Reader, maxSize int) *Reader {
+	if maxSize <= 0 || maxSize > MaxPacketSize {
+		maxSize = MaxPacketSize
+	}
+	return &Reader{src: r, max: maxSize}
+}
+
+// ReadRaw reads the next packet and returns its fixed header and body. The
+// body is only valid until the next call on the Reader. The fixed header's
+// type and flags are validated [MQTT-2.2.2-1, MQTT-2.2.2-2].
+//
+// It returns io.EOF when the stream ends between packets and
+// io.ErrUnexpectedEOF when it ends inside one. A malformed fixed header or
+// an oversized packet leaves the stream out of step: that error is returned
+// by every later call. Other errors of the underlying reader (a deadline,
+// for example) are returned as they are; the bytes read so far stay
+// buffered and a later call resumes.
+func (r *Reader) ReadRaw() (FixedHeader, []byte, error) {
+	if r.err != nil {
+		return FixedHeader{}, nil, r.err
+	}
+	if r.r == r.w && cap(r.buf) > keepBufSize {
+		r.buf, r.r, r.w = nil, 0, 0
+	}
+	var fh FixedHeader
+	var n int
+	for {
+		var err error
+		if fh, n, err = parseFixedHeader(r.buf[r.r:r.w]); err != nil {
+			r.err = err // [MQTT-2.2.2-2] reserved type or invalid flags
+			return FixedHeader{}, nil, err
+		}
+		if n > 0 {
+			break
+		}
+		if err := r.fill(r.w - r.r + 1); err != nil {
+			if err == io.EOF && r.r < r.w {
+				err = io.ErrUnexpectedEOF
+			}
+			return FixedHeader{}, nil, err
+		}
+	}
+	total := n + fh.Remaining
+	if total > r.max {
+		r.err = fmt.Errorf("%w: %s of %d bytes, the limit is %d", ErrPacketTooLarge, fh.Type, total, r.max)
+		return FixedHeader{}, nil, r.err
+	}
+	if err := r.fill(total); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return FixedHeader{}, nil, err
+	}
+	body := r.buf[r.r+n : r.r+total : r.r+total]
+	r.r += total
+	if r.r == r.w {
+		r.r, r.w = 0, 0
+	}
+	return fh, body, nil
+}
+
+// fill reads until at least need bytes are unread, making room first.
+func (r *Reader) fill(need int) error {
+	if r.w-r.r >= need {
+		return nil
+	}
+	if len(r.buf)-r.r < need {
+		if len(r.buf) >= need && r.r > 0 {
+			r.w = copy(r.buf, r.buf[r.r:r.w])
+			r.r = 0
+		} else {
+			size := max(need, min(max(2*len(r.buf), initialBufSize), r.max))
+			buf := make([]byte, size)
+			r.w = copy(buf, r.buf[r.r:r.w])
+			r.buf, r.r = buf, 0
+		}
+	}
+	for empty := 0; r.w-r.r < need; {
+		if err := r.readErr; err != nil {
+			r.readErr = nil
+			return err
+		}
+		n, err := r.src.Read(r.buf[r.w:])
+		r.w += n
+		r.readErr = err
+		switch {
+		case n > 0:
+			empty = 0
+		case err == nil:
+			if empty++; empty >= maxEmptyReads {
+				return io.ErrNoProgress
+			}
+		}
+	}
+	return nil
+}
+
+// ReadPacket reads and decodes the next packet into a new value that does
+// not alias the Reader's buffer (a PUBLISH payload is copied). Errors are
+// those of ReadRaw and Decode.
+func (r *Reader) ReadPacket() (Packet, error) {
+	fh, body, err := r.ReadRaw()
+	if err != nil {
+		return nil, err
+	}
+	p, err := Decode(fh, body)
+	if err != nil {
+		return nil, err
+	}
+	if pub, ok := p.(*Publish); ok && pub.Payload != nil {
+		pub.Payload = bytes.Clone(pub.Payload)
+	}
+	return p, nil
+}
+
+// Buffered reports how many bytes are already buffered: when it is 0 after a
+// packet, the next packet needs a new Read, so a server can flush its
+// writes then (flush once per read batch).
+func (r *Reader) Buffered() int { return r.w - r.r }
+
+// Release drops the Reader's buffer when it holds no unread bytes, so an
+// idle connection keeps no buffer at all. The next read allocates a small
+// one. A body returned by ReadRaw stays valid until the next call.
+func (r *Reader) Release() {
+	if r.r == r.w {
+		r.buf, r.r, r.w = nil, 0, 0
+	}
+}

@@ -1,0 +1,201 @@
+package packets
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// maxStringLen is the longest UTF-8 string or binary field: its length is
+// a two byte integer (section 1.5.3).
+const maxStringLen = 65535
+
+// strKind says which rules a string field obeys beyond those of section
+// 1.5.3.
+type strKind uint8
+
+const (
+	text      strKind = iota // any UTF-8 string, empty included
+	topicName                // at least one character, no wildcards
+	filter                   // at least one character
+)
+
+// strProblem is the first rule a string breaks, strOK if none.
+type strProblem uint8
+
+const (
+	strOK strProblem = iota
+	strIllFormed
+	strNUL
+	strEmpty
+	strWildcard
+)
+
+// checkBytes finds the first rule b breaks as a string of kind k.
+//
+// Well-formed UTF-8 excludes the encodings of U+D800..U+DFFF and overlong
+// forms, which utf8.Valid rejects [MQTT-1.5.3-1]; U+0000 is refused
+// [MQTT-1.5.3-2]. U+FEFF (a BOM) is an ordinary character and is kept
+// [MQTT-1.5.3-3]. The control characters and non-characters that the
+// specification only discourages are accepted.
+func checkBytes(b []byte, k strKind) strProblem {
+	switch {
+	case k != text && len(b) == 0:
+		return strEmpty // [MQTT-4.7.3-1]
+	case !utf8.Valid(b):
+		return strIllFormed // [MQTT-1.5.3-1]
+	case bytes.IndexByte(b, 0) >= 0:
+		return strNUL // [MQTT-1.5.3-2]
+	case k == topicName && bytes.IndexAny(b, "+#") >= 0:
+		return strWildcard // [MQTT-3.3.2-2] [MQTT-4.7.1-1]
+	}
+	return strOK
+}
+
+// checkString is checkBytes for a string about to be encoded.
+func checkString(s string, k strKind) strProblem {
+	switch {
+	case k != text && len(s) == 0:
+		return strEmpty
+	case !utf8.ValidString(s):
+		return strIllFormed
+	case strings.IndexByte(s, 0) >= 0:
+		return strNUL
+	case k == topicName && strings.IndexAny(s, "+#") >= 0:
+		return strWildcard
+	}
+	return strOK
+}
+
+// error builds the failure for a field of a packet of type t; mk is
+// malformed when decoding and invalid when encoding.
+func (p strProblem) error(t Type, field string, mk func(Type, string, string) *Error) error {
+	switch p {
+	case strIllFormed:
+		return mk(t, "MQTT-1.5.3-1", field+" is not well-formed UTF-8")
+	case strNUL:
+		return mk(t, "MQTT-1.5.3-2", field+" contains U+0000")
+	case strEmpty:
+		return mk(t, "MQTT-4.7.3-1", field+" is empty")
+	case strWildcard:
+		if t == TypePublish {
+			return mk(t, "MQTT-3.3.2-2", field+" contains a wildcard character")
+		}
+		return mk(t, "MQTT-4.7.1-1", field+" contains a wildcard character")
+	}
+	return nil
+}
+
+// checkField validates a string field before it is encoded.
+func checkField(t Type, field, s string, k strKind) error {
+	if len(s) > maxStringLen {
+		return tooLong(t, field, len(s))
+	}
+	if p := checkString(s, k); p != strOK {
+		return p.error(t, field, invalid)
+	}
+	return nil
+}
+
+// tooLong refuses to encode a string or binary field over 65535 bytes.
+func tooLong(t Type, field string, n int) error {
+	return invalid(t, "1.5.3", field+" is "+strconv.Itoa(n)+" bytes, over 65535")
+}
+
+// decoder reads the fields of one packet body front to back. Every read
+// checks that the field fits in what is left of the body.
+type decoder struct {
+	t Type
+	b []byte // the unread rest of the body
+}
+
+// short is the failure of a field that runs past the end of the body: the
+// Remaining Length disagrees with the fields (section 2.2.3).
+func (d *decoder) short(field string) error {
+	return malformed(d.t, "2.2.3", field+" runs past the end of the packet")
+}
+
+func (d *decoder) byte(field string) (byte, error) {
+	if len(d.b) < 1 {
+		return 0, d.short(field)
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c, nil
+}
+
+func (d *decoder) uint16(field string) (uint16, error) {
+	if len(d.b) < 2 {
+		return 0, d.short(field)
+	}
+	v := uint16(d.b[0])<<8 | uint16(d.b[1])
+	d.b = d.b[2:]
+	return v, nil
+}
+
+// packetID reads a Packet Identifier, which is never zero [MQTT-2.3.1-1].
+func (d *decoder) packetID() (uint16, error) {
+	id, err := d.uint16("packet identifier")
+	if err == nil && id == 0 {
+		err = malformed(d.t, "MQTT-2.3.1-1", "packet identifier is zero")
+	}
+	return id, err
+}
+
+// binary reads a field prefixed by its two byte length. The result aliases
+// the body.
+func (d *decoder) binary(field string) ([]byte, error) {
+	n, err := d.uint16(field + " length")
+	if err != nil {
+		return nil, err
+	}
+	if len(d.b) < int(n) {
+		return nil, d.short(field)
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v, nil
+}
+
+// str reads a UTF-8 string field of kind k. The result aliases the body.
+func (d *decoder) str(field string, k strKind) ([]byte, error) {
+	v, err := d.binary(field)
+	if err != nil {
+		return nil, err
+	}
+	if p := checkBytes(v, k); p != strOK {
+		return nil, p.error(d.t, field, malformed)
+	}
+	return v, nil
+}
+
+// end fails when bytes remain after the last field (section 2.2.3).
+func (d *decoder) end(rule string) error {
+	if len(d.b) != 0 {
+		return malformed(d.t, rule, strconv.Itoa(len(d.b))+" bytes after the last field")
+	}
+	return nil
+}
+
+// copyBytes returns a copy of b that does not alias the body, nil if empty.
+func copyBytes(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return bytes.Clone(b)
+}
+
+func appendUint16(dst []byte, v uint16) []byte {
+	return append(dst, byte(v>>8), byte(v))
+}
+
+// appendString appends s with its two byte length; the caller has checked
+// that len(s) <= 65535.
+func appendString(dst []byte, s string) []byte {
+	return append(appendUint16(dst, uint16(len(s))), s...)
+}
+
+func appendBinary(dst []byte, b []byte) []byte {
+	return append(appendUint16(dst, uint16(len(b))), b...)
+}
