@@ -1,0 +1,208 @@
+// Package tern is an MQTT 3.1.1 broker as a Go library.
+//
+// Create a Broker with New, give it listeners with Serve (any net.Listener:
+// see package listeners for TCP, TLS, WebSocket, unix sockets and an
+// in-memory listener), talk to it from code with Publish and Subscribe, and
+// stop it with Close. Authentication, authorization and observation are
+// small interfaces added with AddHook (see hooks.go).
+package tern
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ternmq/tern/session"
+	"github.com/ternmq/tern/topics"
+)
+
+// Version is the broker's version, published on $SYS/broker/version.
+const Version = "tern 0.1.0"
+
+// ErrClosed is returned by Serve, Publish and Subscribe after Close.
+var ErrClosed = errors.New("tern: broker closed")
+
+// Broker is an MQTT 3.1.1 server. Create it with New; it is safe for
+// concurrent use.
+type Broker struct {
+	opts Options
+	log  *slog.Logger
+
+	subs     *topics.Index[subscriber]
+	retained *topics.Retained[*session.Message]
+	hooks    hookSet
+	stats    counters
+	started  time.Time
+
+	mu        sync.Mutex
+	sessions  map[string]*sess // by client id
+	conns     map[*conn]struct{}
+	listeners map[net.Listener]struct{}
+	closed    bool
+	idSeq     uint64
+
+	nconns atomic.Int64 // live network connections (for MaxConnections)
+
+	wg        sync.WaitGroup // every goroutine the broker started
+	closing   chan struct{}
+	closeOnce sync.Once
+}
+
+// New returns a broker configured by opts. It fails, naming the field, if
+// an option is invalid.
+func New(opts Options) (*Broker, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{
+		opts:      o,
+		log:       o.Logger,
+		subs:      topics.NewIndex[subscriber](),
+		retained:  topics.NewRetained[*session.Message](),
+		started:   time.Now(),
+		sessions:  make(map[string]*sess),
+		conns:     make(map[*conn]struct{}),
+		listeners: make(map[net.Listener]struct{}),
+		closing:   make(chan struct{}),
+	}
+	if o.SysInterval > 0 {
+		b.wg.Add(1)
+		go b.sysLoop(o.SysInterval)
+	}
+	return b, nil
+}
+
+// Serve accepts connections on l and serves each until it ends, like
+// http.Server.Serve. It blocks until l fails or the broker is closed, and
+// then returns ErrClosed after Close or the listener's error otherwise.
+// Serve may be called for several listeners at once. Close closes l.
+func (b *Broker) Serve(l net.Listener) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		l.Close()
+		return ErrClosed
+	}
+	b.listeners[l] = struct{}{}
+	b.mu.Unlock()
+	b.log.Info("serving MQTT", "network", l.Addr().Network(), "addr", l.Addr().String())
+	defer func() {
+		b.mu.Lock()
+		delete(b.listeners, l)
+		b.mu.Unlock()
+	}()
+	var delay time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if b.isClosed() {
+				return ErrClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Temporary failure (for example out of file descriptors):
+				// back off as net/http does.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				b.log.Warn("accept failed; retrying", "error", err, "delay", delay)
+				select {
+				case <-time.After(delay):
+				case <-b.closing:
+					return ErrClosed
+				}
+				continue
+			}
+			return fmt.Errorf("tern: accept: %w", err)
+		}
+		delay = 0
+		if !b.startConn(nc) {
+			nc.Close()
+			return ErrClosed
+		}
+	}
+}
+
+func (b *Broker) isClosed() bool {
+	select {
+	case <-b.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// startConn registers nc and starts its reader goroutine. It reports false
+// if the broker is closed.
+func (b *Broker) startConn(nc net.Conn) bool {
+	c := newConn(b, nc)
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return false
+	}
+	b.conns[c] = struct{}{}
+	b.wg.Add(1)
+	b.mu.Unlock()
+	go c.serve()
+	return true
+}
+
+func (b *Broker) forgetConn(c *conn) {
+	b.mu.Lock()
+	delete(b.conns, c)
+	b.mu.Unlock()
+}
+
+// Close stops the broker: it closes every listener given to Serve and every
+// connection, stops every goroutine the broker started and waits for them,
+// or until ctx is done (then it returns ctx's error). The wills of clients
+// still connected are not published: the clients did nothing wrong, the
+// server went away. Close is safe to call more than once.
+func (b *Broker) Close(ctx context.Context) error {
+	b.closeOnce.Do(func() {
+		b.mu.Lock()
+		b.closed = true
+		close(b.closing)
+		for l := range b.listeners {
+			l.Close()
+		}
+		conns := make([]*conn, 0, len(b.conns))
+		for c := range b.conns {
+			conns = append(conns, c)
+		}
+		b.mu.Unlock()
+		for _, c := range conns {
+			c.shutdown()
+		}
+	})
+	done := make(chan struct{})
+	go func() {
+		b.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("tern: close: %w", ctx.Err())
+	}
+}
+
+// nextClientID returns a unique identifier for a client that connected with
+// an empty one and clean session [MQTT-3.1.3-6].
+func (b *Broker) nextClientID() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for {
+		b.idSeq++
+		id := fmt.Sprintf("tern-%x-%d", b.started.UnixNano()&0xffffff, b.idSeq)
+		if _, used := b.sessions[id]; !used {
+			return id
+		}
+	}
+}

@@ -1,0 +1,309 @@
+package tern
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ternmq/tern/packets"
+	"github.com/ternmq/tern/session"
+	"github.com/ternmq/tern/topics"
+)
+
+// Reasons a connection ends, as OnDisconnect hooks see them.
+var (
+	ErrKeepAliveTimeout = errors.New("tern: keepalive timeout")
+	ErrConnectTimeout   = errors.New("tern: no CONNECT within the connect timeout")
+	ErrTakenOver        = errors.New("tern: session taken over by a new connection with the same client id")
+	ErrServerShutdown   = errors.New("tern: broker closed")
+	ErrProtocol         = errors.New("tern: protocol violation")
+	ErrWriteTimeout     = errors.New("tern: write timed out (client not reading)")
+	ErrKicked           = errors.New("tern: disconnected by the application")
+)
+
+// conn is one network connection. Its reader goroutine (serve) owns the
+// reading side; writes go through out, drained by a writer goroutine that
+// runs only while there is something to write.
+type conn struct {
+	b  *Broker
+	nc net.Conn
+	r  *packets.Reader
+
+	// Set once by the reader goroutine when CONNECT is accepted.
+	s         *sess
+	client    Client
+	keepAlive time.Duration
+	will      *session.Message
+	willDone  atomic.Bool // the will was published or cancelled
+	counted   bool        // counted in b.nconns
+	reason    atomic.Pointer[error]
+
+	mu        sync.Mutex // guards the fields below
+	out       []byte     // encoded packets waiting for the writer
+	flushing  bool       // a writer goroutine is running
+	scheduled bool       // a publisher will start the writer after its batch
+	dead      bool       // closed: nothing more is written
+
+	// Reader-goroutine scratch, reused across packets.
+	kick  []*conn
+	pub   packets.Publish
+	match []topics.Sub[subscriber]
+}
+
+func newConn(b *Broker, nc net.Conn) *conn {
+	c := &conn{b: b, nc: nc}
+	c.r = packets.NewReader(countingReader{nc, &b.stats.bytesReceived}, b.opts.MaxPacketSize)
+	return c
+}
+
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (cr countingReader) Read(p []byte) (int, error) {
+	n, err := cr.r.Read(p)
+	cr.n.Add(int64(n))
+	return n, err
+}
+
+// setReason records why the connection ends; the first reason wins.
+func (c *conn) setReason(err error) {
+	c.reason.CompareAndSwap(nil, &err)
+}
+
+// shutdown closes the connection from outside its reader goroutine (broker
+// Close, takeover, Disconnect). The will is not published.
+func (c *conn) shutdown() {
+	c.setReason(ErrServerShutdown)
+	c.willDone.Store(true)
+	c.kill()
+}
+
+// kill marks the connection dead and closes the socket, which ends the
+// reader goroutine and any write in progress.
+func (c *conn) kill() {
+	c.mu.Lock()
+	c.dead = true
+	c.out = nil
+	c.mu.Unlock()
+	c.nc.Close()
+}
+
+// serve is the connection's reader goroutine.
+func (c *conn) serve() {
+	defer c.b.wg.Done()
+	err := c.run()
+	if err != nil && !errors.Is(err, io.EOF) {
+		c.b.log.Debug("connection closed", "client", c.client.ID, "remote", c.nc.RemoteAddr().String(), "error", err)
+	}
+	c.end(err)
+}
+
+func (c *conn) run() error {
+	b := c.b
+	if n := b.nconns.Add(1); b.opts.MaxConnections > 0 && n > int64(b.opts.MaxConnections) {
+		b.nconns.Add(-1)
+		b.stats.refused.Add(1)
+		// Read the CONNECT so that the client sees a CONNACK it expects.
+		c.nc.SetReadDeadline(time.Now().Add(b.opts.ConnectTimeout))
+		if fh, _, err := c.r.ReadRaw(); err == nil && fh.Type == packets.TypeConnect {
+			c.writeNow([]byte{0x20, 2, 0, packets.RefusedServerUnavailable})
+		}
+		return errors.New("tern: connection limit reached")
+	}
+	c.counted = true
+
+	// The first packet must be CONNECT, within the connect timeout
+	// [MQTT-3.1.0-1].
+	c.nc.SetReadDeadline(time.Now().Add(b.opts.ConnectTimeout))
+	fh, body, err := c.r.ReadRaw()
+	if err != nil {
+		if isTimeout(err) {
+			return ErrConnectTimeout
+		}
+		return err
+	}
+	if fh.Type != packets.TypeConnect {
+		return fmt.Errorf("%w: first packet is %v, not CONNECT [MQTT-3.1.0-1]", ErrProtocol, fh.Type)
+	}
+	b.stats.packetsReceived.Add(1)
+	var cp packets.Connect
+	if err := cp.Decode(fh, body); err != nil {
+		if errors.Is(err, packets.ErrProtocolLevel) {
+			// [MQTT-3.1.2-2] unsupported protocol level: CONNACK 0x01, close.
+			c.writeNow([]byte{0x20, 2, 0, packets.RefusedProtocolVersion})
+		}
+		// Any other malformed CONNECT is closed without CONNACK [MQTT-3.1.4-1].
+		return err
+	}
+	if err := c.connect(&cp); err != nil {
+		return err
+	}
+
+	for {
+		if c.r.Buffered() == 0 {
+			// The read batch is done: start the writers it touched
+			// (coalesced writes), then wait for more.
+			c.flushKicks()
+			if c.keepAlive > 0 {
+				// [MQTT-3.1.2-24] close after 1.5 x keepalive of silence.
+				c.nc.SetReadDeadline(time.Now().Add(c.keepAlive * 3 / 2))
+			}
+		}
+		fh, body, err := c.r.ReadRaw()
+		if err != nil {
+			if isTimeout(err) {
+				return ErrKeepAliveTimeout
+			}
+			return err
+		}
+		b.stats.packetsReceived.Add(1)
+		if err := c.handle(fh, body); err != nil {
+			if errors.Is(err, errDisconnect) {
+				return nil
+			}
+			return err
+		}
+		if len(body) > 16<<10 && c.r.Buffered() == 0 {
+			c.r.Release() // do not keep a large buffer for an idle client
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// writeNow writes directly to the socket; used only before the connection
+// has a session (refused CONNECTs).
+func (c *conn) writeNow(p []byte) {
+	c.nc.SetWriteDeadline(time.Now().Add(c.b.opts.WriteTimeout))
+	if n, err := c.nc.Write(p); err == nil {
+		c.b.stats.bytesSent.Add(int64(n))
+	}
+}
+
+// tlsState returns the connection's TLS state, or nil.
+func tlsState(nc net.Conn) *tls.ConnectionState {
+	if t, ok := nc.(interface{ ConnectionState() tls.ConnectionState }); ok {
+		st := t.ConnectionState()
+		return &st
+	}
+	return nil
+}
+
+// end runs when the reader goroutine finishes: it detaches the connection
+// from its session, ends a clean session, publishes the will when the
+// connection ended without DISCONNECT, and tells the hooks.
+func (c *conn) end(err error) {
+	b := c.b
+	if err != nil {
+		c.setReason(err)
+	} else {
+		c.willDone.Store(true) // DISCONNECT: the will is deleted [MQTT-3.14.4-3]
+		var none error
+		c.reason.CompareAndSwap(nil, &none)
+	}
+	c.kill()
+	if c.counted {
+		b.nconns.Add(-1)
+	}
+	b.forgetConn(c)
+	s := c.s
+	if s == nil {
+		return
+	}
+	b.detach(s, c)
+	// [MQTT-3.1.2-8] publish the will when the connection ends without
+	// DISCONNECT: network error, keepalive expiry, protocol violation.
+	if c.will != nil && c.willDone.CompareAndSwap(false, true) {
+		b.publish(c.client, c.will.Topic, c.will.Payload, c.will.QoS, c.will.Retain, nil)
+	}
+	reason := *c.reason.Load()
+	b.hooks.onDisconnect(b, c.client, reason)
+	b.stats.disconnects.Add(1)
+}
+
+// flushKicks starts the writers of the connections this reader's batch
+// wrote to.
+func (c *conn) flushKicks() {
+	for i, k := range c.kick {
+		k.startWriter()
+		c.kick[i] = nil
+	}
+	c.kick = c.kick[:0]
+}
+
+// startWriter starts the writer goroutine if there is something to write
+// and none is running.
+func (c *conn) startWriter() {
+	c.mu.Lock()
+	c.scheduled = false
+	if c.flushing || c.dead || len(c.out) == 0 {
+		c.mu.Unlock()
+		return
+	}
+	c.flushing = true
+	c.b.wg.Add(1)
+	c.mu.Unlock()
+	go c.writeLoop()
+}
+
+// touch notes, with c.mu held, that c has new bytes to write: the caller
+// starts the writer at the end of its batch (kick list) or at once (nil).
+// It reports whether the caller must add c to its kick list.
+func (c *conn) touchLocked() bool {
+	if c.flushing || c.scheduled {
+		return false
+	}
+	c.scheduled = true
+	return true
+}
+
+// writeLoop drains out to the socket, one write per batch of packets.
+func (c *conn) writeLoop() {
+	b := c.b
+	defer b.wg.Done()
+	var buf []byte
+	for {
+		c.mu.Lock()
+		if c.dead || len(c.out) == 0 {
+			c.flushing = false
+			if cap(c.out) > 4<<10 {
+				c.out = nil // an idle connection holds no large buffer
+			}
+			c.mu.Unlock()
+			return
+		}
+		buf, c.out = c.out, buf[:0]
+		c.mu.Unlock()
+		c.nc.SetWriteDeadline(time.Now().Add(b.opts.WriteTimeout))
+		n, err := c.nc.Write(buf)
+		b.stats.bytesSent.Add(int64(n))
+		if err != nil {
+			if isTimeout(err) {
+				c.setReason(ErrWriteTimeout)
+			} else {
+				c.setReason(fmt.Errorf("tern: write: %w", err))
+			}
+			c.mu.Lock()
+			c.flushing = false
+			c.mu.Unlock()
+			c.kill()
+			return
+		}
+		if cap(buf) > 64<<10 {
+			buf = nil
+		}
+		if s := c.s; s != nil {
+			s.pump(c)
+		}
+	}
+}

@@ -1,0 +1,236 @@
+package tern
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/ternmq/tern/packets"
+	"github.com/ternmq/tern/session"
+)
+
+// subscriber is what the subscription index points at: a client session or
+// an in-process handler.
+type subscriber interface {
+	deliver(m *session.Message, qos byte, f *fanout)
+	identity() Client
+}
+
+// sess is a client session as the broker holds it: the protocol state
+// (session.Session) plus the connection currently bound to it.
+type sess struct {
+	b *Broker
+
+	conn atomic.Pointer[conn] // the bound connection, nil while offline
+
+	mu     sync.Mutex // guards everything below
+	s      *session.Session
+	client Client
+	gone   bool // discarded: deliveries are ignored
+}
+
+func (s *sess) identity() Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.client
+}
+
+// fanout carries one message through its deliveries: the encoded PUBLISH
+// shared by every subscriber that gets the same shape, the connections whose
+// writers must be started, and counters added once at the end.
+type fanout struct {
+	m     *session.Message
+	enc   [3][]byte // by delivered QoS; RETAIN 0, DUP 0, packet id 0
+	kick  *[]*conn  // nil: start writers at once
+	later []*conn   // writers to start when kick is nil
+	sent    int64
+	drops   int64
+	dropFor []Client // clients whose queue was full, for DropObserver hooks
+}
+
+// encoded returns the PUBLISH for the message at qos, encoding it the first
+// time it is asked for.
+func (f *fanout) encoded(qos byte) []byte {
+	if f.enc[qos] == nil {
+		p := packets.Publish{Topic: f.m.Topic, Payload: f.m.Payload, QoS: qos}
+		if qos > 0 {
+			p.PacketID = 1 // patched per delivery
+		}
+		f.enc[qos], _ = p.Append(nil)
+	}
+	return f.enc[qos]
+}
+
+// touched records that c has bytes to write.
+func (f *fanout) touched(c *conn) {
+	if f.kick != nil {
+		*f.kick = append(*f.kick, c)
+	} else {
+		f.later = append(f.later, c)
+	}
+}
+
+// deliver hands m to the session at the delivered QoS, live (RETAIN 0
+// [MQTT-3.3.1-9]).
+func (s *sess) deliver(m *session.Message, qos byte, f *fanout) {
+	b := s.b
+	if qos == 0 {
+		// Fast path: QoS 0 to a connected client needs no session state.
+		if c := s.conn.Load(); c != nil {
+			s.sendQoS0(c, f)
+			return
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gone {
+		return
+	}
+	c := s.conn.Load()
+	if c == nil && qos == 0 && !b.opts.QueueQoS0 {
+		f.drops++
+		return
+	}
+	if c != nil && qos == 0 {
+		s.sendQoS0(c, f) // connected again since the fast path looked
+		return
+	}
+	online := c != nil && c.roomFor()
+	d, ok := s.s.Push(session.Delivery{Msg: m, QoS: qos}, online)
+	if !ok {
+		f.drops++
+		if b.hooks.hasDropObservers() {
+			f.dropFor = append(f.dropFor, s.client)
+		}
+		return
+	}
+	if d != nil {
+		c.mu.Lock()
+		if !c.dead {
+			c.out = appendDeliveryShared(c.out, f.encoded(qos), d.PacketID)
+			f.sent++
+			if c.touchLocked() {
+				f.touched(c)
+			}
+		}
+		c.mu.Unlock()
+	}
+}
+
+// sendQoS0 appends the shared QoS 0 encoding to c's write buffer.
+func (s *sess) sendQoS0(c *conn, f *fanout) {
+	c.mu.Lock()
+	switch {
+	case c.dead:
+		f.drops++
+	case len(c.out) >= s.b.opts.MaxPending:
+		// A client that does not read loses QoS 0 messages, not the
+		// broker's memory.
+		f.drops++
+	default:
+		c.out = append(c.out, f.encoded(0)...)
+		f.sent++
+		if c.touchLocked() {
+			f.touched(c)
+		}
+	}
+	c.mu.Unlock()
+}
+
+// roomFor reports whether c's write buffer has room for more.
+func (c *conn) roomFor() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.dead && len(c.out) < c.b.opts.MaxPending
+}
+
+// pump moves queued deliveries to c while its window and write buffer have
+// room.
+func (s *sess) pump(c *conn) {
+	s.mu.Lock()
+	s.pumpLocked(c)
+	s.mu.Unlock()
+}
+
+// pumpLocked is pump with s.mu held.
+func (s *sess) pumpLocked(c *conn) {
+	if s.s.QueueLen() == 0 || s.conn.Load() != c {
+		return
+	}
+	c.mu.Lock()
+	n := 0
+	for !c.dead && len(c.out) < s.b.opts.MaxPending {
+		d := s.s.Next()
+		if d == nil {
+			break
+		}
+		c.out = appendDelivery(c.out, d, false)
+		n++
+	}
+	kick := n > 0 && c.touchLocked()
+	c.mu.Unlock()
+	s.b.stats.publishSent.Add(int64(n))
+	if kick {
+		c.startWriter()
+	}
+}
+
+// finish starts the writers a fanout touched (when it had no kick list) and
+// adds its counters.
+func (f *fanout) finish(b *Broker) {
+	for _, c := range f.later {
+		c.startWriter()
+	}
+	if f.sent > 0 {
+		b.stats.publishSent.Add(f.sent)
+	}
+	if f.drops > 0 {
+		b.stats.dropped.Add(f.drops)
+	}
+	for _, c := range f.dropFor {
+		b.hooks.onDrop(b, c, f.m, errQueueFull)
+	}
+}
+
+// appendDelivery encodes a delivery's PUBLISH.
+func appendDelivery(dst []byte, d *session.Delivery, dup bool) []byte {
+	p := packets.Publish{Topic: d.Msg.Topic, Payload: d.Msg.Payload, QoS: d.QoS, Retain: d.Retain, Dup: dup && d.QoS > 0, PacketID: d.PacketID}
+	out, err := p.Append(dst)
+	if err != nil {
+		return dst // not representable; it was validated on the way in
+	}
+	return out
+}
+
+// appendDeliveryShared appends a PUBLISH encoded once for a fan-out,
+// patching in this delivery's packet identifier.
+func appendDeliveryShared(dst, enc []byte, id uint16) []byte {
+	start := len(dst)
+	dst = append(dst, enc...)
+	if enc[0]&0x06 != 0 {
+		off := start + publishIDOffset(enc)
+		dst[off] = byte(id >> 8)
+		dst[off+1] = byte(id)
+	}
+	return dst
+}
+
+// appendAck appends a two-byte-body acknowledgement: PUBACK, PUBREC,
+// PUBREL (flags 0010 [MQTT-3.6.1-1]), PUBCOMP or UNSUBACK.
+func appendAck(dst []byte, t packets.Type, id uint16) []byte {
+	first := byte(t) << 4
+	if t == packets.TypePubrel {
+		first |= 0x02
+	}
+	return append(dst, first, 2, byte(id>>8), byte(id))
+}
+
+// publishIDOffset returns where the packet identifier sits in an encoded
+// PUBLISH of QoS 1 or 2: after the fixed header and the topic name.
+func publishIDOffset(enc []byte) int {
+	i := 1
+	for enc[i]&0x80 != 0 {
+		i++
+	}
+	i++
+	return i + 2 + (int(enc[i])<<8 | int(enc[i+1]))
+}

@@ -1,0 +1,250 @@
+package tern
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ternmq/tern/packets"
+	"github.com/ternmq/tern/topics"
+)
+
+// errDisconnect ends the reader loop after a DISCONNECT.
+var errDisconnect = errors.New("tern: client sent DISCONNECT")
+
+// handle processes one packet after CONNECT. A returned error closes the
+// connection (section 4.8: a protocol violation closes the connection).
+func (c *conn) handle(fh packets.FixedHeader, body []byte) error {
+	switch fh.Type {
+	case packets.TypePublish:
+		return c.onPublish(fh, body)
+	case packets.TypePuback, packets.TypePubrec, packets.TypePubrel, packets.TypePubcomp:
+		return c.onAck(fh, body)
+	case packets.TypeSubscribe:
+		var p packets.Subscribe
+		if err := p.Decode(fh, body); err != nil {
+			return err
+		}
+		return c.onSubscribe(&p)
+	case packets.TypeUnsubscribe:
+		var p packets.Unsubscribe
+		if err := p.Decode(fh, body); err != nil {
+			return err
+		}
+		return c.onUnsubscribe(&p)
+	case packets.TypePingreq:
+		var p packets.Pingreq
+		if err := p.Decode(fh, body); err != nil {
+			return err
+		}
+		// [MQTT-3.12.4-1] answer PINGREQ with PINGRESP.
+		c.queue([]byte{0xD0, 0})
+		return nil
+	case packets.TypeDisconnect:
+		var p packets.Disconnect
+		if err := p.Decode(fh, body); err != nil {
+			return err
+		}
+		// [MQTT-3.14.4-3] the will is deleted without being published.
+		c.willDone.Store(true)
+		return errDisconnect
+	case packets.TypeConnect:
+		// [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
+		return fmt.Errorf("%w: second CONNECT [MQTT-3.1.0-2]", ErrProtocol)
+	default:
+		// CONNACK, SUBACK, UNSUBACK, PINGRESP: only a server sends them.
+		return fmt.Errorf("%w: client sent %v", ErrProtocol, fh.Type)
+	}
+}
+
+// queue appends bytes for this connection's own writer (acknowledgements),
+// started at the end of the read batch.
+func (c *conn) queue(p []byte) {
+	c.mu.Lock()
+	c.out = append(c.out, p...)
+	kick := c.touchLocked()
+	c.mu.Unlock()
+	if kick {
+		c.kick = append(c.kick, c)
+	}
+}
+
+func (c *conn) queueAck(t packets.Type, id uint16) {
+	var a [4]byte
+	c.queue(appendAck(a[:0], t, id))
+}
+
+func (c *conn) onPublish(fh packets.FixedHeader, body []byte) error {
+	p := &c.pub
+	if err := p.Decode(fh, body); err != nil {
+		return err
+	}
+	b := c.b
+	b.stats.publishReceived.Add(1)
+	switch p.QoS {
+	case 0:
+		b.publish(c.client, p.Topic, p.Payload, 0, p.Retain, &c.kick)
+	case 1:
+		b.publish(c.client, p.Topic, p.Payload, 1, p.Retain, &c.kick)
+		// [MQTT-4.3.2-2] acknowledge with PUBACK, after taking ownership.
+		c.queueAck(packets.TypePuback, p.PacketID)
+	case 2:
+		s := c.s
+		s.mu.Lock()
+		seen := s.s.Inbound(p.PacketID)
+		if !seen {
+			s.s.AddInbound(p.PacketID)
+		}
+		s.mu.Unlock()
+		if !seen {
+			// Forwarded once, on first receipt; a repeat with the same
+			// packet identifier before PUBREL is only acknowledged
+			// [MQTT-4.3.3-2].
+			b.publish(c.client, p.Topic, p.Payload, 2, p.Retain, &c.kick)
+		}
+		c.queueAck(packets.TypePubrec, p.PacketID)
+	}
+	return nil
+}
+
+func (c *conn) onAck(fh packets.FixedHeader, body []byte) error {
+	var id uint16
+	switch fh.Type {
+	case packets.TypePuback:
+		var p packets.Puback
+		if err := p.Decode(fh, body); err != nil {
+			return err
+		}
+		id = p.PacketID
+	case packets.TypePubrec:
+		var p packets.Pubrec
+		if err := p.Decode(fh, body); err != nil {
+			return err
+		}
+		id = p.PacketID
+	case packets.TypePubrel:
+		var p packets.Pubrel
+		if err := p.Decode(fh, body); err != nil {
+			return err
+		}
+		id = p.PacketID
+	case packets.TypePubcomp:
+		var p packets.Pubcomp
+		if err := p.Decode(fh, body); err != nil {
+			return err
+		}
+		id = p.PacketID
+	}
+	s := c.s
+	switch fh.Type {
+	case packets.TypePuback:
+		s.mu.Lock()
+		s.s.Puback(id)
+		s.pumpLocked(c)
+		s.mu.Unlock()
+	case packets.TypePubrec:
+		s.mu.Lock()
+		s.s.Pubrec(id)
+		s.mu.Unlock()
+		// [MQTT-4.3.3-1] answer PUBREC with PUBREL; sent even for an
+		// unknown identifier so that the client's state can complete.
+		c.queueAck(packets.TypePubrel, id)
+	case packets.TypePubrel:
+		s.mu.Lock()
+		s.s.ReleaseInbound(id)
+		s.mu.Unlock()
+		// [MQTT-4.3.3-2] answer PUBREL with PUBCOMP, known identifier or not.
+		c.queueAck(packets.TypePubcomp, id)
+	case packets.TypePubcomp:
+		s.mu.Lock()
+		s.s.Pubcomp(id)
+		s.pumpLocked(c)
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+func (c *conn) onSubscribe(p *packets.Subscribe) error {
+	b := c.b
+	for _, sub := range p.Subscriptions {
+		if err := topics.ValidFilter(sub.Filter); err != nil {
+			// An invalid filter is a protocol violation: close, as Mosquitto.
+			return fmt.Errorf("%w: SUBSCRIBE filter: %w", ErrProtocol, err)
+		}
+	}
+	ctx := context.Background()
+	codes := make([]byte, len(p.Subscriptions))
+	granted := make([]bool, len(p.Subscriptions))
+	for i, sub := range p.Subscriptions {
+		if err := b.hooks.authorizeSubscribe(ctx, b, c.client, sub.Filter, sub.QoS); err != nil {
+			codes[i] = packets.SubackFailure
+			continue
+		}
+		// [MQTT-3.9.3-?] the granted QoS is the requested one: Tern
+		// supports every QoS.
+		codes[i] = sub.QoS
+		granted[i] = true
+	}
+	s := c.s
+	s.mu.Lock()
+	for i, sub := range p.Subscriptions {
+		if !granted[i] {
+			continue
+		}
+		// [MQTT-3.8.4-3] a repeated filter replaces the subscription.
+		s.s.Subscribe(sub.Filter, sub.QoS)
+		b.subs.Subscribe(s, sub.Filter, sub.QoS)
+	}
+	// [MQTT-3.8.4-1, MQTT-3.8.4-2, MQTT-3.8.4-5, MQTT-3.9.3-1] SUBACK with
+	// the same packet identifier and one return code per filter, in order.
+	ack := packets.Suback{PacketID: p.PacketID, ReturnCodes: codes}
+	c.mu.Lock()
+	c.out, _ = ack.Append(c.out)
+	kick := c.touchLocked()
+	c.mu.Unlock()
+	if kick {
+		c.kick = append(c.kick, c)
+	}
+	// [MQTT-3.3.1-6, MQTT-3.8.4-3] the retained messages matching each
+	// granted filter, with RETAIN set.
+	for i, sub := range p.Subscriptions {
+		if granted[i] {
+			b.sendRetained(s, sub.Filter, sub.QoS)
+		}
+	}
+	s.pumpLocked(c)
+	s.mu.Unlock()
+	for i, sub := range p.Subscriptions {
+		if granted[i] {
+			b.hooks.onSubscribe(b, c.client, sub.Filter, sub.QoS)
+		}
+	}
+	return nil
+}
+
+func (c *conn) onUnsubscribe(p *packets.Unsubscribe) error {
+	b := c.b
+	for _, f := range p.Filters {
+		if err := topics.ValidFilter(f); err != nil {
+			return fmt.Errorf("%w: UNSUBSCRIBE filter: %w", ErrProtocol, err)
+		}
+	}
+	s := c.s
+	var removed []string
+	s.mu.Lock()
+	for _, f := range p.Filters {
+		// [MQTT-3.10.4-1, MQTT-3.10.4-2] delete the subscription, stop
+		// adding messages for it.
+		if s.s.Unsubscribe(f) {
+			b.subs.Unsubscribe(s, f)
+			removed = append(removed, f)
+		}
+	}
+	s.mu.Unlock()
+	// [MQTT-3.10.4-4, MQTT-3.10.4-5] UNSUBACK, even when nothing matched.
+	c.queueAck(packets.TypeUnsuback, p.PacketID)
+	for _, f := range removed {
+		b.hooks.onUnsubscribe(b, c.client, f)
+	}
+	return nil
+}

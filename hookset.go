@@ -1,0 +1,214 @@
+package tern
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/ternmq/tern/session"
+)
+
+// ErrNotAHook is returned by AddHook for a value that implements none of the
+// hook interfaces.
+var ErrNotAHook = errors.New("tern: value implements no hook interface")
+
+// hooks is an immutable snapshot of the hooks by interface, replaced as a
+// whole by AddHook so the hot path reads it without a lock.
+type hooks struct {
+	auth        []Authenticator
+	pubAuth     []PublishAuthorizer
+	subAuth     []SubscribeAuthorizer
+	readAuth    []ReadAuthorizer
+	intercept   []PublishInterceptor
+	connect     []ConnectObserver
+	disconnect  []DisconnectObserver
+	subscribe   []SubscribeObserver
+	unsubscribe []UnsubscribeObserver
+	drop        []DropObserver
+}
+
+type hookSet struct{ p atomic.Pointer[hooks] }
+
+func (hs *hookSet) get() *hooks {
+	if h := hs.p.Load(); h != nil {
+		return h
+	}
+	return &hooks{}
+}
+
+// AddHook adds a hook: any value implementing one or more of the hook
+// interfaces in hooks.go. It returns ErrNotAHook for a value that implements
+// none. Hooks run in the order they were added. Add hooks before serving:
+// a hook added later applies to what happens after it is added.
+func (b *Broker) AddHook(h any) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	old := b.hooks.get()
+	n := *old
+	found := false
+	add := func(ok bool) { found = found || ok }
+	if v, ok := h.(Authenticator); ok {
+		n.auth = append(n.auth[:len(n.auth):len(n.auth)], v)
+		add(ok)
+	}
+	if v, ok := h.(PublishAuthorizer); ok {
+		n.pubAuth = append(n.pubAuth[:len(n.pubAuth):len(n.pubAuth)], v)
+		add(ok)
+	}
+	if v, ok := h.(SubscribeAuthorizer); ok {
+		n.subAuth = append(n.subAuth[:len(n.subAuth):len(n.subAuth)], v)
+		add(ok)
+	}
+	if v, ok := h.(ReadAuthorizer); ok {
+		n.readAuth = append(n.readAuth[:len(n.readAuth):len(n.readAuth)], v)
+		add(ok)
+	}
+	if v, ok := h.(PublishInterceptor); ok {
+		n.intercept = append(n.intercept[:len(n.intercept):len(n.intercept)], v)
+		add(ok)
+	}
+	if v, ok := h.(ConnectObserver); ok {
+		n.connect = append(n.connect[:len(n.connect):len(n.connect)], v)
+		add(ok)
+	}
+	if v, ok := h.(DisconnectObserver); ok {
+		n.disconnect = append(n.disconnect[:len(n.disconnect):len(n.disconnect)], v)
+		add(ok)
+	}
+	if v, ok := h.(SubscribeObserver); ok {
+		n.subscribe = append(n.subscribe[:len(n.subscribe):len(n.subscribe)], v)
+		add(ok)
+	}
+	if v, ok := h.(UnsubscribeObserver); ok {
+		n.unsubscribe = append(n.unsubscribe[:len(n.unsubscribe):len(n.unsubscribe)], v)
+		add(ok)
+	}
+	if v, ok := h.(DropObserver); ok {
+		n.drop = append(n.drop[:len(n.drop):len(n.drop)], v)
+		add(ok)
+	}
+	if !found {
+		return fmt.Errorf("%w: %T", ErrNotAHook, h)
+	}
+	b.hooks.p.Store(&n)
+	return nil
+}
+
+// call runs f, turning a panic into an error so that a faulty hook refuses
+// instead of crashing the broker.
+func call(b *Broker, what string, f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			b.log.Error("hook panicked; treated as a refusal", "hook", what, "panic", fmt.Sprint(r))
+			err = fmt.Errorf("tern: %s hook panicked: %v", what, r)
+		}
+	}()
+	return f()
+}
+
+func (hs *hookSet) authenticate(ctx context.Context, b *Broker, c ConnectInfo) error {
+	for _, h := range hs.get().auth {
+		if err := call(b, "Authenticate", func() error { return h.Authenticate(ctx, c) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (hs *hookSet) authorizePublish(ctx context.Context, b *Broker, c Client, m Message) error {
+	for _, h := range hs.get().pubAuth {
+		if err := call(b, "AuthorizePublish", func() error { return h.AuthorizePublish(ctx, c, m) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (hs *hookSet) authorizeSubscribe(ctx context.Context, b *Broker, c Client, filter string, qos byte) error {
+	for _, h := range hs.get().subAuth {
+		if err := call(b, "AuthorizeSubscribe", func() error { return h.AuthorizeSubscribe(ctx, c, filter, qos) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (hs *hookSet) hasReadChecks() bool { return len(hs.get().readAuth) > 0 }
+
+func (hs *hookSet) authorizeRead(b *Broker, c Client, topic string) bool {
+	for _, h := range hs.get().readAuth {
+		err := call(b, "AuthorizeRead", func() error {
+			if !h.AuthorizeRead(c, topic) {
+				return ErrNotAuthorized
+			}
+			return nil
+		})
+		if err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func (hs *hookSet) hasPublishChecks() bool {
+	h := hs.get()
+	return len(h.pubAuth) > 0 || len(h.intercept) > 0
+}
+
+// checkPublish runs the publish authorizers then the interceptors; a
+// non-nil error drops the message, and the drop observers are told.
+func (hs *hookSet) checkPublish(ctx context.Context, b *Broker, from Client, m *Message) error {
+	h := hs.get()
+	err := hs.authorizePublish(ctx, b, from, *m)
+	for i := 0; err == nil && i < len(h.intercept); i++ {
+		ic := h.intercept[i]
+		err = call(b, "InterceptPublish", func() error { return ic.InterceptPublish(ctx, from, m) })
+		if err == nil && !validTopicName(m.Topic) {
+			err = fmt.Errorf("tern: interceptor produced an invalid topic %q", m.Topic)
+		}
+		if err == nil && m.QoS > 2 {
+			err = fmt.Errorf("tern: interceptor produced QoS %d", m.QoS)
+		}
+	}
+	if err != nil {
+		b.log.Debug("publish dropped by a hook", "client", from.ID, "topic", m.Topic, "error", err)
+		err = fmt.Errorf("%w: %w", errRefused, err)
+		hs.onDrop(b, from, &session.Message{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retain: m.Retain}, err)
+		return err
+	}
+	return nil
+}
+
+func (hs *hookSet) hasDropObservers() bool { return len(hs.get().drop) > 0 }
+
+func (hs *hookSet) onConnect(b *Broker, c Client) {
+	for _, h := range hs.get().connect {
+		call(b, "OnConnect", func() error { h.OnConnect(c); return nil })
+	}
+}
+
+func (hs *hookSet) onDisconnect(b *Broker, c Client, reason error) {
+	for _, h := range hs.get().disconnect {
+		call(b, "OnDisconnect", func() error { h.OnDisconnect(c, reason); return nil })
+	}
+}
+
+func (hs *hookSet) onSubscribe(b *Broker, c Client, filter string, qos byte) {
+	for _, h := range hs.get().subscribe {
+		call(b, "OnSubscribe", func() error { h.OnSubscribe(c, filter, qos); return nil })
+	}
+}
+
+func (hs *hookSet) onUnsubscribe(b *Broker, c Client, filter string) {
+	for _, h := range hs.get().unsubscribe {
+		call(b, "OnUnsubscribe", func() error { h.OnUnsubscribe(c, filter); return nil })
+	}
+}
+
+func (hs *hookSet) onDrop(b *Broker, c Client, m *session.Message, reason error) {
+	for _, h := range hs.get().drop {
+		msg := Message{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retain: m.Retain}
+		call(b, "OnDrop", func() error { h.OnDrop(c, msg, reason); return nil })
+	}
+}

@@ -1,0 +1,310 @@
+// Package session holds the state the MQTT 3.1.1 specification attaches to a
+// client's session (section 3.1.2.4): its subscriptions, the outbound QoS 1
+// and QoS 2 messages in flight with their packet identifiers, the messages
+// queued behind them, and the inbound QoS 2 packet identifiers awaiting
+// PUBREL.
+//
+// A Session does no I/O and takes no locks: the broker serialises access to
+// each Session and decides what to write to the network from the values its
+// methods return.
+package session
+
+// Message is one application message as the broker stores it. It is shared,
+// read-only, by every session it is delivered to.
+type Message struct {
+	Topic   string
+	Payload []byte
+	QoS     byte // the QoS it was published with
+	Retain  bool // the RETAIN flag it was published with
+}
+
+// Delivery is one message on its way to one session.
+type Delivery struct {
+	Msg *Message
+	// QoS is the delivered QoS: the minimum of the published QoS and the
+	// subscription's granted QoS [MQTT-3.3.5-1].
+	QoS byte
+	// Retain is the RETAIN flag on the wire: set only for a retained
+	// message sent because of a new subscription [MQTT-3.3.1-8, MQTT-3.3.1-9].
+	Retain bool
+	// PacketID is assigned when a QoS 1 or 2 delivery enters the inflight
+	// window; 0 while queued.
+	PacketID uint16
+	// Released is set when PUBREC has been received for a QoS 2 delivery:
+	// the PUBLISH is done and PUBREL is what remains to be acknowledged.
+	Released bool
+	// Seq orders deliveries for storage; the broker assigns it.
+	Seq uint64
+}
+
+// Session is the state of one client session. The zero value is not usable;
+// create one with New.
+type Session struct {
+	ID    string
+	Clean bool
+	// Subs maps each subscribed topic filter to its granted QoS.
+	Subs map[string]byte
+
+	maxInflight int
+	maxQueued   int
+
+	// inflight holds the QoS 1/2 deliveries sent and not yet completed, in
+	// the order they were sent; nil entries are completed ones not yet
+	// trimmed from the front.
+	inflight []*Delivery
+	byID     map[uint16]*Delivery
+	nextID   uint16
+
+	queue queue
+
+	// inbound holds the packet identifiers of QoS 2 PUBLISH packets received
+	// and acknowledged with PUBREC, awaiting PUBREL [MQTT-4.3.3-2].
+	inbound map[uint16]struct{}
+}
+
+// New returns an empty session. maxInflight bounds the QoS 1/2 deliveries
+// sent and not yet acknowledged (1 to 65535); maxQueued bounds the
+// deliveries waiting behind them (0 for none).
+func New(id string, clean bool, maxInflight, maxQueued int) *Session {
+	if maxInflight < 1 {
+		maxInflight = 1
+	}
+	if maxInflight > 65535 {
+		maxInflight = 65535
+	}
+	return &Session{ID: id, Clean: clean, maxInflight: maxInflight, maxQueued: maxQueued}
+}
+
+// SetLimits changes the window and queue bounds (used when a broker restores
+// a session with different options).
+func (s *Session) SetLimits(maxInflight, maxQueued int) {
+	if maxInflight >= 1 && maxInflight <= 65535 {
+		s.maxInflight = maxInflight
+	}
+	s.maxQueued = maxQueued
+}
+
+// Subscribe records filter with qos and reports whether it is new.
+func (s *Session) Subscribe(filter string, qos byte) bool {
+	if s.Subs == nil {
+		s.Subs = make(map[string]byte)
+	}
+	_, had := s.Subs[filter]
+	s.Subs[filter] = qos
+	return !had
+}
+
+// Unsubscribe removes filter and reports whether it was there.
+func (s *Session) Unsubscribe(filter string) bool {
+	_, had := s.Subs[filter]
+	delete(s.Subs, filter)
+	return had
+}
+
+// Push offers a delivery of QoS 1 or 2. When the session is online, the
+// window has room and nothing is queued before it, Push assigns a packet
+// identifier, records the delivery in flight and returns it to be sent now.
+// Otherwise the delivery is queued behind the others (nil, true), or, when
+// the queue is full, refused (nil, false) for the caller to count as dropped.
+// QoS 0 deliveries are queued only (they have no window); online QoS 0 is
+// written by the caller without calling Push.
+func (s *Session) Push(d Delivery, online bool) (send *Delivery, ok bool) {
+	if online && d.QoS > 0 && s.queue.len() == 0 && s.inflightLen() < s.maxInflight {
+		return s.admit(d), true
+	}
+	if s.queue.len() >= s.maxQueued {
+		return nil, false
+	}
+	s.queue.push(d)
+	return nil, true
+}
+
+// Next moves the next queued delivery into flight, if the window has room,
+// and returns it to be sent. A queued QoS 0 delivery is returned without
+// entering the window. It returns nil when nothing can be sent.
+func (s *Session) Next() *Delivery {
+	if s.queue.len() == 0 {
+		return nil
+	}
+	if s.queue.peek().QoS > 0 && s.inflightLen() >= s.maxInflight {
+		return nil
+	}
+	d := s.queue.pop()
+	if d.QoS == 0 {
+		return &d
+	}
+	return s.admit(d)
+}
+
+func (s *Session) admit(d Delivery) *Delivery {
+	if s.byID == nil {
+		s.byID = make(map[uint16]*Delivery)
+	}
+	// Packet identifiers are unique among the deliveries in flight
+	// [MQTT-2.3.1-2]; the window is at most 65535, so a free one exists.
+	for {
+		s.nextID++
+		if s.nextID == 0 {
+			s.nextID = 1
+		}
+		if _, used := s.byID[s.nextID]; !used {
+			break
+		}
+	}
+	p := new(Delivery)
+	*p = d
+	p.PacketID = s.nextID
+	p.Released = false
+	s.byID[p.PacketID] = p
+	s.inflight = append(s.inflight, p)
+	return p
+}
+
+// Restore puts a delivery that was in flight back in flight with its packet
+// identifier and state (used when a broker restores sessions from storage).
+// It reports false if the identifier is already in use.
+func (s *Session) Restore(d Delivery) bool {
+	if d.PacketID == 0 {
+		return false
+	}
+	if s.byID == nil {
+		s.byID = make(map[uint16]*Delivery)
+	}
+	if _, used := s.byID[d.PacketID]; used {
+		return false
+	}
+	p := new(Delivery)
+	*p = d
+	s.byID[p.PacketID] = p
+	s.inflight = append(s.inflight, p)
+	if d.PacketID > s.nextID {
+		s.nextID = d.PacketID
+	}
+	return true
+}
+
+// Enqueue appends a delivery to the queue regardless of the window and the
+// bound (used when restoring from storage).
+func (s *Session) Enqueue(d Delivery) { s.queue.push(d) }
+
+// Puback completes the QoS 1 delivery with packet identifier id and returns
+// it, or nil if no QoS 1 delivery with that identifier is in flight.
+func (s *Session) Puback(id uint16) *Delivery {
+	d := s.byID[id]
+	if d == nil || d.QoS != 1 {
+		return nil
+	}
+	s.complete(d)
+	return d
+}
+
+// Pubrec records PUBREC for the QoS 2 delivery with packet identifier id:
+// from now on PUBREL, not the PUBLISH, is resent [MQTT-4.3.3-1]. It returns
+// the delivery, or nil if no QoS 2 delivery with that identifier is in
+// flight.
+func (s *Session) Pubrec(id uint16) *Delivery {
+	d := s.byID[id]
+	if d == nil || d.QoS != 2 {
+		return nil
+	}
+	d.Released = true
+	return d
+}
+
+// Pubcomp completes the QoS 2 delivery with packet identifier id once its
+// PUBREL was acknowledged, and returns it, or nil if there is none.
+func (s *Session) Pubcomp(id uint16) *Delivery {
+	d := s.byID[id]
+	if d == nil || d.QoS != 2 || !d.Released {
+		return nil
+	}
+	s.complete(d)
+	return d
+}
+
+func (s *Session) complete(d *Delivery) {
+	delete(s.byID, d.PacketID)
+	for i, p := range s.inflight {
+		if p == d {
+			s.inflight[i] = nil
+			break
+		}
+	}
+	// Trim completed entries from the front; acknowledgements usually come
+	// in order, so this keeps the slice short without copying.
+	n := 0
+	for n < len(s.inflight) && s.inflight[n] == nil {
+		n++
+	}
+	if n == len(s.inflight) {
+		s.inflight = s.inflight[:0]
+	} else if n > 0 {
+		s.inflight = s.inflight[n:]
+	}
+	if len(s.byID) == 0 && cap(s.inflight) > 64 {
+		s.inflight = nil
+	}
+}
+
+func (s *Session) inflightLen() int { return len(s.byID) }
+
+// InflightLen reports how many deliveries are in flight.
+func (s *Session) InflightLen() int { return len(s.byID) }
+
+// QueueLen reports how many deliveries are queued.
+func (s *Session) QueueLen() int { return s.queue.len() }
+
+// Inflight returns the deliveries in flight in the order they were sent:
+// on reconnect they are resent, PUBLISH with DUP set or PUBREL for those
+// already released [MQTT-4.4.0-1].
+func (s *Session) Inflight() []*Delivery {
+	out := make([]*Delivery, 0, len(s.byID))
+	for _, d := range s.inflight {
+		if d != nil {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// Queued returns a copy of the queued deliveries in order.
+func (s *Session) Queued() []Delivery { return s.queue.slice() }
+
+// DropQueuedQoS0 removes queued QoS 0 deliveries (they are not kept across a
+// reconnect unless the broker queues QoS 0 for offline clients).
+func (s *Session) DropQueuedQoS0() int { return s.queue.filter(func(d *Delivery) bool { return d.QoS > 0 }) }
+
+// Inbound reports whether a QoS 2 PUBLISH with packet identifier id was
+// received and not yet released by PUBREL.
+func (s *Session) Inbound(id uint16) bool {
+	_, ok := s.inbound[id]
+	return ok
+}
+
+// AddInbound records a QoS 2 packet identifier awaiting PUBREL.
+func (s *Session) AddInbound(id uint16) {
+	if s.inbound == nil {
+		s.inbound = make(map[uint16]struct{})
+	}
+	s.inbound[id] = struct{}{}
+}
+
+// ReleaseInbound forgets a QoS 2 packet identifier on PUBREL and reports
+// whether it was recorded.
+func (s *Session) ReleaseInbound(id uint16) bool {
+	_, ok := s.inbound[id]
+	delete(s.inbound, id)
+	if len(s.inbound) == 0 {
+		s.inbound = nil
+	}
+	return ok
+}
+
+// InboundIDs returns the QoS 2 packet identifiers awaiting PUBREL.
+func (s *Session) InboundIDs() []uint16 {
+	out := make([]uint16, 0, len(s.inbound))
+	for id := range s.inbound {
+		out = append(out, id)
+	}
+	return out
+}
