@@ -38,10 +38,10 @@ func (s *sess) identity() Client {
 // shared by every subscriber that gets the same shape, the connections whose
 // writers must be started, and counters added once at the end.
 type fanout struct {
-	m     *session.Message
-	enc   [3][]byte // by delivered QoS; RETAIN 0, DUP 0, packet id 0
-	kick  *[]*conn  // nil: start writers at once
-	later []*conn   // writers to start when kick is nil
+	m       *session.Message
+	enc     [3][]byte // by delivered QoS; RETAIN 0, DUP 0, packet id 0
+	kick    *[]*conn  // nil: start writers at once
+	later   []*conn   // writers to start when kick is nil
 	sent    int64
 	drops   int64
 	dropFor []Client // clients whose queue was full, for DropObserver hooks

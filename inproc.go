@@ -91,11 +91,11 @@ func (b *Broker) Subscribe(filter string, qos byte, handler Handler) (cancel fun
 
 // handlerSub is a Broker.Subscribe subscription.
 type handlerSub struct {
-	b      *Broker
-	fn     Handler
-	ch     chan Message
-	done   chan struct{}
-	who    Client
+	b    *Broker
+	fn   Handler
+	ch   chan Message
+	done chan struct{}
+	who  Client
 }
 
 func (h *handlerSub) identity() Client { return h.who }

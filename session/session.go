@@ -272,7 +272,9 @@ func (s *Session) Queued() []Delivery { return s.queue.slice() }
 
 // DropQueuedQoS0 removes queued QoS 0 deliveries (they are not kept across a
 // reconnect unless the broker queues QoS 0 for offline clients).
-func (s *Session) DropQueuedQoS0() int { return s.queue.filter(func(d *Delivery) bool { return d.QoS > 0 }) }
+func (s *Session) DropQueuedQoS0() int {
+	return s.queue.filter(func(d *Delivery) bool { return d.QoS > 0 })
+}
 
 // Inbound reports whether a QoS 2 PUBLISH with packet identifier id was
 // received and not yet released by PUBREL.
