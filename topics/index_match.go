@@ -1,0 +1,145 @@
+package topics
+
+import "strings"
+
+// linearMergeMax is the number of results up to which Match merges the
+// subscribers of overlapping filters by scanning what it has appended so
+// far; beyond it, a pooled map does the merge.
+const linearMergeMax = 32
+
+// pooledMapMax is the size beyond which a merge map is dropped rather than
+// pooled, so that one huge fan-out does not pin its memory.
+const pooledMapMax = 1 << 16
+
+// Match appends to dst one Sub per subscriber with at least one filter that
+// matches topic, with the highest QoS among that subscriber's matching
+// filters [MQTT-3.3.5-1], and returns the extended slice. Filters that start
+// with a wildcard do not match topics that start with '$' [MQTT-4.7.2-1].
+// The order of the results is unspecified.
+//
+// topic should be a valid topic name (see ValidName); Match does not check
+// it. Match takes only the read lock, and with a dst of sufficient capacity
+// it does not allocate unless more than linearMergeMax subscribers come from
+// overlapping filters of a first-time merge (the merge map is pooled).
+func (ix *Index[K]) Match(topic string, dst []Sub[K]) []Sub[K] {
+	if topic == "" {
+		return dst
+	}
+	m := matcher[K]{dst: dst, start: len(dst)}
+	ix.mu.RLock()
+	root := &ix.root
+	// [MQTT-4.7.2-1] at the first level, the wildcards "#" and "+" do
+	// not match a level that starts with '$'.
+	dollar := topic[0] == '$'
+	if !dollar {
+		m.add(ix, root.multi.entries) // the filter "#"
+	}
+	level, rest, more := strings.Cut(topic, "/")
+	if c := root.children.get(level); c != nil {
+		m.walk(ix, c, rest, !more)
+	}
+	if !dollar && root.plus != nil {
+		m.walk(ix, root.plus, rest, !more)
+	}
+	ix.mu.RUnlock()
+	if m.seen != nil {
+		if len(m.seen) <= pooledMapMax {
+			clear(m.seen)
+			ix.seen.Put(m.seen)
+		}
+	}
+	return m.dst
+}
+
+// matcher collects the results of one Match.
+type matcher[K comparable] struct {
+	dst   []Sub[K]
+	start int         // len(dst) on entry: results are dst[start:]
+	lists int         // non-empty subscriber lists merged so far
+	seen  map[K]int32 // key -> position in dst, once the results are many
+}
+
+// walk visits n, reached after matching a prefix of the topic; rest holds
+// the levels still to match, none when done.
+func (m *matcher[K]) walk(ix *Index[K], n *node[K], rest string, done bool) {
+	// A trailing '#' matches the parent level and any number of child
+	// levels [MQTT-4.7.1-2]: "sport/#" matches "sport" and "sport/x/y".
+	m.add(ix, n.multi.entries)
+	if done {
+		m.add(ix, n.exact.entries)
+		return
+	}
+	level, next, more := strings.Cut(rest, "/")
+	if c := n.children.get(level); c != nil {
+		m.walk(ix, c, next, !more)
+	}
+	// '+' matches exactly one level, an empty one included [MQTT-4.7.1-3].
+	if n.plus != nil {
+		m.walk(ix, n.plus, next, !more)
+	}
+}
+
+// add merges the subscribers of one matching filter into the results,
+// keeping one Sub per key with the highest QoS [MQTT-3.3.5-1].
+func (m *matcher[K]) add(ix *Index[K], entries []entry[K]) {
+	if len(entries) == 0 {
+		return
+	}
+	m.lists++
+	if m.lists == 1 {
+		// One filter holds each key at most once: nothing to merge yet.
+		for _, e := range entries {
+			m.dst = append(m.dst, Sub[K]{Key: e.key, QoS: e.qos})
+		}
+		return
+	}
+	if m.seen == nil {
+		if len(m.dst)-m.start+len(entries) <= linearMergeMax {
+			m.addLinear(entries)
+			return
+		}
+		m.seen = m.newSeen(ix)
+	}
+	for _, e := range entries {
+		if i, ok := m.seen[e.key]; ok {
+			if e.qos > m.dst[i].QoS {
+				m.dst[i].QoS = e.qos
+			}
+			continue
+		}
+		m.seen[e.key] = int32(len(m.dst))
+		m.dst = append(m.dst, Sub[K]{Key: e.key, QoS: e.qos})
+	}
+}
+
+// addLinear merges entries by scanning the results, for few results.
+func (m *matcher[K]) addLinear(entries []entry[K]) {
+	for _, e := range entries {
+		found := false
+		for i := m.start; i < len(m.dst); i++ {
+			if m.dst[i].Key == e.key {
+				if e.qos > m.dst[i].QoS {
+					m.dst[i].QoS = e.qos
+				}
+				found = true
+				break
+			}
+		}
+		if !found {
+			m.dst = append(m.dst, Sub[K]{Key: e.key, QoS: e.qos})
+		}
+	}
+}
+
+// newSeen returns a merge map, pooled if possible, holding the results so
+// far.
+func (m *matcher[K]) newSeen(ix *Index[K]) map[K]int32 {
+	seen, _ := ix.seen.Get().(map[K]int32)
+	if seen == nil {
+		seen = make(map[K]int32, 2*(len(m.dst)-m.start))
+	}
+	for i := m.start; i < len(m.dst); i++ {
+		seen[m.dst[i].Key] = int32(i)
+	}
+	return seen
+}
