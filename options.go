@@ -11,7 +11,7 @@ const (
 	DefaultConnectTimeout = 10 * time.Second
 	DefaultMaxPacketSize  = 1 << 20 // 1 MiB, as nats-server; Mosquitto allows 256 MiB
 	DefaultMaxInflight    = 256
-	DefaultMaxQueued      = 1000 // as Mosquitto's max_queued_messages
+	DefaultMaxQueued      = 10000
 	DefaultMaxPending     = 4 << 20
 	DefaultWriteTimeout   = 30 * time.Second
 	DefaultSysInterval    = 10 * time.Second // as Mosquitto's sys_interval
@@ -45,7 +45,7 @@ type Options struct {
 
 	// MaxQueued bounds the messages queued for one client behind its
 	// inflight window, online or offline. Over the limit, new messages for
-	// that client are dropped and counted. Default 1000; -1 queues nothing.
+	// that client are dropped and counted. Default 10000; -1 queues nothing.
 	MaxQueued int
 
 	// QueueQoS0 queues QoS 0 messages for offline persistent sessions too

@@ -68,6 +68,9 @@ func validString(s string) error {
 // filter starting with a wildcard does not match a topic starting with '$'
 // [MQTT-4.7.2-1].
 func topicMatches(f, t string) bool {
+	if f == "" || t == "" {
+		return false
+	}
 	if strings.HasPrefix(t, "$") && (f[0] == '+' || f[0] == '#') {
 		return false // [MQTT-4.7.2-1]
 	}
@@ -132,14 +135,17 @@ func filterCovers(outer, inner string) bool {
 	if strings.HasPrefix(inner, "$") && dollarExcluded(firstLevel(outer)) {
 		return false // outer cannot match the '$' topics inner matches
 	}
-	for {
+	for depth := 0; ; depth++ {
 		ol, orest, omore := strings.Cut(outer, "/")
 		il, irest, imore := strings.Cut(inner, "/")
 		switch {
 		case ol == "#":
 			return true
 		case il == "#":
-			return false // inner goes deeper than outer can follow
+			// inner matches every deeper topic and, below the first
+			// level, its parent too: only "#" follows all that, but a
+			// first-level "#" has no parent, so "+/#" covers it as well.
+			return depth == 0 && ol == "+" && orest == "#"
 		case il == "+" && ol != "+":
 			return false
 		case il != "+" && ol != "+" && ol != il:

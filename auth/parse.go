@@ -93,8 +93,6 @@ func parse(r io.Reader, name string) (*table, error) {
 	}
 	if len(p.errs) >= maxErrors {
 		p.errs = append(p.errs, &ParseError{Name: name, Err: errors.New("too many errors, stopped reading")})
-	}
-	if len(p.errs) > 0 {
 		return nil, p.joined()
 	}
 	return p.build()
@@ -194,6 +192,9 @@ func (p *parser) user(n int, rest string) {
 
 // checkHash reports whether hash looks like a bcrypt hash bcrypt can use.
 func checkHash(hash string) error {
+	if !strings.HasPrefix(hash, "$2a$") && !strings.HasPrefix(hash, "$2b$") && !strings.HasPrefix(hash, "$2y$") {
+		return errors.New("not a bcrypt hash: want $2a$, $2b$ or $2y$ at the start")
+	}
 	if len(hash) != 60 {
 		return fmt.Errorf("invalid bcrypt hash: want 60 characters like $2a$10$..., got %d", len(hash))
 	}
