@@ -44,8 +44,17 @@ func validFilter(f string) error {
 
 // validName reports whether t is a well-formed topic name: a valid string
 // without wildcard characters [MQTT-4.7.1-1], [MQTT-4.7.3-1].
+// It is on the delivery path, so it makes one pass over the bytes.
 func validName(t string) bool {
-	return validString(t) == nil && !strings.ContainsAny(t, "+#")
+	if t == "" || len(t) > maxTopicLen {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		if c := t[i]; c == 0 || c == '+' || c == '#' {
+			return false
+		}
+	}
+	return utf8.ValidString(t)
 }
 
 func validString(s string) error {

@@ -315,7 +315,7 @@ func (p *parser) build() (*table, error) {
 	// A user whose name %u may not substitute would be refused everything.
 	for _, name := range slices.Sorted(maps.Keys(p.users)) {
 		u := p.users[name]
-		if u.rules.usesUser && strings.ContainsAny(name, unsafeChars) {
+		if u.rules.usesUser && unsafeValue(name) {
 			p.errorf(u.line, "user name %q contains '+', '#' or '/', which the %%u rules may not substitute: this user could do nothing", name)
 		}
 	}

@@ -15,11 +15,6 @@ const (
 	accessReadWrite = accessRead | accessWrite
 )
 
-// unsafeChars may not appear in a value that %u or %c substitutes: '+' and
-// '#' would turn it into a wildcard and '/' would let it reach into another
-// client's part of the tree (client id "a/b" in "devices/%c/#").
-const unsafeChars = "+#/"
-
 type levelKind uint8
 
 const (
@@ -275,8 +270,20 @@ func (rs *ruleSet) add(r *rule) {
 // substitution in this rule set may not receive; such a client is refused
 // everything, as Mosquitto does.
 func (rs *ruleSet) unsafeClient(user, id string) bool {
-	return rs.usesUser && strings.ContainsAny(user, unsafeChars) ||
-		rs.usesClient && strings.ContainsAny(id, unsafeChars)
+	return rs.usesUser && unsafeValue(user) || rs.usesClient && unsafeValue(id)
+}
+
+// unsafeValue reports whether v contains a character that %u or %c may
+// not substitute: '+' and '#' would turn it into a wildcard, and '/' would
+// let it reach into another client's part of the tree (client id "a/b" in
+// "devices/%c/#").
+func unsafeValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c == '+' || c == '#' || c == '/' {
+			return true
+		}
+	}
+	return false
 }
 
 // allowTopic decides an access to the topic name t: refused when a deny
