@@ -161,8 +161,9 @@ func (b *Broker) forgetConn(c *conn) {
 // Close stops the broker: it closes every listener given to Serve and every
 // connection, stops every goroutine the broker started and waits for them,
 // or until ctx is done (then it returns ctx's error). The wills of clients
-// still connected are not published: the clients did nothing wrong, the
-// server went away. Close is safe to call more than once.
+// still connected are published, as Mosquitto does when it shuts down (their
+// connections end without DISCONNECT), so persistent subscribers and the
+// retained store see them. Close is safe to call more than once.
 func (b *Broker) Close(ctx context.Context) error {
 	b.closeOnce.Do(func() {
 		b.mu.Lock()

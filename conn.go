@@ -77,11 +77,11 @@ func (c *conn) setReason(err error) {
 	c.reason.CompareAndSwap(nil, &err)
 }
 
-// shutdown closes the connection from outside its reader goroutine (broker
-// Close, takeover, Disconnect). The will is not published.
+// shutdown closes the connection from outside its reader goroutine on
+// broker Close. As with every end without DISCONNECT, the will is published
+// (as Mosquitto does when it shuts down).
 func (c *conn) shutdown() {
 	c.setReason(ErrServerShutdown)
-	c.willDone.Store(true)
 	c.kill()
 }
 

@@ -96,10 +96,11 @@ func (b *Broker) attach(c *conn, id string, clean bool) {
 	if s != nil {
 		s.mu.Lock()
 		if old := s.conn.Load(); old != nil {
-			// [MQTT-3.1.4-2] the existing client is disconnected. Its will
-			// is not published: the client is alive, it reconnected.
+			// [MQTT-3.1.4-2] the existing client is disconnected. Its
+			// connection ended without DISCONNECT, so its will is published
+			// [MQTT-3.1.2-8], as Mosquitto (since 2.0.3) and EMQX do. This is
+			// a deliberate, documented choice: keep it.
 			old.setReason(ErrTakenOver)
-			old.willDone.Store(true)
 			old.kill()
 			s.conn.Store(nil)
 		}

@@ -193,9 +193,8 @@ func (b *Broker) Clients() []ClientInfo {
 // ErrNoClient is returned by Disconnect for a client id that is not connected.
 var ErrNoClient = errors.New("tern: no such connected client")
 
-// Disconnect closes the connection of the client with id. Its will is not
-// published (the application, not a failure, ended it); a persistent session
-// stays, as after any disconnection.
+// Disconnect closes the connection of the client with id. As after any end
+// without DISCONNECT, its will is published; a persistent session stays.
 func (b *Broker) Disconnect(id string) error {
 	b.mu.Lock()
 	s := b.sessions[id]
@@ -208,7 +207,6 @@ func (b *Broker) Disconnect(id string) error {
 		return ErrNoClient
 	}
 	c.setReason(ErrKicked)
-	c.willDone.Store(true)
 	c.kill()
 	return nil
 }
