@@ -321,6 +321,13 @@ func TestRuleOrderDoesNotMatter(t *testing.T) {
 	}
 }
 
+func TestACLBeforeUserLine(t *testing.T) {
+	f := mustParse(t, "acl user alice allow read a/#", "user alice HASH(a)")
+	if !f.AuthorizeRead(alice, "a/b") {
+		t.Error("a rule written before its user line does not apply")
+	}
+}
+
 func TestPercentEscape(t *testing.T) {
 	f := mustParse(t, "acl all allow read rate/50%%/%%u")
 	if !f.AuthorizeRead(tern.Client{ID: "x", Username: "u"}, "rate/50%/%u") {

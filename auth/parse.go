@@ -63,6 +63,7 @@ type parser struct {
 	anonymous     bool
 	anonymousLine int
 	users         map[string]*user
+	named         map[string]bool // names on user lines, valid or not
 	acls          []aclLine
 }
 
@@ -72,7 +73,7 @@ func (p *parser) errorf(line int, format string, args ...any) {
 
 // parse reads an auth file and compiles it into a table.
 func parse(r io.Reader, name string) (*table, error) {
-	p := &parser{name: name, users: map[string]*user{}}
+	p := &parser{name: name, users: map[string]*user{}, named: map[string]bool{}}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), maxLine)
 	n := 0
@@ -168,6 +169,7 @@ func (p *parser) setAnonymous(n int, rest string) {
 func (p *parser) user(n int, rest string) {
 	name, rest := cutField(rest)
 	hash, extra := cutField(rest)
+	p.named[name] = true
 	switch {
 	case name == "" || hash == "":
 		p.errorf(n, "user needs a name and a bcrypt hash: user NAME HASH")
@@ -297,9 +299,11 @@ func (p *parser) build() (*table, error) {
 			t.anon.add(a.rule)
 		case subjectUser:
 			u, ok := p.users[a.user]
-			if !ok {
+			if !ok && !p.named[a.user] {
 				p.errorf(a.rule.line, "acl for user %q, who has no user line", a.user)
-				continue
+			}
+			if !ok {
+				continue // reported here or at the broken user line
 			}
 			u.rules.add(a.rule)
 		case subjectAll:

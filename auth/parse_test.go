@@ -116,6 +116,8 @@ func TestParseErrors(t *testing.T) {
 			`test.conf:2: acl for user "bob", who has no user line`},
 		{"unsafe user name with %u rules", []string{"user a/b HASH(a)", "acl all allow read home/%u/#"},
 			`test.conf:1: user name "a/b" contains '+', '#' or '/', which the %u rules may not substitute: this user could do nothing`},
+		{"acl for a user whose line is broken", []string{"user alice nohash", "acl user alice allow read a"},
+			`test.conf:1: user "alice": not a bcrypt hash: want $2a$, $2b$ or $2y$ at the start`},
 		{"invalid UTF-8", []string{"acl all allow read a/\xff"},
 			`test.conf:1: line is not valid UTF-8`},
 		{"several errors in line order", []string{"acl user bob allow read a", "bogus", "acl all allow rw a"},
