@@ -75,7 +75,8 @@ func validString(s string) error {
 // as mosquitto_topic_matches_sub does: '+' matches exactly one level, '#'
 // matches any number of levels including none (so "a/#" matches "a"), and a
 // filter starting with a wildcard does not match a topic starting with '$'
-// [MQTT-4.7.2-1].
+// [MQTT-4.7.2-1]. Levels are compared byte for byte, without any Unicode
+// normalisation [MQTT-4.7.3-4].
 func topicMatches(f, t string) bool {
 	if f == "" || t == "" {
 		return false
