@@ -249,13 +249,14 @@ func TestAppendDoesNotAllocate(t *testing.T) {
 }
 
 // TestDecodePublishAllocations: decoding into a reused *Publish allocates
-// the topic string and nothing else.
+// the topic string and nothing else, and not even that when the topic is
+// the one the value already holds.
 func TestDecodePublishAllocations(t *testing.T) {
-	for _, p := range []*packets.Publish{
-		{Topic: "sensors/1/temp", Payload: make([]byte, 64)},
-		{QoS: 1, PacketID: 7, Topic: "sensors/1/temp", Payload: make([]byte, 4096)},
-		{QoS: 2, PacketID: 7, Topic: "t"},
-	} {
+	type raw struct {
+		fh   packets.FixedHeader
+		body []byte
+	}
+	encode := func(p *packets.Publish) raw {
 		wire, err := p.Append(nil)
 		if err != nil {
 			t.Fatal(err)
@@ -264,14 +265,34 @@ func TestDecodePublishAllocations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		return raw{fh, wire[n:]}
+	}
+	for _, tc := range []struct {
+		name   string
+		pkts   []raw
+		allocs float64
+	}{
+		{"QoS 0, topics alternate", []raw{
+			encode(&packets.Publish{Topic: "sensors/1/temp", Payload: make([]byte, 64)}),
+			encode(&packets.Publish{Topic: "sensors/2/temp", Payload: make([]byte, 64)})}, 1},
+		{"QoS 1 4 KiB, topics alternate", []raw{
+			encode(&packets.Publish{QoS: 1, PacketID: 7, Topic: "a/x", Payload: make([]byte, 4096)}),
+			encode(&packets.Publish{QoS: 1, PacketID: 8, Topic: "b/x", Payload: make([]byte, 4096)})}, 1},
+		{"QoS 2, same topic", []raw{
+			encode(&packets.Publish{QoS: 2, PacketID: 7, Topic: "same/topic"}),
+			encode(&packets.Publish{QoS: 2, PacketID: 8, Topic: "same/topic", Payload: []byte("x")})}, 0},
+	} {
 		var into packets.Publish
+		i := 0
 		allocs := testing.AllocsPerRun(100, func() {
-			if err := into.Decode(fh, wire[n:]); err != nil {
+			pkt := tc.pkts[i%len(tc.pkts)]
+			i++
+			if err := into.Decode(pkt.fh, pkt.body); err != nil {
 				t.Fatal(err)
 			}
 		})
-		if allocs > 1 {
-			t.Errorf("QoS %d: Decode allocates %v times, want at most 1", p.QoS, allocs)
+		if allocs != tc.allocs {
+			t.Errorf("%s: Decode allocates %v times, want %v", tc.name, allocs, tc.allocs)
 		}
 	}
 }

@@ -9,9 +9,11 @@ const (
 // Type reports TypePublish.
 func (*Publish) Type() Type { return TypePublish }
 
-// Decode parses a PUBLISH body into p, overwriting every field. Topic is
-// the only allocation; Payload aliases body (nil when empty). p is left
-// unchanged when Decode fails.
+// Decode parses a PUBLISH body into p, overwriting every field. Payload
+// aliases body (nil when empty). Topic is the only allocation, and is
+// skipped when p already holds the same topic name (strings are immutable,
+// so a previous value's Topic stays valid). p is left unchanged when Decode
+// fails.
 func (p *Publish) Decode(fh FixedHeader, body []byte) error {
 	// DUP with QoS 0 and QoS 3 fail here [MQTT-3.3.1-2, MQTT-3.3.1-4].
 	if err := checkHeader(fh, TypePublish, body); err != nil {
@@ -37,11 +39,15 @@ func (p *Publish) Decode(fh FixedHeader, body []byte) error {
 	if len(payload) == 0 {
 		payload = nil
 	}
+	name := p.Topic
+	if name != string(topic) { // compares without converting
+		name = string(topic)
+	}
 	*p = Publish{
 		Dup:      fh.Flags&flagDup != 0,
 		QoS:      qos,
 		Retain:   fh.Flags&flagRetain != 0,
-		Topic:    string(topic),
+		Topic:    name,
 		PacketID: id,
 		Payload:  payload,
 	}

@@ -45,10 +45,18 @@ func checkBytes(b []byte, k strKind) strProblem {
 		return strEmpty // [MQTT-4.7.3-1]
 	case !utf8.Valid(b):
 		return strIllFormed // [MQTT-1.5.3-1]
+	case k == topicName:
+		// One pass for U+0000 and the wildcards, all at or below '+'.
+		for _, c := range b {
+			if c <= '+' && (c == 0 || c == '+' || c == '#') {
+				if c == 0 {
+					return strNUL // [MQTT-1.5.3-2]
+				}
+				return strWildcard // [MQTT-3.3.2-2] [MQTT-4.7.1-1]
+			}
+		}
 	case bytes.IndexByte(b, 0) >= 0:
 		return strNUL // [MQTT-1.5.3-2]
-	case k == topicName && bytes.IndexAny(b, "+#") >= 0:
-		return strWildcard // [MQTT-3.3.2-2] [MQTT-4.7.1-1]
 	}
 	return strOK
 }
@@ -60,10 +68,17 @@ func checkString(s string, k strKind) strProblem {
 		return strEmpty
 	case !utf8.ValidString(s):
 		return strIllFormed
+	case k == topicName:
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c <= '+' && (c == 0 || c == '+' || c == '#') {
+				if c == 0 {
+					return strNUL
+				}
+				return strWildcard
+			}
+		}
 	case strings.IndexByte(s, 0) >= 0:
 		return strNUL
-	case k == topicName && strings.IndexAny(s, "+#") >= 0:
-		return strWildcard
 	}
 	return strOK
 }
@@ -146,15 +161,15 @@ func (d *decoder) packetID() (uint16, error) {
 // binary reads a field prefixed by its two byte length. The result aliases
 // the body.
 func (d *decoder) binary(field string) ([]byte, error) {
-	n, err := d.uint16(field + " length")
-	if err != nil {
-		return nil, err
+	if len(d.b) < 2 {
+		return nil, d.short(field + " length")
 	}
-	if len(d.b) < int(n) {
+	n := int(d.b[0])<<8 | int(d.b[1])
+	if len(d.b) < 2+n {
 		return nil, d.short(field)
 	}
-	v := d.b[:n:n]
-	d.b = d.b[n:]
+	v := d.b[2 : 2+n : 2+n]
+	d.b = d.b[2+n:]
 	return v, nil
 }
 
