@@ -1,0 +1,444 @@
+package listeners
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/websocket"
+)
+
+// DefaultWebSocketPath is the URL path WebSocket clients connect to when
+// WebSocketOptions leaves Path empty.
+const DefaultWebSocketPath = "/mqtt"
+
+// DefaultReadHeaderTimeout bounds the reading of the HTTP upgrade request on
+// the server ListenWebSocket runs.
+const DefaultReadHeaderTimeout = 10 * time.Second
+
+// Subprotocols a WebSocket accepts by default, in order of preference.
+const (
+	// SubprotocolMQTT is the subprotocol MQTT 3.1.1 registers: clients
+	// offer it [MQTT-6.0.0-3] and the server selects it [MQTT-6.0.0-4].
+	SubprotocolMQTT = "mqtt"
+	// SubprotocolMQTTv31 is the informal name used by MQTT 3.1 era clients
+	// (older Paho JavaScript and MQTT.js releases). Mosquitto accepts it
+	// too; it is selected only when the client does not offer "mqtt".
+	SubprotocolMQTTv31 = "mqttv3.1"
+)
+
+// WebSocketOptions configures a WebSocket listener. The zero value is usable.
+type WebSocketOptions struct {
+	// Path is the URL path of the endpoint, DefaultWebSocketPath if empty.
+	// ListenWebSocket serves the endpoint there (other paths get 404). With
+	// NewWebSocket, mount the handler on your mux at Path yourself:
+	// ServeHTTP upgrades whatever request the mux routes to it.
+	Path string
+
+	// Subprotocols lists the WebSocket subprotocols accepted, in order of
+	// preference; nil means {"mqtt", "mqttv3.1"}. The first one in this list
+	// that the client offers is selected and returned. A client that offers
+	// none of them is refused with 400 Bad Request before the upgrade, as
+	// Mosquitto and other brokers do: a client that does not offer "mqtt"
+	// does not speak MQTT 3.1.1 over WebSocket [MQTT-6.0.0-3]. Set
+	// []string{"mqtt"} to accept MQTT 3.1.1 clients only.
+	Subprotocols []string
+
+	// CheckOrigin, if set, is called with each upgrade request; returning
+	// false refuses it with 403 Forbidden. Nil accepts every origin: MQTT
+	// clients outside browsers send no Origin header. Browser pages from
+	// other sites can reach the endpoint with the user's cookies, so check
+	// the Origin if your authentication relies on cookies.
+	CheckOrigin func(r *http.Request) bool
+
+	// ReadHeaderTimeout bounds the reading of the upgrade request on the
+	// server ListenWebSocket runs; zero means DefaultReadHeaderTimeout.
+	ReadHeaderTimeout time.Duration
+
+	// TLS configures the TLS handshake when ListenWebSocket serves wss://.
+	TLS TLSOptions
+
+	// Logger receives the HTTP server's error log (ListenWebSocket) and a
+	// Debug record for each refused upgrade. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// WebSocket is a net.Listener of MQTT connections carried over WebSocket,
+// and the http.Handler that upgrades them.
+//
+// Serve it on its own port with ListenWebSocket, or share an application's
+// HTTP server: create it with NewWebSocket, mount it on your mux, and serve
+// it to the broker:
+//
+//	ws := listeners.NewWebSocket(listeners.WebSocketOptions{})
+//	mux.Handle(ws.Path(), ws)
+//	go b.Serve(ws)
+//
+// Each upgraded request is handed to Accept; the handler's goroutine stays
+// with the connection until it is closed.
+type WebSocket struct {
+	path        string
+	protocols   []string
+	checkOrigin func(*http.Request) bool
+	logger      *slog.Logger
+	server      websocket.Server
+
+	conns     chan *wsConn
+	done      chan struct{} // closed by Close
+	mu        sync.Mutex    // guards closed and pending.Add
+	closed    bool
+	pending   sync.WaitGroup // upgrades not yet handed to Accept
+	closeOnce sync.Once
+	failures  atomic.Uint64
+
+	// Set by ListenWebSocket only.
+	httpServer *http.Server
+	netLn      net.Listener
+	tlsLn      *TLSListener
+	served     chan struct{} // closed when httpServer.Serve returned
+	serveErr   error
+	closeErr   error
+}
+
+// NewWebSocket returns a WebSocket handler and listener for use on an HTTP
+// server you run. Its Addr is a WebSocketAddr without a host.
+func NewWebSocket(opts WebSocketOptions) *WebSocket {
+	if opts.Path == "" {
+		opts.Path = DefaultWebSocketPath
+	}
+	if opts.Subprotocols == nil {
+		opts.Subprotocols = []string{SubprotocolMQTT, SubprotocolMQTTv31}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	w := &WebSocket{
+		path:        opts.Path,
+		protocols:   slices.Clone(opts.Subprotocols),
+		checkOrigin: opts.CheckOrigin,
+		logger:      opts.Logger,
+		conns:       make(chan *wsConn),
+		done:        make(chan struct{}),
+	}
+	w.server = websocket.Server{Handshake: w.selectProtocol, Handler: w.handle}
+	return w
+}
+
+// ListenWebSocket listens on the TCP address addr (see TCP) and serves the
+// WebSocket endpoint at opts.Path on its own HTTP server: ws:// when tlsCfg
+// is nil, wss:// otherwise (see TLS; client certificates work as there, and
+// PeerCommonName and TLSState work on the accepted connections). Close shuts
+// that server down.
+func ListenWebSocket(addr string, tlsCfg *tls.Config, opts WebSocketOptions) (*WebSocket, error) {
+	if tlsCfg != nil {
+		if err := checkServerConfig(tlsCfg); err != nil {
+			return nil, err
+		}
+	}
+	ln, err := TCP(addr)
+	if err != nil {
+		return nil, err
+	}
+	w := NewWebSocket(opts)
+	w.netLn = ln
+	if tlsCfg != nil {
+		cfg := tlsCfg.Clone()
+		// WebSocket upgrades need HTTP/1.1; do not negotiate HTTP/2.
+		cfg.NextProtos = []string{"http/1.1"}
+		w.tlsLn, err = NewTLS(ln, cfg, opts.TLS)
+		if err != nil {
+			return nil, err
+		}
+		w.netLn = w.tlsLn
+	}
+	if opts.ReadHeaderTimeout <= 0 {
+		opts.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	mux := http.NewServeMux()
+	mux.Handle(w.path, w)
+	w.httpServer = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: opts.ReadHeaderTimeout,
+		ErrorLog:          slog.NewLogLogger(w.logger.Handler(), slog.LevelWarn),
+		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){},
+	}
+	w.served = make(chan struct{})
+	go func() {
+		defer close(w.served)
+		w.serveErr = w.httpServer.Serve(w.netLn)
+	}()
+	return w, nil
+}
+
+// ServeHTTP upgrades a WebSocket request and hands the connection to
+// Accept. It answers 400 Bad Request when the client offers no accepted
+// subprotocol, 403 Forbidden when CheckOrigin refuses the request, and 503
+// Service Unavailable once the listener is closed. It does not look at the
+// URL path.
+func (w *WebSocket) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		http.Error(rw, "MQTT over WebSocket is shut down", http.StatusServiceUnavailable)
+		return
+	}
+	w.pending.Add(1) // Done by upgradeState.handedOff
+	w.mu.Unlock()
+	state := &upgradeState{pending: &w.pending}
+	defer state.handedOff()
+
+	if _, ok := offeredProtocol(r, w.protocols); !ok {
+		w.refuse(rw, r, http.StatusBadRequest, fmt.Sprintf(
+			"WebSocket subprotocol must be one of %s", strings.Join(w.protocols, ", ")))
+		return
+	}
+	if w.checkOrigin != nil && !w.checkOrigin(r) {
+		w.refuse(rw, r, http.StatusForbidden, "WebSocket origin not allowed")
+		return
+	}
+	if r.ProtoMajor != 1 || !canHijack(rw) {
+		// The upgrade needs the HTTP/1.1 connection itself.
+		w.refuse(rw, r, http.StatusHTTPVersionNotSupported, "WebSocket needs HTTP/1.1")
+		return
+	}
+	if _, ok := rw.(http.Hijacker); !ok {
+		rw = hijackableWriter{rw}
+	}
+	w.server.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), upgradeKey{}, state)))
+	if state.conn == nil {
+		w.failures.Add(1) // the websocket package refused the handshake
+		w.logger.Debug("websocket upgrade refused", "remote", r.RemoteAddr)
+		return
+	}
+	close(state.conn.exited)
+}
+
+// upgradeKey is the request context key of the *upgradeState.
+type upgradeKey struct{}
+
+// upgradeState links one ServeHTTP call to the handler the websocket package
+// calls for it.
+type upgradeState struct {
+	conn    *wsConn // set by handle once the upgrade succeeded
+	pending *sync.WaitGroup
+	once    sync.Once
+}
+
+// handedOff marks the upgrade as no longer pending (handed to Accept, or
+// finished), once.
+func (s *upgradeState) handedOff() { s.once.Do(s.pending.Done) }
+
+// canHijack reports whether rw, or a ResponseWriter it wraps, can hijack the
+// connection.
+func canHijack(rw http.ResponseWriter) bool {
+	for range 16 {
+		if _, ok := rw.(http.Hijacker); ok {
+			return true
+		}
+		u, ok := rw.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return false
+		}
+		rw = u.Unwrap()
+	}
+	return false
+}
+
+// refuse answers a request that cannot be upgraded and counts it.
+func (w *WebSocket) refuse(rw http.ResponseWriter, r *http.Request, code int, msg string) {
+	w.failures.Add(1)
+	w.logger.Debug("websocket upgrade refused", "remote", r.RemoteAddr, "status", code, "reason", msg)
+	http.Error(rw, msg, code)
+}
+
+// offeredProtocol returns the first protocol of accepted that the request
+// offers in its Sec-WebSocket-Protocol header(s).
+func offeredProtocol(r *http.Request, accepted []string) (string, bool) {
+	var offered []string
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for p := range strings.SplitSeq(v, ",") {
+			offered = append(offered, strings.TrimSpace(p))
+		}
+	}
+	for _, p := range accepted {
+		if slices.Contains(offered, p) {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// selectProtocol is the websocket.Server handshake hook: it selects the one
+// subprotocol the response names. [MQTT-6.0.0-4]
+func (w *WebSocket) selectProtocol(cfg *websocket.Config, r *http.Request) error {
+	p, ok := offeredProtocol(r, w.protocols)
+	if !ok { // ServeHTTP checked already; kept for safety
+		return fmt.Errorf("listeners: websocket: no accepted subprotocol offered")
+	}
+	cfg.Protocol = []string{p}
+	return nil
+}
+
+// handle runs on the HTTP handler goroutine once the upgrade succeeded.
+func (w *WebSocket) handle(ws *websocket.Conn) {
+	r := ws.Request()
+	state, ok := r.Context().Value(upgradeKey{}).(*upgradeState)
+	if !ok { // not reached through ServeHTTP
+		return
+	}
+	// The HTTP server may have left deadlines on the hijacked connection.
+	_ = ws.SetDeadline(time.Time{})
+	c := newWSConn(ws, r)
+	state.conn = c
+	select {
+	case w.conns <- c:
+		state.handedOff()
+	case <-w.done:
+		c.closeGoingAway()
+	}
+	<-c.release
+}
+
+// Accept returns the next upgraded connection. Its RemoteAddr is the
+// client's TCP address; HTTPRequest returns the upgraded request. After
+// Close, Accept returns an error wrapping net.ErrClosed; if the server of
+// ListenWebSocket fails, Accept returns its error.
+func (w *WebSocket) Accept() (net.Conn, error) {
+	select {
+	case <-w.done:
+		return nil, w.closedError()
+	default:
+	}
+	select {
+	case c := <-w.conns:
+		return c, nil
+	case <-w.done:
+		return nil, w.closedError()
+	case <-w.servedChan():
+		if w.isClosed() {
+			return nil, w.closedError()
+		}
+		return nil, fmt.Errorf("listeners: websocket server stopped: %w", w.serveErr)
+	}
+}
+
+// servedChan returns the channel closed when ListenWebSocket's server
+// stops, or nil (never ready) for a handler created with NewWebSocket.
+func (w *WebSocket) servedChan() <-chan struct{} {
+	if w.served == nil {
+		return nil
+	}
+	return w.served
+}
+
+func (w *WebSocket) isClosed() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.closed
+}
+
+func (w *WebSocket) closedError() error {
+	a := w.Addr()
+	return &net.OpError{Op: "accept", Net: a.Network(), Addr: a, Err: net.ErrClosed}
+}
+
+// Close stops the listener: Accept returns, upgraded connections not yet
+// accepted are closed (with close status 1001, going away), later upgrade
+// requests get 503, and the HTTP server of ListenWebSocket is shut down.
+// Connections already returned by Accept stay open. Close waits for the
+// goroutines it stops.
+func (w *WebSocket) Close() error {
+	w.closeOnce.Do(func() {
+		w.mu.Lock()
+		w.closed = true
+		close(w.done)
+		w.mu.Unlock()
+		if w.httpServer != nil {
+			w.closeErr = w.httpServer.Close()
+			<-w.served
+			if w.tlsLn != nil {
+				_ = w.tlsLn.Close() // waits for its handshake goroutines
+			}
+		}
+		w.pending.Wait()
+	})
+	return w.closeErr
+}
+
+// Addr returns a WebSocketAddr: with ListenWebSocket its String is the
+// endpoint URL, such as ws://127.0.0.1:8080/mqtt.
+func (w *WebSocket) Addr() net.Addr {
+	a := WebSocketAddr{Path: w.path}
+	if w.netLn != nil {
+		a.Host = w.netLn.Addr().String()
+		a.Scheme = "ws"
+		if w.tlsLn != nil {
+			a.Scheme = "wss"
+		}
+	}
+	return a
+}
+
+// Path returns the URL path of the endpoint.
+func (w *WebSocket) Path() string { return w.path }
+
+// HandshakeFailures returns how many connection attempts failed before
+// reaching Accept: refused WebSocket upgrades and, with ListenWebSocket
+// over TLS, failed TLS handshakes.
+func (w *WebSocket) HandshakeFailures() uint64 {
+	n := w.failures.Load()
+	if w.tlsLn != nil {
+		n += w.tlsLn.HandshakeFailures()
+	}
+	return n
+}
+
+// WebSocketAddr is the address of a WebSocket listener. Its Network is
+// "websocket"; its String is the endpoint URL when the host is known, the
+// path otherwise.
+type WebSocketAddr struct {
+	Scheme string // "ws" or "wss"; empty when the host is unknown
+	Host   string // host:port; empty for a handler served by the application
+	Path   string
+}
+
+// Network returns "websocket".
+func (a WebSocketAddr) Network() string { return "websocket" }
+
+// String returns the endpoint URL, or the path when the host is unknown.
+func (a WebSocketAddr) String() string {
+	if a.Host == "" {
+		return a.Path
+	}
+	return a.Scheme + "://" + a.Host + a.Path
+}
+
+// HTTPRequest returns the HTTP request that was upgraded to the WebSocket
+// connection c (its headers, cookies, URL and TLS state), or nil when c is
+// not a WebSocket connection from this package.
+func HTTPRequest(c net.Conn) *http.Request {
+	if wc, ok := c.(*wsConn); ok {
+		return wc.req
+	}
+	return nil
+}
+
+// hijackableWriter lets the websocket package hijack through ResponseWriter
+// wrappers (middleware) that expose the original with an Unwrap method, the
+// convention of http.ResponseController.
+type hijackableWriter struct{ http.ResponseWriter }
+
+func (h hijackableWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(h.ResponseWriter).Hijack()
+}
+
+func (h hijackableWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }
