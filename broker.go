@@ -37,6 +37,7 @@ type Broker struct {
 	retained *topics.Retained[*session.Message]
 	hooks    hookSet
 	stats    counters
+	persist  *persister // nil without Options.Store
 	started  time.Time
 
 	mu        sync.Mutex
@@ -71,9 +72,19 @@ func New(opts Options) (*Broker, error) {
 		listeners: make(map[net.Listener]struct{}),
 		closing:   make(chan struct{}),
 	}
+	if o.Store != nil {
+		if err := b.restore(context.Background()); err != nil {
+			return nil, err
+		}
+		b.persist = newPersister(o.Store, b)
+	}
 	if o.SysInterval > 0 {
 		b.wg.Add(1)
 		go b.sysLoop(o.SysInterval)
+	}
+	if o.SessionExpiry > 0 {
+		b.wg.Add(1)
+		go b.expiryLoop(o.SessionExpiry)
 	}
 	return b, nil
 }
@@ -184,6 +195,9 @@ func (b *Broker) Close(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		b.wg.Wait()
+		if b.persist != nil {
+			b.persist.stop() // write what the ending connections changed
+		}
 		close(done)
 	}()
 	select {

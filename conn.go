@@ -48,6 +48,7 @@ type conn struct {
 	flushing  bool       // a writer goroutine is running
 	scheduled bool       // a publisher will start the writer after its batch
 	dead      bool       // closed: nothing more is written
+	needLSN   uint64     // storage LSN that must be written before out
 
 	// Reader-goroutine scratch, reused across packets.
 	kick  []*conn
@@ -224,7 +225,7 @@ func (c *conn) end(err error) {
 	// [MQTT-3.1.2-8] publish the will when the connection ends without
 	// DISCONNECT: network error, keepalive expiry, protocol violation.
 	if c.will != nil && c.willDone.CompareAndSwap(false, true) {
-		b.publish(c.client, c.will.Topic, c.will.Payload, c.will.QoS, c.will.Retain, nil)
+		_, _ = b.publish(c.client, c.will.Topic, c.will.Payload, c.will.QoS, c.will.Retain, nil)
 	}
 	reason := *c.reason.Load()
 	b.hooks.onDisconnect(b, c.client, reason)
@@ -283,7 +284,13 @@ func (c *conn) writeLoop() {
 			return
 		}
 		buf, c.out = c.out, buf[:0]
+		lsn := c.needLSN
 		c.mu.Unlock()
+		if lsn > 0 {
+			// Write-ahead: the state these bytes announce (a PUBACK, a
+			// PUBLISH with its packet identifier) is stored first.
+			b.persist.wait(lsn)
+		}
 		c.nc.SetWriteDeadline(time.Now().Add(b.opts.WriteTimeout))
 		n, err := c.nc.Write(buf)
 		b.stats.bytesSent.Add(int64(n))

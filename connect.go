@@ -9,6 +9,7 @@ import (
 
 	"github.com/ternmq/tern/packets"
 	"github.com/ternmq/tern/session"
+	"github.com/ternmq/tern/storage"
 	"github.com/ternmq/tern/topics"
 )
 
@@ -109,6 +110,9 @@ func (b *Broker) attach(c *conn, id string, clean bool) {
 			// [MQTT-3.1.2-6] a clean session starts from nothing.
 			s.gone = true
 			b.dropSubscriptions(s)
+			if b.persistent(s) {
+				b.record(c, storage.Op{Kind: storage.DeleteSession, ClientID: id})
+			}
 		}
 		s.mu.Unlock()
 		if discard {
@@ -126,6 +130,10 @@ func (b *Broker) attach(c *conn, id string, clean bool) {
 	s.client = c.client
 	c.s = s
 	s.conn.Store(c)
+	if b.persistent(s) {
+		// CONNACK waits until the session is stored.
+		b.record(c, storage.Op{Kind: storage.PutSession, Session: storage.Session{ClientID: id, Username: c.client.Username}})
+	}
 	c.mu.Lock()
 	sp := byte(0)
 	if present {
@@ -159,14 +167,23 @@ func (b *Broker) detach(s *sess, c *conn) {
 		return // taken over: the session belongs to the new connection
 	}
 	s.conn.Store(nil)
+	s.lastSeen = time.Now()
 	if s.s.Clean {
 		s.gone = true
 		b.dropSubscriptions(s)
 		delete(b.sessions, s.s.ID)
 		return
 	}
+	var dropped []session.Delivery
 	if !b.opts.QueueQoS0 {
-		s.s.DropQueuedQoS0()
+		dropped = s.s.DropQueuedQoS0()
+	}
+	if b.persistent(s) {
+		ops := []storage.Op{{Kind: storage.PutSession, Session: storage.Session{ClientID: s.s.ID, Username: s.client.Username, LastSeen: s.lastSeen}}}
+		for _, d := range dropped {
+			ops = append(ops, deleteDeliveryOp(s.s.ID, d.Seq))
+		}
+		b.persist.add(ops...)
 	}
 }
 

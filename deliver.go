@@ -3,6 +3,7 @@ package tern
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ternmq/tern/packets"
 	"github.com/ternmq/tern/session"
@@ -22,10 +23,12 @@ type sess struct {
 
 	conn atomic.Pointer[conn] // the bound connection, nil while offline
 
-	mu     sync.Mutex // guards everything below
-	s      *session.Session
-	client Client
-	gone   bool // discarded: deliveries are ignored
+	mu       sync.Mutex // guards everything below
+	s        *session.Session
+	client   Client
+	gone     bool      // discarded: deliveries are ignored
+	seq      uint64    // last delivery sequence number (stored sessions)
+	lastSeen time.Time // when the client went offline
 }
 
 func (s *sess) identity() Client {
@@ -44,6 +47,7 @@ type fanout struct {
 	later   []*conn   // writers to start when kick is nil
 	sent    int64
 	drops   int64
+	lsn     uint64   // storage LSN of the last change this message caused
 	dropFor []Client // clients whose queue was full, for DropObserver hooks
 }
 
@@ -95,7 +99,20 @@ func (s *sess) deliver(m *session.Message, qos byte, f *fanout) {
 		return
 	}
 	online := c != nil && c.roomFor()
-	d, ok := s.s.Push(session.Delivery{Msg: m, QoS: qos}, online)
+	dl := session.Delivery{Msg: m, QoS: qos}
+	stored := b.persistent(s)
+	if stored {
+		s.seq++
+		dl.Seq = s.seq
+	}
+	d, ok := s.s.Push(dl, online)
+	if ok && stored {
+		if d != nil {
+			f.lsn = max(f.lsn, b.record(c, deliveryOp(s.s.ID, d)))
+		} else {
+			f.lsn = max(f.lsn, b.record(nil, deliveryOp(s.s.ID, &dl)))
+		}
+	}
 	if !ok {
 		f.drops++
 		if b.hooks.hasDropObservers() {
@@ -156,12 +173,22 @@ func (s *sess) pumpLocked(c *conn) {
 	if s.s.QueueLen() == 0 || s.conn.Load() != c {
 		return
 	}
+	stored := s.b.persistent(s)
 	c.mu.Lock()
 	n := 0
 	for !c.dead && len(c.out) < s.b.opts.MaxPending {
 		d := s.s.Next()
 		if d == nil {
 			break
+		}
+		if stored {
+			// The packet identifier is stored before the PUBLISH leaves;
+			// a QoS 0 delivery is done once written.
+			op := deliveryOp(s.s.ID, d)
+			if d.QoS == 0 {
+				op = deleteDeliveryOp(s.s.ID, d.Seq)
+			}
+			c.needLSN = max(c.needLSN, s.b.persist.add(op))
 		}
 		c.out = appendDelivery(c.out, d, false)
 		n++

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/ternmq/tern/packets"
+	"github.com/ternmq/tern/storage"
 	"github.com/ternmq/tern/topics"
 )
 
@@ -85,8 +86,10 @@ func (c *conn) onPublish(fh packets.FixedHeader, body []byte) error {
 	case 0:
 		b.publish(c.client, p.Topic, p.Payload, 0, p.Retain, &c.kick)
 	case 1:
-		b.publish(c.client, p.Topic, p.Payload, 1, p.Retain, &c.kick)
-		// [MQTT-4.3.2-2] acknowledge with PUBACK, after taking ownership.
+		lsn, _ := b.publish(c.client, p.Topic, p.Payload, 1, p.Retain, &c.kick)
+		// [MQTT-4.3.2-2] acknowledge with PUBACK after taking ownership:
+		// with a Store, once the message is stored.
+		c.waitFor(lsn)
 		c.queueAck(packets.TypePuback, p.PacketID)
 	case 2:
 		s := c.s
@@ -94,13 +97,17 @@ func (c *conn) onPublish(fh packets.FixedHeader, body []byte) error {
 		seen := s.s.Inbound(p.PacketID)
 		if !seen {
 			s.s.AddInbound(p.PacketID)
+			if b.persistent(s) {
+				b.record(c, storage.Op{Kind: storage.PutInbound, Inbound: storage.Inbound{ClientID: s.s.ID, PacketID: p.PacketID}})
+			}
 		}
 		s.mu.Unlock()
 		if !seen {
 			// Forwarded once, on first receipt; a repeat with the same
 			// packet identifier before PUBREL is only acknowledged
 			// [MQTT-4.3.3-2].
-			b.publish(c.client, p.Topic, p.Payload, 2, p.Retain, &c.kick)
+			lsn, _ := b.publish(c.client, p.Topic, p.Payload, 2, p.Retain, &c.kick)
+			c.waitFor(lsn)
 		}
 		c.queueAck(packets.TypePubrec, p.PacketID)
 	}
@@ -136,28 +143,37 @@ func (c *conn) onAck(fh packets.FixedHeader, body []byte) error {
 		id = p.PacketID
 	}
 	s := c.s
+	b := c.b
 	switch fh.Type {
 	case packets.TypePuback:
 		s.mu.Lock()
-		s.s.Puback(id)
+		if d := s.s.Puback(id); d != nil && b.persistent(s) {
+			b.persist.add(deleteDeliveryOp(s.s.ID, d.Seq))
+		}
 		s.pumpLocked(c)
 		s.mu.Unlock()
 	case packets.TypePubrec:
 		s.mu.Lock()
-		s.s.Pubrec(id)
+		if d := s.s.Pubrec(id); d != nil && b.persistent(s) {
+			b.record(c, deliveryOp(s.s.ID, d))
+		}
 		s.mu.Unlock()
 		// [MQTT-4.3.3-1] answer PUBREC with PUBREL; sent even for an
 		// unknown identifier so that the client's state can complete.
 		c.queueAck(packets.TypePubrel, id)
 	case packets.TypePubrel:
 		s.mu.Lock()
-		s.s.ReleaseInbound(id)
+		if s.s.ReleaseInbound(id) && b.persistent(s) {
+			b.record(c, storage.Op{Kind: storage.DeleteInbound, Inbound: storage.Inbound{ClientID: s.s.ID, PacketID: id}})
+		}
 		s.mu.Unlock()
 		// [MQTT-4.3.3-2] answer PUBREL with PUBCOMP, known identifier or not.
 		c.queueAck(packets.TypePubcomp, id)
 	case packets.TypePubcomp:
 		s.mu.Lock()
-		s.s.Pubcomp(id)
+		if d := s.s.Pubcomp(id); d != nil && b.persistent(s) {
+			b.persist.add(deleteDeliveryOp(s.s.ID, d.Seq))
+		}
 		s.pumpLocked(c)
 		s.mu.Unlock()
 	}
@@ -194,6 +210,9 @@ func (c *conn) onSubscribe(p *packets.Subscribe) error {
 		// [MQTT-3.8.4-3] a repeated filter replaces the subscription.
 		s.s.Subscribe(sub.Filter, sub.QoS)
 		b.subs.Subscribe(s, sub.Filter, sub.QoS)
+		if b.persistent(s) {
+			b.record(c, storage.Op{Kind: storage.PutSubscription, Subscription: storage.Subscription{ClientID: s.s.ID, Filter: sub.Filter, QoS: sub.QoS}})
+		}
 	}
 	// [MQTT-3.8.4-1, MQTT-3.8.4-2, MQTT-3.8.4-5, MQTT-3.9.3-1] SUBACK with
 	// the same packet identifier and one return code per filter, in order.
@@ -238,6 +257,9 @@ func (c *conn) onUnsubscribe(p *packets.Unsubscribe) error {
 		if s.s.Unsubscribe(f) {
 			b.subs.Unsubscribe(s, f)
 			removed = append(removed, f)
+			if b.persistent(s) {
+				b.record(c, storage.Op{Kind: storage.DeleteSubscription, Subscription: storage.Subscription{ClientID: s.s.ID, Filter: f}})
+			}
 		}
 	}
 	s.mu.Unlock()

@@ -30,7 +30,11 @@ func (b *Broker) Publish(ctx context.Context, topic string, payload []byte, qos 
 	if b.isClosed() {
 		return ErrClosed
 	}
-	return b.publish(Client{Internal: true}, topic, payload, qos, retain, nil)
+	lsn, err := b.publish(Client{Internal: true}, topic, payload, qos, retain, nil)
+	if err == nil && lsn > 0 && qos > 0 {
+		b.persist.wait(lsn) // stored before Publish returns, as for a client's PUBACK
+	}
+	return err
 }
 
 // Handler receives messages for a Broker.Subscribe subscription.

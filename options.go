@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/ternmq/tern/storage"
 )
 
 // Defaults for the zero values of Options.
@@ -71,6 +73,17 @@ type Options struct {
 	// Default 1024.
 	HandlerQueue int
 
+	// Store persists sessions, subscriptions, undelivered messages and
+	// retained messages (see package storage); New restores them. nil keeps
+	// all state in memory only, lost when the process ends. The broker does
+	// not close the Store: close it after Broker.Close.
+	Store storage.Store
+
+	// SessionExpiry removes a persistent session whose client has stayed
+	// offline this long (as Mosquitto's persistent_client_expiration).
+	// 0: sessions never expire.
+	SessionExpiry time.Duration
+
 	// MaxClientIDLength bounds client identifiers, in bytes. 0: 65535 (any
 	// identifier the protocol can carry). MQTT 3.1 clients (protocol level
 	// 3) are always limited to 23 characters, as that version requires.
@@ -136,6 +149,9 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("tern: Options.MaxClientIDLength must be between 0 and 65535, got %d", o.MaxClientIDLength)
 	case o.MaxClientIDLength == 0:
 		o.MaxClientIDLength = 65535
+	}
+	if o.SessionExpiry < 0 {
+		return o, fmt.Errorf("tern: Options.SessionExpiry must not be negative, got %v", o.SessionExpiry)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -22,40 +22,45 @@ var matchPool = sync.Pool{New: func() any { s := make([]topics.Sub[subscriber], 
 // of connections whose writers start at the end of its read batch; nil
 // starts them at once.
 // It returns the hook's error when a hook refused or dropped the message.
-func (b *Broker) publish(from Client, topic string, payload []byte, qos byte, retain bool, kick *[]*conn) error {
+// It returns the storage LSN the sender's acknowledgement must wait for, and
+// the hook's error when a hook refused or dropped the message.
+func (b *Broker) publish(from Client, topic string, payload []byte, qos byte, retain bool, kick *[]*conn) (uint64, error) {
 	if b.hooks.hasPublishChecks() {
 		m := Message{Topic: topic, Payload: payload, QoS: qos, Retain: retain}
 		if err := b.hooks.checkPublish(context.Background(), b, from, &m); err != nil {
 			b.stats.dropped.Add(1)
-			return err
+			return 0, err
 		}
 		topic, payload, qos, retain = m.Topic, m.Payload, m.QoS, m.Retain
 	}
-	b.store(topic, payload, qos, retain, kick)
-	return nil
+	return b.store(topic, payload, qos, retain, kick), nil
 }
 
-// store keeps a retained message and routes the message; no hooks.
-func (b *Broker) store(topic string, payload []byte, qos byte, retain bool, kick *[]*conn) {
+// store keeps a retained message and routes the message; no hooks. It
+// returns the storage LSN of the last change the message caused.
+func (b *Broker) store(topic string, payload []byte, qos byte, retain bool, kick *[]*conn) uint64 {
+	var lsn uint64
 	msg := &session.Message{Topic: topic, Payload: append([]byte(nil), payload...), QoS: qos, Retain: retain}
 	if retain {
 		if len(payload) == 0 {
 			// [MQTT-3.3.1-10, MQTT-3.3.1-11] an empty retained message
 			// clears the topic and is not stored.
 			b.retained.Delete(topic)
+			lsn = b.persistRetained(topic, nil)
 		} else {
 			// [MQTT-3.3.1-5, MQTT-3.3.1-7] the last retained message per
 			// topic replaces the previous one.
 			b.retained.Set(topic, msg)
+			lsn = b.persistRetained(topic, msg)
 		}
 	}
-	b.route(msg, kick)
+	return max(lsn, b.route(msg, kick))
 }
 
 // route delivers msg to every matching subscription, each at the minimum of
 // the published and granted QoS, one copy per client [MQTT-3.3.5-1], with
 // RETAIN 0 [MQTT-3.3.1-9].
-func (b *Broker) route(msg *session.Message, kick *[]*conn) {
+func (b *Broker) route(msg *session.Message, kick *[]*conn) uint64 {
 	mp := matchPool.Get().(*[]topics.Sub[subscriber])
 	matches := b.subs.Match(msg.Topic, (*mp)[:0])
 	f := fanout{m: msg, kick: kick}
@@ -70,6 +75,7 @@ func (b *Broker) route(msg *session.Message, kick *[]*conn) {
 	*mp = matches[:0]
 	matchPool.Put(mp)
 	f.finish(b)
+	return f.lsn
 }
 
 // sendRetained queues, with RETAIN set, every retained message that filter
@@ -84,7 +90,13 @@ func (b *Broker) sendRetained(s *sess, filter string, granted byte) {
 			continue
 		}
 		// [MQTT-3.3.1-8] RETAIN set on messages sent for a new subscription.
-		s.s.Enqueue(session.Delivery{Msg: m, QoS: min(m.QoS, granted), Retain: true})
+		d := session.Delivery{Msg: m, QoS: min(m.QoS, granted), Retain: true}
+		if b.persistent(s) {
+			s.seq++
+			d.Seq = s.seq
+			b.persist.add(deliveryOp(s.s.ID, &d))
+		}
+		s.s.Enqueue(d)
 	}
 }
 

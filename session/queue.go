@@ -53,19 +53,20 @@ func (q *queue) slice() []Delivery {
 }
 
 // filter keeps the deliveries for which keep is true, in order, and returns
-// how many it removed.
-func (q *queue) filter(keep func(*Delivery) bool) int {
+// the ones it removed.
+func (q *queue) filter(keep func(*Delivery) bool) []Delivery {
+	if q.n == 0 {
+		return nil
+	}
 	all := q.slice()
-	kept := all[:0]
+	var removed []Delivery
+	q.buf, q.head, q.n = nil, 0, 0
 	for i := range all {
 		if keep(&all[i]) {
-			kept = append(kept, all[i])
+			q.push(all[i])
+		} else {
+			removed = append(removed, all[i])
 		}
-	}
-	removed := q.n - len(kept)
-	q.buf, q.head, q.n = nil, 0, 0
-	for _, d := range kept {
-		q.push(d)
 	}
 	return removed
 }

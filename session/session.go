@@ -270,9 +270,10 @@ func (s *Session) Inflight() []*Delivery {
 // Queued returns a copy of the queued deliveries in order.
 func (s *Session) Queued() []Delivery { return s.queue.slice() }
 
-// DropQueuedQoS0 removes queued QoS 0 deliveries (they are not kept across a
-// reconnect unless the broker queues QoS 0 for offline clients).
-func (s *Session) DropQueuedQoS0() int {
+// DropQueuedQoS0 removes queued QoS 0 deliveries and returns them (they are
+// not kept for an offline client unless the broker queues QoS 0 for offline
+// clients).
+func (s *Session) DropQueuedQoS0() []Delivery {
 	return s.queue.filter(func(d *Delivery) bool { return d.QoS > 0 })
 }
 

@@ -1,0 +1,238 @@
+package tern
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ternmq/tern/session"
+	"github.com/ternmq/tern/storage"
+)
+
+// persister feeds a storage.Store: every change of persistent state is
+// appended to one pending batch and numbered (its LSN); one goroutine writes
+// whatever is pending in a single Store.Write (group commit). A connection's
+// writer waits until the LSN of the last change its bytes depend on is
+// written before it puts them on the wire, so an acknowledgement never
+// precedes the state it promises.
+type persister struct {
+	store storage.Store
+	log   interface{ Error(string, ...any) }
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	pending []storage.Op
+	lsn     uint64 // LSN of the last op added
+	durable uint64 // LSN of the last op written
+	err     error  // the last write error; writes are retried
+	stopped bool
+	done    chan struct{}
+}
+
+func newPersister(st storage.Store, b *Broker) *persister {
+	p := &persister{store: st, log: b.log, done: make(chan struct{})}
+	p.cond = sync.NewCond(&p.mu)
+	go p.loop()
+	return p
+}
+
+// add appends ops and returns the LSN of the last one.
+func (p *persister) add(ops ...storage.Op) uint64 {
+	p.mu.Lock()
+	p.pending = append(p.pending, ops...)
+	p.lsn += uint64(len(ops))
+	n := p.lsn
+	p.cond.Broadcast()
+	p.mu.Unlock()
+	return n
+}
+
+// wait blocks until every op up to lsn is written.
+func (p *persister) wait(lsn uint64) {
+	p.mu.Lock()
+	for p.durable < lsn && !p.stopped {
+		p.cond.Wait()
+	}
+	p.mu.Unlock()
+}
+
+func (p *persister) loop() {
+	defer close(p.done)
+	p.mu.Lock()
+	for {
+		for len(p.pending) == 0 && !p.stopped {
+			p.cond.Wait()
+		}
+		if len(p.pending) == 0 && p.stopped {
+			p.mu.Unlock()
+			return
+		}
+		batch, upto := p.pending, p.lsn
+		p.pending = nil
+		p.mu.Unlock()
+		err := p.store.Write(context.Background(), batch)
+		p.mu.Lock()
+		if err != nil {
+			// Keep the batch and retry: acknowledgements wait meanwhile,
+			// which is the only safe answer to a failing disk.
+			p.log.Error("storage write failed; retrying", "error", err)
+			p.err = err
+			p.pending = append(batch, p.pending...)
+			p.mu.Unlock()
+			time.Sleep(100 * time.Millisecond) // back-off before retrying the disk
+			p.mu.Lock()
+			if p.stopped {
+				p.mu.Unlock()
+				return
+			}
+			continue
+		}
+		p.err = nil
+		p.durable = upto
+		p.cond.Broadcast()
+	}
+}
+
+// stop writes what is pending and ends the loop.
+func (p *persister) stop() {
+	p.mu.Lock()
+	p.stopped = true
+	p.cond.Broadcast()
+	p.mu.Unlock()
+	<-p.done
+}
+
+// persistent reports whether s's changes are stored.
+func (b *Broker) persistent(s *sess) bool { return b.persist != nil && !s.s.Clean }
+
+// record appends ops for a change of state, makes c's next write wait for
+// them (c may be nil), and returns their LSN.
+func (b *Broker) record(c *conn, ops ...storage.Op) uint64 {
+	lsn := b.persist.add(ops...)
+	c.waitFor(lsn)
+	return lsn
+}
+
+// waitFor makes c's next write wait until storage LSN lsn is written.
+func (c *conn) waitFor(lsn uint64) {
+	if c == nil || lsn == 0 {
+		return
+	}
+	c.mu.Lock()
+	c.needLSN = max(c.needLSN, lsn)
+	c.mu.Unlock()
+}
+
+// expiryLoop removes persistent sessions offline longer than the expiry.
+func (b *Broker) expiryLoop(after time.Duration) {
+	defer b.wg.Done()
+	t := time.NewTicker(min(max(after/10, time.Second), time.Minute))
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-b.closing:
+			return
+		}
+		b.expireSessions(time.Now().Add(-after))
+	}
+}
+
+// expireSessions removes the offline persistent sessions last seen before
+// cutoff.
+func (b *Broker) expireSessions(cutoff time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for id, s := range b.sessions {
+		s.mu.Lock()
+		if s.conn.Load() == nil && !s.s.Clean && s.lastSeen.Before(cutoff) {
+			s.gone = true
+			b.dropSubscriptions(s)
+			delete(b.sessions, id)
+			if b.persist != nil {
+				b.persist.add(storage.Op{Kind: storage.DeleteSession, ClientID: id})
+			}
+			b.log.Debug("persistent session expired", "client", id)
+		}
+		s.mu.Unlock()
+	}
+}
+
+func deliveryOp(id string, d *session.Delivery) storage.Op {
+	return storage.Op{Kind: storage.PutDelivery, Delivery: storage.Delivery{
+		ClientID: id, Seq: d.Seq, PacketID: d.PacketID, QoS: d.QoS, Retain: d.Retain, Released: d.Released,
+		Msg: storage.Message{Topic: d.Msg.Topic, Payload: d.Msg.Payload, QoS: d.Msg.QoS, Retain: d.Msg.Retain},
+	}}
+}
+
+func deleteDeliveryOp(id string, seq uint64) storage.Op {
+	return storage.Op{Kind: storage.DeleteDelivery, Delivery: storage.Delivery{ClientID: id, Seq: seq}}
+}
+
+// persistRetained records a retained-store change, except for $SYS topics,
+// which the broker rebuilds itself.
+func (b *Broker) persistRetained(topic string, m *session.Message) uint64 {
+	if b.persist == nil || strings.HasPrefix(topic, "$SYS/") {
+		return 0
+	}
+	if m == nil {
+		return b.persist.add(storage.Op{Kind: storage.DeleteRetained, Retained: storage.Message{Topic: topic}})
+	}
+	return b.persist.add(storage.Op{Kind: storage.PutRetained, Retained: storage.Message{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retain: true}})
+}
+
+// restore rebuilds sessions, subscriptions, deliveries, inbound QoS 2 ids
+// and retained messages from the store, before the broker serves anyone.
+func (b *Broker) restore(ctx context.Context) error {
+	snap, err := b.opts.Store.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("tern: restoring state: %w", err)
+	}
+	for _, r := range snap.Retained {
+		b.retained.Set(r.Topic, &session.Message{Topic: r.Topic, Payload: r.Payload, QoS: r.QoS, Retain: true})
+	}
+	get := func(id string) *sess {
+		s := b.sessions[id]
+		if s == nil {
+			s = &sess{b: b, s: session.New(id, false, b.opts.MaxInflight, b.opts.MaxQueued)}
+			s.client = Client{ID: id}
+			s.lastSeen = time.Now()
+			b.sessions[id] = s
+		}
+		return s
+	}
+	for _, r := range snap.Sessions {
+		s := get(r.ClientID)
+		s.client.Username = r.Username
+		if !r.LastSeen.IsZero() {
+			s.lastSeen = r.LastSeen
+		}
+	}
+	for _, r := range snap.Subscriptions {
+		s := get(r.ClientID)
+		s.s.Subscribe(r.Filter, r.QoS)
+		b.subs.Subscribe(s, r.Filter, r.QoS)
+	}
+	for _, r := range snap.Deliveries {
+		s := get(r.ClientID)
+		m := &session.Message{Topic: r.Msg.Topic, Payload: r.Msg.Payload, QoS: r.Msg.QoS, Retain: r.Msg.Retain}
+		d := session.Delivery{Msg: m, QoS: r.QoS, Retain: r.Retain, PacketID: r.PacketID, Released: r.Released, Seq: r.Seq}
+		if r.PacketID != 0 {
+			if !s.s.Restore(d) {
+				b.log.Warn("stored delivery with a duplicate packet identifier queued again", "client", r.ClientID, "packet_id", r.PacketID)
+				d.PacketID = 0
+				s.s.Enqueue(d)
+			}
+		} else {
+			s.s.Enqueue(d)
+		}
+		s.seq = max(s.seq, r.Seq)
+	}
+	for _, r := range snap.Inbound {
+		get(r.ClientID).s.AddInbound(r.PacketID)
+	}
+	b.log.Info("state restored", "sessions", len(b.sessions), "retained", len(snap.Retained), "deliveries", len(snap.Deliveries))
+	return nil
+}
