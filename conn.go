@@ -1,7 +1,6 @@
 package tern
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -189,15 +188,6 @@ func (c *conn) writeNow(p []byte) {
 	if n, err := c.nc.Write(p); err == nil {
 		c.b.stats.bytesSent.Add(int64(n))
 	}
-}
-
-// tlsState returns the connection's TLS state, or nil.
-func tlsState(nc net.Conn) *tls.ConnectionState {
-	if t, ok := nc.(interface{ ConnectionState() tls.ConnectionState }); ok {
-		st := t.ConnectionState()
-		return &st
-	}
-	return nil
 }
 
 // end runs when the reader goroutine finishes: it detaches the connection

@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ternmq/tern/listeners"
 	"github.com/ternmq/tern/packets"
 	"github.com/ternmq/tern/session"
 	"github.com/ternmq/tern/storage"
@@ -48,16 +49,27 @@ func (c *conn) connect(cp *packets.Connect) error {
 			return fmt.Errorf("%w: will topic: %w", ErrProtocol, err)
 		}
 	}
-	c.client = Client{ID: id, Username: cp.Username, RemoteAddr: c.nc.RemoteAddr()}
+	username := cp.Username
+	if b.opts.UseCertCNAsUsername {
+		// As Mosquitto's use_identity_as_username: the verified client
+		// certificate's Common Name is the user name; no certificate, no
+		// connection.
+		cn, ok := listeners.PeerCommonName(c.nc)
+		if !ok {
+			return c.refuse(packets.RefusedNotAuthorized, errors.New("no verified client certificate to take the user name from"))
+		}
+		username = cn
+	}
+	c.client = Client{ID: id, Username: username, RemoteAddr: c.nc.RemoteAddr()}
 	info := ConnectInfo{
 		ClientID:      id,
-		Username:      cp.Username,
+		Username:      username,
 		Password:      cp.Password,
-		HasUsername:   cp.UsernameFlag,
+		HasUsername:   cp.UsernameFlag || b.opts.UseCertCNAsUsername,
 		HasPassword:   cp.PasswordFlag,
 		CleanSession:  cp.CleanSession,
 		RemoteAddr:    c.nc.RemoteAddr(),
-		TLS:           tlsState(c.nc),
+		TLS:           listeners.TLSState(c.nc),
 		ProtocolLevel: cp.ProtocolLevel,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.ConnectTimeout)

@@ -84,6 +84,13 @@ type Options struct {
 	// 0: sessions never expire.
 	SessionExpiry time.Duration
 
+	// UseCertCNAsUsername takes the user name from the Common Name of the
+	// client's verified TLS certificate (TLS and WebSocket over TLS
+	// listeners that require client certificates), as Mosquitto's
+	// use_identity_as_username; the CONNECT's user name is ignored. A client
+	// without a verified certificate is refused with CONNACK 0x05.
+	UseCertCNAsUsername bool
+
 	// MaxClientIDLength bounds client identifiers, in bytes. 0: 65535 (any
 	// identifier the protocol can carry). MQTT 3.1 clients (protocol level
 	// 3) are always limited to 23 characters, as that version requires.
