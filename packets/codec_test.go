@@ -104,6 +104,18 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// TestPublishQoS0HasNoPacketID: a QoS 0 PUBLISH carries no packet
+// identifier [MQTT-2.3.1-5], whatever PacketID holds.
+func TestPublishQoS0HasNoPacketID(t *testing.T) {
+	got, err := (&packets.Publish{Topic: "t", PacketID: 9, Payload: []byte("x")}).Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := frame(0x30, str("t"), []byte("x")); !bytes.Equal(got, want) {
+		t.Fatalf("Append = % x, want % x", got, want)
+	}
+}
+
 func TestConnectDefaultsToMQTT311(t *testing.T) {
 	got, err := (&packets.Connect{ClientID: "c"}).Append(nil)
 	if err != nil {
@@ -184,7 +196,6 @@ func TestAppendInvalid(t *testing.T) {
 		{"PUBLISH QoS 3", &packets.Publish{QoS: 3, Topic: "t", PacketID: 1}, "MQTT-3.3.1-4"},
 		{"PUBLISH DUP at QoS 0", &packets.Publish{Dup: true, Topic: "t"}, "MQTT-3.3.1-2"},
 		{"PUBLISH QoS 1 without packet id", &packets.Publish{QoS: 1, Topic: "t"}, "MQTT-2.3.1-1"},
-		{"PUBLISH QoS 0 with packet id", &packets.Publish{Topic: "t", PacketID: 1}, "MQTT-2.3.1-5"},
 		{"PUBLISH empty topic", &packets.Publish{}, "MQTT-4.7.3-1"},
 		{"PUBLISH topic wildcard +", &packets.Publish{Topic: "a/+/b"}, "MQTT-3.3.2-2"},
 		{"PUBLISH topic wildcard #", &packets.Publish{Topic: "#"}, "MQTT-3.3.2-2"},

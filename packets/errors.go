@@ -16,6 +16,7 @@ type Error struct {
 	kind   error  // the sentinel this error also matches, if any
 }
 
+// Error formats the failure with its rule, for logs.
 func (e *Error) Error() string {
 	if e.kind == ErrInvalidPacket {
 		return "mqtt: cannot encode " + e.Type.String() + ": " + e.Reason + " [" + e.Rule + "]"
@@ -30,10 +31,13 @@ func (e *Error) Is(target error) bool {
 
 // Sentinel errors, for errors.Is.
 var (
-	// ErrMalformed matches every decode failure.
+	// ErrMalformed matches every *Error: every decode failure, and every
+	// value Append refuses.
 	ErrMalformed = errors.New("mqtt: malformed packet")
-	// ErrPacketTooLarge: the Remaining Length exceeds the reader's maximum.
-	// The body was not read or allocated.
+	// ErrPacketTooLarge: a packet's total size (fixed header plus Remaining
+	// Length) exceeds the Reader's maximum. The body was not read or
+	// allocated. The packet may be well formed, so this error is not an
+	// *Error and does not match ErrMalformed.
 	ErrPacketTooLarge = errors.New("mqtt: packet exceeds the maximum size")
 	// ErrProtocolLevel: a CONNECT with a protocol level (or name and level
 	// pair) that this codec does not speak. A server answers it with CONNACK

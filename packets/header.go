@@ -93,10 +93,6 @@ func checkHeader(fh FixedHeader, want Type, body []byte) error {
 // and flags are validated [MQTT-2.2.2-1, MQTT-2.2.2-2] and a Remaining
 // Length longer than four bytes is malformed (section 2.2.3).
 func ParseFixedHeader(b []byte) (fh FixedHeader, n int, err error) {
-	return parseFixedHeader(b)
-}
-
-func parseFixedHeader(b []byte) (fh FixedHeader, n int, err error) {
 	if len(b) == 0 {
 		return fh, 0, nil
 	}

@@ -4,7 +4,16 @@
 //
 // Every decode failure is an *Error whose Rule names the normative statement
 // (for example "MQTT-3.3.1-4") that the input broke, so a broker can log
-// precisely why it closed a connection.
+// precisely why it closed a connection. Append refuses, with an *Error that
+// also matches ErrInvalidPacket, any value a receiver would reject.
+//
+// A connection reads with a Reader: ReadRaw frames one packet at a time
+// from the stream (holding no buffer while idle after Release), and Decode
+// on a reused value keeps the hot path to at most one allocation per
+// PUBLISH. To send one message to many subscribers, encode it once per
+// (QoS, retain) shape and patch each copy's packet identifier with
+// SetPublishID, or write Publish.AppendHeader's bytes followed by the shared
+// payload.
 //
 // The types are plain structs used with keyed fields. Later protocol
 // versions (MQTT 5 properties and reason codes) are added as new fields and

@@ -54,7 +54,8 @@ func (p *Publish) Decode(fh FixedHeader, body []byte) error {
 	return nil
 }
 
-// Append appends the encoded PUBLISH to dst.
+// Append appends the encoded PUBLISH to dst. A QoS 0 PUBLISH carries no
+// packet identifier [MQTT-2.3.1-5], so PacketID is ignored at QoS 0.
 func (p *Publish) Append(dst []byte) ([]byte, error) {
 	dst, err := p.AppendHeader(dst)
 	if err != nil {
@@ -88,7 +89,7 @@ func (p *Publish) AppendHeader(dst []byte) ([]byte, error) {
 	}
 	dst = appendFixedHeader(dst, TypePublish, flags, n)
 	dst = appendString(dst, p.Topic)
-	if p.QoS > 0 {
+	if p.QoS > 0 { // [MQTT-2.3.1-5] no identifier at QoS 0
 		dst = appendUint16(dst, p.PacketID)
 	}
 	return dst, nil
@@ -103,8 +104,6 @@ func (p *Publish) check() error {
 		return invalid(TypePublish, "MQTT-3.3.1-2", "DUP set on a QoS 0 message")
 	case p.QoS > 0 && p.PacketID == 0:
 		return invalid(TypePublish, "MQTT-2.3.1-1", "packet identifier is zero")
-	case p.QoS == 0 && p.PacketID != 0:
-		return invalid(TypePublish, "MQTT-2.3.1-5", "packet identifier on a QoS 0 message")
 	}
 	return checkField(TypePublish, "topic name", p.Topic, topicName)
 }
@@ -119,7 +118,7 @@ func (p *Publish) check() error {
 // (only the first PublishIDOffset+2 bytes differ between subscribers, so a
 // shared payload can follow them in net.Buffers).
 func PublishIDOffset(pkt []byte) (int, error) {
-	fh, n, err := parseFixedHeader(pkt)
+	fh, n, err := ParseFixedHeader(pkt)
 	switch {
 	case err != nil:
 		return 0, err

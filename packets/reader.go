@@ -63,7 +63,7 @@ func (r *Reader) ReadRaw() (FixedHeader, []byte, error) {
 	var n int
 	for {
 		var err error
-		if fh, n, err = parseFixedHeader(r.buf[r.r:r.w]); err != nil {
+		if fh, n, err = ParseFixedHeader(r.buf[r.r:r.w]); err != nil {
 			r.err = err // [MQTT-2.2.2-2] reserved type or invalid flags
 			return FixedHeader{}, nil, err
 		}
