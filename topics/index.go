@@ -91,8 +91,7 @@ func (n *node[K]) child(level string) *node[K] {
 	}
 	c := n.children.get(level)
 	if c == nil {
-		c = new(node[K])
-		n.children.add(level, c)
+		c = n.children.add(level)
 	}
 	return c
 }
@@ -178,7 +177,8 @@ func (n *node[K]) forEach(path []string, fn func(K, string, byte) bool) bool {
 			}
 		}
 	}
-	for i, c := range n.children.nodes {
+	for i := range n.children.nodes {
+		c := &n.children.nodes[i]
 		if !c.forEach(append(path, n.children.names[i]), fn) {
 			return false
 		}

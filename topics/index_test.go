@@ -124,8 +124,17 @@ func TestIndexPrune(t *testing.T) {
 			ix.Subscribe(k, f, 0)
 		}
 	}
-	for i := range 20 { // enough children for the child maps
-		ix.Subscribe(0, fmt.Sprintf("wide/%d", i), 0)
+	const wide = 3 * childMapMin // enough children for the child maps
+	for i := range wide {
+		ix.Subscribe(-1, fmt.Sprintf("wide/level-%d", i), 0)
+	}
+	hasWide := func(topic string) bool {
+		return slices.ContainsFunc(ix.Match(topic, nil), func(s Sub[int]) bool { return s.Key == -1 })
+	}
+	for i := range wide {
+		if !hasWide(fmt.Sprintf("wide/level-%d", i)) {
+			t.Fatalf("wide/level-%d: subscriber not found", i)
+		}
 	}
 	for k := range 20 {
 		for _, f := range filters {
@@ -134,8 +143,14 @@ func TestIndexPrune(t *testing.T) {
 			}
 		}
 	}
-	for i := range 20 {
-		ix.Unsubscribe(0, fmt.Sprintf("wide/%d", i))
+	for i := range wide {
+		j := (i * 7) % wide // 7 and wide are coprime: every j once
+		if !ix.Unsubscribe(-1, fmt.Sprintf("wide/level-%d", j)) {
+			t.Fatalf("Unsubscribe(wide/level-%d) = false", j)
+		}
+		if hasWide(fmt.Sprintf("wide/level-%d", j)) {
+			t.Fatalf("wide/level-%d: subscriber found after unsubscribe", j)
+		}
 	}
 	if ix.Len() != 0 || !ix.root.empty() {
 		t.Errorf("Len %d, root empty %v, want an empty trie", ix.Len(), ix.root.empty())

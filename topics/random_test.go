@@ -27,9 +27,9 @@ func naiveMatch(filter, topic string) bool {
 }
 
 // randomLevels is a small alphabet of levels, so that random topics and
-// filters collide often: '$' levels, an empty level, case variants. It has
-// more than childMapMin levels so that wide nodes use their child maps.
-var randomLevels = []string{"a", "b", "c", "d", "A", "", "é", "$SYS", "$x", "a$"}
+// filters collide often: '$' levels, an empty level, case variants, and
+// long levels that share their first bytes (the child lookup tags).
+var randomLevels = []string{"a", "b", "c", "A", "", "é", "$SYS", "$x", "a$", "longlevel1", "longlevel2"}
 
 func randomTopic(rng *rand.Rand) string {
 	for {

@@ -47,8 +47,7 @@ func (r *Retained[V]) Set(topic string, v V) {
 		level, topic, more = strings.Cut(topic, "/")
 		c := n.children.get(level)
 		if c == nil {
-			c = new(rnode[V])
-			n.children.add(level, c)
+			c = n.children.add(level)
 		}
 		n = c
 	}
@@ -143,7 +142,8 @@ func (n *rnode[V]) match(filter string, root bool, dst []V) []V {
 		if n.has {
 			dst = append(dst, n.value)
 		}
-		for i, c := range n.children.nodes {
+		for i := range n.children.nodes {
+			c := &n.children.nodes[i]
 			if root && isDollar(n.children.names[i]) {
 				continue // [MQTT-4.7.2-1]
 			}
@@ -151,7 +151,8 @@ func (n *rnode[V]) match(filter string, root bool, dst []V) []V {
 		}
 	case "+":
 		// [MQTT-4.7.1-3] exactly one level, whatever it is.
-		for i, c := range n.children.nodes {
+		for i := range n.children.nodes {
+			c := &n.children.nodes[i]
 			if root && isDollar(n.children.names[i]) {
 				continue // [MQTT-4.7.2-1]
 			}
@@ -182,7 +183,8 @@ func (n *rnode[V]) appendAll(dst []V) []V {
 	if n.has {
 		dst = append(dst, n.value)
 	}
-	for _, c := range n.children.nodes {
+	for i := range n.children.nodes {
+		c := &n.children.nodes[i]
 		dst = c.appendAll(dst)
 	}
 	return dst
@@ -204,7 +206,8 @@ func (r *Retained[V]) Len() int {
 func (r *Retained[V]) ForEach(fn func(topic string, v V) bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	for i, c := range r.root.children.nodes {
+	for i := range r.root.children.nodes {
+		c := &r.root.children.nodes[i]
 		if !c.forEach([]string{r.root.children.names[i]}, fn) {
 			return
 		}
@@ -217,7 +220,8 @@ func (n *rnode[V]) forEach(path []string, fn func(string, V) bool) bool {
 	if n.has && !fn(strings.Join(path, "/"), n.value) {
 		return false
 	}
-	for i, c := range n.children.nodes {
+	for i := range n.children.nodes {
+		c := &n.children.nodes[i]
 		if !c.forEach(append(path, n.children.names[i]), fn) {
 			return false
 		}

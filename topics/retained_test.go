@@ -140,3 +140,43 @@ func TestRetainedMatchAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestRetainedWide fills one level with more children than the linear
+// lookup handles, with long levels that share their first bytes, then
+// empties it in a scattered order.
+func TestRetainedWide(t *testing.T) {
+	r := NewRetained[int]()
+	const n = 5 * childMapMin
+	topic := func(i int) string { return fmt.Sprintf("w/sharedprefix-%d", i) }
+	for i := range n {
+		r.Set(topic(i), i)
+		r.Set(fmt.Sprint("w/", i), -i) // short levels beside them
+	}
+	if got := r.Match("w/+", nil); len(got) != 2*n {
+		t.Fatalf("w/+ found %d, want %d", len(got), 2*n)
+	}
+	for k := range n {
+		i := (k * 7) % n // 7 and n are coprime: every i once
+		if v, ok := r.Get(topic(i)); !ok || v != i {
+			t.Fatalf("Get(%q) = %d, %v", topic(i), v, ok)
+		}
+		if !r.Delete(topic(i)) || r.Delete(topic(i)) {
+			t.Fatalf("Delete(%q) twice: want true then false", topic(i))
+		}
+		if _, ok := r.Get(topic(i)); ok {
+			t.Fatalf("%q still retained", topic(i))
+		}
+		if got := r.Match("w/+", nil); len(got) != 2*n-k-1 {
+			t.Fatalf("after %d deletes, w/+ found %d", k+1, len(got))
+		}
+	}
+	for i := range n {
+		if v, ok := r.Get(fmt.Sprint("w/", i)); !ok || v != -i {
+			t.Fatalf("Get(w/%d) = %d, %v", i, v, ok)
+		}
+		r.Delete(fmt.Sprint("w/", i))
+	}
+	if r.Len() != 0 || r.root.children.len() != 0 {
+		t.Errorf("Len %d, %d root children after deleting all", r.Len(), r.root.children.len())
+	}
+}
