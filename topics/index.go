@@ -49,7 +49,8 @@ func NewIndex[K comparable]() *Index[K] {
 
 // Subscribe adds or replaces key's subscription to filter with qos and
 // reports whether it is new (false when it replaced one: re-subscribing to
-// the same filter only replaces the QoS).
+// an identical filter replaces the subscription, whose QoS may differ
+// [MQTT-3.8.4-3]).
 //
 // filter must be valid (see ValidFilter): Subscribe ignores an invalid
 // filter and reports false, so a caller that needs to tell the two apart
@@ -64,6 +65,7 @@ func (ix *Index[K]) Subscribe(key K, filter string, qos byte) bool {
 	var added bool
 	for {
 		level, rest, more := strings.Cut(filter, "/")
+		// set replaces the entry of an identical filter [MQTT-3.8.4-3].
 		if level == "#" { // valid, so the last level [MQTT-4.7.1-2]
 			added = n.multi.set(key, qos)
 			break
@@ -97,7 +99,9 @@ func (n *node[K]) child(level string) *node[K] {
 }
 
 // Unsubscribe removes key's subscription to filter and reports whether
-// there was one. Trie nodes left empty are removed.
+// there was one. Filters are compared character by character, wildcards
+// included: unsubscribing from "a/+" leaves "a/b" alone [MQTT-3.10.4-1].
+// Trie nodes left empty are removed.
 func (ix *Index[K]) Unsubscribe(key K, filter string) bool {
 	if filter == "" {
 		return false

@@ -18,9 +18,11 @@ const pooledMapMax = 1 << 16
 // The order of the results is unspecified.
 //
 // topic should be a valid topic name (see ValidName); Match does not check
-// it. Match takes only the read lock, and with a dst of sufficient capacity
-// it does not allocate unless more than linearMergeMax subscribers come from
-// overlapping filters of a first-time merge (the merge map is pooled).
+// it, and an empty topic matches nothing. Match takes only the read lock.
+// With a dst of sufficient capacity it does not allocate: when a subscriber
+// may match through several filters, the results are merged by a scan of
+// dst while they are few and with a pooled map when they are many (only a
+// cold pool allocates).
 func (ix *Index[K]) Match(topic string, dst []Sub[K]) []Sub[K] {
 	if topic == "" {
 		return dst
