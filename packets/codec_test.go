@@ -307,3 +307,26 @@ func TestDecodePublishAllocations(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendTooLarge: a packet whose body would exceed the maximum
+// Remaining Length (section 2.2.3) is refused. One 65535-byte filter,
+// repeated, reaches it without allocating the whole packet.
+func TestAppendTooLarge(t *testing.T) {
+	f := strings.Repeat("f", 65535)
+	count := packets.MaxRemainingLength/(2+len(f)) + 1
+	subs := make([]packets.Subscription, count)
+	filters := make([]string, count)
+	for i := range subs {
+		subs[i], filters[i] = packets.Subscription{Filter: f}, f
+	}
+	for _, p := range []packets.Packet{
+		&packets.Subscribe{PacketID: 1, Subscriptions: subs},
+		&packets.Unsubscribe{PacketID: 1, Filters: filters},
+	} {
+		got, err := p.Append(nil)
+		wantRule(t, err, "2.2.3", packets.ErrInvalidPacket)
+		if got != nil {
+			t.Errorf("%v: appended %d bytes", p.Type(), len(got))
+		}
+	}
+}
