@@ -263,3 +263,78 @@ func TestTLSStateAndPeerCommonNameOfOtherConns(t *testing.T) {
 		t.Errorf("TLSState before the handshake = %+v, want nil", cs)
 	}
 }
+
+// NewTLS serves TLS over any listener, here an in-memory one.
+func TestNewTLSOverMemory(t *testing.T) {
+	checkGoroutines(t)
+	certs := testcert.New(t)
+	mem := NewMemory()
+	l, err := NewTLS(mem, certs.ServerConfig(tls.RequireAndVerifyClientCert), TLSOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	accepted := acceptOne(t, l)
+	raw, err := mem.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := certs.ClientConfig(certs.ClientCert("in-process"))
+	cfg.ServerName = "localhost"
+	client := tls.Client(raw, cfg)
+	t.Cleanup(func() { _ = client.Close() })
+	if err := client.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	server := receive(t, accepted)
+	exchange(t, client, server)
+	if cn, ok := PeerCommonName(server); !ok || cn != "in-process" {
+		t.Errorf("PeerCommonName = %q, %v; want in-process, true", cn, ok)
+	}
+
+	// When the inner listener fails for good, Accept reports its error.
+	_ = mem.Close()
+	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept after the inner listener closed: %v, want its net.ErrClosed", err)
+	}
+}
+
+// tempError is an accept error that says it is temporary, like EMFILE.
+type tempError struct{}
+
+func (tempError) Error() string   { return "too many open files" }
+func (tempError) Timeout() bool   { return false }
+func (tempError) Temporary() bool { return true }
+
+// flakyListener fails its first Accept with a temporary error.
+type flakyListener struct {
+	net.Listener
+	failed bool
+}
+
+func (f *flakyListener) Accept() (net.Conn, error) {
+	if !f.failed {
+		f.failed = true
+		return nil, tempError{}
+	}
+	return f.Listener.Accept()
+}
+
+// Temporary accept errors reach Accept, so the broker can back off, and the
+// listener keeps serving.
+func TestTLSTemporaryAcceptError(t *testing.T) {
+	certs := testcert.New(t)
+	inner, err := TCP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := NewTLS(&flakyListener{Listener: inner}, certs.ServerConfig(tls.NoClientCert), TLSOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	if _, err := l.Accept(); !errors.As(err, new(tempError)) {
+		t.Fatalf("Accept: %v, want the temporary error", err)
+	}
+	acceptGood(t, l, certs.ClientConfig())
+}

@@ -38,7 +38,8 @@ const (
 
 // WebSocketOptions configures a WebSocket listener. The zero value is usable.
 type WebSocketOptions struct {
-	// Path is the URL path of the endpoint, DefaultWebSocketPath if empty.
+	// Path is the URL path of the endpoint, DefaultWebSocketPath if empty;
+	// a missing leading slash is added.
 	// ListenWebSocket serves the endpoint there (other paths get 404). With
 	// NewWebSocket, mount the handler on your mux at Path yourself:
 	// ServeHTTP upgrades whatever request the mux routes to it.
@@ -115,6 +116,9 @@ func NewWebSocket(opts WebSocketOptions) *WebSocket {
 	if opts.Path == "" {
 		opts.Path = DefaultWebSocketPath
 	}
+	if !strings.HasPrefix(opts.Path, "/") {
+		opts.Path = "/" + opts.Path
+	}
 	if opts.Subprotocols == nil {
 		opts.Subprotocols = []string{SubprotocolMQTT, SubprotocolMQTTv31}
 	}
@@ -163,20 +167,30 @@ func ListenWebSocket(addr string, tlsCfg *tls.Config, opts WebSocketOptions) (*W
 	if opts.ReadHeaderTimeout <= 0 {
 		opts.ReadHeaderTimeout = DefaultReadHeaderTimeout
 	}
-	mux := http.NewServeMux()
-	mux.Handle(w.path, w)
 	w.httpServer = &http.Server{
-		Handler:           mux,
+		Handler:           http.HandlerFunc(w.serveEndpoint),
 		ReadHeaderTimeout: opts.ReadHeaderTimeout,
 		ErrorLog:          slog.NewLogLogger(w.logger.Handler(), slog.LevelWarn),
 		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
+	// One request per connection: the upgrade. Nothing idles in keep-alive.
+	w.httpServer.SetKeepAlivesEnabled(false)
 	w.served = make(chan struct{})
 	go func() {
 		defer close(w.served)
 		w.serveErr = w.httpServer.Serve(w.netLn)
 	}()
 	return w, nil
+}
+
+// serveEndpoint is the handler of ListenWebSocket's server: the endpoint at
+// its path, 404 elsewhere.
+func (w *WebSocket) serveEndpoint(rw http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != w.path {
+		http.NotFound(rw, r)
+		return
+	}
+	w.ServeHTTP(rw, r)
 }
 
 // ServeHTTP upgrades a WebSocket request and hands the connection to

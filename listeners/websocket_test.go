@@ -478,3 +478,21 @@ func TestWebSocketMalformedUpgradeCounted(t *testing.T) {
 	}
 	waitFailures(t, l, 1)
 }
+
+func TestWebSocketPath(t *testing.T) {
+	l := listenWS(t, nil, WebSocketOptions{Path: "ws/mqtt"})
+	if l.Path() != "/ws/mqtt" {
+		t.Fatalf("Path() = %q, want /ws/mqtt", l.Path())
+	}
+	host := l.Addr().(WebSocketAddr).Host
+	for _, path := range []string{"/mqtt", "/ws/mqtt/", "/"} {
+		if c, resp := dialRawWS(t, host, path, SubprotocolMQTT); c != nil || resp.StatusCode != http.StatusNotFound {
+			t.Errorf("upgrade at %s: %s, want 404", path, resp.Status)
+		}
+	}
+	accepted := acceptOne(t, l)
+	if c, resp := dialRawWS(t, host, "/ws/mqtt", SubprotocolMQTT); c == nil {
+		t.Fatalf("upgrade at the configured path: %s", resp.Status)
+	}
+	receive(t, accepted)
+}
