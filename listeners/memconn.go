@@ -10,8 +10,8 @@ import (
 
 // MemoryBufferSize is how many bytes each direction of an in-memory
 // connection holds before a Write blocks until the peer reads. The buffer
-// grows on demand up to this bound and is released when it drains, so an
-// idle connection holds no buffer.
+// grows on demand up to this bound, and a drained buffer larger than a few
+// KiB is released, so an idle connection stays small.
 const MemoryBufferSize = 256 << 10
 
 // memIdleKeep is the largest buffer capacity kept after a buffer drains;
