@@ -12,7 +12,8 @@ const (
 	initialBufSize = 512
 	// keepBufSize is the largest buffer a Reader keeps once it is empty;
 	// a larger one, grown for a large packet, is dropped before the next
-	// packet so that one large message does not pin memory.
+	// packet so that one large message does not pin memory. It is also
+	// the most a Reader allocates ahead of the bytes it has received.
 	keepBufSize = 64 << 10
 	// maxEmptyReads is how many (0, nil) reads in a row fail with
 	// io.ErrNoProgress.
@@ -96,23 +97,12 @@ func (r *Reader) ReadRaw() (FixedHeader, []byte, error) {
 	return fh, body, nil
 }
 
-// fill reads until at least need bytes are unread, making room first.
+// fill reads until at least need bytes are unread.
 func (r *Reader) fill(need int) error {
-	if r.w-r.r >= need {
-		return nil
-	}
-	if len(r.buf)-r.r < need {
-		if len(r.buf) >= need && r.r > 0 {
-			r.w = copy(r.buf, r.buf[r.r:r.w])
-			r.r = 0
-		} else {
-			size := max(need, min(max(2*len(r.buf), initialBufSize), r.max))
-			buf := make([]byte, size)
-			r.w = copy(buf, r.buf[r.r:r.w])
-			r.buf, r.r = buf, 0
-		}
-	}
 	for empty := 0; r.w-r.r < need; {
+		if r.w == len(r.buf) || r.r > 0 && len(r.buf)-r.r < need {
+			r.makeRoom(need)
+		}
 		if err := r.readErr; err != nil {
 			r.readErr = nil
 			return err
@@ -130,6 +120,29 @@ func (r *Reader) fill(need int) error {
 		}
 	}
 	return nil
+}
+
+// makeRoom moves the unread bytes to the front of the buffer, growing it
+// when a packet of need bytes does not fit. A packet up to keepBufSize gets
+// its whole buffer at once; a larger one grows it by doubling as its bytes
+// arrive, so a header announcing a large packet costs memory only once the
+// peer actually sends the bytes.
+func (r *Reader) makeRoom(need int) {
+	unread := r.w - r.r
+	if need <= len(r.buf) {
+		copy(r.buf, r.buf[r.r:r.w])
+		r.r, r.w = 0, unread
+		return
+	}
+	size := max(2*len(r.buf), initialBufSize)
+	if need <= keepBufSize {
+		size = min(max(size, need), max(r.max, need))
+	} else {
+		size = min(max(size, keepBufSize), need)
+	}
+	buf := make([]byte, size)
+	copy(buf, r.buf[r.r:r.w])
+	r.buf, r.r, r.w = buf, 0, unread
 }
 
 // ReadPacket reads and decodes the next packet into a new value that does
