@@ -130,9 +130,11 @@ func TestTLSClientCertificates(t *testing.T) {
 			}
 			client, server := acceptGood(t, l, certs.ClientConfig(tt.certs...))
 			exchange(t, client, server)
-			cn, ok := PeerCommonName(server)
-			if ok != (tt.wantCN != "") || cn != tt.wantCN {
-				t.Errorf("PeerCommonName = %q, %v; want %q, %v", cn, ok, tt.wantCN, tt.wantCN != "")
+			for _, c := range []net.Conn{server, wrappedConn{server}} { // also through a wrapper
+				cn, ok := PeerCommonName(c)
+				if ok != (tt.wantCN != "") || cn != tt.wantCN {
+					t.Errorf("PeerCommonName(%T) = %q, %v; want %q, %v", c, cn, ok, tt.wantCN, tt.wantCN != "")
+				}
 			}
 			cs := TLSState(server)
 			switch {
@@ -338,3 +340,9 @@ func TestTLSTemporaryAcceptError(t *testing.T) {
 	}
 	acceptGood(t, l, certs.ClientConfig())
 }
+
+// wrappedConn is a connection wrapper that exposes what it wraps, as a
+// broker's byte-counting wrapper might.
+type wrappedConn struct{ net.Conn }
+
+func (w wrappedConn) NetConn() net.Conn { return w.Conn }
