@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -209,6 +210,12 @@ func testDeleteSessionCascades(t *testing.T, h *harness) {
 	h.write(putRetained(r))
 	want.Retained = []storage.Message{r}
 	h.expect(want)
+	// Many records of one client go at once.
+	var ops []storage.Op
+	for i := range 50 {
+		ops = append(ops, putDelivery(delivery("a", uint64(100+i), "t", "x")), putSub("a", fmt.Sprint("f/", i), 1), putInbound("a", uint16(100+i)))
+	}
+	h.write(ops...)
 
 	for _, id := range []string{"a", "", "a\x00", strings.Repeat("a", 5000)} {
 		h.write(deleteSession(id))

@@ -1,0 +1,247 @@
+package bolt_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/ternmq/tern/storage"
+	"github.com/ternmq/tern/storage/bolt"
+)
+
+func TestOpenRejectsBadOptions(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tern.db")
+	for _, opts := range []bolt.Options{
+		{Durability: 2},
+		{Durability: bolt.Async, FlushInterval: -time.Second},
+		{LockTimeout: -1},
+	} {
+		if st, err := bolt.Open(path, opts); err == nil {
+			st.Close()
+			t.Errorf("Open with %+v: no error", opts)
+		}
+	}
+}
+
+// filled creates a store with n deliveries whose payloads are
+// "marker-<i>", in one transaction, closes it, and returns its path.
+func filled(t *testing.T, n int) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tern.db")
+	st, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := []storage.Op{{Kind: storage.PutSession, Session: storage.Session{ClientID: "c"}}}
+	for i := range n {
+		ops = append(ops, storage.Op{Kind: storage.PutDelivery, Delivery: storage.Delivery{
+			ClientID: "c", Seq: uint64(i), QoS: 1,
+			Msg: storage.Message{Topic: "t", QoS: 1, Payload: fmt.Appendf(nil, "marker-%06d-%s", i, strings.Repeat("x", 200))},
+		}})
+	}
+	if err := st.Write(context.Background(), ops); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// openAndLoad opens path and loads it, returning the first error.
+func openAndLoad(path string) error {
+	st, err := bolt.Open(path, bolt.Options{LockTimeout: 100 * time.Millisecond})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	_, err = st.Load(context.Background())
+	return err
+}
+
+// checkCorrupt checks that err names path and wraps bolt.ErrCorrupt.
+func checkCorrupt(t *testing.T, err error, path string) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("no error for a damaged file")
+	}
+	t.Log(err)
+	if !errors.Is(err, bolt.ErrCorrupt) {
+		t.Errorf("error %q does not wrap ErrCorrupt", err)
+	}
+	if !strings.Contains(err.Error(), path) {
+		t.Errorf("error %q does not name the file %s", err, path)
+	}
+}
+
+func TestOpenFailsOnGarbage(t *testing.T) {
+	for _, size := range []int{1, 100, 4096, 3 * 4096, 1 << 20} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "tern.db")
+			garbage := bytes.Repeat([]byte("not a bbolt file\x00\xa5"), size/18+1)[:size]
+			if err := os.WriteFile(path, garbage, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			checkCorrupt(t, openAndLoad(path), path)
+		})
+	}
+}
+
+func TestOpenFailsOnTruncatedFile(t *testing.T) {
+	src := filled(t, 2000)
+	whole, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The file's pages end at its high-water mark; bbolt may have grown
+	// the file past it.
+	db, err := bbolt.Open(src, 0o600, &bbolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var used int
+	if err := db.View(func(tx *bbolt.Tx) error { used = int(tx.Size()); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	page := db.Info().PageSize
+	db.Close()
+	if used > len(whole) || used < 20*page {
+		t.Fatalf("file of %d bytes, pages up to %d: not the file this test needs", len(whole), used)
+	}
+	for _, size := range []int{used - page, used / 2, 4 * page, 2*page + 1, page + 10, page, 100} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "tern.db")
+			if err := os.WriteFile(path, whole[:size], 0o600); err != nil {
+				t.Fatal(err)
+			}
+			checkCorrupt(t, openAndLoad(path), path)
+		})
+	}
+}
+
+func TestOpenFailsOnForeignBoltFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "other.db")
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		_, err := tx.CreateBucket([]byte("someone else's"))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkCorrupt(t, openAndLoad(path), path)
+}
+
+func TestOpenFailsOnLockedFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tern.db")
+	first, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	start := time.Now()
+	second, err := bolt.Open(path, bolt.Options{LockTimeout: 50 * time.Millisecond})
+	if err == nil {
+		second.Close()
+		t.Fatal("a second Open of a locked file succeeded")
+	}
+	if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "locked") {
+		t.Errorf("error %q does not say that %s is locked", err, path)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("Open waited %s for a lock timeout of 50ms", d)
+	}
+}
+
+func TestOpenOrLoadFailsOnDamagedPage(t *testing.T) {
+	src := filled(t, 2000)
+	whole, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := os.Getpagesize()
+	// The store was written in one transaction, so each payload is on
+	// disk once, in a live page.
+	at := bytes.Index(whole, []byte("marker-001000"))
+	if at < 0 || bytes.Count(whole, []byte("marker-001000")) != 1 {
+		t.Fatalf("payload found at %d, %d times", at, bytes.Count(whole, []byte("marker-001000")))
+	}
+	for name, fill := range map[string]byte{"zeros": 0x00, "ones": 0xff, "pattern": 0xa5} {
+		t.Run(name, func(t *testing.T) {
+			damaged := bytes.Clone(whole)
+			start := at / page * page
+			for i := start; i < start+page; i++ {
+				damaged[i] = fill
+			}
+			path := filepath.Join(t.TempDir(), "tern.db")
+			if err := os.WriteFile(path, damaged, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			checkCorrupt(t, openAndLoad(path), path)
+		})
+	}
+}
+
+func TestLoadFailsOnMalformedRecord(t *testing.T) {
+	cases := []struct {
+		name   string
+		bucket string
+		key    []byte
+		value  []byte
+	}{
+		{"unknown version", "deliveries", []byte("c\x00\x00\x00\x00\x00\x00\x00\x00\x01"), []byte{9, 0, 0, 0, 1, 1, 0, 0}},
+		{"value cut short", "deliveries", []byte("c\x00\x00\x00\x00\x00\x00\x00\x00\x01"), []byte{1, 0, 0, 0, 1, 1, 5, 'a'}},
+		{"bytes after value", "sessions", []byte("c\x00"), []byte{1, 0, 0, 'x'}},
+		{"unknown flag", "sessions", []byte("c\x00"), []byte{1, 0x20, 0}},
+		{"key without terminator", "inbound", []byte("c"), []byte{1, 0}},
+		{"key of wrong length", "inbound", []byte("c\x00\x00\x01\x02"), []byte{1, 0}},
+		{"bad escape", "sessions", []byte("c\x01\x07\x00"), []byte{1, 0, 0}},
+		{"hashed key without identifier", "sessions", append([]byte{1, 3}, make([]byte, 32)...), []byte{1, 0, 0}},
+		{"identifier not matching its hash", "sessions", append([]byte{1, 3}, make([]byte, 32)...), []byte{1, 0x40, 0, 1, 'c'}},
+		{"identifier in value and key", "subscriptions", []byte("c\x00f"), []byte{1, 0x40, 1, 1, 'c'}},
+		{"empty value", "retained", []byte("t"), []byte{}},
+		{"hashed topic of wrong length", "retained", []byte("\x00abc"), []byte{1, 0x80, 0, 0, 1, 't'}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "tern.db")
+			st, err := bolt.Open(path, bolt.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Close(); err != nil {
+				t.Fatal(err)
+			}
+			db, err := bbolt.Open(path, 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = db.Update(func(tx *bbolt.Tx) error { return tx.Bucket([]byte(tc.bucket)).Put(tc.key, tc.value) })
+			if cerr := db.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = openAndLoad(path)
+			checkCorrupt(t, err, path)
+			if !strings.Contains(err.Error(), tc.bucket) {
+				t.Errorf("error %q does not name the bucket %s", err, tc.bucket)
+			}
+		})
+	}
+}
