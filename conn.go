@@ -57,16 +57,23 @@ type conn struct {
 
 func newConn(b *Broker, nc net.Conn) *conn {
 	c := &conn{b: b, nc: nc}
-	c.r = packets.NewReader(countingReader{nc, &b.stats.bytesReceived}, b.opts.MaxPacketSize)
+	c.r = packets.NewReader(countingReader{nc, &b.stats.bytesReceived, c}, b.opts.MaxPacketSize)
 	return c
 }
 
+// countingReader counts the bytes read from a connection and, before each
+// read, which may block, starts the writers that the packets decoded so far
+// touched: a read batch ends when the reader must wait for the network, not
+// when its buffer happens to empty at a packet boundary (a sender streaming
+// packets may never leave it empty, or may pause mid-packet).
 type countingReader struct {
 	r io.Reader
 	n *atomic.Int64
+	c *conn
 }
 
 func (cr countingReader) Read(p []byte) (int, error) {
+	cr.c.flushKicks()
 	n, err := cr.r.Read(p)
 	cr.n.Add(int64(n))
 	return n, err
