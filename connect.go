@@ -17,8 +17,10 @@ import (
 // refuse answers a CONNECT with a refusing return code and returns the error
 // that ends the connection [MQTT-3.2.2-4, MQTT-3.2.2-5].
 func (c *conn) refuse(code byte, why error) error {
-	c.writeNow([]byte{0x20, 2, 0, code})
+	// Counted before the CONNACK leaves, so that a client that saw the
+	// refusal also sees it in Stats.
 	c.b.stats.refused.Add(1)
+	c.writeNow([]byte{0x20, 2, 0, code})
 	return fmt.Errorf("tern: CONNECT refused with 0x%02x: %w", code, why)
 }
 
@@ -93,8 +95,8 @@ func (c *conn) connect(cp *packets.Connect) error {
 		}
 	}
 	c.keepAlive = time.Duration(cp.KeepAlive) * time.Second
+	b.stats.connects.Add(1) // counted before attach sends CONNACK
 	b.attach(c, id, cp.CleanSession)
-	b.stats.connects.Add(1)
 	b.hooks.onConnect(b, c.client)
 	return nil
 }
