@@ -1,6 +1,7 @@
 package tern
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,8 +48,30 @@ type fanout struct {
 	later   []*conn   // writers to start when kick is nil
 	sent    int64
 	drops   int64
-	lsn     uint64   // storage LSN of the last change this message caused
-	dropFor []Client // clients whose queue was full, for DropObserver hooks
+	lsn     uint64    // storage LSN of the last change this message caused
+	dropFor []dropped // for DropObserver hooks, only when there are some
+}
+
+// dropped is a delivery that was not made, for the DropObserver hooks.
+type dropped struct {
+	c   Client
+	why error
+}
+
+// Why a delivery was dropped, as DropObserver hooks see it.
+var (
+	errOfflineQoS0 = errors.New("tern: QoS 0 message for an offline client")
+	errPendingFull = errors.New("tern: the client's write buffer is full (it is not reading)")
+	errConnClosed  = errors.New("tern: the client's connection is closing")
+)
+
+// drop counts a delivery that was not made and notes, for the DropObserver
+// hooks, for whom and why.
+func (f *fanout) drop(b *Broker, c Client, why error) {
+	f.drops++
+	if b.hooks.hasDropObservers() {
+		f.dropFor = append(f.dropFor, dropped{c, why})
+	}
 }
 
 // encoded returns the PUBLISH for the message at qos, encoding it the first
@@ -91,7 +114,7 @@ func (s *sess) deliver(m *session.Message, qos byte, f *fanout) {
 	}
 	c := s.conn.Load()
 	if c == nil && qos == 0 && !b.opts.QueueQoS0 {
-		f.drops++
+		f.drop(b, s.client, errOfflineQoS0)
 		return
 	}
 	if c != nil && qos == 0 {
@@ -114,10 +137,7 @@ func (s *sess) deliver(m *session.Message, qos byte, f *fanout) {
 		}
 	}
 	if !ok {
-		f.drops++
-		if b.hooks.hasDropObservers() {
-			f.dropFor = append(f.dropFor, s.client)
-		}
+		f.drop(b, s.client, errQueueFull)
 		return
 	}
 	if d != nil {
@@ -138,11 +158,11 @@ func (s *sess) sendQoS0(c *conn, f *fanout) {
 	c.mu.Lock()
 	switch {
 	case c.dead:
-		f.drops++
+		f.drop(s.b, c.client, errConnClosed)
 	case len(c.out) >= s.b.opts.MaxPending:
 		// A client that does not read loses QoS 0 messages, not the
 		// broker's memory.
-		f.drops++
+		f.drop(s.b, c.client, errPendingFull)
 	default:
 		c.out = append(c.out, f.encoded(0)...)
 		f.sent++
@@ -213,8 +233,8 @@ func (f *fanout) finish(b *Broker) {
 	if f.drops > 0 {
 		b.stats.dropped.Add(f.drops)
 	}
-	for _, c := range f.dropFor {
-		b.hooks.onDrop(b, c, f.m, errQueueFull)
+	for _, d := range f.dropFor {
+		b.hooks.onDrop(b, d.c, f.m, d.why)
 	}
 }
 

@@ -109,10 +109,7 @@ func (h *handlerSub) deliver(m *session.Message, qos byte, f *fanout) {
 	case h.ch <- Message{Topic: m.Topic, Payload: m.Payload, QoS: qos}:
 		f.sent++
 	default:
-		f.drops++
-		if h.b.hooks.hasDropObservers() {
-			f.dropFor = append(f.dropFor, h.who)
-		}
+		f.drop(h.b, h.who, errQueueFull)
 	}
 }
 
