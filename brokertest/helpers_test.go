@@ -1,0 +1,123 @@
+package brokertest_test
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// fakeTB stands in for a test so that these tests can check that a helper
+// fails the test it is given. It records failures and cleanups; everything
+// else (Output, Context, Name) goes to the real test.
+type fakeTB struct {
+	testing.TB
+	mu       sync.Mutex
+	failures []string
+	cleanups []func()
+}
+
+func newFake(t *testing.T) *fakeTB {
+	f := &fakeTB{TB: t}
+	t.Cleanup(f.cleanup)
+	return f
+}
+
+func (f *fakeTB) Helper() {}
+
+func (f *fakeTB) Errorf(format string, args ...any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failures = append(f.failures, fmt.Sprintf(format, args...))
+}
+
+func (f *fakeTB) Error(args ...any) { f.Errorf("%s", fmt.Sprint(args...)) }
+
+// Fatalf records the failure and ends the calling goroutine, as
+// testing.T's does; call the helper under test inside f.run.
+func (f *fakeTB) Fatalf(format string, args ...any) {
+	f.Errorf(format, args...)
+	runtime.Goexit()
+}
+
+func (f *fakeTB) Fatal(args ...any) { f.Fatalf("%s", fmt.Sprint(args...)) }
+
+func (f *fakeTB) Cleanup(fn func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cleanups = append(f.cleanups, fn)
+}
+
+// cleanup runs the registered cleanups, last first, each at most once.
+func (f *fakeTB) cleanup() {
+	for {
+		f.mu.Lock()
+		if len(f.cleanups) == 0 {
+			f.mu.Unlock()
+			return
+		}
+		fn := f.cleanups[len(f.cleanups)-1]
+		f.cleanups = f.cleanups[:len(f.cleanups)-1]
+		f.mu.Unlock()
+		f.run(fn)
+	}
+}
+
+// run calls fn on its own goroutine, as the testing package runs a test,
+// so that Fatal ends fn and not the caller.
+func (f *fakeTB) run(fn func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	<-done
+}
+
+// failed returns the failures recorded so far, joined.
+func (f *fakeTB) failed() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return strings.Join(f.failures, "\n")
+}
+
+// mustFail checks that f recorded a failure containing each of want.
+func mustFail(t *testing.T, f *fakeTB, want ...string) {
+	t.Helper()
+	got := f.failed()
+	if got == "" {
+		t.Fatalf("the helper did not fail the test; want a failure with %q", want)
+	}
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			t.Errorf("failure %q does not contain %q", got, w)
+		}
+	}
+}
+
+const waitTimeout = 5 * time.Second
+
+// pahoConnect connects a Paho client with opts and disconnects it in a
+// cleanup, which runs before the brokertest cleanup registered earlier.
+func pahoConnect(t *testing.T, opts *mqtt.ClientOptions) mqtt.Client {
+	t.Helper()
+	c := mqtt.NewClient(opts.SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(waitTimeout))
+	wait(t, "connect", c.Connect())
+	t.Cleanup(func() { c.Disconnect(250) })
+	return c
+}
+
+// wait waits for a Paho token and fails the test on timeout or error.
+func wait(t *testing.T, what string, tok mqtt.Token) {
+	t.Helper()
+	if !tok.WaitTimeout(waitTimeout) {
+		t.Fatalf("paho %s: timed out", what)
+	}
+	if err := tok.Error(); err != nil {
+		t.Fatalf("paho %s: %v", what, err)
+	}
+}

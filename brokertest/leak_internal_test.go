@@ -1,0 +1,40 @@
+package brokertest
+
+import "testing"
+
+func TestParseStack(t *testing.T) {
+	cases := []struct {
+		text        string
+		id, creator int64
+	}{
+		{"goroutine 7 [chan receive]:\nmain.f()\n\t/x.go:3 +0x1\ncreated by main.main in goroutine 1\n\t/x.go:9 +0x2", 7, 1},
+		{"goroutine 12 gp=0xc0000 m=nil [select]:\nmain.g()\n\t/x.go:3 +0x1\ncreated by main.f in goroutine 7\n\t/x.go:5", 12, 7},
+		{"goroutine 1 [running]:\nmain.main()\n\t/x.go:3 +0x1", 1, 0},
+		{"goroutine x [running]:", 0, 0},
+		{"", 0, 0},
+		{"goroutine 3 [running]:\ncreated by main.main\n\t/x.go:9", 3, 0},
+	}
+	for _, c := range cases {
+		if id, creator := parseID(c.text), parseCreator(c.text); id != c.id || creator != c.creator {
+			t.Errorf("parse(%q) = %d, %d; want %d, %d", c.text, id, creator, c.id, c.creator)
+		}
+	}
+}
+
+// TestSnapshotSelf: the snapshot knows the goroutine that took it and
+// finds the goroutines it created.
+func TestSnapshotSelf(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	before := snapshot()
+	started := make(chan struct{})
+	go func() { close(started); <-release }()
+	<-started
+	now := snapshot()
+	if now.self != before.self || now.self == 0 {
+		t.Fatalf("self = %d then %d", before.self, now.self)
+	}
+	if got := before.leaked(now); len(got) != 1 {
+		t.Errorf("leaked = %d goroutines, want 1:\n%q", len(got), got)
+	}
+}
