@@ -1,0 +1,68 @@
+package alerts_test
+
+import (
+	"testing"
+
+	"github.com/ternmq/tern/brokertest"
+	"github.com/ternmq/tern/examples/testing/alerts"
+)
+
+// start runs the service against srv and stops it at cleanup, before srv.
+func start(t *testing.T, srv *brokertest.Server) {
+	t.Helper()
+	svc, err := alerts.Start(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)
+}
+
+func TestHotReadingRaisesAlert(t *testing.T) {
+	srv := brokertest.New(t)
+	start(t, srv)
+	srv.Publish("sensors/1/temp", "99")
+	srv.Expect(t, "alerts/1", "too hot")
+}
+
+func TestReadings(t *testing.T) {
+	srv := brokertest.New(t)
+	start(t, srv)
+	cases := []struct {
+		sensor, reading string
+		alert           bool
+	}{
+		{"hot", "99", true},
+		{"just-over", "40.5", true},
+		{"spaces", " 41 \n", true},
+		{"cold", "20", false},
+		{"at-threshold", "40", false},
+		{"negative", "-5", false},
+		{"garbage", "warm", false},
+		{"empty", "", false},
+		{"nan", "NaN", false},
+	}
+	for _, c := range cases {
+		srv.Publish("sensors/"+c.sensor+"/temp", c.reading)
+	}
+	// The service handles readings in order and publishes its alerts in
+	// order: once the alert for a last hot reading is in, any alert for an
+	// earlier reading would be too.
+	srv.Publish("sensors/last/temp", "99")
+	srv.Expect(t, "alerts/last", "too hot")
+	for _, c := range cases {
+		got := len(srv.Messages("alerts/" + c.sensor))
+		if c.alert && got != 1 || !c.alert && got != 0 {
+			t.Errorf("sensor %s read %q: %d alerts, want alert %v", c.sensor, c.reading, got, c.alert)
+		}
+	}
+}
+
+func TestStartFailsWithoutBroker(t *testing.T) {
+	srv := brokertest.New(t)
+	addr := srv.Addr()
+	srv.Close()
+	if svc, err := alerts.Start(addr); err == nil {
+		svc.Close()
+		t.Fatal("Start succeeded with the broker closed")
+	}
+}
