@@ -152,6 +152,11 @@ func (c *conn) run() error {
 	if err := c.connect(&cp); err != nil {
 		return err
 	}
+	if c.keepAlive == 0 {
+		// Keepalive 0 turns the timeout off (section 3.1.2.10): lift the
+		// connect timeout's deadline, or it would close the client later.
+		c.nc.SetReadDeadline(time.Time{})
+	}
 
 	for {
 		if c.r.Buffered() == 0 {
