@@ -1,0 +1,645 @@
+package tern_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ternmq/tern"
+	"github.com/ternmq/tern/packets"
+)
+
+// Conformance tests of CONNECT and CONNACK (sections 3.1 and 3.2), client
+// identifiers, sessions (section 4.1) and takeover, on the wire.
+
+// Bits of the CONNECT flags byte, for hand-built CONNECT packets.
+const (
+	flagClean     = 0x02
+	flagWill      = 0x04
+	flagWillQoS1  = 0x08
+	flagWillQoS2  = 0x10
+	flagWillRetn  = 0x20
+	flagPassword  = 0x40
+	flagUsername  = 0x80
+	flagReserved  = 0x01
+	flagWillQoS3  = flagWillQoS1 | flagWillQoS2
+	flagCleanWill = flagClean | flagWill
+)
+
+// mqttString encodes s as a length-prefixed MQTT string (or binary field).
+func mqttString(s string) []byte {
+	return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...)
+}
+
+// packetBytes frames the concatenated parts behind the first byte of a fixed
+// header and a Remaining Length, without any validation.
+func packetBytes(first byte, parts ...[]byte) []byte {
+	body := slices.Concat(parts...)
+	out := []byte{first}
+	n := len(body)
+	for {
+		d := byte(n % 128)
+		if n /= 128; n > 0 {
+			d |= 0x80
+		}
+		out = append(out, d)
+		if n == 0 {
+			break
+		}
+	}
+	return append(out, body...)
+}
+
+// connectBytes builds a CONNECT by hand, valid or not: protocol name and
+// level, flags, keepalive 60, then the payload fields as given.
+func connectBytes(name string, level, flags byte, fields ...[]byte) []byte {
+	vh := append(mqttString(name), level, flags, 0, 60)
+	return packetBytes(0x10, append([][]byte{vh}, fields...)...)
+}
+
+// pingOK checks that c is connected and served: PINGREQ gets PINGRESP.
+func pingOK(c *rawClient) {
+	c.t.Helper()
+	c.send(&packets.Pingreq{})
+	if p := c.recv(); p.Type() != packets.TypePingresp {
+		c.t.Fatalf("expected PINGRESP, got %v %+v", p.Type(), p)
+	}
+}
+
+// freshClientWorks checks that the broker still accepts and serves a new
+// client, after a connection was closed for a violation.
+func freshClientWorks(t *testing.T, addr, id string) {
+	t.Helper()
+	pingOK(mustConnect(t, addr, id, true))
+}
+
+// expectRefused reads the next packet as raw bytes, requires exactly a
+// CONNACK with session present 0 and the given return code
+// [MQTT-3.2.2-4], then requires the connection to close [MQTT-3.2.2-5].
+func expectRefused(c *rawClient, code byte) {
+	c.t.Helper()
+	c.conn.SetReadDeadline(time.Now().Add(waitTimeout))
+	fh, body, err := c.r.ReadRaw()
+	if err != nil {
+		c.t.Fatalf("expected CONNACK 0x%02x, got error %v", code, err)
+	}
+	if fh.Type != packets.TypeConnack || !bytes.Equal(body, []byte{0, code}) {
+		c.t.Fatalf("expected CONNACK [0 %d], got %v %v", code, fh.Type, body)
+	}
+	c.expectClosed()
+}
+
+// disconnects is a DisconnectObserver hook that lets a test wait until the
+// broker has finished with a connection (will published or not, hooks told).
+type disconnects struct {
+	mu sync.Mutex
+	ch map[string]chan error
+}
+
+func watchDisconnects(t testing.TB, b *tern.Broker) *disconnects {
+	t.Helper()
+	d := &disconnects{ch: make(map[string]chan error)}
+	if err := b.AddHook(d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func (d *disconnects) of(id string) chan error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ch[id] == nil {
+		d.ch[id] = make(chan error, 16)
+	}
+	return d.ch[id]
+}
+
+func (d *disconnects) OnDisconnect(c tern.Client, reason error) {
+	select {
+	case d.of(c.ID) <- reason:
+	default:
+	}
+}
+
+// wait returns the reason of the next end of a connection of client id.
+func (d *disconnects) wait(t testing.TB, id string) error {
+	t.Helper()
+	select {
+	case r := <-d.of(id):
+		return r
+	case <-time.After(waitTimeout):
+		t.Fatalf("timed out waiting for %q to disconnect", id)
+		return nil
+	}
+}
+
+// authFunc adapts a function to the Authenticator hook.
+type authFunc func(context.Context, tern.ConnectInfo) error
+
+func (f authFunc) Authenticate(ctx context.Context, c tern.ConnectInfo) error { return f(ctx, c) }
+
+func TestFirstPacketOtherThanConnectClosesWithoutConnack(t *testing.T) {
+	// [MQTT-3.1.0-1] [MQTT-3.2.0-1] [MQTT-2.2.2-2] [MQTT-4.8.0-1]
+	_, addr := startBroker(t, tern.Options{})
+	watcher := mustConnect(t, addr, "watcher", true)
+	watcher.subscribe(1, packets.Subscription{Filter: "first/#"})
+	cases := []struct {
+		name string
+		raw  []byte
+	}{
+		{"PINGREQ", []byte{0xC0, 0}},
+		{"PUBLISH", packetBytes(0x30, mqttString("first/pub"), []byte("not processed"))},
+		{"SUBSCRIBE", packetBytes(0x82, []byte{0, 1}, mqttString("#"), []byte{0})},
+		{"DISCONNECT", []byte{0xE0, 0}},
+		{"CONNACK", []byte{0x20, 2, 0, 0}},
+		{"reserved type 0", []byte{0x00, 0}},
+		{"reserved type 15", []byte{0xF0, 0}},
+		{"CONNECT with reserved fixed header flags", append([]byte{0x11}, connectBytes("MQTT", 4, flagClean, mqttString("x"))[1:]...)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialRaw(t, addr)
+			c.sendRaw(tc.raw)
+			c.expectClosed()
+		})
+	}
+	// The PUBLISH sent before CONNECT was not routed: the next message the
+	// watcher gets is a later one.
+	watcher.send(&packets.Publish{Topic: "first/marker", Payload: []byte("m")})
+	if p := watcher.recvPublish(); p.Topic != "first/marker" {
+		t.Fatalf("a PUBLISH sent before CONNECT was routed: %+v", p)
+	}
+	freshClientWorks(t, addr, "fresh")
+}
+
+func TestSecondConnectIsAProtocolViolation(t *testing.T) {
+	// [MQTT-3.1.0-2] [MQTT-4.8.0-1]
+	b, addr := startBroker(t, tern.Options{})
+	disc := watchDisconnects(t, b)
+	c := mustConnect(t, addr, "twice", true)
+	c.send(&packets.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: "twice", CleanSession: true})
+	c.expectClosed()
+	if err := disc.wait(t, "twice"); !errors.Is(err, tern.ErrProtocol) {
+		t.Fatalf("disconnect reason %v, want ErrProtocol", err)
+	}
+	freshClientWorks(t, addr, "twice")
+}
+
+func TestUnknownProtocolNameClosesWithoutConnack(t *testing.T) {
+	// [MQTT-3.1.2-1] [MQTT-3.1.4-1]
+	_, addr := startBroker(t, tern.Options{})
+	for _, name := range []string{"mqtt", "MQTS", "MQTT3", "MQIsdp\x00", "", "HTTP"} {
+		t.Run(fmt.Sprintf("%q", name), func(t *testing.T) {
+			c := dialRaw(t, addr)
+			c.sendRaw(connectBytes(name, 4, flagClean, mqttString("named")))
+			c.expectClosed()
+		})
+	}
+	freshClientWorks(t, addr, "fresh")
+}
+
+func TestUnsupportedProtocolLevelGetsConnack01ThenClose(t *testing.T) {
+	// [MQTT-3.1.2-2] [MQTT-3.2.2-4] [MQTT-3.2.2-5]
+	_, addr := startBroker(t, tern.Options{})
+	cases := []struct {
+		name  string
+		level byte
+		rest  [][]byte
+	}{
+		{"MQTT", 5, [][]byte{{0}, mqttString("v5")}}, // MQTT 5: empty properties, then the id
+		{"MQTT", 3, [][]byte{mqttString("v3")}},
+		{"MQTT", 0, [][]byte{mqttString("v0")}},
+		{"MQTT", 255, [][]byte{mqttString("v255")}},
+		{"MQIsdp", 4, [][]byte{mqttString("isdp4")}},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("%s level %d", tc.name, tc.level), func(t *testing.T) {
+			c := dialRaw(t, addr)
+			c.sendRaw(connectBytes(tc.name, tc.level, flagClean, tc.rest...))
+			expectRefused(c, packets.RefusedProtocolVersion)
+		})
+	}
+	freshClientWorks(t, addr, "fresh")
+}
+
+func TestMQTT31ClientIsAccepted(t *testing.T) {
+	// [MQTT-3.1.4-4]: Tern also speaks MQTT 3.1 ("MQIsdp", level 3).
+	_, addr := startBroker(t, tern.Options{})
+	c := dialRaw(t, addr)
+	ack := c.connectWith(&packets.Connect{ProtocolName: "MQIsdp", ProtocolLevel: 3, ClientID: "legacy-31", CleanSession: true, KeepAlive: 60})
+	if ack.ReturnCode != packets.Accepted || ack.SessionPresent {
+		t.Fatalf("CONNACK %+v", ack)
+	}
+	c.subscribe(1, packets.Subscription{Filter: "legacy/t", QoS: 1})
+	c.send(&packets.Publish{Topic: "legacy/t", Payload: []byte("hello")})
+	if p := c.recvPublish(); p.Topic != "legacy/t" || string(p.Payload) != "hello" {
+		t.Fatalf("got %+v", p)
+	}
+}
+
+func TestMalformedConnectClosesWithoutConnack(t *testing.T) {
+	// [MQTT-3.1.4-1] and the rules each case names.
+	_, addr := startBroker(t, tern.Options{})
+	id := mqttString("bad")
+	will := [][]byte{mqttString("will/t"), mqttString("w")}
+	cases := []struct {
+		name string
+		raw  []byte
+	}{
+		{"reserved flag set [MQTT-3.1.2-3]", connectBytes("MQTT", 4, flagClean|flagReserved, id)},
+		{"will flag without will topic [MQTT-3.1.2-9]", connectBytes("MQTT", 4, flagCleanWill, id)},
+		{"will flag without will message [MQTT-3.1.2-9]", connectBytes("MQTT", 4, flagCleanWill, id, mqttString("will/t"))},
+		{"will topic without will flag [MQTT-3.1.2-11]", connectBytes("MQTT", 4, flagClean, append([][]byte{id}, will...)...)},
+		{"will QoS without will flag [MQTT-3.1.2-13]", connectBytes("MQTT", 4, flagClean|flagWillQoS1, id)},
+		{"will QoS 3 [MQTT-3.1.2-14]", connectBytes("MQTT", 4, flagCleanWill|flagWillQoS3, append([][]byte{id}, will...)...)},
+		{"will retain without will flag [MQTT-3.1.2-15]", connectBytes("MQTT", 4, flagClean|flagWillRetn, id)},
+		{"user name without its flag [MQTT-3.1.2-18]", connectBytes("MQTT", 4, flagClean, id, mqttString("user"))},
+		{"user name flag without user name [MQTT-3.1.2-19]", connectBytes("MQTT", 4, flagClean|flagUsername, id)},
+		{"password without its flag [MQTT-3.1.2-20]", connectBytes("MQTT", 4, flagClean|flagUsername, id, mqttString("user"), mqttString("pw"))},
+		{"password flag without password [MQTT-3.1.2-21]", connectBytes("MQTT", 4, flagClean|flagUsername|flagPassword, id, mqttString("user"))},
+		{"password flag without user name flag [MQTT-3.1.2-22]", connectBytes("MQTT", 4, flagClean|flagPassword, id, mqttString("pw"))},
+		{"no client identifier [MQTT-3.1.3-3]", connectBytes("MQTT", 4, flagClean)},
+		{"client identifier not UTF-8 [MQTT-3.1.3-4]", connectBytes("MQTT", 4, flagClean, mqttString("bad\xff\xfe"))},
+		{"client identifier with U+0000 [MQTT-3.1.3-4]", connectBytes("MQTT", 4, flagClean, mqttString("bad\x00id"))},
+		{"client identifier with a surrogate [MQTT-3.1.3-4]", connectBytes("MQTT", 4, flagClean, mqttString("bad\xed\xa0\x80"))},
+		{"client identifier length past the end [MQTT-3.1.3-3]", connectBytes("MQTT", 4, flagClean, []byte{0, 9, 'a'})},
+		{"will topic not UTF-8 [MQTT-3.1.3-10]", connectBytes("MQTT", 4, flagCleanWill, id, mqttString("will/\xc3"), mqttString("w"))},
+		{"will topic with a wildcard", connectBytes("MQTT", 4, flagCleanWill, id, mqttString("will/#"), mqttString("w"))},
+		{"empty will topic", connectBytes("MQTT", 4, flagCleanWill, id, mqttString(""), mqttString("w"))},
+		{"user name not UTF-8 [MQTT-3.1.3-11]", connectBytes("MQTT", 4, flagClean|flagUsername, id, mqttString("us\xc0\xafer"))},
+		{"variable header cut short", packetBytes(0x10, mqttString("MQTT"), []byte{4, flagClean})},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialRaw(t, addr)
+			c.sendRaw(tc.raw)
+			c.expectClosed()
+			freshClientWorks(t, addr, fmt.Sprintf("fresh-%d", i))
+		})
+	}
+}
+
+func TestCleanSessionZeroResumesTheStoredSession(t *testing.T) {
+	// [MQTT-3.1.2-4] [MQTT-3.1.2-5] [MQTT-3.2.2-2] [MQTT-3.2.2-3]
+	// [MQTT-3.1.3-2] [MQTT-3.1.4-3] [MQTT-3.2.0-1] [MQTT-4.1.0-1]
+	b, addr := startBroker(t, tern.Options{})
+	disc := watchDisconnects(t, b)
+	ctx := context.Background()
+	c := dialRaw(t, addr)
+	if ack := c.connect("keeper", false); ack.ReturnCode != 0 || ack.SessionPresent {
+		t.Fatalf("first CONNACK %+v, want session present 0", ack) // [MQTT-3.2.2-3]
+	}
+	c.subscribe(1, packets.Subscription{Filter: "keep/+", QoS: 1})
+	c.send(&packets.Disconnect{})
+	c.expectClosed()
+	disc.wait(t, "keeper")
+
+	// While the client is away, QoS 1 is stored; QoS 0 is not (QueueQoS0 off).
+	if err := b.Publish(ctx, "keep/zero", []byte("q0"), 0, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(ctx, "keep/one", []byte("q1"), 1, false); err != nil {
+		t.Fatal(err)
+	}
+	// Another identifier has its own (new) session [MQTT-3.1.3-2].
+	other := dialRaw(t, addr)
+	if ack := other.connect("other", false); ack.SessionPresent {
+		t.Fatal("a new client identifier got session present 1")
+	}
+
+	c = dialRaw(t, addr)
+	if ack := c.connect("keeper", false); ack.ReturnCode != 0 || !ack.SessionPresent {
+		t.Fatalf("resumed CONNACK %+v, want session present 1", ack) // [MQTT-3.2.2-2]
+	}
+	// The CONNACK came first (connect requires it), then the stored message.
+	p := c.recvPublish()
+	if p.Topic != "keep/one" || string(p.Payload) != "q1" || p.QoS != 1 {
+		t.Fatalf("stored message: got %+v", p)
+	}
+	c.send(&packets.Puback{PacketID: p.PacketID})
+	// The subscription is part of the resumed session.
+	if err := b.Publish(ctx, "keep/live", []byte("live"), 1, false); err != nil {
+		t.Fatal(err)
+	}
+	if p := c.recvPublish(); p.Topic != "keep/live" {
+		t.Fatalf("live message: got %+v", p)
+	}
+}
+
+func TestCleanSessionOneDiscardsAndIsNotReused(t *testing.T) {
+	// [MQTT-3.1.2-6] [MQTT-3.2.2-1] [MQTT-3.1.4-3] [MQTT-4.1.0-2]
+	b, addr := startBroker(t, tern.Options{})
+	disc := watchDisconnects(t, b)
+	ctx := context.Background()
+	c := mustConnect(t, addr, "fickle", false)
+	c.subscribe(1, packets.Subscription{Filter: "fickle/t", QoS: 1})
+	c.send(&packets.Disconnect{})
+	c.expectClosed()
+	disc.wait(t, "fickle")
+	if err := b.Publish(ctx, "fickle/t", []byte("stored"), 1, false); err != nil {
+		t.Fatal(err)
+	}
+
+	// A clean connect discards the stored session: session present 0, no
+	// stored message, no subscription.
+	c = dialRaw(t, addr)
+	if ack := c.connect("fickle", true); ack.ReturnCode != 0 || ack.SessionPresent {
+		t.Fatalf("CONNACK %+v, want session present 0", ack) // [MQTT-3.2.2-1]
+	}
+	if err := b.Publish(ctx, "fickle/t", []byte("after"), 1, false); err != nil {
+		t.Fatal(err)
+	}
+	pingOK(c) // a stored or routed message would come before PINGRESP
+	// The clean session's own state lasts as long as its connection...
+	c.subscribe(2, packets.Subscription{Filter: "fickle/clean", QoS: 1})
+	if err := b.Publish(ctx, "fickle/clean", []byte("x"), 1, false); err != nil {
+		t.Fatal(err)
+	}
+	if p := c.recvPublish(); p.Topic != "fickle/clean" {
+		t.Fatalf("got %+v", p)
+	}
+	c.send(&packets.Disconnect{})
+	c.expectClosed()
+	disc.wait(t, "fickle")
+
+	// ...and is not reused by the next session, even a persistent one.
+	c = dialRaw(t, addr)
+	if ack := c.connect("fickle", false); ack.SessionPresent {
+		t.Fatal("session present 1 after a clean session ended")
+	}
+	if err := b.Publish(ctx, "fickle/clean", []byte("y"), 1, false); err != nil {
+		t.Fatal(err)
+	}
+	pingOK(c)
+}
+
+func TestRetainedMessagesOutliveTheSession(t *testing.T) {
+	// [MQTT-3.1.2.7]
+	b, addr := startBroker(t, tern.Options{})
+	disc := watchDisconnects(t, b)
+	c := mustConnect(t, addr, "retainer", true)
+	c.publishQoS(1, "kept/r", "still here", 1, true)
+	c.send(&packets.Disconnect{})
+	c.expectClosed()
+	disc.wait(t, "retainer")
+	s := mustConnect(t, addr, "reader", true)
+	s.subscribe(1, packets.Subscription{Filter: "kept/r"})
+	if p := s.recvPublish(); p.Topic != "kept/r" || string(p.Payload) != "still here" || !p.Retain {
+		t.Fatalf("got %+v", p)
+	}
+}
+
+func TestEmptyClientIDWithCleanSessionGetsAUniqueID(t *testing.T) {
+	// [MQTT-3.1.3-6]
+	b, addr := startBroker(t, tern.Options{})
+	x, y := dialRaw(t, addr), dialRaw(t, addr)
+	for _, c := range []*rawClient{x, y} {
+		if ack := c.connect("", true); ack.ReturnCode != 0 || ack.SessionPresent {
+			t.Fatalf("CONNACK %+v", ack)
+		}
+	}
+	// Neither took the other over: both are served.
+	pingOK(x)
+	pingOK(y)
+	clients := b.Clients()
+	if len(clients) != 2 || clients[0].ID == "" || clients[0].ID == clients[1].ID {
+		t.Fatalf("clients %+v, want two distinct assigned identifiers", clients)
+	}
+	x.subscribe(1, packets.Subscription{Filter: "anon/t"})
+	y.publishQoS(0, "anon/t", "hi", 0, false)
+	if p := x.recvPublish(); p.Topic != "anon/t" {
+		t.Fatalf("got %+v", p)
+	}
+}
+
+func TestEmptyClientIDWithoutCleanSessionIsRejected(t *testing.T) {
+	// [MQTT-3.1.3-7] [MQTT-3.1.3-8] [MQTT-3.2.2-4] [MQTT-3.2.2-5]
+	_, addr := startBroker(t, tern.Options{})
+	c := dialRaw(t, addr)
+	c.sendRaw(connectBytes("MQTT", 4, 0, mqttString("")))
+	expectRefused(c, packets.RefusedIdentifierRejected)
+	freshClientWorks(t, addr, "fresh")
+}
+
+func TestClientIdentifiersAccepted(t *testing.T) {
+	// [MQTT-3.1.3-5]; longer identifiers and other characters: the server
+	// MAY allow them, and Tern does.
+	b, addr := startBroker(t, tern.Options{})
+	ids := []string{
+		"a",
+		"0123456789abcdefghijXYZ", // 23 characters of the required set
+		"0123456789abcdefghijXYZ0",
+		strings.Repeat("long", 250),
+		"dev/ice-1_é:☃",
+	}
+	for _, id := range ids {
+		c := dialRaw(t, addr)
+		if ack := c.connect(id, true); ack.ReturnCode != 0 {
+			t.Fatalf("id %q: CONNACK %+v", id, ack)
+		}
+		pingOK(c)
+		if !slices.ContainsFunc(b.Clients(), func(ci tern.ClientInfo) bool { return ci.ID == id }) {
+			t.Fatalf("id %q not listed by Clients", id)
+		}
+	}
+}
+
+func TestClientIdentifiersRejectedWithConnack02(t *testing.T) {
+	// [MQTT-3.1.3-9] [MQTT-3.2.2-4] [MQTT-3.2.2-5]
+	_, addr := startBroker(t, tern.Options{MaxClientIDLength: 30})
+	cases := []struct {
+		name string
+		raw  []byte
+	}{
+		{"longer than MaxClientIDLength", connectBytes("MQTT", 4, flagClean, mqttString(strings.Repeat("x", 31)))},
+		{"MQTT 3.1 over 23 characters", connectBytes("MQIsdp", 3, flagClean, mqttString("0123456789abcdefghijXYZ0"))},
+		{"MQTT 3.1 empty", connectBytes("MQIsdp", 3, flagClean, mqttString(""))},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialRaw(t, addr)
+			c.sendRaw(tc.raw)
+			expectRefused(c, packets.RefusedIdentifierRejected)
+		})
+	}
+	freshClientWorks(t, addr, strings.Repeat("x", 30))
+}
+
+func TestTakeoverClosesTheExistingConnection(t *testing.T) {
+	// [MQTT-3.1.4-2] [MQTT-3.2.2-2]
+	b, addr := startBroker(t, tern.Options{})
+	disc := watchDisconnects(t, b)
+	old := mustConnect(t, addr, "twin", false)
+	old.subscribe(1, packets.Subscription{Filter: "twin/t", QoS: 1})
+	c := dialRaw(t, addr)
+	if ack := c.connect("twin", false); ack.ReturnCode != 0 || !ack.SessionPresent {
+		t.Fatalf("CONNACK %+v, want accepted with session present 1", ack)
+	}
+	old.expectClosed()
+	if err := disc.wait(t, "twin"); !errors.Is(err, tern.ErrTakenOver) {
+		t.Fatalf("disconnect reason %v, want ErrTakenOver", err)
+	}
+	// The new connection owns the session and its subscription.
+	if err := b.Publish(context.Background(), "twin/t", []byte("hi"), 1, false); err != nil {
+		t.Fatal(err)
+	}
+	if p := c.recvPublish(); p.Topic != "twin/t" {
+		t.Fatalf("got %+v", p)
+	}
+	if cl := b.Clients(); len(cl) != 1 || !cl[0].Connected {
+		t.Fatalf("clients %+v", cl)
+	}
+}
+
+func TestAuthenticatorRefusalsGetConnackAndClose(t *testing.T) {
+	// [MQTT-3.2.2-4] [MQTT-3.2.2-5] [MQTT-3.1.4-5]
+	b, addr := startBroker(t, tern.Options{})
+	disc := watchDisconnects(t, b)
+	err := b.AddHook(authFunc(func(_ context.Context, c tern.ConnectInfo) error {
+		if !c.HasPassword {
+			return nil
+		}
+		switch string(c.Password) {
+		case "good":
+			return nil
+		case "bad":
+			return tern.ErrBadCredentials
+		case "wrapped":
+			return fmt.Errorf("lookup: %w", tern.ErrBadCredentials)
+		case "denied":
+			return tern.ErrNotAuthorized
+		}
+		return errors.New("store unavailable")
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := func(pw string) []byte {
+		return connectBytes("MQTT", 4, flagUsername|flagPassword, mqttString("owner"), mqttString("u"), mqttString(pw))
+	}
+	// A stored session exists for "owner", and its client stays connected.
+	owner := dialRaw(t, addr)
+	owner.sendRaw(login("good"))
+	if ack, ok := owner.recv().(*packets.Connack); !ok || ack.ReturnCode != 0 {
+		t.Fatalf("expected CONNACK 0, got %+v", ack)
+	}
+	watcher := mustConnect(t, addr, "watcher", true)
+	watcher.subscribe(1, packets.Subscription{Filter: "refused/#"})
+	cases := []struct {
+		pw   string
+		code byte
+	}{
+		{"bad", packets.RefusedBadUsernamePassword},
+		{"wrapped", packets.RefusedBadUsernamePassword},
+		{"denied", packets.RefusedNotAuthorized},
+		{"other", packets.RefusedNotAuthorized},
+	}
+	for _, tc := range cases {
+		t.Run(tc.pw, func(t *testing.T) {
+			c := dialRaw(t, addr)
+			// Packets after a refused CONNECT are not processed [MQTT-3.1.4-5].
+			after := packetBytes(0x30, mqttString("refused/"+tc.pw), []byte("x"))
+			c.sendRaw(append(login(tc.pw), after...))
+			expectRefused(c, tc.code)
+		})
+	}
+	// The refused attempts neither took over the session nor published.
+	pingOK(owner)
+	watcher.send(&packets.Publish{Topic: "refused/marker"})
+	if p := watcher.recvPublish(); p.Topic != "refused/marker" {
+		t.Fatalf("data after a refused CONNECT was processed: %+v", p)
+	}
+	owner.send(&packets.Disconnect{})
+	disc.wait(t, "owner")
+	// Refused with a stored session: session present is still 0.
+	c := dialRaw(t, addr)
+	c.sendRaw(login("denied"))
+	expectRefused(c, packets.RefusedNotAuthorized)
+}
+
+func TestUserNameAndPasswordReachTheAuthenticator(t *testing.T) {
+	// [MQTT-3.1.2-18] [MQTT-3.1.2-19] [MQTT-3.1.2-20] [MQTT-3.1.2-21]
+	// [MQTT-3.1.3-1] [MQTT-3.1.4-4]
+	b, addr := startBroker(t, tern.Options{})
+	seen := make(chan tern.ConnectInfo, 1)
+	if err := b.AddHook(authFunc(func(_ context.Context, c tern.ConnectInfo) error {
+		seen <- c
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		in   packets.Connect
+	}{
+		{"neither", packets.Connect{}},
+		{"user name", packets.Connect{UsernameFlag: true, Username: "alice"}},
+		{"empty user name", packets.Connect{UsernameFlag: true}},
+		{"user name and password", packets.Connect{UsernameFlag: true, Username: "bob", PasswordFlag: true, Password: []byte{0, 1, 0xff}}},
+		{"user name and empty password", packets.Connect{UsernameFlag: true, Username: "carol", PasswordFlag: true}},
+		{"every field", packets.Connect{WillFlag: true, WillQoS: 1, WillTopic: "w/t", WillMessage: []byte("w"), UsernameFlag: true, Username: "dave", PasswordFlag: true, Password: []byte("pw")}},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.in
+			p.ProtocolName, p.ProtocolLevel, p.CleanSession, p.KeepAlive = "MQTT", 4, true, 60
+			p.ClientID = fmt.Sprintf("cred-%d", i)
+			c := dialRaw(t, addr)
+			if ack := c.connectWith(&p); ack.ReturnCode != 0 {
+				t.Fatalf("CONNACK %+v", ack)
+			}
+			got := <-seen
+			if got.ClientID != p.ClientID || got.HasUsername != p.UsernameFlag || got.Username != p.Username ||
+				got.HasPassword != p.PasswordFlag || !bytes.Equal(got.Password, p.Password) || !got.CleanSession || got.ProtocolLevel != 4 {
+				t.Fatalf("authenticator saw %+v for %+v", got, p)
+			}
+		})
+	}
+}
+
+func TestConnackIsTheFirstPacketEvenWhenTheClientPipelines(t *testing.T) {
+	// [MQTT-3.2.0-1] [MQTT-3.1.4-4]
+	b, addr := startBroker(t, tern.Options{})
+	if err := b.Publish(context.Background(), "pipe/r", []byte("retained"), 0, true); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, addr)
+	var raw []byte
+	for _, p := range []packets.Packet{
+		&packets.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: "pipeliner", CleanSession: true},
+		&packets.Subscribe{PacketID: 1, Subscriptions: []packets.Subscription{{Filter: "pipe/#"}}},
+		&packets.Pingreq{},
+	} {
+		var err error
+		if raw, err = p.Append(raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.sendRaw(raw)
+	want := []packets.Type{packets.TypeConnack, packets.TypeSuback, packets.TypePublish, packets.TypePingresp}
+	for i, w := range want {
+		if p := c.recv(); p.Type() != w {
+			t.Fatalf("packet %d: got %v, want %v", i, p.Type(), w)
+		}
+	}
+}
+
+func TestConnectionLimitRefusesWithConnack03(t *testing.T) {
+	// Options.MaxConnections: CONNACK 0x03 (server unavailable), then close
+	// [MQTT-3.2.2-5].
+	b, addr := startBroker(t, tern.Options{MaxConnections: 1})
+	disc := watchDisconnects(t, b)
+	first := mustConnect(t, addr, "only", true)
+	c := dialRaw(t, addr)
+	c.sendRaw(connectBytes("MQTT", 4, flagClean, mqttString("second")))
+	expectRefused(c, packets.RefusedServerUnavailable)
+	first.send(&packets.Disconnect{})
+	disc.wait(t, "only")
+	freshClientWorks(t, addr, "third")
+}
