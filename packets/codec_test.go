@@ -161,6 +161,8 @@ func TestDecodeDoesNotAlias(t *testing.T) {
 	}
 }
 
+// TestAppendInvalid: Append refuses what a receiver would reject, naming
+// the same statements as decoding does.
 func TestAppendInvalid(t *testing.T) {
 	big := strings.Repeat("a", 65536)
 	mqtt := func(c packets.Connect) *packets.Connect {

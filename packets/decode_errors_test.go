@@ -13,7 +13,16 @@ func connect(flags byte, payload ...[]byte) []byte {
 }
 
 // TestDecodeInvalid feeds malformed packets through a Reader and Decode
-// and checks each fails naming the rule it breaks.
+// and checks each fails naming the rule it breaks: [MQTT-1.5.3-1]
+// [MQTT-1.5.3-2] [MQTT-2.2.2-1] [MQTT-2.2.2-2] [MQTT-2.3.1-1] [MQTT-3.1.2-1]
+// [MQTT-3.1.2-2] [MQTT-3.1.2-3] [MQTT-3.1.2-9] [MQTT-3.1.2-11]
+// [MQTT-3.1.2-13] [MQTT-3.1.2-14] [MQTT-3.1.2-15] [MQTT-3.1.2-18]
+// [MQTT-3.1.2-19] [MQTT-3.1.2-20] [MQTT-3.1.2-21] [MQTT-3.1.2-22]
+// [MQTT-3.1.3-3] [MQTT-3.2.2-4] [MQTT-3.3.1-2] [MQTT-3.3.1-4] [MQTT-3.3.2-2]
+// [MQTT-3-8.3-4] [MQTT-3.8.3-3] [MQTT-3.8.4-5] [MQTT-3.9.3-2]
+// [MQTT-3.10.3-2] [MQTT-4.7.1-1] [MQTT-4.7.3-1], and sections 2.2.1
+// (reserved types), 2.2.3 (Remaining Length agrees with the fields) and
+// 3.2.2 (CONNACK reserved bits and codes).
 func TestDecodeInvalid(t *testing.T) {
 	tests := []struct {
 		name string
@@ -29,6 +38,7 @@ func TestDecodeInvalid(t *testing.T) {
 		{"PUBLISH DUP at QoS 0", frame(0x38, str("t")), "MQTT-3.3.1-2", nil},
 
 		// PUBLISH (section 3.3).
+		// [MQTT-3.3.2-1] the topic name comes first.
 		{"PUBLISH empty body", frame(0x30), "2.2.3", nil},
 		{"PUBLISH topic runs past the end", frame(0x30, u16(5), []byte("ab")), "2.2.3", nil},
 		{"PUBLISH QoS 1 without packet id", frame(0x32, str("t")), "2.2.3", nil},
@@ -60,8 +70,10 @@ func TestDecodeInvalid(t *testing.T) {
 		{"CONNECT will retain without will flag", connect(0x20, str("c")), "MQTT-3.1.2-15", nil},
 		{"CONNECT will QoS 3", connect(0x1C, str("c"), str("t"), str("m")), "MQTT-3.1.2-14", nil},
 		{"CONNECT password flag without user name flag", connect(0x40, str("c"), str("p")), "MQTT-3.1.2-22", nil},
+		// [MQTT-3.1.3-1] fields are present iff their flags say so, in order.
 		{"CONNECT without client id", connect(0x02), "MQTT-3.1.3-3", nil},
 		{"CONNECT client id runs past the end", connect(0x02, u16(4), []byte("ab")), "2.2.3", nil},
+		// [MQTT-3.1.3-4] the client id is a UTF-8 string [MQTT-1.5.3-1, MQTT-1.5.3-2].
 		{"CONNECT client id ill-formed UTF-8", connect(0x02, str("\xff")), "MQTT-1.5.3-1", nil},
 		{"CONNECT client id with U+0000", connect(0x02, str("a\x00")), "MQTT-1.5.3-2", nil},
 		{"CONNECT will flag without will topic", connect(0x04, str("c")), "MQTT-3.1.2-9", nil},
@@ -69,8 +81,10 @@ func TestDecodeInvalid(t *testing.T) {
 		{"CONNECT will message runs past the end", connect(0x04, str("c"), str("t"), u16(3)), "2.2.3", nil},
 		{"CONNECT empty will topic", connect(0x04, str("c"), str(""), str("m")), "MQTT-4.7.3-1", nil},
 		{"CONNECT will topic with wildcard", connect(0x04, str("c"), str("a/#"), str("m")), "MQTT-4.7.1-1", nil},
+		// [MQTT-3.1.3-10] the will topic is a UTF-8 string.
 		{"CONNECT will topic ill-formed UTF-8", connect(0x04, str("c"), str("\xed\xa0\x80"), str("m")), "MQTT-1.5.3-1", nil},
 		{"CONNECT user name flag without user name", connect(0x80, str("c")), "MQTT-3.1.2-19", nil},
+		// [MQTT-3.1.3-11] the user name is a UTF-8 string.
 		{"CONNECT user name ill-formed UTF-8", connect(0x80, str("c"), str("\xc0\xaf")), "MQTT-1.5.3-1", nil},
 		{"CONNECT password flag without password", connect(0xC0, str("c"), str("u")), "MQTT-3.1.2-21", nil},
 		{"CONNECT password runs past the end", connect(0xC0, str("c"), str("u"), u16(2)), "2.2.3", nil},
@@ -95,6 +109,7 @@ func TestDecodeInvalid(t *testing.T) {
 		{"SUBSCRIBE reserved high bit", frame(0x82, u16(1), str("a"), []byte{0x81}), "MQTT-3-8.3-4", nil},
 		{"SUBSCRIBE missing QoS byte", frame(0x82, u16(1), str("a"), []byte{0}, str("b")), "2.2.3", nil},
 		{"SUBSCRIBE empty filter", frame(0x82, u16(1), str(""), []byte{0}), "MQTT-4.7.3-1", nil},
+		// [MQTT-3.8.3-1] filters are UTF-8 strings.
 		{"SUBSCRIBE filter ill-formed UTF-8", frame(0x82, u16(1), str("\xf8\x88\x80\x80\x80"), []byte{0}), "MQTT-1.5.3-1", nil},
 		{"SUBSCRIBE filter with U+0000", frame(0x82, u16(1), str("\x00"), []byte{0}), "MQTT-1.5.3-2", nil},
 
@@ -109,6 +124,7 @@ func TestDecodeInvalid(t *testing.T) {
 		{"UNSUBSCRIBE no filter", frame(0xA2, u16(1)), "MQTT-3.10.3-2", nil},
 		{"UNSUBSCRIBE empty filter", frame(0xA2, u16(1), str("a"), str("")), "MQTT-4.7.3-1", nil},
 		{"UNSUBSCRIBE filter runs past the end", frame(0xA2, u16(1), u16(9), []byte("a")), "2.2.3", nil},
+		// [MQTT-3.10.3-1] filters are UTF-8 strings.
 		{"UNSUBSCRIBE filter ill-formed UTF-8", frame(0xA2, u16(1), str("\x80")), "MQTT-1.5.3-1", nil},
 
 		// Packets without a body.
