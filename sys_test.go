@@ -1,0 +1,143 @@
+package tern_test
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ternmq/tern"
+	"github.com/ternmq/tern/packets"
+)
+
+const sysInterval = 50 * time.Millisecond
+
+// sysSubscribe subscribes c to filter without assuming that SUBACK comes
+// first: the broker may send matching PUBLISH packets (here, $SYS refreshes)
+// before it (section 3.8.4). Those are returned.
+func sysSubscribe(t *testing.T, c *rawClient, filter string) []*packets.Publish {
+	t.Helper()
+	c.send(&packets.Subscribe{PacketID: 1, Subscriptions: []packets.Subscription{{Filter: filter, QoS: 0}}})
+	var early []*packets.Publish
+	for {
+		switch p := c.recv().(type) {
+		case *packets.Suback:
+			if len(p.ReturnCodes) != 1 || p.ReturnCodes[0] != 0 {
+				t.Fatalf("SUBACK %v", p.ReturnCodes)
+			}
+			return early
+		case *packets.Publish:
+			early = append(early, p)
+		default:
+			t.Fatalf("unexpected %v", p.Type())
+		}
+	}
+}
+
+// waitSys reads $SYS publishes until one on topic satisfies ok.
+func waitSys(t *testing.T, c *rawClient, topic string, ok func(payload string, retain bool) bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for time.Now().Before(deadline) {
+		p := c.recvPublish()
+		if p.Topic == topic && ok(string(p.Payload), p.Retain) {
+			return
+		}
+	}
+	t.Fatalf("no %s message as expected within %v", topic, waitTimeout)
+}
+
+func equals(want string) func(string, bool) bool {
+	return func(got string, _ bool) bool { return got == want }
+}
+
+func TestSysTopicsAreRetainedAndRefreshed(t *testing.T) {
+	b, addr := startBroker(t, tern.Options{SysInterval: sysInterval})
+	wanted := map[string]func(string) bool{
+		"$SYS/broker/version":                   func(v string) bool { return v == tern.Version },
+		"$SYS/broker/uptime":                    func(v string) bool { return strings.HasSuffix(v, " seconds") },
+		"$SYS/broker/clients/connected":         isCount,
+		"$SYS/broker/clients/disconnected":      isCount,
+		"$SYS/broker/clients/total":             isCount,
+		"$SYS/broker/messages/received":         isCount,
+		"$SYS/broker/publish/messages/received": isCount,
+		"$SYS/broker/publish/messages/sent":     isCount,
+		"$SYS/broker/publish/messages/dropped":  isCount,
+		"$SYS/broker/bytes/received":            isCount,
+		"$SYS/broker/bytes/sent":                isCount,
+		"$SYS/broker/subscriptions/count":       isCount,
+		"$SYS/broker/retained messages/count":   isCount,
+	}
+	eventually(t, "the $SYS topics to be retained", func() bool { return b.Stats().Retained >= len(wanted) })
+
+	// A new subscriber gets every $SYS topic as a retained message.
+	c := mustConnect(t, addr, "sys", true)
+	pending := map[string]bool{}
+	for topic := range wanted {
+		pending[topic] = true
+	}
+	check := func(p *packets.Publish) {
+		if valid, ok := wanted[p.Topic]; ok && p.Retain {
+			if !valid(string(p.Payload)) {
+				t.Fatalf("%s = %q", p.Topic, p.Payload)
+			}
+			delete(pending, p.Topic)
+		}
+	}
+	for _, p := range sysSubscribe(t, c, "$SYS/#") {
+		check(p)
+	}
+	for len(pending) > 0 {
+		check(c.recvPublish())
+	}
+
+	// The values follow the broker's state.
+	waitSys(t, c, "$SYS/broker/clients/connected", equals("1"))
+	waitSys(t, c, "$SYS/broker/subscriptions/count", equals("1"))
+	other := mustConnect(t, addr, "other", false)
+	waitSys(t, c, "$SYS/broker/clients/connected", equals("2"))
+	other.publishQoS(1, "x/y", "z", 1, true)
+	waitSys(t, c, "$SYS/broker/publish/messages/received", func(v string, _ bool) bool {
+		n, err := strconv.Atoi(v)
+		return err == nil && n >= 1
+	})
+	retained := b.Stats().Retained // the $SYS topics and x/y
+	if retained < len(wanted)+1 {
+		t.Fatalf("Stats().Retained = %d, want at least %d", retained, len(wanted)+1)
+	}
+	waitSys(t, c, "$SYS/broker/retained messages/count", equals(strconv.Itoa(retained)))
+	other.send(&packets.Disconnect{})
+	waitSys(t, c, "$SYS/broker/clients/disconnected", equals("1"))
+	waitSys(t, c, "$SYS/broker/clients/connected", equals("1"))
+}
+
+func isCount(v string) bool {
+	n, err := strconv.ParseInt(v, 10, 64)
+	return err == nil && n >= 0
+}
+
+// [MQTT-4.7.2-1] filters starting with a wildcard do not match topics that
+// start with '$': neither the retained $SYS messages at subscribe time nor
+// the live refreshes.
+func TestWildcardSubscribersDoNotReceiveSysTopics(t *testing.T) {
+	b, addr := startBroker(t, tern.Options{SysInterval: sysInterval})
+	eventually(t, "the $SYS topics to be retained", func() bool { return b.Stats().Retained > 0 })
+	wild := mustConnect(t, addr, "wild", true)
+	wild.subscribe(1,
+		packets.Subscription{Filter: "#", QoS: 0},
+		packets.Subscription{Filter: "+/broker/#", QoS: 0},
+		packets.Subscription{Filter: "+/+/version", QoS: 0})
+
+	// Let the broker refresh $SYS twice while wild is subscribed.
+	sys := mustConnect(t, addr, "sys", true)
+	sysSubscribe(t, sys, "$SYS/broker/version")
+	for range 2 {
+		waitSys(t, sys, "$SYS/broker/version", func(_ string, retain bool) bool { return !retain })
+	}
+	// Had any $SYS message matched, it would come before this one.
+	pub := mustConnect(t, addr, "pub", true)
+	pub.publishQoS(1, "normal/topic", "marker", 0, false)
+	if got := wild.recvPublish(); got.Topic != "normal/topic" {
+		t.Fatalf("a wildcard subscriber got %q", got.Topic)
+	}
+}
