@@ -37,8 +37,8 @@ var (
 // A mutation changes one bucket: a put, a delete, or the delete of every
 // key with a prefix. Keys and values are offsets in the batch's buffer.
 type mutation struct {
-	bucket       uint8
-	kind         uint8
+	bucket         uint8
+	kind           uint8
 	k0, k1, v0, v1 int
 }
 

@@ -24,7 +24,7 @@
 // Deleted records are deleted, and bbolt reuses the pages they freed, so a
 // steady flow of messages through the store does not grow the file: 100 000
 // QoS 1 deliveries put and deleted in batches of 100 through one session
-// leave a file of 64 KiB (see TestFileSizeBounded).
+// leave a file of 256 KiB (see TestFileSizeBounded).
 //
 // # Damaged files
 //

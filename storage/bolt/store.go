@@ -100,19 +100,23 @@ type Store struct {
 	db   *bbolt.DB
 	opts Options
 
-	mu      sync.Mutex
-	queue   []*request // Writes waiting for the writer
-	queued  int        // bytes in queue
-	closed  bool
-	failed  error // set once a commit that nobody waited for failed
-	kick    chan struct{}
-	stop    chan struct{}
-	stopped chan struct{}
+	mu         sync.Mutex
+	queue      []*request // Writes waiting for the writer
+	queued     int        // bytes in queue
+	maxPending int        // asyncMaxPending, lowered by tests
+	closed     bool
+	failed     error // refuses further work: a commit failed unseen, or the file is damaged
+	lost       error // a commit of Writes that had returned failed
+	kick       chan struct{}
+	stop       chan struct{}
+	stopped    chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
 
-	commits atomic.Uint64 // transactions committed, for tests and benchmarks
+	// For tests and benchmarks: queues taken by the writer, transactions
+	// committed.
+	batches, commits atomic.Uint64
 }
 
 // Open opens the store in the file at path, creating it if needed. It
@@ -128,12 +132,13 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		path:    path,
-		db:      db,
-		opts:    opts,
-		kick:    make(chan struct{}, 1),
-		stop:    make(chan struct{}),
-		stopped: make(chan struct{}),
+		path:       path,
+		db:         db,
+		opts:       opts,
+		maxPending: asyncMaxPending,
+		kick:       make(chan struct{}, 1),
+		stop:       make(chan struct{}),
+		stopped:    make(chan struct{}),
 	}
 	if err := guard(s.prepare); err != nil {
 		_ = db.Close()
@@ -248,8 +253,8 @@ func guard(fn func() error) (err error) {
 func (s *Store) Path() string { return s.path }
 
 // Close commits what is pending, stops the writer and closes the file.
-// It returns the error of a failed background flush, if any. Closing
-// twice returns the first result.
+// Its error also reports ops lost by a failed Async commit. Closing twice
+// returns the first result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
@@ -258,13 +263,13 @@ func (s *Store) Close() error {
 		close(s.stop)
 		<-s.stopped
 		s.mu.Lock()
-		failed := s.failed
+		lost := s.lost
 		s.mu.Unlock()
 		var err error
 		if cerr := s.db.Close(); cerr != nil {
 			err = fmt.Errorf("storage/bolt: close %s: %w", s.path, cerr)
 		}
-		s.closeErr = errors.Join(failed, err)
+		s.closeErr = errors.Join(lost, err)
 	})
 	return s.closeErr
 }

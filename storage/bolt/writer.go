@@ -46,7 +46,7 @@ func (s *Store) Write(ctx context.Context, ops []storage.Op) error {
 		s.mu.Unlock()
 		return nil
 	}
-	wait := s.opts.Durability == Sync || s.queued+len(b.buf) > asyncMaxPending
+	wait := s.opts.Durability == Sync || s.queued+len(b.buf) > s.maxPending
 	if wait {
 		req.ctx, req.done = ctx, make(chan error, 1)
 	}
@@ -125,6 +125,7 @@ func (s *Store) flush(spare []*request) []*request {
 	if len(reqs) == 0 {
 		return reqs
 	}
+	s.batches.Add(1)
 	live := reqs[:0]
 	for _, r := range reqs {
 		if r.ctx != nil && r.ctx.Err() != nil {
@@ -152,6 +153,9 @@ func (s *Store) flush(spare []*request) []*request {
 		s.opts.Logger.Error("storage/bolt: commit failed; the store refuses further writes", "file", s.path, "error", err)
 		s.mu.Lock()
 		s.failed = err
+		if unanswered {
+			s.lost = err
+		}
 		s.mu.Unlock()
 	}
 	clear(reqs)
