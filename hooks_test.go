@@ -343,8 +343,8 @@ func TestPublishAuthorizerRefusalIsAcknowledgedButNotForwarded(t *testing.T) {
 	}
 }
 
-// [MQTT-3.8.4-4] [MQTT-3.8.4-5] a refused filter gets 0x80; the other
-// filters of the same SUBSCRIBE are granted.
+// [MQTT-3.8.4-1] [MQTT-3.8.4-2] [MQTT-3.8.4-4] [MQTT-3.8.4-5] a refused
+// filter gets 0x80; the other filters of the same SUBSCRIBE are granted.
 func TestSubscribeAuthorizerRefusalGivesFailureCodeForThatFilter(t *testing.T) {
 	b, addr := startBroker(t, tern.Options{})
 	obs := newHkObserver()
@@ -463,8 +463,7 @@ func TestPublishInterceptorRewritesAndDrops(t *testing.T) {
 	}
 }
 
-// [MQTT-3.14.4-3] OnDisconnect reports nil after DISCONNECT and the cause
-// otherwise.
+// OnDisconnect reports nil after DISCONNECT and the cause otherwise.
 func TestObserversSeeConnectionLifecycle(t *testing.T) {
 	b, addr := startBroker(t, tern.Options{})
 	obs := newHkObserver()

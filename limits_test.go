@@ -156,6 +156,8 @@ func TestOversizedAnnouncementClosesBeforeBodyArrives(t *testing.T) {
 	}
 }
 
+// [MQTT-3.2.2-4] [MQTT-3.2.2-5] over the limit: CONNACK 0x03, session
+// present 0, then close.
 func TestMaxConnectionsRefusesWithConnack03AndCounts(t *testing.T) {
 	b, addr := startBroker(t, tern.Options{MaxConnections: 2})
 	obs := newHkObserver()
@@ -243,6 +245,7 @@ func clientInfoOf(t testing.TB, b *tern.Broker, id string) tern.ClientInfo {
 	return tern.ClientInfo{}
 }
 
+// [MQTT-3.1.2-5] an offline session stores QoS 1 messages, up to MaxQueued.
 func TestMaxQueuedDropsAndCountsForOfflineSession(t *testing.T) {
 	b, addr := startBroker(t, tern.Options{MaxQueued: 3})
 	obs := newHkObserver()

@@ -189,9 +189,9 @@ func TestPahoWillNotDeliveredAfterDisconnect(t *testing.T) {
 	}
 }
 
-// [MQTT-3.1.2-4] [MQTT-3.1.2-5] [MQTT-4.1.0-1] a persistent session keeps
-// its subscription and queues QoS 1 messages while the client is offline,
-// and delivers them on reconnection.
+// [MQTT-3.1.2-4] [MQTT-3.1.2-5] [MQTT-4.1.0-1] [MQTT-3.2.2-2] a persistent
+// session keeps its subscription and queues QoS 1 messages while the client
+// is offline, and delivers them on reconnection, with session present set.
 func TestPahoPersistentSessionReceivesQueuedMessages(t *testing.T) {
 	b, addr := startBroker(t, tern.Options{})
 	h, got := pahoCollector()
