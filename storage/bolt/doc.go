@@ -32,7 +32,8 @@
 // a bbolt file, is truncated, or is not a Tern store; it waits at most
 // Options.LockTimeout (1 s by default) for a file locked by another process.
 // Load checks every record and fails in the same way on a malformed one:
-// the broker never starts with part of its state silently missing.
+// the broker never starts with part of its state silently missing. (An
+// empty file holds no state, and is made a new store.)
 //
 // # On-disk format
 //

@@ -249,7 +249,7 @@ func guard(fn func() error) (err error) {
 	return fn()
 }
 
-// Path returns the file's path.
+// Path returns the path the store was opened with.
 func (s *Store) Path() string { return s.path }
 
 // Close commits what is pending, stops the writer and closes the file.
@@ -275,7 +275,10 @@ func (s *Store) Close() error {
 }
 
 // Load returns everything stored, after committing what an Async store
-// holds pending.
+// holds pending: deliveries in (ClientID, Seq) order, the other records in
+// key order. The caller owns the snapshot; an empty payload is nil. A
+// malformed record fails Load with an error naming the file and the
+// record and wrapping ErrCorrupt, and the store then refuses writes.
 func (s *Store) Load(ctx context.Context) (*storage.Snapshot, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("storage/bolt: load %s: %w", s.path, err)
