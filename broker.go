@@ -138,6 +138,10 @@ func (b *Broker) Serve(l net.Listener) error {
 	}
 }
 
+// Serving reports whether the broker is running: true from New until Close.
+// It suits a health check (see listeners.HTTPHandler).
+func (b *Broker) Serving() bool { return !b.isClosed() }
+
 func (b *Broker) isClosed() bool {
 	select {
 	case <-b.closing:
