@@ -241,6 +241,20 @@ func (s *Session) complete(d *Delivery) {
 	} else if n > 0 {
 		s.inflight = s.inflight[n:]
 	}
+	// Completed entries behind one that stays in flight are not trimmed
+	// above: compact once they outnumber the live ones, so that a message
+	// never acknowledged does not make the slice, and the scan above, grow
+	// with every later delivery.
+	if len(s.inflight) > 2*len(s.byID)+16 {
+		live := s.inflight[:0]
+		for _, p := range s.inflight {
+			if p != nil {
+				live = append(live, p)
+			}
+		}
+		clear(s.inflight[len(live):])
+		s.inflight = live
+	}
 	if len(s.byID) == 0 && cap(s.inflight) > 64 {
 		s.inflight = nil
 	}
