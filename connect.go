@@ -143,7 +143,6 @@ func (b *Broker) attach(c *conn, id string, clean bool) {
 	b.mu.Unlock()
 	s.client = c.client
 	c.s = s
-	s.conn.Store(c)
 	if b.persistent(s) {
 		// CONNACK waits until the session is stored.
 		b.record(c, storage.Op{Kind: storage.PutSession, Session: storage.Session{ClientID: id, Username: c.client.Username}})
@@ -165,6 +164,9 @@ func (b *Broker) attach(c *conn, id string, clean bool) {
 		b.stats.publishSent.Add(1)
 	}
 	c.mu.Unlock()
+	// Bound only now: the QoS 0 fast path of deliver reads s.conn without
+	// s.mu, and must not write a PUBLISH before the CONNACK [MQTT-3.2.0-1].
+	s.conn.Store(c)
 	s.pumpLocked(c)
 	s.mu.Unlock()
 	c.startWriter()
