@@ -49,6 +49,9 @@ type Broker struct {
 
 	nconns atomic.Int64 // live network connections (for MaxConnections)
 
+	poll     *poller // parks idle connections; started at the first park
+	pollOnce sync.Once
+
 	wg        sync.WaitGroup // every goroutine the broker started
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -194,6 +197,12 @@ func (b *Broker) Close(ctx context.Context) error {
 		b.mu.Unlock()
 		for _, c := range conns {
 			c.shutdown()
+		}
+		// No connection parks after this; stop the poller (and make sure
+		// none starts).
+		b.pollOnce.Do(func() {})
+		if b.poll != nil {
+			b.poll.stop()
 		}
 	})
 	done := make(chan struct{})

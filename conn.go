@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ternmq/tern/packets"
@@ -49,6 +50,13 @@ type conn struct {
 	dead      bool       // closed: nothing more is written
 	needLSN   uint64     // storage LSN that must be written before out
 
+	// Parking (park_linux.go): an idle connection has no goroutine.
+	raw       syscall.RawConn // nil: this transport cannot be parked
+	state     atomic.Int32    // stateRunning or stateParked
+	pollID    uint64
+	pollAdded bool
+	idleTimer *time.Timer // keepalive deadline while parked
+
 	// Reader-goroutine scratch, reused across packets.
 	kick  []*conn
 	pub   packets.Publish
@@ -57,6 +65,7 @@ type conn struct {
 
 func newConn(b *Broker, nc net.Conn) *conn {
 	c := &conn{b: b, nc: nc}
+	c.raw, _ = parkable(nc)
 	c.r = packets.NewReader(countingReader{nc, &b.stats.bytesReceived, c}, b.opts.MaxPacketSize)
 	return c
 }
@@ -93,23 +102,39 @@ func (c *conn) shutdown() {
 }
 
 // kill marks the connection dead and closes the socket, which ends the
-// reader goroutine and any write in progress.
+// reader goroutine and any write in progress. A parked connection has no
+// reader: it is ended here, in a new goroutine.
 func (c *conn) kill() {
 	c.mu.Lock()
 	c.dead = true
 	c.out = nil
 	c.mu.Unlock()
+	if c.unpark() {
+		c.nc.Close()
+		go c.finish(ErrServerShutdown) // the reason set before kill wins
+		return
+	}
 	c.nc.Close()
 }
 
-// serve is the connection's reader goroutine.
-func (c *conn) serve() {
-	defer c.b.wg.Done()
-	err := c.run()
+// serve is the connection's first reader goroutine. The connection holds
+// one count of the broker's WaitGroup from startConn to finish, parked or
+// not.
+func (c *conn) serve() { c.finish(c.run()) }
+
+// resume is the reader goroutine of a connection woken from parking.
+func (c *conn) resume() { c.finish(c.loop(true)) }
+
+// finish ends the connection unless its reader only parked it.
+func (c *conn) finish(err error) {
+	if err == errParked {
+		return
+	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		c.b.log.Debug("connection closed", "client", c.client.ID, "remote", c.nc.RemoteAddr().String(), "error", err)
 	}
 	c.end(err)
+	c.b.wg.Done()
 }
 
 func (c *conn) run() error {
@@ -157,12 +182,23 @@ func (c *conn) run() error {
 		// connect timeout's deadline, or it would close the client later.
 		c.nc.SetReadDeadline(time.Time{})
 	}
+	return c.loop(false)
+}
 
+// loop reads and handles packets after CONNECT until the connection ends
+// or, when it falls idle, parks (errParked). resumed is true for a reader
+// just woken because bytes arrived: it reads before parking again.
+func (c *conn) loop(resumed bool) error {
+	b := c.b
 	for {
 		if c.r.Buffered() == 0 {
 			// The read batch is done: start the writers it touched
 			// (coalesced writes), then wait for more.
 			c.flushKicks()
+			if !resumed && b.park(c) {
+				return errParked
+			}
+			resumed = false
 			if c.keepAlive > 0 {
 				// [MQTT-3.1.2-24] close after 1.5 x keepalive of silence.
 				c.nc.SetReadDeadline(time.Now().Add(c.keepAlive * 3 / 2))

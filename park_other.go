@@ -1,0 +1,29 @@
+//go:build !linux
+
+package tern
+
+import (
+	"errors"
+	"net"
+	"syscall"
+)
+
+// Parking idle connections needs epoll; elsewhere every connection keeps
+// a reader goroutine.
+
+type poller struct{}
+
+const (
+	stateRunning int32 = iota
+	stateParked
+)
+
+var errParked = errors.New("tern: connection parked")
+
+func (p *poller) stop() {}
+
+func parkable(net.Conn) (syscall.RawConn, bool) { return nil, false }
+
+func (b *Broker) park(*conn) bool { return false }
+
+func (c *conn) unpark() bool { return false }
