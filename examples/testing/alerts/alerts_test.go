@@ -66,3 +66,15 @@ func TestStartFailsWithoutBroker(t *testing.T) {
 		t.Fatal("Start succeeded with the broker closed")
 	}
 }
+
+// TestAlerts is the README's example of testing a backend with brokertest.
+func TestAlerts(t *testing.T) {
+	srv := brokertest.New(t)             // broker on loopback TCP and in memory, closed at cleanup
+	svc, err := alerts.Start(srv.Addr()) // the code under test, a real MQTT client
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)                 // stops before the broker does
+	srv.Publish("sensors/1/temp", "99")  // as a device would
+	srv.Expect(t, "alerts/1", "too hot") // waits up to 5 s for the service's alert
+}
