@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/ternmq/tern/packets"
 	"github.com/ternmq/tern/storage"
@@ -58,6 +59,8 @@ func (c *conn) handle(fh packets.FixedHeader, body []byte) error {
 	}
 }
 
+func isSysTopic(t string) bool { return t == "$SYS" || strings.HasPrefix(t, "$SYS/") }
+
 // queue appends bytes for this connection's own writer (acknowledgements),
 // started at the end of the read batch.
 func (c *conn) queue(p []byte) {
@@ -82,6 +85,21 @@ func (c *conn) onPublish(fh packets.FixedHeader, body []byte) error {
 	}
 	b := c.b
 	b.stats.publishReceived.Add(1)
+	if isSysTopic(p.Topic) {
+		// $SYS belongs to the broker: a client's publish there is
+		// acknowledged as its QoS requires but not stored or forwarded
+		// (section 4.7.2: the server SHOULD prevent clients from using
+		// $-topics to exchange messages).
+		b.stats.dropped.Add(1)
+		b.log.Debug("publish to $SYS dropped", "client", c.client.ID, "topic", p.Topic)
+		switch p.QoS {
+		case 1:
+			c.queueAck(packets.TypePuback, p.PacketID)
+		case 2:
+			c.queueAck(packets.TypePubrec, p.PacketID)
+		}
+		return nil
+	}
 	switch p.QoS {
 	case 0:
 		b.publish(c.client, p.Topic, p.Payload, 0, p.Retain, &c.kick)
