@@ -198,6 +198,11 @@ func (b *Broker) Close(ctx context.Context) error {
 		for _, c := range conns {
 			c.shutdown()
 		}
+		if b.persist != nil {
+			// Every connection is dead: a writer waiting for a failing
+			// store has nothing left to write to.
+			b.persist.abandon()
+		}
 		// No connection parks after this; stop the poller (and make sure
 		// none starts).
 		b.pollOnce.Do(func() {})

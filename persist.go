@@ -28,7 +28,11 @@ type persister struct {
 	durable uint64 // LSN of the last op written
 	err     error  // the last write error; writes are retried
 	stopped bool
-	done    chan struct{}
+	// abandoned: every connection is dead (Broker.Close), so a writer
+	// waiting for a failing store has nothing left to write to and stops
+	// waiting; otherwise Close would wait for the disk forever.
+	abandoned bool
+	done      chan struct{}
 }
 
 func newPersister(st storage.Store, b *Broker) *persister {
@@ -49,10 +53,11 @@ func (p *persister) add(ops ...storage.Op) uint64 {
 	return n
 }
 
-// wait blocks until every op up to lsn is written.
+// wait blocks until every op up to lsn is written, or the broker is closed
+// while the store fails.
 func (p *persister) wait(lsn uint64) {
 	p.mu.Lock()
-	for p.durable < lsn && !p.stopped {
+	for p.durable < lsn && !p.stopped && !(p.abandoned && p.err != nil) {
 		p.cond.Wait()
 	}
 	p.mu.Unlock()
@@ -79,6 +84,7 @@ func (p *persister) loop() {
 			// which is the only safe answer to a failing disk.
 			p.log.Error("storage write failed; retrying", "error", err)
 			p.err = err
+			p.cond.Broadcast() // waiters of a closed broker give up
 			p.pending = append(batch, p.pending...)
 			p.mu.Unlock()
 			time.Sleep(100 * time.Millisecond) // back-off before retrying the disk
@@ -93,6 +99,15 @@ func (p *persister) loop() {
 		p.durable = upto
 		p.cond.Broadcast()
 	}
+}
+
+// abandon lets waiters give up while the store fails; Close calls it once
+// every connection is shut down, so nothing they held can reach a client.
+func (p *persister) abandon() {
+	p.mu.Lock()
+	p.abandoned = true
+	p.cond.Broadcast()
+	p.mu.Unlock()
 }
 
 // stop writes what is pending and ends the loop.
