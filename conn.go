@@ -58,9 +58,12 @@ type conn struct {
 	idleTimer *time.Timer // keepalive deadline while parked
 
 	// Reader-goroutine scratch, reused across packets.
-	kick  []*conn
-	pub   packets.Publish
-	match []topics.Sub[subscriber]
+	kick       []*conn
+	pub        packets.Publish
+	fan        fanout
+	match      []topics.Sub[subscriber] // the last match, for matchTopic
+	matchTopic string
+	matchGen   uint64 // subscription index generation of match
 }
 
 func newConn(b *Broker, nc net.Conn) *conn {
@@ -263,7 +266,7 @@ func (c *conn) end(err error) {
 	// [MQTT-3.1.2-8] publish the will when the connection ends without
 	// DISCONNECT: network error, keepalive expiry, protocol violation.
 	if c.will != nil && c.willDone.CompareAndSwap(false, true) {
-		_, _ = b.publish(c.client, c.will.Topic, c.will.Payload, c.will.QoS, c.will.Retain, nil)
+		_, _ = b.publish(c.client, nil, c.will.Topic, c.will.Payload, c.will.QoS, c.will.Retain)
 	}
 	reason := *c.reason.Load()
 	b.hooks.onDisconnect(b, c.client, reason)
@@ -344,8 +347,8 @@ func (c *conn) writeLoop() {
 			c.kill()
 			return
 		}
-		if cap(buf) > 64<<10 {
-			buf = nil
+		if cap(buf) > b.opts.MaxPending {
+			buf = nil // keep the spare buffer while busy, within bounds
 		}
 		if s := c.s; s != nil {
 			s.pump(c)

@@ -13,7 +13,7 @@ import (
 // subscriber is what the subscription index points at: a client session or
 // an in-process handler.
 type subscriber interface {
-	deliver(m *session.Message, qos byte, f *fanout)
+	deliver(qos byte, f *fanout)
 	identity() Client
 }
 
@@ -40,10 +40,15 @@ func (s *sess) identity() Client {
 
 // fanout carries one message through its deliveries: the encoded PUBLISH
 // shared by every subscriber that gets the same shape, the connections whose
-// writers must be started, and counters added once at the end.
+// writers must be started, and counters added once at the end. A reader
+// goroutine reuses one fanout for all its publishes.
 type fanout struct {
-	m       *session.Message
-	enc     [3][]byte // by delivered QoS; RETAIN 0, DUP 0, packet id 0
+	// msg is the message; its Payload may alias the publisher's read
+	// buffer, so whatever keeps the message takes keep() instead.
+	msg     session.Message
+	kept    *session.Message
+	enc     [3][]byte // by delivered QoS; RETAIN 0, DUP 0, packet id 1
+	buf     []byte    // backs enc, reused
 	kick    *[]*conn  // nil: start writers at once
 	later   []*conn   // writers to start when kick is nil
 	sent    int64
@@ -74,15 +79,38 @@ func (f *fanout) drop(b *Broker, c Client, why error) {
 	}
 }
 
+// reset prepares a reused fanout for the next message.
+func (f *fanout) reset(kick *[]*conn) {
+	buf := f.buf[:0]
+	if cap(buf) > 256<<10 {
+		buf = nil
+	}
+	later := f.later[:0]
+	*f = fanout{buf: buf, later: later, kick: kick}
+}
+
+// keep returns the message as a value the broker may keep: its own copy of
+// the payload, made at most once per message.
+func (f *fanout) keep() *session.Message {
+	if f.kept == nil {
+		m := f.msg
+		m.Payload = append([]byte(nil), m.Payload...)
+		f.kept = &m
+	}
+	return f.kept
+}
+
 // encoded returns the PUBLISH for the message at qos, encoding it the first
 // time it is asked for.
 func (f *fanout) encoded(qos byte) []byte {
 	if f.enc[qos] == nil {
-		p := packets.Publish{Topic: f.m.Topic, Payload: f.m.Payload, QoS: qos}
+		p := packets.Publish{Topic: f.msg.Topic, Payload: f.msg.Payload, QoS: qos}
 		if qos > 0 {
 			p.PacketID = 1 // patched per delivery
 		}
-		f.enc[qos], _ = p.Append(nil)
+		start := len(f.buf)
+		f.buf, _ = p.Append(f.buf)
+		f.enc[qos] = f.buf[start:len(f.buf):len(f.buf)]
 	}
 	return f.enc[qos]
 }
@@ -96,9 +124,9 @@ func (f *fanout) touched(c *conn) {
 	}
 }
 
-// deliver hands m to the session at the delivered QoS, live (RETAIN 0
-// [MQTT-3.3.1-9]).
-func (s *sess) deliver(m *session.Message, qos byte, f *fanout) {
+// deliver hands f's message to the session at the delivered QoS, live
+// (RETAIN 0 [MQTT-3.3.1-9]).
+func (s *sess) deliver(qos byte, f *fanout) {
 	b := s.b
 	if qos == 0 {
 		// Fast path: QoS 0 to a connected client needs no session state.
@@ -122,7 +150,7 @@ func (s *sess) deliver(m *session.Message, qos byte, f *fanout) {
 		return
 	}
 	online := c != nil && c.roomFor()
-	dl := session.Delivery{Msg: m, QoS: qos}
+	dl := session.Delivery{Msg: f.keep(), QoS: qos}
 	stored := b.persistent(s)
 	if stored {
 		s.seq++
@@ -234,7 +262,7 @@ func (f *fanout) finish(b *Broker) {
 		b.stats.dropped.Add(f.drops)
 	}
 	for _, d := range f.dropFor {
-		b.hooks.onDrop(b, d.c, f.m, d.why)
+		b.hooks.onDrop(b, d.c, f.keep(), d.why)
 	}
 }
 

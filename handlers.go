@@ -59,7 +59,7 @@ func (c *conn) handle(fh packets.FixedHeader, body []byte) error {
 	}
 }
 
-func isSysTopic(t string) bool { return t == "$SYS" || strings.HasPrefix(t, "$SYS/") }
+func isSysTopic(t string) bool { return strings.HasPrefix(t, "$SYS/broker/") }
 
 // queue appends bytes for this connection's own writer (acknowledgements),
 // started at the end of the read batch.
@@ -86,12 +86,12 @@ func (c *conn) onPublish(fh packets.FixedHeader, body []byte) error {
 	b := c.b
 	b.stats.publishReceived.Add(1)
 	if isSysTopic(p.Topic) {
-		// $SYS belongs to the broker: a client's publish there is
-		// acknowledged as its QoS requires but not stored or forwarded
-		// (section 4.7.2: the server SHOULD prevent clients from using
-		// $-topics to exchange messages).
+		// $SYS/broker/ holds the broker's own statistics: a client's
+		// publish there is acknowledged as its QoS requires but neither
+		// stored nor forwarded, so nobody can forge them (section 4.7.2).
+		// Other $-topics work as any topic.
 		b.stats.dropped.Add(1)
-		b.log.Debug("publish to $SYS dropped", "client", c.client.ID, "topic", p.Topic)
+		b.log.Debug("publish to $SYS/broker dropped", "client", c.client.ID, "topic", p.Topic)
 		switch p.QoS {
 		case 1:
 			c.queueAck(packets.TypePuback, p.PacketID)
@@ -102,9 +102,9 @@ func (c *conn) onPublish(fh packets.FixedHeader, body []byte) error {
 	}
 	switch p.QoS {
 	case 0:
-		b.publish(c.client, p.Topic, p.Payload, 0, p.Retain, &c.kick)
+		b.publish(c.client, c, p.Topic, p.Payload, 0, p.Retain)
 	case 1:
-		lsn, _ := b.publish(c.client, p.Topic, p.Payload, 1, p.Retain, &c.kick)
+		lsn, _ := b.publish(c.client, c, p.Topic, p.Payload, 1, p.Retain)
 		// [MQTT-4.3.2-2] acknowledge with PUBACK after taking ownership:
 		// with a Store, once the message is stored.
 		c.waitFor(lsn)
@@ -124,7 +124,7 @@ func (c *conn) onPublish(fh packets.FixedHeader, body []byte) error {
 			// Forwarded once, on first receipt; a repeat with the same
 			// packet identifier before PUBREL is only acknowledged
 			// [MQTT-4.3.3-2].
-			lsn, _ := b.publish(c.client, p.Topic, p.Payload, 2, p.Retain, &c.kick)
+			lsn, _ := b.publish(c.client, c, p.Topic, p.Payload, 2, p.Retain)
 			c.waitFor(lsn)
 		}
 		c.queueAck(packets.TypePubrec, p.PacketID)

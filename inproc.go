@@ -8,7 +8,6 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/ternmq/tern/session"
 	"github.com/ternmq/tern/topics"
 )
 
@@ -30,7 +29,7 @@ func (b *Broker) Publish(ctx context.Context, topic string, payload []byte, qos 
 	if b.isClosed() {
 		return ErrClosed
 	}
-	lsn, err := b.publish(Client{Internal: true}, topic, payload, qos, retain, nil)
+	lsn, err := b.publish(Client{Internal: true}, nil, topic, payload, qos, retain)
 	if err == nil && lsn > 0 && qos > 0 {
 		b.persist.wait(lsn) // stored before Publish returns, as for a client's PUBACK
 	}
@@ -104,7 +103,8 @@ type handlerSub struct {
 
 func (h *handlerSub) identity() Client { return h.who }
 
-func (h *handlerSub) deliver(m *session.Message, qos byte, f *fanout) {
+func (h *handlerSub) deliver(qos byte, f *fanout) {
+	m := f.keep()
 	select {
 	case h.ch <- Message{Topic: m.Topic, Payload: m.Payload, QoS: qos}:
 		f.sent++

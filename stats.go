@@ -106,7 +106,7 @@ func (b *Broker) sysLoop(every time.Duration) {
 	defer t.Stop()
 	for {
 		for _, kv := range sysTopics(b.Stats()) {
-			b.store(kv[0], []byte(kv[1]), 0, true, nil)
+			b.store(nil, kv[0], []byte(kv[1]), 0, true)
 		}
 		select {
 		case <-t.C:

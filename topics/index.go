@@ -3,6 +3,7 @@ package topics
 import (
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Sub is one subscriber returned by Index.Match.
@@ -22,7 +23,8 @@ type Sub[K comparable] struct {
 type Index[K comparable] struct {
 	mu   sync.RWMutex
 	root node[K]
-	n    int // number of (key, filter) entries
+	n    int           // number of (key, filter) entries
+	gen  atomic.Uint64 // bumped by every Subscribe and Unsubscribe
 
 	// seen pools the maps Match uses to merge the results of overlapping
 	// filters when there are too many for a linear scan (map[K]int32).
@@ -41,6 +43,11 @@ type node[K comparable] struct {
 func (n *node[K]) empty() bool {
 	return n.children.len() == 0 && n.plus == nil && n.exact.len() == 0 && n.multi.len() == 0
 }
+
+// Generation returns a number that changes whenever a subscription is added,
+// replaced or removed. A caller may cache the result of Match for a topic
+// and reuse it while Generation returns the value it read before matching.
+func (ix *Index[K]) Generation() uint64 { return ix.gen.Load() }
 
 // NewIndex returns an empty index.
 func NewIndex[K comparable]() *Index[K] {
@@ -61,6 +68,7 @@ func (ix *Index[K]) Subscribe(key K, filter string, qos byte) bool {
 	}
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
+	ix.gen.Add(1)
 	n := &ix.root
 	var added bool
 	for {
@@ -111,6 +119,7 @@ func (ix *Index[K]) Unsubscribe(key K, filter string) bool {
 	if !ix.root.unsubscribe(key, filter) {
 		return false
 	}
+	ix.gen.Add(1)
 	ix.n--
 	return true
 }

@@ -223,3 +223,21 @@ func TestIndexMatchAllocs(t *testing.T) {
 		t.Errorf("got %d results, want 11", len(got))
 	}
 }
+
+func TestGenerationChangesWithEverySubscriptionChange(t *testing.T) {
+	ix := NewIndex[string]()
+	g0 := ix.Generation()
+	ix.Subscribe("a", "x/+", 1)
+	g1 := ix.Generation()
+	ix.Subscribe("a", "x/+", 2) // replaced
+	g2 := ix.Generation()
+	ix.Match("x/y", nil)
+	g3 := ix.Generation()
+	ix.Unsubscribe("a", "x/+")
+	g4 := ix.Generation()
+	ix.Unsubscribe("a", "x/+") // nothing to remove
+	g5 := ix.Generation()
+	if g1 == g0 || g2 == g1 || g3 != g2 || g4 == g3 || g5 != g4 {
+		t.Fatalf("generations %d %d %d %d %d %d", g0, g1, g2, g3, g4, g5)
+	}
+}

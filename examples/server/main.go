@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -39,6 +40,7 @@ type config struct {
 	hashPassword                  bool
 	verbose                       bool
 	maxConns                      int
+	cpuProfile                    string
 	expiry                        time.Duration
 }
 
@@ -72,6 +74,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.maxConns, "max-connections", 0, "maximum concurrent connections (0: unlimited)")
 	fs.DurationVar(&c.expiry, "session-expiry", 0, "remove persistent sessions offline this long (0: never)")
 	fs.BoolVar(&c.verbose, "v", false, "debug logging")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until exit")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -95,6 +98,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if cfg.hashPassword {
 		return hashPassword(stdin, stdout)
+	}
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	level := slog.LevelInfo
 	if cfg.verbose {
