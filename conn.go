@@ -309,6 +309,27 @@ func (c *conn) touchLocked() bool {
 	return true
 }
 
+// bufPool holds write buffers of connections whose writer is idle, so that
+// an idle connection keeps none and a busy one does not grow a new one for
+// every burst.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// buffer returns c.out, taking a buffer from the pool if c has none; c.mu
+// is held.
+func (c *conn) buffer() []byte {
+	if c.out == nil {
+		c.out = (*bufPool.Get().(*[]byte))[:0]
+	}
+	return c.out
+}
+
+func putBuf(b []byte) {
+	if b != nil && cap(b) <= 1<<20 {
+		b = b[:0]
+		bufPool.Put(&b)
+	}
+}
+
 // writeLoop drains out to the socket, one write per batch of packets.
 func (c *conn) writeLoop() {
 	b := c.b
@@ -318,10 +339,12 @@ func (c *conn) writeLoop() {
 		c.mu.Lock()
 		if c.dead || len(c.out) == 0 {
 			c.flushing = false
-			if cap(c.out) > 4<<10 {
-				c.out = nil // an idle connection holds no large buffer
+			if len(c.out) == 0 {
+				putBuf(c.out) // an idle connection holds no buffer
+				c.out = nil
 			}
 			c.mu.Unlock()
+			putBuf(buf)
 			return
 		}
 		buf, c.out = c.out, buf[:0]
@@ -345,6 +368,7 @@ func (c *conn) writeLoop() {
 			c.flushing = false
 			c.mu.Unlock()
 			c.kill()
+			putBuf(buf)
 			return
 		}
 		if cap(buf) > b.opts.MaxPending {

@@ -81,12 +81,16 @@ func (f *fanout) drop(b *Broker, c Client, why error) {
 
 // reset prepares a reused fanout for the next message.
 func (f *fanout) reset(kick *[]*conn) {
-	buf := f.buf[:0]
-	if cap(buf) > 256<<10 {
-		buf = nil
+	f.buf = f.buf[:0]
+	if cap(f.buf) > 256<<10 {
+		f.buf = nil
 	}
-	later := f.later[:0]
-	*f = fanout{buf: buf, later: later, kick: kick}
+	f.kept = nil
+	f.enc = [3][]byte{}
+	f.kick = kick
+	f.later = f.later[:0]
+	f.sent, f.drops, f.lsn = 0, 0, 0
+	f.dropFor = f.dropFor[:0]
 }
 
 // keep returns the message as a value the broker may keep: its own copy of
@@ -171,7 +175,7 @@ func (s *sess) deliver(qos byte, f *fanout) {
 	if d != nil {
 		c.mu.Lock()
 		if !c.dead {
-			c.out = appendDeliveryShared(c.out, f.encoded(qos), d.PacketID)
+			c.out = appendDeliveryShared(c.buffer(), f.encoded(qos), d.PacketID)
 			f.sent++
 			if c.touchLocked() {
 				f.touched(c)
@@ -192,7 +196,7 @@ func (s *sess) sendQoS0(c *conn, f *fanout) {
 		// broker's memory.
 		f.drop(s.b, c.client, errPendingFull)
 	default:
-		c.out = append(c.out, f.encoded(0)...)
+		c.out = append(c.buffer(), f.encoded(0)...)
 		f.sent++
 		if c.touchLocked() {
 			f.touched(c)
@@ -238,7 +242,7 @@ func (s *sess) pumpLocked(c *conn) {
 			}
 			c.needLSN = max(c.needLSN, s.b.persist.add(op))
 		}
-		c.out = appendDelivery(c.out, d, false)
+		c.out = appendDelivery(c.buffer(), d, false)
 		n++
 	}
 	kick := n > 0 && c.touchLocked()

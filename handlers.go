@@ -65,7 +65,7 @@ func isSysTopic(t string) bool { return strings.HasPrefix(t, "$SYS/broker/") }
 // started at the end of the read batch.
 func (c *conn) queue(p []byte) {
 	c.mu.Lock()
-	c.out = append(c.out, p...)
+	c.out = append(c.buffer(), p...)
 	kick := c.touchLocked()
 	c.mu.Unlock()
 	if kick {

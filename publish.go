@@ -40,10 +40,12 @@ func (b *Broker) publish(from Client, via *conn, topic string, payload []byte, q
 // store keeps a retained message and routes the message; no hooks. It
 // returns the storage LSN of the last change the message caused.
 func (b *Broker) store(via *conn, topic string, payload []byte, qos byte, retain bool) uint64 {
-	f := &fanout{}
+	var f *fanout
 	if via != nil {
 		f = &via.fan
 		f.reset(&via.kick)
+	} else {
+		f = new(fanout)
 	}
 	f.msg = session.Message{Topic: topic, Payload: payload, QoS: qos, Retain: retain}
 	if retain {
