@@ -275,12 +275,33 @@ func (c *conn) end(err error) {
 
 // flushKicks starts the writers of the connections this reader's batch
 // wrote to.
+//
+// The connection's own bytes (acknowledgements, CONNACK) are written here,
+// on the reader goroutine, when no writer is running: no goroutine to start
+// for a lone PUBACK, and a client that does not read its acknowledgements
+// holds up only its own reading.
 func (c *conn) flushKicks() {
+	own := false
 	for i, k := range c.kick {
-		k.startWriter()
+		if k == c {
+			own = true
+		} else {
+			k.startWriter()
+		}
 		c.kick[i] = nil
 	}
 	c.kick = c.kick[:0]
+	if own {
+		c.mu.Lock()
+		c.scheduled = false
+		if c.flushing || c.dead || len(c.out) == 0 {
+			c.mu.Unlock()
+			return
+		}
+		c.flushing = true
+		c.mu.Unlock()
+		c.drain()
+	}
 }
 
 // startWriter starts the writer goroutine if there is something to write
@@ -330,10 +351,16 @@ func putBuf(b []byte) {
 	}
 }
 
-// writeLoop drains out to the socket, one write per batch of packets.
+// writeLoop is the writer goroutine.
 func (c *conn) writeLoop() {
+	defer c.b.wg.Done()
+	c.drain()
+}
+
+// drain writes out to the socket, one write per batch of packets, until it
+// is empty; the caller set c.flushing, drain clears it.
+func (c *conn) drain() {
 	b := c.b
-	defer b.wg.Done()
 	var buf []byte
 	for {
 		c.mu.Lock()
