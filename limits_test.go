@@ -93,6 +93,8 @@ func remainingLength(n int) []byte {
 	}
 }
 
+// [MQTT-4.8.0-2] a packet over the size limit is a transient error that
+// closes that connection only; the other clients go on.
 func TestMaxPacketSizeBoundaryAndReason(t *testing.T) {
 	const limit = 1024
 	b, addr := startBroker(t, tern.Options{MaxPacketSize: limit})

@@ -190,7 +190,8 @@ func lisSharedMux(t *testing.T) lisTransport {
 // Over every listener: a raw client and a Paho client each connect,
 // subscribe, publish to themselves, receive and disconnect; a third client
 // is still connected when the broker closes and sees its connection end; no
-// goroutine outlives Close.
+// goroutine outlives Close. [MQTT-7.1.1-1] TCP, and every other ordered,
+// lossless byte stream Tern offers.
 func TestListenersEndToEnd(t *testing.T) {
 	for _, tc := range lisTransports() {
 		t.Run(tc.name, func(t *testing.T) {

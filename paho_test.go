@@ -85,6 +85,7 @@ func pahoNext(t *testing.T, ch <-chan pahoMsg) pahoMsg {
 }
 
 // [MQTT-3.3.5-1] [MQTT-4.3.1-1] [MQTT-4.3.2-1] [MQTT-4.3.2-2] [MQTT-4.3.3-1] [MQTT-4.3.3-2]
+// [MQTT-7.0.0-2] a stock third-party client with default options works.
 func TestPahoPublishSubscribeEachQoS(t *testing.T) {
 	_, addr := startBroker(t, tern.Options{})
 	h, got := pahoCollector()

@@ -1,0 +1,57 @@
+package tern_test
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestConformanceDocNamesRealTests keeps CONFORMANCE.md honest: every test
+// it names exists, in the package it says, and every test named there
+// mentions the statement in its row.
+func TestConformanceDocNamesRealTests(t *testing.T) {
+	doc, err := os.ReadFile("CONFORMANCE.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// All test sources, by package directory.
+	sources := map[string]string{}
+	err = filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "node_modules" || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if strings.HasSuffix(path, "_test.go") {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			sources[filepath.Dir(path)] += string(b)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("(?m)^\\| (MQTT-[0-9.-]+) \\|.*$")
+	name := regexp.MustCompile("`(?:([a-z/]+)\\.)?((?:Test|Fuzz|Example)\\w*)`")
+	rows := row.FindAllStringSubmatch(string(doc), -1)
+	if len(rows) != 141 {
+		t.Fatalf("CONFORMANCE.md has %d statement rows, Appendix B has 141", len(rows))
+	}
+	for _, r := range rows {
+		for _, m := range name.FindAllStringSubmatch(r[0], -1) {
+			dir := "."
+			if m[1] != "" {
+				dir = filepath.FromSlash(m[1])
+			}
+			if !regexp.MustCompile(`func ` + m[2] + `\(`).MatchString(sources[dir]) {
+				t.Errorf("%s names %s, which is not a test in %s", r[1], m[0], dir)
+			}
+		}
+	}
+}
