@@ -292,6 +292,13 @@ func (c *conn) flushKicks() {
 	}
 	c.kick = c.kick[:0]
 	if own {
+		if c.waitsForStore() {
+			// Bytes that wait for a storage write go to a writer goroutine:
+			// the reader reads on, and the next messages join the same
+			// group commit instead of waiting for the next one.
+			c.startWriter()
+			return
+		}
 		c.mu.Lock()
 		c.scheduled = false
 		if c.flushing || c.dead || len(c.out) == 0 {

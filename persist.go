@@ -140,6 +140,21 @@ func (c *conn) waitFor(lsn uint64) {
 	c.mu.Unlock()
 }
 
+// waitsForStore reports whether c's pending bytes wait for a storage write
+// that has not completed.
+func (c *conn) waitsForStore() bool {
+	p := c.b.persist
+	if p == nil {
+		return false
+	}
+	c.mu.Lock()
+	lsn := c.needLSN
+	c.mu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.durable < lsn && !p.stopped
+}
+
 // expiryLoop removes persistent sessions offline longer than the expiry.
 func (b *Broker) expiryLoop(after time.Duration) {
 	defer b.wg.Done()
