@@ -59,7 +59,9 @@ func startRun(t *testing.T, args ...string) (addr string, stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := newLogWatch()
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, append([]string{"-tcp", "127.0.0.1:0"}, args...), strings.NewReader(""), &bytes.Buffer{}, logs) }()
+	go func() {
+		done <- run(ctx, append([]string{"-tcp", "127.0.0.1:0"}, args...), strings.NewReader(""), &bytes.Buffer{}, logs)
+	}()
 	stopped := false
 	stop = func() error {
 		if stopped {
