@@ -163,9 +163,9 @@ func (s *sess) deliver(qos byte, f *fanout) {
 	d, ok := s.s.Push(dl, online)
 	if ok && stored {
 		if d != nil {
-			f.lsn = max(f.lsn, b.record(c, deliveryOp(s.s.ID, d)))
+			f.lsn = max(f.lsn, b.recordDelivery(c, s.s.ID, d, true))
 		} else {
-			f.lsn = max(f.lsn, b.record(nil, deliveryOp(s.s.ID, &dl)))
+			f.lsn = max(f.lsn, b.recordDelivery(nil, s.s.ID, &dl, true))
 		}
 	}
 	if !ok {
@@ -234,13 +234,16 @@ func (s *sess) pumpLocked(c *conn) {
 			break
 		}
 		if stored {
-			// The packet identifier is stored before the PUBLISH leaves;
-			// a QoS 0 delivery is done once written.
-			op := deliveryOp(s.s.ID, d)
 			if d.QoS == 0 {
-				op = deleteDeliveryOp(s.s.ID, d.Seq)
+				s.b.persist.add(deleteDeliveryOp(s.s.ID, d.Seq)) // done once written
+			} else {
+				// As recordDelivery (c.mu is held here): a QoS 2 packet
+				// identifier is stored before the PUBLISH leaves.
+				lsn := s.b.persist.addDelivery(deliveryOp(s.s.ID, d), false)
+				if d.QoS == 2 {
+					c.needLSN = max(c.needLSN, lsn)
+				}
 			}
-			c.needLSN = max(c.needLSN, s.b.persist.add(op))
 		}
 		c.out = appendDelivery(c.buffer(), d, false)
 		n++

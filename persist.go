@@ -24,9 +24,10 @@ type persister struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
 	pending []storage.Op
-	lsn     uint64 // LSN of the last op added
-	durable uint64 // LSN of the last op written
-	err     error  // the last write error; writes are retried
+	fresh   map[deliveryKey][]int // pending Puts of deliveries created in this batch
+	lsn     uint64                // LSN of the last op added
+	durable uint64                // LSN of the last op written
+	err     error                 // the last write error; writes are retried
 	stopped bool
 	// abandoned: every connection is dead (Broker.Close), so a writer
 	// waiting for a failing store has nothing left to write to and stops
@@ -45,12 +46,68 @@ func newPersister(st storage.Store, b *Broker) *persister {
 // add appends ops and returns the LSN of the last one.
 func (p *persister) add(ops ...storage.Op) uint64 {
 	p.mu.Lock()
-	p.pending = append(p.pending, ops...)
-	p.lsn += uint64(len(ops))
+	for _, op := range ops {
+		p.lsn++
+		if op.Kind == storage.DeleteDelivery {
+			k := deliveryKey{op.Delivery.ClientID, op.Delivery.Seq}
+			if idx, ok := p.fresh[k]; ok {
+				// Created and completed within one batch: neither the
+				// delivery nor its deletion needs to reach the disk.
+				for _, j := range idx {
+					p.pending[j].Kind = 0
+				}
+				delete(p.fresh, k)
+				continue
+			}
+		}
+		p.pending = append(p.pending, op)
+	}
 	n := p.lsn
 	p.cond.Broadcast()
 	p.mu.Unlock()
 	return n
+}
+
+// deliveryKey identifies a stored delivery.
+type deliveryKey struct {
+	client string
+	seq    uint64
+}
+
+// addDelivery appends a PutDelivery; created is true for the first Put of a
+// new delivery, which a DeleteDelivery in the same batch cancels.
+func (p *persister) addDelivery(op storage.Op, created bool) uint64 {
+	p.mu.Lock()
+	k := deliveryKey{op.Delivery.ClientID, op.Delivery.Seq}
+	i := len(p.pending)
+	if created {
+		if p.fresh == nil {
+			p.fresh = make(map[deliveryKey][]int)
+		}
+		p.fresh[k] = []int{i}
+	} else if idx, ok := p.fresh[k]; ok {
+		p.fresh[k] = append(idx, i)
+	}
+	p.pending = append(p.pending, op)
+	p.lsn++
+	n := p.lsn
+	p.cond.Broadcast()
+	p.mu.Unlock()
+	return n
+}
+
+// takeBatch returns the pending ops without the cancelled ones; p.mu is
+// held.
+func (p *persister) takeBatch() []storage.Op {
+	batch := p.pending[:0:0]
+	for _, op := range p.pending {
+		if op.Kind != 0 {
+			batch = append(batch, op)
+		}
+	}
+	p.pending = nil
+	clear(p.fresh)
+	return batch
 }
 
 // wait blocks until every op up to lsn is written, or the broker is closed
@@ -74,10 +131,12 @@ func (p *persister) loop() {
 			p.mu.Unlock()
 			return
 		}
-		batch, upto := p.pending, p.lsn
-		p.pending = nil
+		batch, upto := p.takeBatch(), p.lsn
 		p.mu.Unlock()
-		err := p.store.Write(context.Background(), batch)
+		var err error
+		if len(batch) > 0 {
+			err = p.store.Write(context.Background(), batch)
+		}
 		p.mu.Lock()
 		if err != nil {
 			// Keep the batch and retry: acknowledgements wait meanwhile,
@@ -188,6 +247,19 @@ func (b *Broker) expireSessions(cutoff time.Time) {
 		}
 		s.mu.Unlock()
 	}
+}
+
+// recordDelivery stores a delivery of s (created: its first record). Only
+// a QoS 2 delivery makes c's next write wait: exactly once needs its packet
+// identifier stored before the PUBLISH leaves, while a QoS 1 delivery lost
+// in a crash is only sent again (QoS 1 allows duplicates), and a delivery
+// acknowledged before its batch is written never reaches the disk.
+func (b *Broker) recordDelivery(c *conn, id string, d *session.Delivery, created bool) uint64 {
+	lsn := b.persist.addDelivery(deliveryOp(id, d), created)
+	if d.QoS == 2 {
+		c.waitFor(lsn)
+	}
+	return lsn
 }
 
 func deliveryOp(id string, d *session.Delivery) storage.Op {

@@ -850,7 +850,7 @@ func TestPersistAcknowledgementsWaitForTheStore(t *testing.T) {
 			v.pub.send(&packets.Publish{Topic: "w/2", Payload: []byte("2"), QoS: 2, PacketID: 12})
 			return v.pub, func(p packets.Packet) bool { a, ok := p.(*packets.Pubrec); return ok && a.PacketID == 12 }
 		}},
-		{"PUBLISH with a packet identifier to a persistent session", func(t *testing.T, v env) (*rawClient, func(packets.Packet) bool) {
+		{"QoS 2 PUBLISH with a packet identifier to a persistent session", func(t *testing.T, v env) (*rawClient, func(packets.Packet) bool) {
 			if err := v.e.b.Publish(context.Background(), "w/3", []byte("3"), 0, false); err != nil {
 				t.Fatal(err)
 			}
@@ -858,7 +858,15 @@ func TestPersistAcknowledgementsWaitForTheStore(t *testing.T) {
 			if p := v.sub.recvPublish(); string(p.Payload) != "3" || p.QoS != 0 {
 				t.Fatalf("got %+v, want the QoS 0 message while the store is held", p)
 			}
-			go v.e.b.Publish(context.Background(), "w/4", []byte("4"), 1, false)
+			// Nor does a QoS 1 delivery: lost in a crash, it is only sent
+			// again, which QoS 1 allows.
+			go v.e.b.Publish(context.Background(), "w/4", []byte("q1"), 1, false)
+			if p := v.sub.recvPublish(); string(p.Payload) != "q1" || p.QoS != 1 {
+				t.Fatalf("got %+v, want the QoS 1 message while the store is held", p)
+			}
+			// A QoS 2 delivery's packet identifier is stored first: exactly
+			// once survives a crash.
+			go v.e.b.Publish(context.Background(), "w/4", []byte("4"), 2, false)
 			return v.sub, func(p packets.Packet) bool {
 				m, ok := p.(*packets.Publish)
 				return ok && string(m.Payload) == "4" && m.PacketID != 0

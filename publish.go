@@ -118,7 +118,7 @@ func (b *Broker) sendRetained(s *sess, filter string, granted byte) {
 		if b.persistent(s) {
 			s.seq++
 			d.Seq = s.seq
-			b.persist.add(deliveryOp(s.s.ID, &d))
+			b.recordDelivery(nil, s.s.ID, &d, true)
 		}
 		s.s.Enqueue(d)
 	}

@@ -1,0 +1,90 @@
+package tern_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/ternmq/tern"
+	"github.com/ternmq/tern/packets"
+	"github.com/ternmq/tern/storage"
+)
+
+// opLog is a Store that records every op it writes.
+type opLog struct {
+	storage.Store
+	mu  sync.Mutex
+	ops []storage.Op
+}
+
+func (l *opLog) Write(ctx context.Context, ops []storage.Op) error {
+	l.mu.Lock()
+	l.ops = append(l.ops, ops...)
+	l.mu.Unlock()
+	return l.Store.Write(ctx, ops)
+}
+
+func (l *opLog) deliveryOps(topic string) (puts, deletes int, seqs map[uint64]bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	seqs = map[uint64]bool{}
+	for _, op := range l.ops {
+		if op.Kind == storage.PutDelivery && op.Delivery.Msg.Topic == topic {
+			puts++
+			seqs[op.Delivery.Seq] = true
+		}
+	}
+	for _, op := range l.ops {
+		if op.Kind == storage.DeleteDelivery && seqs[op.Delivery.Seq] {
+			deletes++
+		}
+	}
+	return puts, deletes, seqs
+}
+
+// TestPersistDeliveryAcknowledgedWithinOneBatchNeverReachesTheStore: a QoS
+// 1 delivery to an online persistent subscriber that is acknowledged before
+// the batch holding it is written is dropped from the batch, with its
+// deletion; one written before its acknowledgement is put and deleted. The
+// publisher's PUBACK still waits for the batch [MQTT-4.3.2-2].
+func TestPersistDeliveryAcknowledgedWithinOneBatchNeverReachesTheStore(t *testing.T) {
+	log := &opLog{Store: storage.NewMemory()}
+	g := &psGate{Store: log}
+	e := psStart(t, psBackend{"gated log", func(*testing.T) (storage.Store, func() storage.Store) { return g, nil }}, tern.Options{})
+	t.Cleanup(g.release)
+	sub := mustConnect(t, e.addr, "sub", false)
+	sub.subscribe(1, packets.Subscription{Filter: "c/#", QoS: 1})
+	pub := mustConnect(t, e.addr, "pub", true)
+
+	g.hold()
+	pub.send(&packets.Publish{Topic: "c/first", Payload: []byte("1"), QoS: 1, PacketID: 1})
+	first := sub.recvPublish() // a QoS 1 delivery is not held by the store
+	g.waitEntered(t)           // the batch with "first" is being written
+
+	pub.send(&packets.Publish{Topic: "c/second", Payload: []byte("2"), QoS: 1, PacketID: 2})
+	second := sub.recvPublish()
+	sub.send(&packets.Puback{PacketID: second.PacketID})
+	sub.send(&packets.Pingreq{}) // the PUBACK is handled once PINGRESP comes
+	if _, ok := sub.recv().(*packets.Pingresp); !ok {
+		t.Fatal("expected PINGRESP")
+	}
+	g.release()
+	for _, id := range []uint16{1, 2} {
+		if a, ok := pub.recv().(*packets.Puback); !ok || a.PacketID != id {
+			t.Fatalf("expected PUBACK %d, got %+v", id, a)
+		}
+	}
+	sub.send(&packets.Puback{PacketID: first.PacketID})
+	sub.send(&packets.Pingreq{})
+	sub.recv()
+	eventually(t, "the first delivery's deletion to be written", func() bool {
+		_, del, _ := log.deliveryOps("c/first")
+		return del == 1
+	})
+	if puts, _, _ := log.deliveryOps("c/first"); puts != 1 {
+		t.Fatalf("first: %d puts, want 1", puts)
+	}
+	if puts, dels, _ := log.deliveryOps("c/second"); puts != 0 || dels != 0 {
+		t.Fatalf("second: %d puts and %d deletes reached the store, want none", puts, dels)
+	}
+}
