@@ -44,55 +44,33 @@ func (hs *hookSet) get() *hooks {
 func (b *Broker) AddHook(h any) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	old := b.hooks.get()
-	n := *old
+	n := *b.hooks.get()
 	found := false
-	add := func(ok bool) { found = found || ok }
-	if v, ok := h.(Authenticator); ok {
-		n.auth = append(n.auth[:len(n.auth):len(n.auth)], v)
-		add(ok)
-	}
-	if v, ok := h.(PublishAuthorizer); ok {
-		n.pubAuth = append(n.pubAuth[:len(n.pubAuth):len(n.pubAuth)], v)
-		add(ok)
-	}
-	if v, ok := h.(SubscribeAuthorizer); ok {
-		n.subAuth = append(n.subAuth[:len(n.subAuth):len(n.subAuth)], v)
-		add(ok)
-	}
-	if v, ok := h.(ReadAuthorizer); ok {
-		n.readAuth = append(n.readAuth[:len(n.readAuth):len(n.readAuth)], v)
-		add(ok)
-	}
-	if v, ok := h.(PublishInterceptor); ok {
-		n.intercept = append(n.intercept[:len(n.intercept):len(n.intercept)], v)
-		add(ok)
-	}
-	if v, ok := h.(ConnectObserver); ok {
-		n.connect = append(n.connect[:len(n.connect):len(n.connect)], v)
-		add(ok)
-	}
-	if v, ok := h.(DisconnectObserver); ok {
-		n.disconnect = append(n.disconnect[:len(n.disconnect):len(n.disconnect)], v)
-		add(ok)
-	}
-	if v, ok := h.(SubscribeObserver); ok {
-		n.subscribe = append(n.subscribe[:len(n.subscribe):len(n.subscribe)], v)
-		add(ok)
-	}
-	if v, ok := h.(UnsubscribeObserver); ok {
-		n.unsubscribe = append(n.unsubscribe[:len(n.unsubscribe):len(n.unsubscribe)], v)
-		add(ok)
-	}
-	if v, ok := h.(DropObserver); ok {
-		n.drop = append(n.drop[:len(n.drop):len(n.drop)], v)
-		add(ok)
-	}
+	found = appendHook(&n.auth, h) || found
+	found = appendHook(&n.pubAuth, h) || found
+	found = appendHook(&n.subAuth, h) || found
+	found = appendHook(&n.readAuth, h) || found
+	found = appendHook(&n.intercept, h) || found
+	found = appendHook(&n.connect, h) || found
+	found = appendHook(&n.disconnect, h) || found
+	found = appendHook(&n.subscribe, h) || found
+	found = appendHook(&n.unsubscribe, h) || found
+	found = appendHook(&n.drop, h) || found
 	if !found {
 		return fmt.Errorf("%w: %T", ErrNotAHook, h)
 	}
 	b.hooks.p.Store(&n)
 	return nil
+}
+
+// appendHook adds h to *list, in a new backing array (the old snapshot
+// stays intact for readers), if h implements T.
+func appendHook[T any](list *[]T, h any) bool {
+	v, ok := h.(T)
+	if ok {
+		*list = append((*list)[:len(*list):len(*list)], v)
+	}
+	return ok
 }
 
 // call runs f, turning a panic into an error so that a faulty hook refuses

@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/ternmq/tern/topics"
 )
 
-// This file holds the MQTT topic matching the ACL needs, kept local so the
-// package depends on nothing but the hook interfaces: filter validation,
-// filter-against-name matching, and two filter-against-filter relations
-// used to judge a SUBSCRIBE.
+// This file holds the MQTT topic matching the ACL needs: filter validation,
+// filter-against-name matching (the topics package's), and two
+// filter-against-filter relations used to judge a SUBSCRIBE.
 
 // maxTopicLen is the longest topic name or filter an MQTT string can carry.
 const maxTopicLen = 65535
@@ -77,34 +78,7 @@ func validString(s string) error {
 // filter starting with a wildcard does not match a topic starting with '$'
 // [MQTT-4.7.2-1]. Levels are compared byte for byte, without any Unicode
 // normalisation [MQTT-4.7.3-4].
-func topicMatches(f, t string) bool {
-	if f == "" || t == "" {
-		return false
-	}
-	if strings.HasPrefix(t, "$") && (f[0] == '+' || f[0] == '#') {
-		return false // [MQTT-4.7.2-1]
-	}
-	for {
-		fl, frest, fmore := strings.Cut(f, "/")
-		if fl == "#" {
-			return true
-		}
-		tl, trest, tmore := strings.Cut(t, "/")
-		if fl != "+" && fl != tl {
-			return false
-		}
-		switch {
-		case !fmore && !tmore:
-			return true
-		case !tmore:
-			// The topic ends here; only a trailing "/#" still matches.
-			return frest == "#"
-		case !fmore:
-			return false
-		}
-		f, t = frest, trest
-	}
-}
+func topicMatches(f, t string) bool { return topics.Matches(f, t) }
 
 // dollarExcluded reports whether a filter's first level excludes topics
 // that start with '$': it does when it is a wildcard [MQTT-4.7.2-1].
