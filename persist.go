@@ -145,6 +145,10 @@ func (p *persister) loop() {
 			p.err = err
 			p.cond.Broadcast() // waiters of a closed broker give up
 			p.pending = append(batch, p.pending...)
+			// That moved the ops added meanwhile: forget where the
+			// deliveries they created are, so that their deletions are
+			// written rather than cancel whatever op now sits there.
+			clear(p.fresh)
 			p.mu.Unlock()
 			time.Sleep(100 * time.Millisecond) // back-off before retrying the disk
 			p.mu.Lock()

@@ -1035,3 +1035,58 @@ func TestPersistFailingStoreWithholdsAcknowledgements(t *testing.T) {
 		waitGoroutines(t, before)
 	})
 }
+
+// TestPersistFailedWriteKeepsLaterOpsIntact: ops added while a Write fails
+// are kept, in order, behind the batch that is retried; a delivery created
+// meanwhile and acknowledged before the retry is deleted, and no other op
+// is lost in its place. Here the retried batch holds a publisher's inbound
+// QoS 2 identifier, which must survive (a resent PUBLISH would otherwise be
+// forwarded twice), and a QoS 1 delivery to a persistent subscriber is
+// created and acknowledged while the Write fails.
+// [MQTT-4.3.3-2]
+func TestPersistFailedWriteKeepsLaterOpsIntact(t *testing.T) {
+	f := &psFailing{Store: storage.NewMemory()}
+	g := &psGate{Store: f}
+	e := psStart(t, psBackend{"gated failing memory", func(*testing.T) (storage.Store, func() storage.Store) { return g, nil }}, tern.Options{})
+	t.Cleanup(g.release)
+	sub := mustConnect(t, e.addr, "sub", false)
+	sub.subscribe(1, packets.Subscription{Filter: "x", QoS: 1})
+	pub := mustConnect(t, e.addr, "pub", false)
+
+	g.hold()
+	f.failing.Store(true)
+	pub.send(&packets.Publish{Topic: "y", Payload: []byte("exactly once"), QoS: 2, PacketID: 9})
+	g.waitEntered(t) // the batch holding pub's inbound identifier 9 is being written
+	pub.send(&packets.Publish{Topic: "x", Payload: []byte("at least once"), QoS: 1, PacketID: 10})
+	eventually(t, "the delivery to sub to be recorded", func() bool { ci, _ := e.client("sub"); return ci.Inflight+ci.Queued == 1 })
+	g.release()
+	eventually(t, "the write to fail", func() bool { return f.failed.Load() > 0 })
+	// The delivery is acknowledged while the failed batch waits for its retry.
+	var r psReceiver
+	if m := r.next(sub); string(m.Payload) != "at least once" {
+		t.Fatalf("sub got %q", m.Payload)
+	}
+	psSync(sub)
+	f.failing.Store(false)
+	want := map[packets.Type]uint16{packets.TypePubrec: 9, packets.TypePuback: 10}
+	for range 2 {
+		p := pub.recv()
+		var id uint16
+		switch a := p.(type) {
+		case *packets.Pubrec:
+			id = a.PacketID
+		case *packets.Puback:
+			id = a.PacketID
+		}
+		if want[p.Type()] != id || id == 0 {
+			t.Fatalf("pub got %v %+v, want PUBREC 9 and PUBACK 10", p.Type(), p)
+		}
+	}
+	snap := e.stored()
+	if len(snap.Inbound) != 1 || snap.Inbound[0] != (storage.Inbound{ClientID: "pub", PacketID: 9}) {
+		t.Errorf("store holds inbound %+v, want pub's identifier 9", snap.Inbound)
+	}
+	if len(snap.Deliveries) != 0 {
+		t.Errorf("store holds deliveries %+v, want none: sub acknowledged its message", snap.Deliveries)
+	}
+}
