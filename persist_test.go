@@ -813,11 +813,11 @@ func (g *psGate) Write(ctx context.Context, ops []storage.Op) error {
 // TestPersistAcknowledgementsWaitForTheStore: nothing that promises stored
 // state leaves the broker before the store's Write returned: CONNACK of a
 // persistent session, SUBACK of its subscriptions, PUBACK and PUBREC of a
-// message routed to it, a PUBLISH carrying a packet identifier to it,
-// PUBREL after its PUBREC, PUBCOMP after its PUBREL (a forgotten release
-// would later swallow a new message), and Broker.Publish's return. Each
-// case holds the store's Writes, checks that nothing arrives, releases,
-// and checks that the answer then comes.
+// message routed to it, a QoS 2 PUBLISH to it (its packet identifier is
+// stored first; QoS 0 and QoS 1 deliveries do not wait), PUBREL after its
+// PUBREC, PUBCOMP after its PUBREL (a forgotten release would later swallow
+// a new message). Each case holds the store's Writes, checks that nothing
+// arrives, releases, and checks that the answer then comes.
 // [MQTT-4.3.2-2] [MQTT-4.3.3-2] [MQTT-4.3.3-1] [MQTT-3.1.2-4] [MQTT-4.1.0-1]
 func TestPersistAcknowledgementsWaitForTheStore(t *testing.T) {
 	type env struct {
