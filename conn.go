@@ -246,6 +246,18 @@ func (c *conn) writeNow(p []byte) {
 // connection ended without DISCONNECT, and tells the hooks.
 func (c *conn) end(err error) {
 	b := c.b
+	// Start the writers of the connections the last read batch wrote to:
+	// a client may publish and end its connection in the same write (as
+	// mosquitto_pub does at QoS 0: PUBLISH, then DISCONNECT), and the
+	// subscribers' writers must not be left unstarted (and marked
+	// scheduled, which would keep later publishers from starting them).
+	for i, k := range c.kick {
+		if k != c {
+			k.startWriter()
+		}
+		c.kick[i] = nil
+	}
+	c.kick = c.kick[:0]
 	if err != nil {
 		c.setReason(err)
 	} else {
