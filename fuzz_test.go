@@ -306,10 +306,17 @@ type fzProgram struct {
 	cur    []byte
 }
 
-var (
-	fzTopics  = [...]string{"fz/a", "fz/b", "fz/a/b", "fz/\u00e9t\u00e9", "$SYS/fz"}
-	fzFilters = [...]string{"#", "fz/#", "fz/+", "+/+/#", "fz/a", "$SYS/#", "fz/+/b"}
-)
+// fzTopic and fzFilter choose among a few topic names and filters that
+// overlap, so that programs publish to what they subscribed to.
+func fzTopic(i byte) string {
+	names := [...]string{"fz/a", "fz/b", "fz/a/b", "fz/\u00e9t\u00e9", "$SYS/fz"}
+	return names[int(i)%len(names)]
+}
+
+func fzFilter(i byte) string {
+	filters := [...]string{"#", "fz/#", "fz/+", "+/+/#", "fz/a", "$SYS/#", "fz/+/b"}
+	return filters[int(i)%len(filters)]
+}
 
 // arg returns the next parameter byte, 0 once the input is used up.
 func (p *fzProgram) arg() byte {
@@ -336,7 +343,7 @@ func (p *fzProgram) compile() [][]byte {
 		case 1, 2, 3:
 			qos := op - 1
 			a := p.arg()
-			pub := &packets.Publish{Topic: fzTopics[int(a)%len(fzTopics)], QoS: qos, Retain: a&0x80 != 0,
+			pub := &packets.Publish{Topic: fzTopic(a), QoS: qos, Retain: a&0x80 != 0,
 				Payload: bytes.Repeat([]byte{'x'}, int(p.arg()%8)*37)}
 			if qos > 0 {
 				pub.PacketID = uint16(p.arg()%4) + 1
@@ -354,10 +361,10 @@ func (p *fzProgram) compile() [][]byte {
 		case 8:
 			a := p.arg()
 			p.add(&packets.Subscribe{PacketID: uint16(a%4) + 1, Subscriptions: []packets.Subscription{
-				{Filter: fzFilters[int(a>>2)%len(fzFilters)], QoS: p.arg() % 3}}})
+				{Filter: fzFilter(a >> 2), QoS: p.arg() % 3}}})
 		case 9:
 			a := p.arg()
-			p.add(&packets.Unsubscribe{PacketID: uint16(a%4) + 1, Filters: []string{fzFilters[int(a>>2)%len(fzFilters)]}})
+			p.add(&packets.Unsubscribe{PacketID: uint16(a%4) + 1, Filters: []string{fzFilter(a >> 2)}})
 		case 10:
 			p.add(&packets.Pingreq{})
 		case 11:
@@ -395,7 +402,7 @@ func (p *fzProgram) connect() *packets.Connect {
 		KeepAlive:    uint16(a>>3) % 3, // 0 (none) to 2 s
 	}
 	if f&2 != 0 {
-		c.WillFlag, c.WillTopic, c.WillMessage = true, fzTopics[int(f>>5)%len(fzTopics)], []byte("will")
+		c.WillFlag, c.WillTopic, c.WillMessage = true, fzTopic(f>>5), []byte("will")
 		c.WillQoS, c.WillRetain = (f>>2&3)%3, f&0x10 != 0
 	}
 	if f&0x80 != 0 {

@@ -56,11 +56,26 @@ type hoCase struct {
 func hoStr(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
 func hoID(id uint16) []byte { return []byte{byte(id >> 8), byte(id)} }
 
+// hoRemaining encodes n as a Remaining Length (section 2.2.3).
+func hoRemaining(n int) []byte {
+	var out []byte
+	for {
+		b := byte(n % 128)
+		if n /= 128; n > 0 {
+			b |= 0x80
+		}
+		out = append(out, b)
+		if n == 0 {
+			return out
+		}
+	}
+}
+
 // hoPkt frames parts behind a first byte and the Remaining Length of their
 // total length.
 func hoPkt(first byte, parts ...[]byte) []byte {
 	body := slices.Concat(parts...)
-	return slices.Concat([]byte{first}, remainingLength(len(body)), body)
+	return slices.Concat([]byte{first}, hoRemaining(len(body)), body)
 }
 
 // hoConnect is a CONNECT named MQTT, level 4, with the given flags,
@@ -417,7 +432,7 @@ func TestAnnouncedPacketsCostMemoryOnlyAsTheirBytesArrive(t *testing.T) {
 			for i := range cs {
 				cs[i] = mustConnect(t, addr, fmt.Sprintf("announcer-%d", i), true)
 			}
-			header := slices.Concat([]byte{0x30}, remainingLength(tc.announced), hoStr("big/t"), make([]byte, 4<<10))
+			header := slices.Concat([]byte{0x30}, hoRemaining(tc.announced), hoStr("big/t"), make([]byte, 4<<10))
 			received := b.Stats().BytesReceived
 			var ms runtime.MemStats
 			runtime.GC()
