@@ -706,7 +706,8 @@ func TestCloseDuringHeavyTrafficReturnsPromptly(t *testing.T) {
 // delivered at once, and the subscriber keeps receiving later messages from
 // others. The same holds when the connection ends with a protocol
 // violation or the network closing after the PUBLISH.
-// [MQTT-3.3.1-9] [MQTT-3.14.4-1]
+// [MQTT-4.5.0-1]: a message the broker took ownership of reaches the
+// sessions with matching subscriptions, however its sender leaves.
 func TestMessagesPublishedJustBeforeTheConnectionEndsAreDelivered(t *testing.T) {
 	publish, err := (&packets.Publish{Topic: "last/words", Payload: []byte("bye")}).Append(nil)
 	must(t, err)
