@@ -250,7 +250,8 @@ func (c *conn) end(err error) {
 	// a client may publish and end its connection in the same write (as
 	// mosquitto_pub does at QoS 0: PUBLISH, then DISCONNECT), and the
 	// subscribers' writers must not be left unstarted (and marked
-	// scheduled, which would keep later publishers from starting them).
+	// scheduled, which would keep later publishers from starting them)
+	// [MQTT-4.5.0-1].
 	for i, k := range c.kick {
 		if k != c {
 			k.startWriter()
