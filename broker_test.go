@@ -108,3 +108,18 @@ func TestClientPublishToSysBrokerIsAcknowledgedButDropped(t *testing.T) {
 		t.Fatalf("retained %d, dropped %d; want 0 and 2", st.Retained, st.PublishDropped)
 	}
 }
+
+// A violation right behind an accepted CONNECT, in the same write, still
+// lets the CONNACK out before the close [MQTT-3.2.0-1] [MQTT-4.8.0-1].
+func TestConnackLeavesBeforeTheCloseOfAViolationInTheSameWrite(t *testing.T) {
+	_, addr := startBroker(t, tern.Options{})
+	for i := 0; i < 20; i++ {
+		c := dialRaw(t, addr)
+		connect, _ := (&packets.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: "v", CleanSession: true}).Append(nil)
+		c.sendRaw(append(connect, 0xC1, 0)) // PINGREQ with a reserved flag set
+		if ack, ok := c.recv().(*packets.Connack); !ok || ack.ReturnCode != 0 {
+			t.Fatalf("run %d: expected CONNACK 0, got %+v", i, ack)
+		}
+		c.expectClosed()
+	}
+}

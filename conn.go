@@ -266,6 +266,11 @@ func (c *conn) end(err error) {
 		var none error
 		c.reason.CompareAndSwap(nil, &none)
 	}
+	if err == nil || errors.Is(err, ErrProtocol) || errors.Is(err, packets.ErrMalformed) {
+		// The socket still works: what the broker answered before the
+		// violation (a CONNACK, acknowledgements) goes out before the close.
+		c.flushBeforeClose()
+	}
 	c.kill()
 	if c.counted {
 		b.nconns.Add(-1)
@@ -369,6 +374,28 @@ func putBuf(b []byte) {
 		b = b[:0]
 		bufPool.Put(&b)
 	}
+}
+
+// flushBeforeClose writes what is queued for c, within a short deadline,
+// unless a writer is busy or the bytes still wait for the store.
+func (c *conn) flushBeforeClose() {
+	c.mu.Lock()
+	if c.flushing || c.dead || len(c.out) == 0 || (c.needLSN > 0 && c.b.persist.pendingAt(c.needLSN)) {
+		c.mu.Unlock()
+		return
+	}
+	out := c.out
+	c.out = nil
+	c.flushing = true
+	c.mu.Unlock()
+	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	if n, err := c.nc.Write(out); err == nil {
+		c.b.stats.bytesSent.Add(int64(n))
+	}
+	c.mu.Lock()
+	c.flushing = false
+	c.mu.Unlock()
+	putBuf(out)
 }
 
 // writeLoop is the writer goroutine.

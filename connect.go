@@ -169,7 +169,14 @@ func (b *Broker) attach(c *conn, id string, clean bool) {
 	s.conn.Store(c)
 	s.pumpLocked(c)
 	s.mu.Unlock()
-	c.startWriter()
+	// The reader writes the CONNACK at the end of its read batch (or
+	// before it closes the connection, if a violation follows).
+	c.mu.Lock()
+	kick := c.touchLocked()
+	c.mu.Unlock()
+	if kick {
+		c.kick = append(c.kick, c)
+	}
 }
 
 // detach unbinds c from its session when c ends; a clean session ends with

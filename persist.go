@@ -203,6 +203,13 @@ func (c *conn) waitFor(lsn uint64) {
 	c.mu.Unlock()
 }
 
+// pendingAt reports whether the op with LSN lsn is not written yet.
+func (p *persister) pendingAt(lsn uint64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.durable < lsn && !p.stopped
+}
+
 // waitsForStore reports whether c's pending bytes wait for a storage write
 // that has not completed.
 func (c *conn) waitsForStore() bool {
@@ -213,9 +220,7 @@ func (c *conn) waitsForStore() bool {
 	c.mu.Lock()
 	lsn := c.needLSN
 	c.mu.Unlock()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.durable < lsn && !p.stopped
+	return p.pendingAt(lsn)
 }
 
 // expiryLoop removes persistent sessions offline longer than the expiry.

@@ -489,6 +489,7 @@ func TestRetainedQoS0ReplacesPrevious(t *testing.T) {
 	pub := mustConnect(t, addr, "pub", true)
 	pub.publishQoS(1, "q0r", "old", 2, true)
 	pub.publishQoS(0, "q0r", "new", 0, true)
+	pingSync(pub) // the QoS 0 publish is handled before anyone subscribes
 	c := mustConnect(t, addr, "c", true)
 	got := retainedOnSubscribe(c, 1, "q0r", 2)
 	if p := got["q0r"]; len(got) != 1 || p == nil || string(p.Payload) != "new" || p.QoS != 0 || !p.Retain {

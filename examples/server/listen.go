@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"time"
 
@@ -111,8 +112,12 @@ func listen(cfg config, b *tern.Broker, log *slog.Logger, errc chan<- error) ([]
 	return closers, nil
 }
 
-// loopback reports whether a listen address only accepts local clients.
+// loopback reports whether a listen address (host:port, or a ws:// URL)
+// only accepts local clients.
 func loopback(addr string) bool {
+	if u, err := url.Parse(addr); err == nil && u.Host != "" {
+		addr = u.Host
+	}
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return false
