@@ -194,40 +194,25 @@ func (c *conn) run() error {
 func (c *conn) loop(resumed bool) error {
 	b := c.b
 	for {
-		lingering := false
 		if c.r.Buffered() == 0 {
 			// The read batch is done: start the writers it touched
 			// (coalesced writes), then wait for more.
 			c.flushKicks()
-			if !resumed && c.raw != nil {
-				// Linger before parking: a client that sends again
-				// within parkLinger (a steady stream) keeps its reader,
-				// and pays no epoll round trip per packet.
-				lingering = true
-				c.nc.SetReadDeadline(time.Now().Add(parkLinger))
-			} else {
-				c.setKeepAliveDeadline()
+			if !resumed && b.park(c) {
+				return errParked
 			}
 			resumed = false
+			if c.keepAlive > 0 {
+				// [MQTT-3.1.2-24] close after 1.5 x keepalive of silence.
+				c.nc.SetReadDeadline(time.Now().Add(c.keepAlive * 3 / 2))
+			}
 		}
 		fh, body, err := c.r.ReadRaw()
 		if err != nil {
-			if isTimeout(err) && lingering {
-				if c.r.Buffered() == 0 && b.park(c) {
-					return errParked
-				}
-				c.setKeepAliveDeadline() // could not park: wait as usual
-				continue
-			}
 			if isTimeout(err) {
 				return ErrKeepAliveTimeout
 			}
 			return err
-		}
-		if lingering {
-			// Bytes came: the rest of this batch waits under the
-			// keepalive deadline, not the linger's.
-			c.setKeepAliveDeadline()
 		}
 		b.stats.packetsReceived.Add(1)
 		if err := c.handle(fh, body); err != nil {
@@ -388,20 +373,6 @@ func putBuf(b []byte) {
 	if b != nil && cap(b) <= 1<<20 {
 		b = b[:0]
 		bufPool.Put(&b)
-	}
-}
-
-// parkLinger is how long a reader waits for more bytes before it parks its
-// idle connection.
-const parkLinger = 2 * time.Millisecond
-
-// setKeepAliveDeadline sets the read deadline of a connection waiting for
-// its next packet: 1.5 x keepalive [MQTT-3.1.2-24], or none for keepalive 0.
-func (c *conn) setKeepAliveDeadline() {
-	if c.keepAlive > 0 {
-		c.nc.SetReadDeadline(time.Now().Add(c.keepAlive * 3 / 2))
-	} else {
-		c.nc.SetReadDeadline(time.Time{})
 	}
 }
 
