@@ -163,9 +163,14 @@ func (s *sess) deliver(qos byte, f *fanout) {
 	d, ok := s.s.Push(dl, online)
 	if ok && stored {
 		if d != nil {
-			f.lsn = max(f.lsn, b.recordDelivery(c, s.s.ID, d, true))
+			lsn, wait := b.recordDelivery(s.s.ID, d, true)
+			if wait {
+				c.waitFor(lsn)
+			}
+			f.lsn = max(f.lsn, lsn)
 		} else {
-			f.lsn = max(f.lsn, b.recordDelivery(nil, s.s.ID, &dl, true))
+			lsn, _ := b.recordDelivery(s.s.ID, &dl, true) // queued: nothing is sent yet
+			f.lsn = max(f.lsn, lsn)
 		}
 	}
 	if !ok {
@@ -237,11 +242,8 @@ func (s *sess) pumpLocked(c *conn) {
 			if d.QoS == 0 {
 				s.b.persist.add(deleteDeliveryOp(s.s.ID, d.Seq)) // done once written
 			} else {
-				// As recordDelivery (c.mu is held here): a QoS 2 packet
-				// identifier is stored before the PUBLISH leaves.
-				lsn := s.b.persist.addDelivery(deliveryOp(s.s.ID, d), false)
-				if d.QoS == 2 {
-					c.needLSN = max(c.needLSN, lsn)
+				if lsn, wait := s.b.recordDelivery(s.s.ID, d, false); wait {
+					c.needLSN = max(c.needLSN, lsn) // c.mu is held
 				}
 			}
 		}

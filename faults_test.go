@@ -420,26 +420,8 @@ func ftExpect(t testing.TB, c *ftClient, want packets.Type) packets.Packet {
 func ftStartMemory(t testing.TB, opts tern.Options) (*tern.Broker, *listeners.Memory) {
 	t.Helper()
 	before := runtime.NumGoroutine()
-	if opts.SysInterval == 0 {
-		opts.SysInterval = -1
-	}
-	b, err := tern.New(opts)
-	must(t, err)
 	l := listeners.NewMemory()
-	served := make(chan error, 1)
-	go func() { served <- b.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		if err := b.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-		if err := <-served; !errors.Is(err, tern.ErrClosed) {
-			t.Errorf("Serve returned %v, want ErrClosed", err)
-		}
-		waitGoroutines(t, before)
-	})
-	return b, l
+	return serveBroker(t, before, opts, l), l
 }
 
 // TestTakeoverUnderLoadLosesNoAcknowledgedMessage: 100 clients with

@@ -22,16 +22,36 @@ const waitTimeout = 5 * time.Second
 func startBroker(t testing.TB, opts tern.Options) (*tern.Broker, string) {
 	t.Helper()
 	before := runtime.NumGoroutine()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serveBroker(t, before, opts, l), l.Addr().String()
+}
+
+// startBrokerOn is startBroker with a listener chosen by the test.
+func startBrokerOn(t testing.TB, opts tern.Options, l net.Listener) *tern.Broker {
+	t.Helper()
+	return serveBroker(t, runtime.NumGoroutine(), opts, l)
+}
+
+// serveBroker starts a broker with hooks serving l ($SYS off unless opts
+// set an interval). At cleanup it closes the broker and checks that Serve
+// returned ErrClosed and that the goroutine count is back to before.
+func serveBroker(t testing.TB, before int, opts tern.Options, l net.Listener, hooks ...any) *tern.Broker {
+	t.Helper()
 	if opts.SysInterval == 0 {
 		opts.SysInterval = -1
 	}
 	b, err := tern.New(opts)
 	if err != nil {
+		l.Close()
 		t.Fatalf("New: %v", err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for _, h := range hooks {
+		if err := b.AddHook(h); err != nil {
+			t.Fatal(err)
+		}
 	}
 	served := make(chan error, 1)
 	go func() { served <- b.Serve(l) }()
@@ -46,7 +66,7 @@ func startBroker(t testing.TB, opts tern.Options) (*tern.Broker, string) {
 		}
 		waitGoroutines(t, before)
 	})
-	return b, l.Addr().String()
+	return b
 }
 
 // waitGoroutines polls until the goroutine count is back to at most n.

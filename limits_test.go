@@ -1,7 +1,6 @@
 package tern_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -12,33 +11,6 @@ import (
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/packets"
 )
-
-// startBrokerOn is startBroker with a listener chosen by the test.
-func startBrokerOn(t testing.TB, opts tern.Options, l net.Listener) *tern.Broker {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	if opts.SysInterval == 0 {
-		opts.SysInterval = -1
-	}
-	b, err := tern.New(opts)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- b.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		if err := b.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-		if err := <-served; !errors.Is(err, tern.ErrClosed) {
-			t.Errorf("Serve returned %v, want ErrClosed", err)
-		}
-		waitGoroutines(t, before)
-	})
-	return b
-}
 
 // smallSendBuffers gives every accepted TCP connection a small kernel send
 // buffer, so that a client that stops reading fills it after a few KiB and

@@ -357,30 +357,7 @@ func lisDialWS(u string, tlsCfg *tls.Config, protocols ...string) (*websocket.Co
 func lisServe(t *testing.T, before int, opts tern.Options, l net.Listener, hooks ...any) *tern.Broker {
 	t.Helper()
 	opts.SysInterval = -1
-	b, err := tern.New(opts)
-	if err != nil {
-		l.Close()
-		t.Fatal(err)
-	}
-	for _, h := range hooks {
-		if err := b.AddHook(h); err != nil {
-			t.Fatal(err)
-		}
-	}
-	served := make(chan error, 1)
-	go func() { served <- b.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		if err := b.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-		if err := <-served; !errors.Is(err, tern.ErrClosed) {
-			t.Errorf("Serve = %v, want ErrClosed", err)
-		}
-		waitGoroutines(t, before)
-	})
-	return b
+	return serveBroker(t, before, opts, l, hooks...)
 }
 
 // lisGet fetches u and returns the status and body.

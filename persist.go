@@ -258,17 +258,14 @@ func (b *Broker) expireSessions(cutoff time.Time) {
 	}
 }
 
-// recordDelivery stores a delivery of s (created: its first record). Only
-// a QoS 2 delivery makes c's next write wait: exactly once needs its packet
-// identifier stored before the PUBLISH leaves, while a QoS 1 delivery lost
-// in a crash is only sent again (QoS 1 allows duplicates), and a delivery
-// acknowledged before its batch is written never reaches the disk.
-func (b *Broker) recordDelivery(c *conn, id string, d *session.Delivery, created bool) uint64 {
-	lsn := b.persist.addDelivery(deliveryOp(id, d), created)
-	if d.QoS == 2 {
-		c.waitFor(lsn)
-	}
-	return lsn
+// recordDelivery stores a delivery of client id (created: its first
+// record) and returns its LSN, and whether the PUBLISH must wait for it.
+// Only a QoS 2 delivery waits: exactly once needs its packet identifier
+// stored before the PUBLISH leaves, while a QoS 1 delivery lost in a crash
+// is only sent again (QoS 1 allows duplicates), and a delivery acknowledged
+// before its batch is written never reaches the disk.
+func (b *Broker) recordDelivery(id string, d *session.Delivery, created bool) (lsn uint64, wait bool) {
+	return b.persist.addDelivery(deliveryOp(id, d), created), d.QoS == 2
 }
 
 func deliveryOp(id string, d *session.Delivery) storage.Op {

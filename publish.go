@@ -118,7 +118,7 @@ func (b *Broker) sendRetained(s *sess, filter string, granted byte) {
 		if b.persistent(s) {
 			s.seq++
 			d.Seq = s.seq
-			b.recordDelivery(nil, s.s.ID, &d, true)
+			b.recordDelivery(s.s.ID, &d, true) // queued: nothing is sent yet
 		}
 		s.s.Enqueue(d)
 	}
