@@ -140,15 +140,15 @@ func (s *Store) flush(spare []*request) []*request {
 	}
 	unanswered := false
 	for _, r := range live {
-		if r.done != nil {
-			r.done <- err
-		} else {
+		if r.done == nil {
 			unanswered = true
 		}
 	}
 	// A failed commit is reported to the Writes that wait for it. When
 	// an Async Write was in it, nobody learns of the loss but through the
-	// store refusing further work; so too after a fault in the file.
+	// store refusing further work; so too after a fault in the file. The
+	// store refuses before the waiting calls return, so that a caller
+	// told of the failure finds the store failed.
 	if err != nil && failed == nil && (unanswered || errors.Is(err, ErrCorrupt)) {
 		s.opts.Logger.Error("storage/bolt: commit failed; the store refuses further writes", "file", s.path, "error", err)
 		s.mu.Lock()
@@ -157,6 +157,11 @@ func (s *Store) flush(spare []*request) []*request {
 			s.lost = err
 		}
 		s.mu.Unlock()
+	}
+	for _, r := range live {
+		if r.done != nil {
+			r.done <- err
+		}
 	}
 	clear(reqs)
 	return reqs[:0]
