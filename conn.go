@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -197,7 +198,12 @@ func (c *conn) loop(resumed bool) error {
 		if c.r.Buffered() == 0 {
 			// The read batch is done: start the writers it touched
 			// (coalesced writes), then wait for more.
-			c.flushKicks()
+			started := c.flushKicks()
+			if !resumed && started && c.raw != nil {
+				// The writers just started go first: parking (a system
+				// call, a timer) can wait until the bytes are on their way.
+				runtime.Gosched()
+			}
 			if !resumed && b.park(c) {
 				return errParked
 			}
@@ -292,19 +298,19 @@ func (c *conn) end(err error) {
 }
 
 // flushKicks starts the writers of the connections this reader's batch
-// wrote to.
+// wrote to, and reports whether it started a goroutine.
 //
 // The connection's own bytes (acknowledgements, CONNACK) are written here,
 // on the reader goroutine, when no writer is running: no goroutine to start
 // for a lone PUBACK, and a client that does not read its acknowledgements
 // holds up only its own reading.
-func (c *conn) flushKicks() {
+func (c *conn) flushKicks() (started bool) {
 	own := false
 	for i, k := range c.kick {
 		if k == c {
 			own = true
 		} else {
-			k.startWriter()
+			started = k.startWriter() || started
 		}
 		c.kick[i] = nil
 	}
@@ -314,34 +320,35 @@ func (c *conn) flushKicks() {
 			// Bytes that wait for a storage write go to a writer goroutine:
 			// the reader reads on, and the next messages join the same
 			// group commit instead of waiting for the next one.
-			c.startWriter()
-			return
+			return c.startWriter() || started
 		}
 		c.mu.Lock()
 		c.scheduled = false
 		if c.flushing || c.dead || len(c.out) == 0 {
 			c.mu.Unlock()
-			return
+			return started
 		}
 		c.flushing = true
 		c.mu.Unlock()
 		c.drain()
 	}
+	return started
 }
 
 // startWriter starts the writer goroutine if there is something to write
-// and none is running.
-func (c *conn) startWriter() {
+// and none is running, and reports whether it did.
+func (c *conn) startWriter() bool {
 	c.mu.Lock()
 	c.scheduled = false
 	if c.flushing || c.dead || len(c.out) == 0 {
 		c.mu.Unlock()
-		return
+		return false
 	}
 	c.flushing = true
 	c.b.wg.Add(1)
 	c.mu.Unlock()
 	go c.writeLoop()
+	return true
 }
 
 // touch notes, with c.mu held, that c has new bytes to write: the caller
