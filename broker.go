@@ -54,6 +54,7 @@ type Broker struct {
 
 	wg        sync.WaitGroup // every goroutine the broker started
 	closing   chan struct{}
+	readers   readers // goroutines that run connection readers
 	closeOnce sync.Once
 }
 
@@ -74,6 +75,7 @@ func New(opts Options) (*Broker, error) {
 		conns:     make(map[*conn]struct{}),
 		listeners: make(map[net.Listener]struct{}),
 		closing:   make(chan struct{}),
+		readers:   readers{work: make(chan readerTask)},
 	}
 	if o.Store != nil {
 		if err := b.restore(context.Background()); err != nil {
@@ -166,7 +168,7 @@ func (b *Broker) startConn(nc net.Conn) bool {
 	b.conns[c] = struct{}{}
 	b.wg.Add(1)
 	b.mu.Unlock()
-	go c.serve()
+	b.runReader(c, false)
 	return true
 }
 

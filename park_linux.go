@@ -7,7 +7,6 @@ import (
 	"net"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -16,8 +15,8 @@ import (
 // Idle connections are parked: instead of keeping a goroutine (and its
 // stack) blocked in Read for every quiet client, the reader registers the
 // socket with one epoll instance and returns. When bytes arrive, the poller
-// hands the connection to a resumer goroutine (one of a few kept waiting,
-// or a new one), which reads it until it falls idle again. An idle TCP or unix-socket connection then
+// hands the connection to a reader goroutine (readers.go), which reads it
+// until it falls idle again. An idle TCP or unix-socket connection then
 // costs its socket and a few small structs, not a goroutine stack and a read
 // buffer. Other transports (TLS, WebSocket, in-memory) keep a blocked reader.
 
@@ -29,18 +28,7 @@ type poller struct {
 	mu     sync.Mutex
 	parked map[uint64]*conn
 	nextID uint64
-
-	// Woken connections are read by long-lived resumer goroutines. A new
-	// goroutine per wake-up would start on a small stack and grow it
-	// (copying it) on the way to the subscribers, on every message of a
-	// client that publishes at a steady pace: a measurable share of its
-	// latency. work hands a connection to an idle resumer.
-	work chan *conn
-	idle atomic.Int32
 }
-
-// maxIdleResumers bounds the resumer goroutines kept waiting for work.
-const maxIdleResumers = 8
 
 // parkState values of conn.state.
 const (
@@ -60,7 +48,7 @@ func newPoller() (*poller, error) {
 		syscall.Close(epfd)
 		return nil, errno
 	}
-	p := &poller{epfd: epfd, wakeFd: int(r), parked: make(map[uint64]*conn), work: make(chan *conn)}
+	p := &poller{epfd: epfd, wakeFd: int(r), parked: make(map[uint64]*conn)}
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN}
 	setEventID(&ev, 0)
 	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, p.wakeFd, &ev); err != nil {
@@ -106,43 +94,13 @@ func (p *poller) loop(b *Broker) {
 			p.mu.Unlock()
 			if c != nil && c.state.CompareAndSwap(stateParked, stateRunning) {
 				c.stopIdleTimer()
-				p.wake(b, c)
+				b.runReader(c, true)
 			}
 		}
 		// Let the woken readers run on this thread now, rather than wait
-		// for another thread to wake up and take them; this goroutine goes
+		// for another thread to wake up and take them; the poller goes
 		// back to epoll_wait from wherever it is scheduled next.
 		runtime.Gosched()
-	}
-}
-
-// wake hands c to an idle resumer, or starts one.
-func (p *poller) wake(b *Broker, c *conn) {
-	select {
-	case p.work <- c:
-	default:
-		b.wg.Add(1) // the poller holds a count: the group is not at zero
-		go p.resumer(b, c)
-	}
-}
-
-// resumer reads woken connections until the broker closes, or until enough
-// other resumers are idle.
-func (p *poller) resumer(b *Broker, c *conn) {
-	defer b.wg.Done()
-	for {
-		c.resume()
-		if p.idle.Add(1) > maxIdleResumers {
-			p.idle.Add(-1)
-			return
-		}
-		select {
-		case c = <-p.work:
-			p.idle.Add(-1)
-		case <-b.closing:
-			p.idle.Add(-1)
-			return
-		}
 	}
 }
 

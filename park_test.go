@@ -20,7 +20,7 @@ func TestIdleConnectionsHoldNoGoroutine(t *testing.T) {
 	sub := mustConnect(t, addr, "sub", true)
 	sub.subscribe(1, packets.Subscription{Filter: "idle/#", QoS: 0})
 	base := runtime.NumGoroutine()
-	// The resumers kept waiting for work, and a few goroutines in passing
+	// The reader goroutines kept waiting for work, and a few in passing
 	// (a writer finishing, the poller).
 	limit := base + 8 + 4
 

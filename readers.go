@@ -1,0 +1,64 @@
+package tern
+
+import "sync/atomic"
+
+// Connection readers run on long-lived goroutines: a new connection and a
+// connection woken from parking are handed to a reader goroutine kept
+// waiting for work, or to a new one when none waits. A new goroutine per
+// connection or wake-up would start on a small stack and grow it (copying
+// it twice) on its way through CONNECT or to the subscribers: for a client
+// that publishes at a steady pace that is paid on every message, a
+// measurable share of its latency and of the broker's CPU time.
+
+// maxIdleReaders bounds the reader goroutines kept waiting for work.
+const maxIdleReaders = 8
+
+// readers hands connections to idle reader goroutines.
+type readers struct {
+	work chan readerTask // unbuffered: a send succeeds only if one waits
+	idle atomic.Int32
+}
+
+// readerTask is a connection for a reader goroutine: a new one, or one
+// woken from parking.
+type readerTask struct {
+	c       *conn
+	resumed bool
+}
+
+// runReader runs c's reader on an idle reader goroutine, or on a new one.
+// The caller holds a count of b.wg, so the group is not at zero.
+func (b *Broker) runReader(c *conn, resumed bool) {
+	t := readerTask{c: c, resumed: resumed}
+	select {
+	case b.readers.work <- t:
+	default:
+		b.wg.Add(1)
+		go b.reader(t)
+	}
+}
+
+// reader runs connection readers until the broker closes, or until enough
+// other reader goroutines wait for work.
+func (b *Broker) reader(t readerTask) {
+	defer b.wg.Done()
+	for {
+		if t.resumed {
+			t.c.resume()
+		} else {
+			t.c.serve()
+		}
+		t = readerTask{} // an idle reader keeps no connection alive
+		if b.readers.idle.Add(1) > maxIdleReaders {
+			b.readers.idle.Add(-1)
+			return
+		}
+		select {
+		case t = <-b.readers.work:
+			b.readers.idle.Add(-1)
+		case <-b.closing:
+			b.readers.idle.Add(-1)
+			return
+		}
+	}
+}
