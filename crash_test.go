@@ -350,13 +350,18 @@ func (s *crSubscriber) receive(c *crConn, complete func() bool, timeout time.Dur
 		if ack == nil && msg == nil {
 			return fmt.Errorf("subscriber got %v %+v", p.Type(), p)
 		}
-		if ack != nil {
-			if err := c.send(ack); err != nil {
+		// Count the message before acknowledging it: psReceiver has taken
+		// it (for QoS 2 it keeps the packet identifier, and answers the
+		// broker's DUP resend after the restart with PUBREC only), so an
+		// acknowledgement that fails because the broker was just killed
+		// must not lose it.
+		if msg != nil {
+			if err := s.record(msg); err != nil {
 				return err
 			}
 		}
-		if msg != nil {
-			if err := s.record(msg); err != nil {
+		if ack != nil {
+			if err := c.send(ack); err != nil {
 				return err
 			}
 		}
