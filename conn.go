@@ -257,14 +257,8 @@ func (c *conn) end(err error) {
 	// mosquitto_pub does at QoS 0: PUBLISH, then DISCONNECT), and the
 	// subscribers' writers must not be left unstarted (and marked
 	// scheduled, which would keep later publishers from starting them)
-	// [MQTT-4.5.0-1].
-	for i, k := range c.kick {
-		if k != c {
-			k.startWriter()
-		}
-		c.kick[i] = nil
-	}
-	c.kick = c.kick[:0]
+	// [MQTT-4.5.0-1]. The connection's own bytes go out in flushBeforeClose.
+	c.startKicked()
 	if err != nil {
 		c.setReason(err)
 	} else {
@@ -305,16 +299,7 @@ func (c *conn) end(err error) {
 // for a lone PUBACK, and a client that does not read its acknowledgements
 // holds up only its own reading.
 func (c *conn) flushKicks() (started bool) {
-	own := false
-	for i, k := range c.kick {
-		if k == c {
-			own = true
-		} else {
-			started = k.startWriter() || started
-		}
-		c.kick[i] = nil
-	}
-	c.kick = c.kick[:0]
+	own, started := c.startKicked()
 	if own {
 		if c.waitsForStore() {
 			// Bytes that wait for a storage write go to a writer goroutine:
@@ -333,6 +318,22 @@ func (c *conn) flushKicks() (started bool) {
 		c.drain()
 	}
 	return started
+}
+
+// startKicked empties the kick list, starting the writers of the other
+// connections on it; it reports whether c itself was on it and whether a
+// writer goroutine started.
+func (c *conn) startKicked() (own, started bool) {
+	for i, k := range c.kick {
+		if k == c {
+			own = true
+		} else {
+			started = k.startWriter() || started
+		}
+		c.kick[i] = nil
+	}
+	c.kick = c.kick[:0]
+	return own, started
 }
 
 // startWriter starts the writer goroutine if there is something to write
@@ -387,7 +388,7 @@ func putBuf(b []byte) {
 // unless a writer is busy or the bytes still wait for the store.
 func (c *conn) flushBeforeClose() {
 	c.mu.Lock()
-	if c.flushing || c.dead || len(c.out) == 0 || (c.needLSN > 0 && c.b.persist.pendingAt(c.needLSN)) {
+	if c.flushing || c.dead || len(c.out) == 0 || c.waitsForStoreLocked() {
 		c.mu.Unlock()
 		return
 	}

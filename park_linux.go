@@ -78,7 +78,7 @@ func (p *poller) loop(b *Broker) {
 				continue
 			}
 			b.log.Error("epoll_wait failed; parked connections are resumed", "error", err)
-			p.resumeAll()
+			p.resumeAll(b)
 			return
 		}
 		for i := range events[:n] {
@@ -105,7 +105,7 @@ func (p *poller) loop(b *Broker) {
 }
 
 // resumeAll wakes every parked connection (the poller failed).
-func (p *poller) resumeAll() {
+func (p *poller) resumeAll(b *Broker) {
 	p.mu.Lock()
 	all := p.parked
 	p.parked = make(map[uint64]*conn)
@@ -113,7 +113,7 @@ func (p *poller) resumeAll() {
 	for _, c := range all {
 		if c.state.CompareAndSwap(stateParked, stateRunning) {
 			c.stopIdleTimer()
-			go c.resume()
+			b.runReader(c, true)
 		}
 	}
 }

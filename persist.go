@@ -213,14 +213,15 @@ func (p *persister) pendingAt(lsn uint64) bool {
 // waitsForStore reports whether c's pending bytes wait for a storage write
 // that has not completed.
 func (c *conn) waitsForStore() bool {
-	p := c.b.persist
-	if p == nil {
-		return false
-	}
 	c.mu.Lock()
-	lsn := c.needLSN
-	c.mu.Unlock()
-	return p.pendingAt(lsn)
+	defer c.mu.Unlock()
+	return c.waitsForStoreLocked()
+}
+
+// waitsForStoreLocked is waitsForStore with c.mu held. needLSN is set only
+// when the broker has a store.
+func (c *conn) waitsForStoreLocked() bool {
+	return c.needLSN > 0 && c.b.persist.pendingAt(c.needLSN)
 }
 
 // expiryLoop removes persistent sessions offline longer than the expiry.
