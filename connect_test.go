@@ -41,19 +41,23 @@ func mqttString(s string) []byte {
 // header and a Remaining Length, without any validation.
 func packetBytes(first byte, parts ...[]byte) []byte {
 	body := slices.Concat(parts...)
-	out := []byte{first}
-	n := len(body)
+	return slices.Concat([]byte{first}, remainingLength(len(body)), body)
+}
+
+// remainingLength encodes n as a Remaining Length (section 2.2.3), even one
+// out of range.
+func remainingLength(n int) []byte {
+	var out []byte
 	for {
-		d := byte(n % 128)
+		b := byte(n % 128)
 		if n /= 128; n > 0 {
-			d |= 0x80
+			b |= 0x80
 		}
-		out = append(out, d)
+		out = append(out, b)
 		if n == 0 {
-			break
+			return out
 		}
 	}
-	return append(out, body...)
 }
 
 // connectBytes builds a CONNECT by hand, valid or not: protocol name and

@@ -89,18 +89,6 @@ func (c *ftClient) publish1(id uint16, topic string, payload []byte) error {
 	return nil
 }
 
-// ftClientInfo returns what Broker.Clients says of client id.
-func ftClientInfo(t testing.TB, b *tern.Broker, id string) tern.ClientInfo {
-	t.Helper()
-	for _, ci := range b.Clients() {
-		if ci.ID == id {
-			return ci
-		}
-	}
-	t.Fatalf("client %q not in Clients()", id)
-	return tern.ClientInfo{}
-}
-
 // ftObserver records why each client's connections ended.
 type ftObserver struct{ ends chan ftEnd }
 
@@ -172,7 +160,7 @@ func TestStuckPersistentQoS1ConsumerKeepsItsQueueBounded(t *testing.T) {
 	if err := <-published; err != nil {
 		t.Fatalf("publisher: %v", err)
 	}
-	ci := ftClientInfo(t, b, "stuck-q1")
+	ci := clientInfo(t, b, "stuck-q1")
 	if ci.Inflight != inflight || ci.Queued != queued {
 		t.Fatalf("stuck session: Inflight %d Queued %d, want %d and %d", ci.Inflight, ci.Queued, inflight, queued)
 	}
@@ -182,14 +170,14 @@ func TestStuckPersistentQoS1ConsumerKeepsItsQueueBounded(t *testing.T) {
 
 	// Offline, the session stays bounded.
 	stuck.conn.Close()
-	eventually(t, "stuck-q1 offline", func() bool { return !ftClientInfo(t, b, "stuck-q1").Connected })
+	eventually(t, "stuck-q1 offline", func() bool { return !clientInfo(t, b, "stuck-q1").Connected })
 	for i := range 50 {
 		pub.publishQoS(uint16(i+1), "work/late", "late", 1, false)
 	}
 	for range 50 {
 		good.recvPublish()
 	}
-	if ci := ftClientInfo(t, b, "stuck-q1"); ci.Inflight+ci.Queued != inflight+queued {
+	if ci := clientInfo(t, b, "stuck-q1"); ci.Inflight+ci.Queued != inflight+queued {
 		t.Fatalf("offline stuck session holds %d in flight and %d queued, want %d in all", ci.Inflight, ci.Queued, inflight+queued)
 	}
 

@@ -248,3 +248,15 @@ func (c *rawClient) publishQoS(id uint16, topic, payload string, qos byte, retai
 		}
 	}
 }
+
+// clientInfo returns the Broker.Clients entry of client id.
+func clientInfo(t testing.TB, b *tern.Broker, id string) tern.ClientInfo {
+	t.Helper()
+	for _, ci := range b.Clients() {
+		if ci.ID == id {
+			return ci
+		}
+	}
+	t.Fatalf("client %q not in Clients()", id)
+	return tern.ClientInfo{}
+}

@@ -53,30 +53,7 @@ type hoCase struct {
 }
 
 // Wire building blocks, valid or not.
-func hoStr(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
 func hoID(id uint16) []byte { return []byte{byte(id >> 8), byte(id)} }
-
-// hoRemaining encodes n as a Remaining Length (section 2.2.3).
-func hoRemaining(n int) []byte {
-	var out []byte
-	for {
-		b := byte(n % 128)
-		if n /= 128; n > 0 {
-			b |= 0x80
-		}
-		out = append(out, b)
-		if n == 0 {
-			return out
-		}
-	}
-}
-
-// hoPkt frames parts behind a first byte and the Remaining Length of their
-// total length.
-func hoPkt(first byte, parts ...[]byte) []byte {
-	body := slices.Concat(parts...)
-	return slices.Concat([]byte{first}, hoRemaining(len(body)), body)
-}
 
 // hoConnect is a CONNECT named MQTT, level 4, with the given flags,
 // keepalive and payload fields.
@@ -85,8 +62,8 @@ func hoConnect(flags byte, keepAlive uint16, fields ...[]byte) []byte {
 }
 
 func hoConnectAs(name string, level, flags byte, keepAlive uint16, fields ...[]byte) []byte {
-	vh := slices.Concat(hoStr(name), []byte{level, flags}, hoID(keepAlive))
-	return hoPkt(0x10, append([][]byte{vh}, fields...)...)
+	vh := slices.Concat(mqttString(name), []byte{level, flags}, hoID(keepAlive))
+	return packetBytes(0x10, append([][]byte{vh}, fields...)...)
 }
 
 // hoGarbage is n pseudo-random bytes behind a first byte of a reserved
@@ -109,26 +86,28 @@ const (
 )
 
 func hoCases() []hoCase {
-	valid := func(id string) []byte { return hoConnect(hoClean, 60, hoStr(id)) }
+	valid := func(id string) []byte { return hoConnect(hoClean, 60, mqttString(id)) }
 	will := func(topic string) []byte {
-		return hoConnect(hoClean|hoWill, 60, hoStr("will-client"), hoStr(topic), hoStr("w"))
+		return hoConnect(hoClean|hoWill, 60, mqttString("will-client"), mqttString(topic), mqttString("w"))
 	}
-	user := func(name string) []byte { return hoConnect(hoClean|hoUser, 60, hoStr("user-client"), hoStr(name)) }
-	sub := func(filter string) []byte { return hoPkt(0x82, hoID(1), hoStr(filter), []byte{1}) }
+	user := func(name string) []byte {
+		return hoConnect(hoClean|hoUser, 60, mqttString("user-client"), mqttString(name))
+	}
+	sub := func(filter string) []byte { return packetBytes(0x82, hoID(1), mqttString(filter), []byte{1}) }
 	unsub := func(id uint16, filters ...string) []byte {
 		parts := [][]byte{hoID(id)}
 		for _, f := range filters {
-			parts = append(parts, hoStr(f))
+			parts = append(parts, mqttString(f))
 		}
-		return hoPkt(0xA2, parts...)
+		return packetBytes(0xA2, parts...)
 	}
 	pub := func(first byte, topic string, rest ...[]byte) []byte {
-		return hoPkt(first, append([][]byte{hoStr(topic)}, rest...)...)
+		return packetBytes(first, append([][]byte{mqttString(topic)}, rest...)...)
 	}
 	many := make([][]byte, 0, 2001)
 	many = append(many, hoID(9))
 	for i := range 1000 {
-		many = append(many, hoStr(fmt.Sprintf("hostile/many/%d", i)), []byte{byte(i % 3)})
+		many = append(many, mqttString(fmt.Sprintf("hostile/many/%d", i)), []byte{byte(i % 3)})
 	}
 	longTopic := "hostile/" + strings.Repeat("l", 65535-len("hostile/"))
 	bigID := strings.Repeat("b", 300) // a CONNECT with a two-byte Remaining Length
@@ -149,10 +128,10 @@ func hoCases() []hoCase {
 		{name: "CONNECT with fixed header flags 0001 [MQTT-2.2.2-2]", raw: append([]byte{0x11}, valid("flags")[1:]...)},
 		{name: "CONNECT announcing 256 MB (2.2.3, Options.MaxPacketSize)", raw: []byte{0x10, 0xff, 0xff, 0xff, 0x7f}},
 		{name: "CONNECT with a five-byte Remaining Length (2.2.3)", raw: []byte{0x10, 0x80, 0x80, 0x80, 0x80, 0x01}},
-		{name: "CONNECT truncated inside the protocol name (2.2.3)", raw: hoPkt(0x10, []byte{0, 4, 'M', 'Q'})},
-		{name: "CONNECT truncated inside the keepalive (2.2.3)", raw: hoPkt(0x10, hoStr("MQTT"), []byte{4, hoClean, 0})},
-		{name: "CONNECT with bytes after its last field [MQTT-3.1.2-11]", raw: hoConnect(hoClean, 60, hoStr("tail"), []byte("junk"))},
-		{name: "protocol name not UTF-8 [MQTT-3.1.2-1] [MQTT-1.5.3-1]", raw: hoConnectAs("MQ\xffT", 4, hoClean, 60, hoStr("name"))},
+		{name: "CONNECT truncated inside the protocol name (2.2.3)", raw: packetBytes(0x10, []byte{0, 4, 'M', 'Q'})},
+		{name: "CONNECT truncated inside the keepalive (2.2.3)", raw: packetBytes(0x10, mqttString("MQTT"), []byte{4, hoClean, 0})},
+		{name: "CONNECT with bytes after its last field [MQTT-3.1.2-11]", raw: hoConnect(hoClean, 60, mqttString("tail"), []byte("junk"))},
+		{name: "protocol name not UTF-8 [MQTT-3.1.2-1] [MQTT-1.5.3-1]", raw: hoConnectAs("MQ\xffT", 4, hoClean, 60, mqttString("name"))},
 		{name: "client identifier with a truncated multi-byte sequence [MQTT-3.1.3-4] [MQTT-1.5.3-1]", raw: valid("id\xe2\x82")},
 		{name: "client identifier with an overlong '/' [MQTT-3.1.3-4] [MQTT-1.5.3-1]", raw: valid("a\xc0\xafb")},
 		{name: "client identifier with a five-byte sequence [MQTT-3.1.3-4] [MQTT-1.5.3-1]", raw: valid("\xf8\x88\x80\x80\x80")},
@@ -162,13 +141,13 @@ func hoCases() []hoCase {
 		{name: "will topic with '+' [MQTT-4.7.1-1]", raw: will("will/+")},
 		{name: "user name with a lone continuation byte [MQTT-3.1.3-11] [MQTT-1.5.3-1]", raw: user("us\x80er")},
 		{name: "user name with U+0000 [MQTT-3.1.3-11] [MQTT-1.5.3-2]", raw: user("us\x00er")},
-		{name: "user name running past the packet (2.2.3)", raw: hoConnect(hoClean|hoUser, 60, hoStr("cut"), []byte{0, 9, 'u'})},
+		{name: "user name running past the packet (2.2.3)", raw: hoConnect(hoClean|hoUser, 60, mqttString("cut"), []byte{0, 9, 'u'})},
 
 		// Unusual but valid CONNECTs: accepted.
 		{name: "password not UTF-8 is binary data (3.1.3.5)", want: hoServed, replies: []packets.Type{packets.TypeConnack},
-			raw: hoConnect(hoClean|hoUser|hoPassword, 60, hoStr("pw-client"), hoStr("user"), hoStr("\xff\xfe\x00pw"))},
+			raw: hoConnect(hoClean|hoUser|hoPassword, 60, mqttString("pw-client"), mqttString("user"), mqttString("\xff\xfe\x00pw"))},
 		{name: "will message not UTF-8 is binary data (3.1.3.3)", want: hoServed, replies: []packets.Type{packets.TypeConnack},
-			raw: hoConnect(hoClean|hoWill, 60, hoStr("binary-will"), hoStr("hostile/will"), hoStr("\xff\x00\xfe"))},
+			raw: hoConnect(hoClean|hoWill, 60, mqttString("binary-will"), mqttString("hostile/will"), mqttString("\xff\x00\xfe"))},
 		{name: "client identifier with a BOM [MQTT-1.5.3-3]", want: hoServed, replies: []packets.Type{packets.TypeConnack},
 			raw: valid("\ufeffbom")},
 		{name: "CONNECT one byte at a time (2.2.3)", want: hoServed, replies: []packets.Type{packets.TypeConnack},
@@ -176,19 +155,19 @@ func hoCases() []hoCase {
 		{name: "CONNECT with a two-byte Remaining Length, two bytes at a time (2.2.3)", want: hoServed,
 			replies: []packets.Type{packets.TypeConnack}, raw: valid(bigID), chunk: 2},
 		{name: "keepalive 65535 (3.1.2.10)", want: hoServed, replies: []packets.Type{packets.TypeConnack},
-			raw: hoConnect(hoClean, 65535, hoStr("patient"))},
+			raw: hoConnect(hoClean, 65535, mqttString("patient"))},
 
 		// Refused with a CONNACK return code, then closed.
 		{name: "protocol level 6 followed by garbage gets 0x01 [MQTT-3.1.2-2]", want: hoRefused, code: packets.RefusedProtocolVersion,
-			raw: hoPkt(0x10, hoStr("MQTT"), []byte{6}, hoGarbage(4, 40))},
+			raw: packetBytes(0x10, mqttString("MQTT"), []byte{6}, hoGarbage(4, 40))},
 		{name: "MQTT 5 CONNECT one byte at a time gets 0x01 [MQTT-3.1.2-2]", want: hoRefused, code: packets.RefusedProtocolVersion,
-			raw: hoConnectAs("MQTT", 5, hoClean, 60, []byte{0}, hoStr("five")), chunk: 1},
+			raw: hoConnectAs("MQTT", 5, hoClean, 60, []byte{0}, mqttString("five")), chunk: 1},
 		{name: "empty client identifier without clean session gets 0x02 and its will is not published [MQTT-3.1.3-8]",
 			want: hoRefused, code: packets.RefusedIdentifierRejected,
-			raw: hoConnect(hoWill, 60, hoStr(""), hoStr("hostile/refused-will"), hoStr("w"))},
+			raw: hoConnect(hoWill, 60, mqttString(""), mqttString("hostile/refused-will"), mqttString("w"))},
 		{name: "MQTT 3.1 client identifier of 24 two-byte characters gets 0x02 (MQTT 3.1: 1 to 23 characters)",
 			want: hoRefused, code: packets.RefusedIdentifierRejected,
-			raw: hoConnectAs("MQIsdp", 3, hoClean, 60, hoStr(strings.Repeat("\u00e9", 24)))},
+			raw: hoConnectAs("MQIsdp", 3, hoClean, 60, mqttString(strings.Repeat("\u00e9", 24)))},
 
 		// Garbage after a valid CONNECT: CONNACK, then close [MQTT-4.8.0-1].
 		{name: "garbage in the same write as CONNECT [MQTT-4.8.0-1]", want: hoConnackThenClosed,
@@ -205,7 +184,7 @@ func hoCases() []hoCase {
 		{name: "PUBLISH topic with U+0000 [MQTT-1.5.3-2]", connected: true, raw: pub(0x30, "hostile/\x00", []byte("p"))},
 		{name: "PUBLISH QoS 2 with packet identifier 0 [MQTT-2.3.1-1]", connected: true, raw: pub(0x34, "hostile/t", hoID(0))},
 		{name: "PUBLISH QoS 0 with DUP set [MQTT-3.3.1-2]", connected: true, raw: pub(0x38, "hostile/t", []byte("p"))},
-		{name: "PUBLISH topic length past the end (2.2.3)", connected: true, raw: hoPkt(0x30, []byte{0, 50, 'a', 'b'})},
+		{name: "PUBLISH topic length past the end (2.2.3)", connected: true, raw: packetBytes(0x30, []byte{0, 50, 'a', 'b'})},
 		{name: "PUBLISH QoS 1 without its packet identifier (2.2.3)", connected: true, raw: pub(0x32, "hostile/t", []byte{0})},
 		{name: "PUBLISH announcing 256 MB (Options.MaxPacketSize)", connected: true, raw: []byte{0x30, 0xff, 0xff, 0xff, 0x7f}},
 
@@ -242,7 +221,7 @@ func hoCases() []hoCase {
 		{name: "empty retained PUBLISH to a topic with nothing retained is forwarded [MQTT-3.3.1-10] [MQTT-3.3.1-12]",
 			connected: true, want: hoServed, raw: pub(0x31, "hostile/empty"), forwarded: []string{"hostile/empty"}},
 		{name: "SUBSCRIBE with 1000 filters gets one SUBACK [MQTT-3.8.4-4] [MQTT-3.8.4-5]", connected: true, want: hoServed,
-			raw: hoPkt(0x82, many...), replies: []packets.Type{packets.TypeSuback}},
+			raw: packetBytes(0x82, many...), replies: []packets.Type{packets.TypeSuback}},
 		{name: "PINGREQ with a two-byte Remaining Length of 0 (2.2.3 does not require the shortest form)", connected: true,
 			want: hoServed, raw: []byte{0xC0, 0x80, 0x00}, replies: []packets.Type{packets.TypePingresp}},
 	}
@@ -432,7 +411,7 @@ func TestAnnouncedPacketsCostMemoryOnlyAsTheirBytesArrive(t *testing.T) {
 			for i := range cs {
 				cs[i] = mustConnect(t, addr, fmt.Sprintf("announcer-%d", i), true)
 			}
-			header := slices.Concat([]byte{0x30}, hoRemaining(tc.announced), hoStr("big/t"), make([]byte, 4<<10))
+			header := slices.Concat([]byte{0x30}, remainingLength(tc.announced), mqttString("big/t"), make([]byte, 4<<10))
 			received := b.Stats().BytesReceived
 			var ms runtime.MemStats
 			runtime.GC()

@@ -421,7 +421,7 @@ func TestDisconnectClosesTheClientAndPublishesItsWill(t *testing.T) {
 	}
 	p.expectClosed()
 	obs.next(t, "disconnect")
-	if ci := clientInfoOf(t, b, "persistent"); ci.Connected {
+	if ci := clientInfo(t, b, "persistent"); ci.Connected {
 		t.Fatalf("persistent session still connected: %+v", ci)
 	}
 	if err := b.Disconnect("persistent"); !errors.Is(err, tern.ErrNoClient) {

@@ -49,22 +49,6 @@ func stuckSubscriber(t testing.TB, addr, id, filter string, qos byte) *rawClient
 	return c
 }
 
-// remainingLength encodes n as the fixed header's variable length integer.
-func remainingLength(n int) []byte {
-	var out []byte
-	for {
-		b := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			b |= 0x80
-		}
-		out = append(out, b)
-		if n == 0 {
-			return out
-		}
-	}
-}
-
 // [MQTT-4.8.0-2] a packet over the size limit is a transient error that
 // closes that connection only; the other clients go on.
 func TestMaxPacketSizeBoundaryAndReason(t *testing.T) {
@@ -173,7 +157,7 @@ func TestMaxInflightBoundsTheOutboundWindow(t *testing.T) {
 				t.Fatalf("got %q %q, want 0 1", first.Payload, second.Payload)
 			}
 			sub.expectNothing(200 * time.Millisecond)
-			if ci := clientInfoOf(t, b, "sub"); ci.Inflight != 2 || ci.Queued != 3 {
+			if ci := clientInfo(t, b, "sub"); ci.Inflight != 2 || ci.Queued != 3 {
 				t.Fatalf("Inflight %d Queued %d, want 2 and 3", ci.Inflight, ci.Queued)
 			}
 			complete := func(p *packets.Publish) {
@@ -200,23 +184,12 @@ func TestMaxInflightBoundsTheOutboundWindow(t *testing.T) {
 				second = p
 			}
 			complete(second)
-			eventually(t, "window empty", func() bool { return clientInfoOf(t, b, "sub").Inflight == 0 })
+			eventually(t, "window empty", func() bool { return clientInfo(t, b, "sub").Inflight == 0 })
 			if d := b.Stats().PublishDropped; d != 0 {
 				t.Fatalf("PublishDropped %d: the window must delay, not drop", d)
 			}
 		})
 	}
-}
-
-func clientInfoOf(t testing.TB, b *tern.Broker, id string) tern.ClientInfo {
-	t.Helper()
-	for _, ci := range b.Clients() {
-		if ci.ID == id {
-			return ci
-		}
-	}
-	t.Fatalf("client %q not in Clients()", id)
-	return tern.ClientInfo{}
 }
 
 // [MQTT-3.1.2-5] an offline session stores QoS 1 messages, up to MaxQueued.
@@ -235,7 +208,7 @@ func TestMaxQueuedDropsAndCountsForOfflineSession(t *testing.T) {
 	if st := b.Stats(); st.PublishDropped != 2 {
 		t.Fatalf("PublishDropped %d, want 2", st.PublishDropped)
 	}
-	if ci := clientInfoOf(t, b, "durable"); ci.Queued != 3 || ci.Connected {
+	if ci := clientInfo(t, b, "durable"); ci.Queued != 3 || ci.Connected {
 		t.Fatalf("Queued %d connected %v, want 3 queued offline", ci.Queued, ci.Connected)
 	}
 	back := dialRaw(t, addr)
@@ -390,7 +363,7 @@ func TestStuckSubscriberDoesNotSlowOthers(t *testing.T) {
 		}
 		drops++
 	}
-	if ci := clientInfoOf(t, b, "stuck"); !ci.Connected {
+	if ci := clientInfo(t, b, "stuck"); !ci.Connected {
 		t.Fatal("the stuck subscriber was disconnected before its write timeout")
 	}
 }

@@ -344,18 +344,6 @@ func TestPublishRefusedByAuthorizerIsStillAcknowledged(t *testing.T) {
 	ackDelivery(watcher, expectPublish(watcher, "allow/x", "ok", 1))
 }
 
-// clientInfo returns the Broker.Clients entry of client id.
-func clientInfo(t testing.TB, b *tern.Broker, id string) tern.ClientInfo {
-	t.Helper()
-	for _, ci := range b.Clients() {
-		if ci.ID == id {
-			return ci
-		}
-	}
-	t.Fatalf("no session for client %q", id)
-	return tern.ClientInfo{}
-}
-
 // TestQoS1OutboundPublishUnacknowledgedUntilPuback: the broker, as sender,
 // sends QoS 1 with DUP 0 and a non-zero identifier and keeps the message in
 // flight until the PUBACK with that identifier.
