@@ -80,8 +80,11 @@ func (c *conn) connect(cp *packets.Connect) error {
 		// [MQTT-3.2.2-4, MQTT-3.2.2-5] refused: CONNACK with a non-zero
 		// code and session present 0, then close.
 		code := packets.RefusedNotAuthorized
-		if errors.Is(err, ErrBadCredentials) {
+		switch {
+		case errors.Is(err, ErrBadCredentials):
 			code = packets.RefusedBadUsernamePassword
+		case errors.Is(err, ErrServerUnavailable):
+			code = packets.RefusedServerUnavailable
 		}
 		return c.refuse(code, err)
 	}

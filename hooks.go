@@ -62,6 +62,12 @@ var ErrBadCredentials = errors.New("tern: bad user name or password")
 // Authenticator it gives CONNACK 0x05.
 var ErrNotAuthorized = errors.New("tern: not authorized")
 
+// ErrServerUnavailable, returned by an Authenticator (possibly wrapped),
+// refuses the CONNECT with return code 0x03 (server unavailable): the
+// credentials could not be checked now (a backend is down, too many checks
+// are waiting), and the client may try again later.
+var ErrServerUnavailable = errors.New("tern: server unavailable")
+
 // Authenticator decides whether a CONNECT may proceed. A nil error accepts
 // it.
 type Authenticator interface {

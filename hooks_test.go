@@ -248,6 +248,7 @@ func TestAuthenticatorErrorChoosesReturnCode(t *testing.T) {
 		{"bad credentials", tern.ErrBadCredentials, packets.RefusedBadUsernamePassword},
 		{"wrapped bad credentials", fmt.Errorf("user db: %w", tern.ErrBadCredentials), packets.RefusedBadUsernamePassword},
 		{"not authorized", tern.ErrNotAuthorized, packets.RefusedNotAuthorized},
+		{"server unavailable", fmt.Errorf("check queue full: %w", tern.ErrServerUnavailable), packets.RefusedServerUnavailable},
 		{"any other error", errors.New("directory unreachable"), packets.RefusedNotAuthorized},
 	}
 	for _, tc := range cases {
