@@ -43,6 +43,8 @@ type conn struct {
 	willDone  atomic.Bool // the will was published or cancelled
 	counted   bool        // counted in b.nconns
 	reason    atomic.Pointer[error]
+	takeover  takeover      // a new connection with the same client id waits
+	done      chan struct{} // closed when end has finished
 
 	mu        sync.Mutex // guards the fields below
 	out       []byte     // encoded packets waiting for the writer
@@ -68,7 +70,7 @@ type conn struct {
 }
 
 func newConn(b *Broker, nc net.Conn) *conn {
-	c := &conn{b: b, nc: nc}
+	c := &conn{b: b, nc: nc, done: make(chan struct{})}
 	c.raw, _ = parkable(nc)
 	c.r = packets.NewReader(countingReader{nc, &b.stats.bytesReceived, c}, b.opts.MaxPacketSize)
 	return c
@@ -213,9 +215,17 @@ func (c *conn) loop(resumed bool) error {
 				c.nc.SetReadDeadline(time.Now().Add(c.keepAlive * 3 / 2))
 			}
 		}
+		// Checked after the keepalive deadline is set: a takeover that
+		// set its wake-up deadline before that is seen here.
+		if c.takeover.flag.Load() && c.takeoverRequested() {
+			return c.readRest()
+		}
 		fh, body, err := c.r.ReadRaw()
 		if err != nil {
 			if isTimeout(err) {
+				if c.takeoverRequested() {
+					return c.readRest() // woken by the takeover
+				}
 				return ErrKeepAliveTimeout
 			}
 			return err
@@ -251,6 +261,7 @@ func (c *conn) writeNow(p []byte) {
 // from its session, ends a clean session, publishes the will when the
 // connection ended without DISCONNECT, and tells the hooks.
 func (c *conn) end(err error) {
+	defer close(c.done)
 	b := c.b
 	// Start the writers of the connections the last read batch wrote to:
 	// a client may publish and end its connection in the same write (as
@@ -281,12 +292,17 @@ func (c *conn) end(err error) {
 		return
 	}
 	b.detach(s, c)
-	// [MQTT-3.1.2-8] publish the will when the connection ends without
-	// DISCONNECT: network error, keepalive expiry, protocol violation.
-	if c.will != nil && c.willDone.CompareAndSwap(false, true) {
-		_, _ = b.publish(c.client, nil, c.will.Topic, c.will.Payload, c.will.QoS, c.will.Retain)
-	}
 	reason := *c.reason.Load()
+	// [MQTT-3.1.2-8] publish the will when the connection ends without
+	// DISCONNECT: network error, keepalive expiry, protocol violation,
+	// takeover. On a takeover that carries the session on (old and new
+	// connection both persistent) the client is online again, so the
+	// will is not published, as Mosquitto does.
+	if c.will != nil && c.willDone.CompareAndSwap(false, true) {
+		if !errors.Is(reason, ErrTakenOver) || !c.keepsSession() {
+			_, _ = b.publish(c.client, nil, c.will.Topic, c.will.Payload, c.will.QoS, c.will.Retain)
+		}
+	}
 	b.hooks.onDisconnect(b, c.client, reason)
 	b.stats.disconnects.Add(1)
 }

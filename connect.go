@@ -97,27 +97,43 @@ func (c *conn) connect(cp *packets.Connect) error {
 			return c.refuse(packets.RefusedNotAuthorized, fmt.Errorf("will topic: %w", err))
 		}
 	}
+	// The session belongs to the identity that created it.
+	owner, err := b.checkOwner(ctx, info)
+	if err != nil {
+		return c.refuse(packets.RefusedNotAuthorized, err)
+	}
+	// A connection that holds the session first handles what it has
+	// received, then ends [MQTT-3.1.4-2].
+	b.takeOver(id, cp.CleanSession)
 	c.keepAlive = time.Duration(cp.KeepAlive) * time.Second
-	b.stats.connects.Add(1) // counted before attach sends CONNACK
-	b.attach(c, id, cp.CleanSession)
+	if err := b.attach(c, id, cp.CleanSession, owner); err != nil {
+		return c.refuse(packets.RefusedNotAuthorized, err)
+	}
 	b.hooks.onConnect(b, c.client)
 	return nil
 }
 
 // attach binds c to the session of client id: it closes a connection that
-// holds the same id [MQTT-3.1.4-2], discards or resumes the session
-// [MQTT-3.1.2-4, MQTT-3.1.2-6], sends CONNACK with the session present flag
-// [MQTT-3.2.2-1..3], and resends what was in flight [MQTT-4.4.0-1].
-func (b *Broker) attach(c *conn, id string, clean bool) {
+// still holds the same id [MQTT-3.1.4-2] (takeOver normally let it end
+// first), discards or resumes the session [MQTT-3.1.2-4, MQTT-3.1.2-6],
+// sends CONNACK with the session present flag [MQTT-3.2.2-1..3], and
+// resends what was in flight [MQTT-4.4.0-1]. It refuses, changing nothing,
+// when the session now belongs to an identity other than c's and owner
+// (the owner checkOwner allowed).
+func (b *Broker) attach(c *conn, id string, clean bool, owner string) error {
 	b.mu.Lock()
 	s := b.sessions[id]
 	if s != nil {
 		s.mu.Lock()
+		if who := s.client.Username; who != c.client.Username && who != owner {
+			s.mu.Unlock()
+			b.mu.Unlock()
+			return ErrSessionOwned
+		}
 		if old := s.conn.Load(); old != nil {
-			// [MQTT-3.1.4-2] the existing client is disconnected. Its
-			// connection ended without DISCONNECT, so its will is published
-			// [MQTT-3.1.2-8], as Mosquitto (since 2.0.3) and EMQX do. This is
-			// a deliberate, documented choice: keep it.
+			// [MQTT-3.1.4-2] the existing client is disconnected; its will
+			// is published unless the session carries on (see end).
+			old.markTakenOver(!clean && !s.s.Clean)
 			old.setReason(ErrTakenOver)
 			old.kill()
 			s.conn.Store(nil)
@@ -150,23 +166,32 @@ func (b *Broker) attach(c *conn, id string, clean bool) {
 		// CONNACK waits until the session is stored.
 		b.record(c, storage.Op{Kind: storage.PutSession, Session: storage.Session{ClientID: id, Username: c.client.Username}})
 	}
+	b.stats.connects.Add(1) // counted before the CONNACK leaves
 	c.mu.Lock()
 	sp := byte(0)
 	if present {
 		sp = 1
 	}
 	c.out = append(c.out, 0x20, 2, sp, packets.Accepted)
+	c.mu.Unlock()
 	// [MQTT-4.4.0-1] resend unacknowledged PUBLISH (DUP set, same packet
-	// identifier) and PUBREL packets, in their original order.
+	// identifier) and PUBREL packets, in their original order; a PUBLISH
+	// the connection's identity may not read is dropped instead.
+	readCheck := b.hooks.hasReadChecks()
 	for _, d := range s.s.Inflight() {
+		if !d.Released && readCheck && !b.hooks.authorizeRead(b, c.client, d.Msg.Topic) {
+			s.dropUnreadable(d)
+			continue
+		}
+		c.mu.Lock()
 		if d.Released {
 			c.out = appendAck(c.out, packets.TypePubrel, d.PacketID)
 		} else {
 			c.out = appendDelivery(c.out, d, true)
 		}
+		c.mu.Unlock()
 		b.stats.publishSent.Add(1)
 	}
-	c.mu.Unlock()
 	// Bound only now: the QoS 0 fast path of deliver reads s.conn without
 	// s.mu, and must not write a PUBLISH before the CONNACK [MQTT-3.2.0-1].
 	s.conn.Store(c)
@@ -180,6 +205,7 @@ func (b *Broker) attach(c *conn, id string, clean bool) {
 	if kick {
 		c.kick = append(c.kick, c)
 	}
+	return nil
 }
 
 // detach unbinds c from its session when c ends; a clean session ends with
@@ -201,7 +227,7 @@ func (b *Broker) detach(s *sess, c *conn) {
 		return
 	}
 	var dropped []session.Delivery
-	if !b.opts.QueueQoS0 {
+	if !b.opts.QueueQoS0 && !c.keepsSession() {
 		dropped = s.s.DropQueuedQoS0()
 	}
 	if b.persistent(s) {

@@ -225,37 +225,68 @@ func (s *sess) pump(c *conn) {
 	s.mu.Unlock()
 }
 
-// pumpLocked is pump with s.mu held.
+// pumpLocked is pump with s.mu held. Each delivery is checked against
+// the connection's current identity first: a message the client may not
+// read (any more) is dropped, never sent.
 func (s *sess) pumpLocked(c *conn) {
 	if s.s.QueueLen() == 0 || s.conn.Load() != c {
 		return
 	}
-	stored := s.b.persistent(s)
-	c.mu.Lock()
+	b := s.b
+	stored := b.persistent(s)
+	readCheck := b.hooks.hasReadChecks()
 	n := 0
-	for !c.dead && len(c.out) < s.b.opts.MaxPending {
+	for {
+		c.mu.Lock()
+		room := !c.dead && len(c.out) < b.opts.MaxPending
+		c.mu.Unlock()
+		if !room {
+			break
+		}
 		d := s.s.Next()
 		if d == nil {
 			break
 		}
+		if readCheck && !b.hooks.authorizeRead(b, s.client, d.Msg.Topic) {
+			s.dropUnreadable(d)
+			continue
+		}
+		c.mu.Lock()
 		if stored {
 			if d.QoS == 0 {
-				s.b.persist.add(deleteDeliveryOp(s.s.ID, d.Seq)) // done once written
-			} else {
-				if lsn, wait := s.b.recordDelivery(s.s.ID, d, false); wait {
-					c.needLSN = max(c.needLSN, lsn) // c.mu is held
-				}
+				b.persist.add(deleteDeliveryOp(s.s.ID, d.Seq)) // done once written
+			} else if lsn, wait := b.recordDelivery(s.s.ID, d, false); wait {
+				c.needLSN = max(c.needLSN, lsn)
 			}
 		}
 		c.out = appendDelivery(c.buffer(), d, false)
+		c.mu.Unlock()
 		n++
 	}
+	c.mu.Lock()
 	kick := n > 0 && c.touchLocked()
 	c.mu.Unlock()
-	s.b.stats.publishSent.Add(int64(n))
+	b.stats.publishSent.Add(int64(n))
 	if kick {
 		c.startWriter()
 	}
+}
+
+// errNotReadable is why a queued, in-flight or restored message was dropped
+// instead of sent: the client's identity may not read its topic.
+var errNotReadable = errors.New("tern: the client may not read the message's topic")
+
+// dropUnreadable drops a delivery the client may not read, queued or in
+// flight, with its stored record; s.mu is held.
+func (s *sess) dropUnreadable(d *session.Delivery) {
+	b := s.b
+	s.s.Drop(d)
+	if b.persistent(s) {
+		b.persist.add(deleteDeliveryOp(s.s.ID, d.Seq))
+	}
+	b.stats.dropped.Add(1)
+	b.log.Debug("message dropped: not readable by the client", "client", s.s.ID, "user", s.client.Username, "topic", d.Msg.Topic)
+	b.hooks.onDrop(b, s.client, d.Msg, errNotReadable)
 }
 
 // finish starts the writers a fanout touched (when it had no kick list) and

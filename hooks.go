@@ -74,6 +74,21 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, c ConnectInfo) error
 }
 
+// SessionAuthorizer decides whether a CONNECT may use a session that
+// belongs to another identity. A session belongs to the identity that
+// created it (its user name, or the certificate's Common Name with
+// Options.UseCertCNAsUsername); by default a CONNECT with the same client
+// identifier from another identity is refused with CONNACK 0x05 and
+// changes nothing: the session, its queue and a live connection that holds
+// it stay as they are. With SessionAuthorizer hooks added, they decide
+// instead: nil from every one of them lets the CONNECT resume, take over or
+// discard the session, which then belongs to the new identity. It is asked
+// only when the identities differ; owner is the session's client as the
+// broker knows it (connected or not).
+type SessionAuthorizer interface {
+	AuthorizeSession(ctx context.Context, c ConnectInfo, owner Client) error
+}
+
 // PublishAuthorizer decides whether a client may publish to a topic. A
 // refused PUBLISH is still acknowledged as its QoS requires, but it is not
 // stored or forwarded, and it is counted as dropped.

@@ -17,6 +17,7 @@ var ErrNotAHook = errors.New("tern: value implements no hook interface")
 // whole by AddHook so the hot path reads it without a lock.
 type hooks struct {
 	auth        []Authenticator
+	session     []SessionAuthorizer
 	pubAuth     []PublishAuthorizer
 	subAuth     []SubscribeAuthorizer
 	readAuth    []ReadAuthorizer
@@ -47,6 +48,7 @@ func (b *Broker) AddHook(h any) error {
 	n := *b.hooks.get()
 	found := false
 	found = appendHook(&n.auth, h) || found
+	found = appendHook(&n.session, h) || found
 	found = appendHook(&n.pubAuth, h) || found
 	found = appendHook(&n.subAuth, h) || found
 	found = appendHook(&n.readAuth, h) || found
@@ -88,6 +90,22 @@ func call(b *Broker, what string, f func() error) (err error) {
 func (hs *hookSet) authenticate(ctx context.Context, b *Broker, c ConnectInfo) error {
 	for _, h := range hs.get().auth {
 		if err := call(b, "Authenticate", func() error { return h.Authenticate(ctx, c) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// authorizeSession applies the session ownership rule for a CONNECT from
+// an identity other than the owner's: refused unless SessionAuthorizer
+// hooks exist and all allow it.
+func (hs *hookSet) authorizeSession(ctx context.Context, b *Broker, c ConnectInfo, owner Client) error {
+	list := hs.get().session
+	if len(list) == 0 {
+		return ErrSessionOwned
+	}
+	for _, h := range list {
+		if err := call(b, "AuthorizeSession", func() error { return h.AuthorizeSession(ctx, c, owner) }); err != nil {
 			return err
 		}
 	}

@@ -201,6 +201,12 @@ func (b *Broker) park(c *conn) bool {
 		}
 	})
 	if err == nil && ctlErr == nil {
+		// A takeover that found c still running before it parked asks it
+		// to read what it has received: whichever of the two takes c back
+		// from the poller runs its reader.
+		if c.takeover.flag.Load() && c.unpark() {
+			return false
+		}
 		return true
 	}
 	p.mu.Lock()
@@ -241,4 +247,17 @@ func (c *conn) stopIdleTimer() {
 	if c.idleTimer != nil {
 		c.idleTimer.Stop()
 	}
+}
+
+// socketBytes reports how many bytes wait in the socket's receive queue,
+// or -1 if it cannot tell.
+func socketBytes(raw syscall.RawConn) int {
+	n := -1
+	raw.Control(func(fd uintptr) {
+		var v int32
+		if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&v))); errno == 0 {
+			n = int(v)
+		}
+	})
+	return n
 }

@@ -27,3 +27,5 @@ func parkable(net.Conn) (syscall.RawConn, bool) { return nil, false }
 func (b *Broker) park(*conn) bool { return false }
 
 func (c *conn) unpark() bool { return false }
+
+func socketBytes(syscall.RawConn) int { return -1 }

@@ -261,12 +261,16 @@ func (b *Broker) expireSessions(cutoff time.Time) {
 
 // recordDelivery stores a delivery of client id (created: its first
 // record) and returns its LSN, and whether the PUBLISH must wait for it.
-// Only a QoS 2 delivery waits: exactly once needs its packet identifier
-// stored before the PUBLISH leaves, while a QoS 1 delivery lost in a crash
-// is only sent again (QoS 1 allows duplicates), and a delivery acknowledged
-// before its batch is written never reaches the disk.
+// A QoS 2 delivery waits: exactly once needs its packet identifier stored
+// before the PUBLISH leaves. So does a QoS 1 delivery already stored
+// without its packet identifier (queued, now moved into flight): after a
+// crash it is resent with the identifier and DUP set, as before the crash
+// [MQTT-4.4.0-1]. A QoS 1 delivery created in flight does not wait: its
+// sender's acknowledgement waits for the same batch, so a crash before it
+// loses a message its sender will publish again, and a delivery
+// acknowledged before its batch is written never reaches the disk.
 func (b *Broker) recordDelivery(id string, d *session.Delivery, created bool) (lsn uint64, wait bool) {
-	return b.persist.addDelivery(deliveryOp(id, d), created), d.QoS == 2
+	return b.persist.addDelivery(deliveryOp(id, d), created), d.QoS == 2 || (!created && d.PacketID != 0)
 }
 
 func deliveryOp(id string, d *session.Delivery) storage.Op {

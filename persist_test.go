@@ -783,6 +783,22 @@ func (g *psGate) release() {
 	g.mu.Unlock()
 }
 
+// psStartGated starts a broker on a gated in-memory store; cleanup releases
+// the gate before the broker closes and checks that no goroutine was left.
+func psStartGated(t *testing.T, opts tern.Options) (*psEnv, *psGate) {
+	t.Helper()
+	g := &psGate{}
+	be := psBackend{"gated memory", func(*testing.T) (storage.Store, func() storage.Store) {
+		g.Store = storage.NewMemory()
+		return g, nil
+	}}
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() { waitGoroutines(t, before) })
+	e := psStart(t, be, opts)
+	t.Cleanup(g.release) // runs before the broker closes
+	return e, g
+}
+
 // waitEntered waits until a Write is held.
 func (g *psGate) waitEntered(t testing.TB) {
 	t.Helper()
@@ -893,15 +909,7 @@ func TestPersistAcknowledgementsWaitForTheStore(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			g := &psGate{}
-			be := psBackend{"gated memory", func(*testing.T) (storage.Store, func() storage.Store) {
-				g.Store = storage.NewMemory()
-				return g, nil
-			}}
-			before := runtime.NumGoroutine()
-			t.Cleanup(func() { waitGoroutines(t, before) })
-			e := psStart(t, be, tern.Options{})
-			t.Cleanup(g.release) // runs before the broker closes
+			e, g := psStartGated(t, tern.Options{})
 			v := env{e: e, g: g, addr: e.addr}
 			v.sub = mustConnect(t, e.addr, "sub", false)
 			v.sub.subscribe(1, packets.Subscription{Filter: "w/#", QoS: 2})
@@ -923,15 +931,7 @@ func TestPersistAcknowledgementsWaitForTheStore(t *testing.T) {
 // message routed to a persistent session returns only once its delivery is
 // stored.
 func TestPersistBrokerPublishReturnsOnceStored(t *testing.T) {
-	g := &psGate{}
-	be := psBackend{"gated memory", func(*testing.T) (storage.Store, func() storage.Store) {
-		g.Store = storage.NewMemory()
-		return g, nil
-	}}
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() { waitGoroutines(t, before) })
-	e := psStart(t, be, tern.Options{})
-	t.Cleanup(g.release)
+	e, g := psStartGated(t, tern.Options{})
 	sub := mustConnect(t, e.addr, "sub", false)
 	sub.subscribe(1, packets.Subscription{Filter: "app", QoS: 1})
 	psLeave(sub)

@@ -254,3 +254,13 @@ func (c *memConn) SetWriteDeadline(t time.Time) error {
 	c.out.setWriteDeadline(t)
 	return nil
 }
+
+// Buffered reports how many bytes the peer has written that are not read
+// yet: Read returns them without waiting. The broker uses it to handle
+// what a connection has already received when a new connection takes its
+// session over.
+func (c *memConn) Buffered() int {
+	c.in.mu.Lock()
+	defer c.in.mu.Unlock()
+	return len(c.in.data) - c.in.off
+}

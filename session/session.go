@@ -222,6 +222,17 @@ func (s *Session) Pubcomp(id uint16) *Delivery {
 	return d
 }
 
+// Drop removes d from flight without an acknowledgement (the broker
+// decided not to send it, or not to send it again) and reports whether d
+// was in flight.
+func (s *Session) Drop(d *Delivery) bool {
+	if d.PacketID == 0 || s.byID[d.PacketID] != d {
+		return false
+	}
+	s.complete(d)
+	return true
+}
+
 func (s *Session) complete(d *Delivery) {
 	delete(s.byID, d.PacketID)
 	for i, p := range s.inflight {
