@@ -54,6 +54,8 @@ type Broker struct {
 
 	wg        sync.WaitGroup // every goroutine the broker started
 	closing   chan struct{}
+	ctx       context.Context // given to hooks; cancelled by Close
+	cancel    context.CancelFunc
 	readers   readers // goroutines that run connection readers
 	closeOnce sync.Once
 }
@@ -77,8 +79,10 @@ func New(opts Options) (*Broker, error) {
 		closing:   make(chan struct{}),
 		readers:   readers{work: make(chan readerTask)},
 	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
 	if o.Store != nil {
-		if err := b.restore(context.Background()); err != nil {
+		if err := b.restore(b.ctx); err != nil {
+			b.cancel()
 			return nil, err
 		}
 		b.persist = newPersister(o.Store, b)
@@ -186,6 +190,7 @@ func (b *Broker) forgetConn(c *conn) {
 // retained store see them. Close is safe to call more than once.
 func (b *Broker) Close(ctx context.Context) error {
 	b.closeOnce.Do(func() {
+		b.cancel() // hooks waiting on a remote service give up
 		b.mu.Lock()
 		b.closed = true
 		close(b.closing)

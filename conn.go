@@ -21,7 +21,7 @@ var (
 	ErrKeepAliveTimeout = errors.New("tern: keepalive timeout")
 	ErrConnectTimeout   = errors.New("tern: no CONNECT within the connect timeout")
 	ErrTakenOver        = errors.New("tern: session taken over by a new connection with the same client id")
-	ErrServerShutdown   = errors.New("tern: broker closed")
+	ErrServerShutdown   = errors.New("tern: server shutting down")
 	ErrProtocol         = errors.New("tern: protocol violation")
 	ErrWriteTimeout     = errors.New("tern: write timed out (client not reading)")
 	ErrKicked           = errors.New("tern: disconnected by the application")
@@ -48,6 +48,7 @@ type conn struct {
 
 	mu        sync.Mutex // guards the fields below
 	out       []byte     // encoded packets waiting for the writer
+	writing   int        // bytes the writer has taken from out and not yet written
 	flushing  bool       // a writer goroutine is running
 	scheduled bool       // a publisher will start the writer after its batch
 	dead      bool       // closed: nothing more is written
@@ -379,6 +380,14 @@ func (c *conn) touchLocked() bool {
 	return true
 }
 
+// maxSpareBuf bounds the write buffer a busy writer keeps for its next
+// batch.
+const maxSpareBuf = 64 << 10
+
+// pendingLocked reports the bytes waiting to be written to c, queued or
+// being written; c.mu is held. MaxPending bounds it.
+func (c *conn) pendingLocked() int { return len(c.out) + c.writing }
+
 // bufPool holds write buffers of connections whose writer is idle, so that
 // an idle connection keeps none and a busy one does not grow a new one for
 // every burst.
@@ -394,7 +403,7 @@ func (c *conn) buffer() []byte {
 }
 
 func putBuf(b []byte) {
-	if b != nil && cap(b) <= 1<<20 {
+	if b != nil && cap(b) <= maxSpareBuf {
 		b = b[:0]
 		bufPool.Put(&b)
 	}
@@ -435,6 +444,7 @@ func (c *conn) drain() {
 	var buf []byte
 	for {
 		c.mu.Lock()
+		c.writing = 0
 		if c.dead || len(c.out) == 0 {
 			c.flushing = false
 			if len(c.out) == 0 {
@@ -446,6 +456,7 @@ func (c *conn) drain() {
 			return
 		}
 		buf, c.out = c.out, buf[:0]
+		c.writing = len(buf) // still pending: counted against MaxPending
 		lsn := c.needLSN
 		c.mu.Unlock()
 		if lsn > 0 {
@@ -469,8 +480,11 @@ func (c *conn) drain() {
 			putBuf(buf)
 			return
 		}
-		if cap(buf) > b.opts.MaxPending {
-			buf = nil // keep the spare buffer while busy, within bounds
+		if cap(buf) > maxSpareBuf {
+			// Keep a spare buffer while busy, but not a large one: with the
+			// buffer being filled and the one being written, a client that
+			// stops reading holds at most about MaxPending, not twice it.
+			buf = nil
 		}
 		if s := c.s; s != nil {
 			s.pump(c)

@@ -14,6 +14,10 @@ import (
 	"github.com/ternmq/tern/topics"
 )
 
+// errStoreFailing refuses a persistent session while the store's writes
+// fail.
+var errStoreFailing = errors.New("tern: the store is failing; persistent sessions cannot be stored now")
+
 // refuse answers a CONNECT with a refusing return code and returns the error
 // that ends the connection [MQTT-3.2.2-4, MQTT-3.2.2-5].
 func (c *conn) refuse(code byte, why error) error {
@@ -74,7 +78,7 @@ func (c *conn) connect(cp *packets.Connect) error {
 		TLS:           listeners.TLSState(c.nc),
 		ProtocolLevel: cp.ProtocolLevel,
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), b.opts.ConnectTimeout)
+	ctx, cancel := context.WithTimeout(b.ctx, b.opts.ConnectTimeout)
 	defer cancel()
 	if err := b.hooks.authenticate(ctx, b, info); err != nil {
 		// [MQTT-3.2.2-4, MQTT-3.2.2-5] refused: CONNACK with a non-zero
@@ -101,6 +105,11 @@ func (c *conn) connect(cp *packets.Connect) error {
 	owner, err := b.checkOwner(ctx, info)
 	if err != nil {
 		return c.refuse(packets.RefusedNotAuthorized, err)
+	}
+	if !cp.CleanSession && b.persist != nil && b.persist.failing() {
+		// A persistent session cannot be stored now: say so at once
+		// rather than hold the CONNACK until the store recovers.
+		return c.refuse(packets.RefusedServerUnavailable, errStoreFailing)
 	}
 	// A connection that holds the session first handles what it has
 	// received, then ends [MQTT-3.1.4-2].

@@ -196,7 +196,7 @@ func (s *sess) sendQoS0(c *conn, f *fanout) {
 	switch {
 	case c.dead:
 		f.drop(s.b, c.client, errConnClosed)
-	case len(c.out) >= s.b.opts.MaxPending:
+	case c.pendingLocked() >= s.b.opts.MaxPending:
 		// A client that does not read loses QoS 0 messages, not the
 		// broker's memory.
 		f.drop(s.b, c.client, errPendingFull)
@@ -214,7 +214,7 @@ func (s *sess) sendQoS0(c *conn, f *fanout) {
 func (c *conn) roomFor() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return !c.dead && len(c.out) < c.b.opts.MaxPending
+	return !c.dead && c.pendingLocked() < c.b.opts.MaxPending
 }
 
 // pump moves queued deliveries to c while its window and write buffer have
@@ -238,7 +238,7 @@ func (s *sess) pumpLocked(c *conn) {
 	n := 0
 	for {
 		c.mu.Lock()
-		room := !c.dead && len(c.out) < b.opts.MaxPending
+		room := !c.dead && c.pendingLocked() < b.opts.MaxPending
 		c.mu.Unlock()
 		if !room {
 			break

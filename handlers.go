@@ -1,7 +1,6 @@
 package tern
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -206,7 +205,7 @@ func (c *conn) onSubscribe(p *packets.Subscribe) error {
 			return fmt.Errorf("%w: SUBSCRIBE filter: %w", ErrProtocol, err)
 		}
 	}
-	ctx := context.Background()
+	ctx := b.ctx
 	codes := make([]byte, len(p.Subscriptions))
 	granted := make([]bool, len(p.Subscriptions))
 	for i, sub := range p.Subscriptions {

@@ -15,7 +15,11 @@ import (
 // a client's PUBLISH: publish hooks (which see a Client with Internal set),
 // the retained store, and delivery to every matching subscription. It fails
 // for an invalid topic name or QoS, after Close, or when a hook refused the
-// message.
+// message. With Options.Store, a QoS 1 or 2 message that must be stored
+// (retained, or queued for a persistent session) is stored before Publish
+// returns, as before a client's PUBACK; if ctx is done first, or the broker
+// closes while the store fails, Publish returns that error (ctx's, or one
+// matching ErrClosed).
 func (b *Broker) Publish(ctx context.Context, topic string, payload []byte, qos byte, retain bool) error {
 	if err := topics.ValidName(topic); err != nil {
 		return fmt.Errorf("tern: publish: %w", err)
@@ -31,7 +35,12 @@ func (b *Broker) Publish(ctx context.Context, topic string, payload []byte, qos 
 	}
 	lsn, err := b.publish(Client{Internal: true}, nil, topic, payload, qos, retain)
 	if err == nil && lsn > 0 && qos > 0 {
-		b.persist.wait(lsn) // stored before Publish returns, as for a client's PUBACK
+		// Stored before Publish returns, as for a client's PUBACK; an
+		// error when it was not (ctx done, broker closed on a failing
+		// store).
+		if err := b.persist.waitCtx(ctx, lsn); err != nil {
+			return fmt.Errorf("tern: publish: %w", err)
+		}
 	}
 	return err
 }

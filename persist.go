@@ -19,16 +19,21 @@ import (
 // precedes the state it promises.
 type persister struct {
 	store storage.Store
-	log   interface{ Error(string, ...any) }
+	log   interface {
+		Error(string, ...any)
+		Info(string, ...any)
+	}
 
-	mu      sync.Mutex
-	cond    *sync.Cond
-	pending []storage.Op
-	fresh   map[deliveryKey][]int // pending Puts of deliveries created in this batch
-	lsn     uint64                // LSN of the last op added
-	durable uint64                // LSN of the last op written
-	err     error                 // the last write error; writes are retried
-	stopped bool
+	mu       sync.Mutex
+	cond     *sync.Cond
+	pending  []storage.Op
+	fresh    map[deliveryKey][]int // pending Puts of deliveries created in this batch
+	lsn      uint64                // LSN of the last op added
+	durable  uint64                // LSN of the last op written
+	err      error                 // the last write error; writes are retried
+	logged   time.Time             // when a failed write was last logged
+	failures int                   // failed writes since then
+	stopped  bool
 	// abandoned: every connection is dead (Broker.Close), so a writer
 	// waiting for a failing store has nothing left to write to and stops
 	// waiting; otherwise Close would wait for the disk forever.
@@ -112,12 +117,42 @@ func (p *persister) takeBatch() []storage.Op {
 
 // wait blocks until every op up to lsn is written, or the broker is closed
 // while the store fails.
-func (p *persister) wait(lsn uint64) {
+func (p *persister) wait(lsn uint64) { _ = p.waitCtx(context.Background(), lsn) }
+
+// waitCtx is wait that also gives up when ctx is done. It returns nil once
+// the ops are written, and otherwise why they are not: ctx's error, or
+// ErrClosed (with the store's last error) when the broker closed first.
+func (p *persister) waitCtx(ctx context.Context, lsn uint64) error {
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() {
+			p.mu.Lock()
+			p.cond.Broadcast()
+			p.mu.Unlock()
+		})
+		defer stop()
+	}
 	p.mu.Lock()
-	for p.durable < lsn && !p.stopped && !(p.abandoned && p.err != nil) {
+	defer p.mu.Unlock()
+	for p.durable < lsn && !p.stopped && !(p.abandoned && p.err != nil) && ctx.Err() == nil {
 		p.cond.Wait()
 	}
-	p.mu.Unlock()
+	switch {
+	case p.durable >= lsn:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case p.err != nil:
+		return fmt.Errorf("%w: not stored: %w", ErrClosed, p.err)
+	}
+	return fmt.Errorf("%w: not stored", ErrClosed)
+}
+
+// failing reports whether the store's last write failed (it is being
+// retried).
+func (p *persister) failing() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err != nil
 }
 
 func (p *persister) loop() {
@@ -140,8 +175,13 @@ func (p *persister) loop() {
 		p.mu.Lock()
 		if err != nil {
 			// Keep the batch and retry: acknowledgements wait meanwhile,
-			// which is the only safe answer to a failing disk.
-			p.log.Error("storage write failed; retrying", "error", err)
+			// which is the only safe answer to a failing disk. Logged at
+			// most once a second.
+			p.failures++
+			if now := time.Now(); now.Sub(p.logged) >= time.Second {
+				p.log.Error("storage write failed; retrying", "error", err, "failures", p.failures)
+				p.logged, p.failures = now, 0
+			}
 			p.err = err
 			p.cond.Broadcast() // waiters of a closed broker give up
 			p.pending = append(batch, p.pending...)
@@ -157,6 +197,9 @@ func (p *persister) loop() {
 				return
 			}
 			continue
+		}
+		if p.err != nil {
+			p.log.Info("storage write succeeded again")
 		}
 		p.err = nil
 		p.durable = upto

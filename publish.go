@@ -1,7 +1,6 @@
 package tern
 
 import (
-	"context"
 	"errors"
 	"sync"
 
@@ -28,7 +27,7 @@ var matchPool = sync.Pool{New: func() any { s := make([]topics.Sub[subscriber], 
 func (b *Broker) publish(from Client, via *conn, topic string, payload []byte, qos byte, retain bool) (uint64, error) {
 	if b.hooks.hasPublishChecks() {
 		m := Message{Topic: topic, Payload: payload, QoS: qos, Retain: retain}
-		if err := b.hooks.checkPublish(context.Background(), b, from, &m); err != nil {
+		if err := b.hooks.checkPublish(b.ctx, b, from, &m); err != nil {
 			b.stats.dropped.Add(1)
 			return 0, err
 		}

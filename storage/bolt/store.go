@@ -121,11 +121,19 @@ type Store struct {
 
 // Open opens the store in the file at path, creating it if needed. It
 // fails, naming the file, if the file is locked by another process for
-// longer than Options.LockTimeout, or is not a readable Tern store.
+// longer than Options.LockTimeout, is empty, or is not a readable Tern
+// store.
 func Open(path string, opts Options) (*Store, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	// bbolt would make an empty file a new store, silently starting with
+	// no state. Open never leaves its file empty (bbolt writes the first
+	// pages as it creates it), so an empty file is someone else's: a
+	// truncation, a wrong path, a placeholder. Refuse it.
+	if info, err := os.Stat(path); err == nil && info.Mode().IsRegular() && info.Size() == 0 {
+		return nil, fmt.Errorf("storage/bolt: open %s: %w: the file is empty; remove it to start with no state", path, ErrCorrupt)
 	}
 	db, err := openDB(path, opts.LockTimeout)
 	if err != nil {
