@@ -2,10 +2,6 @@ package packets
 
 import "strconv"
 
-// maxHeaderLen is the longest fixed header: one type byte and a Remaining
-// Length of at most four bytes (section 2.2.3).
-const maxHeaderLen = 5
-
 // MaxPacketSize is the largest total size of a packet on the wire: the type
 // byte, four Remaining Length bytes and MaxRemainingLength bytes.
 const MaxPacketSize = 1 + 4 + MaxRemainingLength

@@ -1,33 +1,5 @@
 package packets
 
-import "slices"
-
-// PublishProps holds the properties of an MQTT 5 PUBLISH (section
-// 3.3.2.3): the properties a broker acts on are decoded; the others are
-// kept encoded.
-type PublishProps struct {
-	PayloadFormat    byte
-	HasPayloadFormat bool
-	MessageExpiry    uint32
-	HasMessageExpiry bool
-	TopicAlias       uint16
-	HasTopicAlias    bool
-	SubscriptionIDs  []uint32 // Decode reuses the slice's backing array
-	// Raw holds every other property (Content Type, Response Topic,
-	// Correlation Data, User Property), validated, encoded, in wire order.
-	// After Decode it aliases body.
-	Raw []byte
-}
-
-// rawKind reports whether PublishProps keeps property id in Raw.
-func rawKind(id PropID) bool {
-	switch id {
-	case PropContentType, PropResponseTopic, PropCorrelationData, PropUserProperty:
-		return true
-	}
-	return false
-}
-
 // decode5 is Decode for the MQTT 5 form.
 func (p *Publish) decode5(fh FixedHeader, body []byte) error {
 	e := errs{v5: true}
@@ -59,7 +31,8 @@ func (p *Publish) decode5(fh FixedHeader, body []byte) error {
 	}
 	block := d.b[:n:n]
 	var pp PublishProps
-	ids, err := pp.scan(decoder{t: TypePublish, b: block, e: e, inProps: true}, false)
+	var first [4]uint32
+	ids, err := pp.scan(decoder{t: TypePublish, b: block, e: e, inProps: true}, false, &first)
 	if err != nil {
 		return err
 	}
@@ -69,7 +42,9 @@ func (p *Publish) decode5(fh FixedHeader, body []byte) error {
 		return e.protocol(TypePublish, "3.3.2.1", "empty topic name without a Topic Alias")
 	}
 	pp.SubscriptionIDs = p.Props.SubscriptionIDs[:0]
-	if ids > 0 {
+	if ids <= len(first) {
+		pp.SubscriptionIDs = append(pp.SubscriptionIDs, first[:ids]...)
+	} else {
 		pp.SubscriptionIDs = appendSubscriptionIDs(pp.SubscriptionIDs, block)
 	}
 	payload := d.b[n:] // the payload takes the rest of the body (section 3.3.3)
@@ -93,42 +68,63 @@ func (p *Publish) decode5(fh FixedHeader, body []byte) error {
 	return nil
 }
 
+// publishProp reports whether a PUBLISH may carry property id (Table 2-4).
+func publishProp(id PropID) bool {
+	switch id {
+	case PropPayloadFormat, PropMessageExpiry, PropContentType, PropResponseTopic, PropCorrelationData,
+		PropSubscriptionID, PropTopicAlias, PropUserProperty:
+		return true
+	}
+	return false
+}
+
 // scan validates the PUBLISH property block in d.b and fills pp: the
 // decoded properties and Raw, which aliases the block when its properties
 // are contiguous there and is a copy otherwise. It returns the number of
-// Subscription Identifiers, which it does not store. With rawOnly, the
-// block is a PublishProps.Raw about to be encoded, which may hold only the
-// Raw kinds; pp is not filled.
+// Subscription Identifiers, and stores the first len(ids) of them in ids,
+// not in pp. With rawOnly, the block is a PublishProps.Raw about to be
+// encoded, which may hold only the Raw kinds; pp is not filled.
 //
 // The rules are those of propBlock, without allocating: an unknown or
 // misplaced identifier, a value not of its type and ill-formed UTF-8 are a
 // Malformed Packet; a repeated property (only User Property and
 // Subscription Identifier may repeat, section 3.3.4) and a forbidden value
 // are Protocol Errors.
-func (pp *PublishProps) scan(d decoder, rawOnly bool) (ids int, err error) {
+func (pp *PublishProps) scan(d decoder, rawOnly bool, ids *[4]uint32) (n int, err error) {
 	block := d.b
 	var seen uint64
 	rawFirst, rawEnd, rawLen := -1, 0, 0
 	for len(d.b) > 0 {
 		start := len(block) - len(d.b)
-		id, pi, err := d.propID(propCtx(TypePublish))
-		if err != nil {
-			return 0, err
+		id := PropID(d.b[0])
+		if d.b[0] >= 0x80 || !publishProp(id) {
+			// All identifiers are one byte long (section 2.2.2.2); the
+			// general reader names what is wrong with this one.
+			if _, _, err := d.propID(propCtx(TypePublish)); err != nil {
+				return 0, err
+			}
+			return 0, d.e.malformed(TypePublish, "2.2.2.2", "property not allowed in a PUBLISH")
 		}
+		d.b = d.b[1:]
 		if rawOnly && !rawKind(id) {
-			return 0, d.e.malformed(TypePublish, "2.2.2.2", pi.name+" does not belong in PublishProps.Raw")
+			return 0, d.e.malformed(TypePublish, "2.2.2.2", id.String()+" does not belong in PublishProps.Raw")
 		}
 		if id != PropUserProperty && id != PropSubscriptionID {
 			if seen&(1<<id) != 0 {
+				pi, _ := id.info()
 				return 0, d.e.protocol(TypePublish, pi.section, pi.name+" included more than once")
 			}
 			seen |= 1 << id
 		}
-		if err := pp.scanValue(&d, id, pi); err != nil {
+		sub, err := pp.scanValue(&d, id)
+		if err != nil {
 			return 0, err
 		}
 		if id == PropSubscriptionID {
-			ids++
+			if ids != nil && n < len(ids) {
+				ids[n] = sub
+			}
+			n++
 		}
 		if rawKind(id) {
 			end := len(block) - len(d.b)
@@ -145,63 +141,61 @@ func (pp *PublishProps) scan(d decoder, rawOnly bool) (ids int, err error) {
 	default:
 		pp.Raw = appendRaw(make([]byte, 0, rawLen), block)
 	}
-	return ids, nil
+	return n, nil
 }
 
 // scanValue reads and checks the value of property id of a PUBLISH, and
-// stores the decoded kinds in pp.
-func (pp *PublishProps) scanValue(d *decoder, id PropID, pi propInfo) error {
+// stores the decoded kinds in pp; it returns a Subscription Identifier.
+func (pp *PublishProps) scanValue(d *decoder, id PropID) (uint32, error) {
 	switch id {
 	case PropPayloadFormat:
-		v, err := d.byte(pi.name)
+		v, err := d.byte("Payload Format Indicator")
 		if err == nil {
 			err = checkValue(d.e, TypePublish, id, propValue{num: uint32(v)})
 		}
 		pp.PayloadFormat, pp.HasPayloadFormat = v, true
-		return err
+		return 0, err
 	case PropMessageExpiry:
-		v, err := d.uint32(pi.name)
+		v, err := d.uint32("Message Expiry Interval")
 		pp.MessageExpiry, pp.HasMessageExpiry = v, true
-		return err
+		return 0, err
 	case PropTopicAlias:
-		v, err := d.uint16(pi.name)
+		v, err := d.uint16("Topic Alias")
 		if err == nil {
 			err = checkValue(d.e, TypePublish, id, propValue{num: uint32(v)})
 		}
 		pp.TopicAlias, pp.HasTopicAlias = v, true
-		return err
+		return 0, err
 	case PropSubscriptionID:
-		v, err := d.varInt(pi.name)
+		v, err := d.varInt("Subscription Identifier")
 		if err == nil {
 			err = checkSubscriptionID(d.e, TypePublish, uint32(v))
 		}
-		return err
+		return uint32(v), err
 	case PropCorrelationData:
-		_, err := d.binary(pi.name)
-		return err
+		_, err := d.binary("Correlation Data")
+		return 0, err
 	case PropUserProperty:
 		for _, field := range [2]string{"User Property name", "User Property value"} {
 			b, err := d.binary(field)
 			if err != nil {
-				return err
+				return 0, err
 			}
 			switch checkBytes(b, text) {
 			case strIllFormed:
-				return d.e.malformed(TypePublish, "MQTT-1.5.7-1", field+" is not well-formed UTF-8")
+				return 0, d.e.malformed(TypePublish, "MQTT-1.5.7-1", field+" is not well-formed UTF-8")
 			case strNUL:
-				return d.e.malformed(TypePublish, "MQTT-1.5.7-1", field+" contains U+0000")
+				return 0, d.e.malformed(TypePublish, "MQTT-1.5.7-1", field+" contains U+0000")
 			}
 		}
-		return nil
+		return 0, nil
+	case PropResponseTopic:
+		// A topic name [v5 MQTT-3.3.2-13, MQTT-3.3.2-14, MQTT-4.7.3-1].
+		_, err := d.str("Response Topic", respTopic)
+		return 0, err
 	}
-	// Content Type [v5 MQTT-3.3.2-19] and Response Topic [v5
-	// MQTT-3.3.2-13, MQTT-3.3.2-14]: UTF-8 strings, the second a topic name.
-	k := text
-	if id == PropResponseTopic {
-		k = respTopic
-	}
-	_, err := d.str(pi.name, k)
-	return err
+	_, err := d.str("Content Type", text) // [v5 MQTT-3.3.2-19]
+	return 0, err
 }
 
 // nextProp splits the first property off b, a property block already
@@ -352,63 +346,9 @@ func (p *Publish) check5() error {
 	}
 	if len(pp.Raw) > 0 {
 		var raw PublishProps
-		if _, err := raw.scan(decoder{t: t, b: pp.Raw, e: e, inProps: true}, true); err != nil {
+		if _, err := raw.scan(decoder{t: t, b: pp.Raw, e: e, inProps: true}, true, nil); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// Properties returns every property of pp in the general form: the decoded
-// ones, and those of Raw decoded. It fails when Raw is not a valid block of
-// the Raw kinds.
-func (pp *PublishProps) Properties() (Properties, error) {
-	e := errs{v5: true}
-	var check PublishProps
-	if _, err := check.scan(decoder{t: TypePublish, b: pp.Raw, e: e, inProps: true}, true); err != nil {
-		return Properties{}, err
-	}
-	d := decoder{t: TypePublish, b: pp.Raw, e: e, inProps: true}
-	p, err := d.propBlock(propCtx(TypePublish))
-	if err != nil {
-		return Properties{}, err
-	}
-	if pp.HasPayloadFormat {
-		p.PayloadFormat = new(pp.PayloadFormat)
-	}
-	if pp.HasMessageExpiry {
-		p.MessageExpiry = new(pp.MessageExpiry)
-	}
-	if pp.HasTopicAlias {
-		p.TopicAlias = new(pp.TopicAlias)
-	}
-	if len(pp.SubscriptionIDs) > 0 {
-		p.SubscriptionIDs = slices.Clone(pp.SubscriptionIDs)
-	}
-	return p, nil
-}
-
-// AppendPublishRaw appends to dst the properties of p that PublishProps
-// keeps in Raw (Content Type, Response Topic, Correlation Data, User
-// Property), encoded, without a Property Length: the value of a
-// PublishProps.Raw. It refuses, appending nothing, any other property and
-// any value a receiver of the PUBLISH would reject.
-func AppendPublishRaw(dst []byte, p *Properties) ([]byte, error) {
-	e := encodeErrs(Level5)
-	var bad PropID
-	p.each(0, func(id PropID, _ propValue) {
-		if bad == 0 && !rawKind(id) {
-			bad = id
-		}
-	})
-	if bad != 0 {
-		return dst, e.malformed(TypePublish, "2.2.2.2", bad.String()+" does not belong in PublishProps.Raw")
-	}
-	if err := p.check(TypePublish, propCtx(TypePublish)); err != nil {
-		return dst, err
-	}
-	p.each(propCtx(TypePublish), func(id PropID, v propValue) {
-		dst = v.append(append(dst, byte(id)))
-	})
-	return dst, nil
 }

@@ -42,24 +42,50 @@ const (
 // ordinary character and is kept [MQTT-1.5.3-3] [v5 MQTT-1.5.4-3]. The
 // control characters and non-characters that the specifications only
 // discourage are accepted.
+//
+// ASCII, always well formed, is checked in one pass for U+0000 and the
+// wildcards; a string with other characters takes checkUTF8.
 func checkBytes(b []byte, k strKind) strProblem {
+	if len(b) == 0 {
+		if k != text && k != aliasTopic {
+			return strEmpty // [MQTT-4.7.3-1] [v5 MQTT-4.7.3-1]
+		}
+		return strOK
+	}
+	wild := k >= topicName
+	p := strOK
+	for _, c := range b {
+		switch {
+		case c >= 0x80:
+			return checkUTF8(b, wild)
+		case c > '+' || p != strOK:
+		case c == 0:
+			p = strNUL // [MQTT-1.5.3-2]
+		case wild && (c == '+' || c == '#'):
+			p = strWildcard // [MQTT-3.3.2-2] [MQTT-4.7.1-1]
+		}
+	}
+	return p
+}
+
+// checkUTF8 is checkBytes for a string that is not all ASCII: well-formed
+// UTF-8 first, then U+0000 and, if wild, the wildcards, whichever comes
+// first. Multi-byte sequences never hold bytes below 0x80.
+func checkUTF8(b []byte, wild bool) strProblem {
 	switch {
-	case len(b) == 0 && k != text && k != aliasTopic:
-		return strEmpty // [MQTT-4.7.3-1] [v5 MQTT-4.7.3-1]
 	case !utf8.Valid(b):
 		return strIllFormed // [MQTT-1.5.3-1]
-	case k >= topicName:
-		// One pass for U+0000 and the wildcards, all at or below '+'.
+	case wild:
 		for _, c := range b {
 			if c <= '+' && (c == 0 || c == '+' || c == '#') {
 				if c == 0 {
-					return strNUL // [MQTT-1.5.3-2]
+					return strNUL
 				}
-				return strWildcard // [MQTT-3.3.2-2] [MQTT-4.7.1-1]
+				return strWildcard
 			}
 		}
 	case bytes.IndexByte(b, 0) >= 0:
-		return strNUL // [MQTT-1.5.3-2]
+		return strNUL
 	}
 	return strOK
 }
