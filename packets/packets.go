@@ -21,12 +21,13 @@
 // A connection reads with a Reader: ReadRaw frames one packet at a time
 // from the stream (holding no buffer while idle after Release), and Decode
 // on a reused value keeps the hot path to at most one allocation per
-// PUBLISH, in either version. An MQTT 5 PUBLISH decodes only the properties
-// a broker acts on and keeps the others encoded (PublishProps.Raw), so
-// forwarding them costs a copy of bytes. To send one message to many
-// subscribers, encode it once per (QoS, retain) shape and patch each copy's
-// packet identifier with SetPublishID, or write Publish.AppendHeader's bytes
-// followed by the shared payload.
+// PUBLISH, the topic when it changes, in either version (an MQTT 5 PUBLISH
+// whose raw properties are split on the wire adds a copy of them). An MQTT
+// 5 PUBLISH decodes only the properties a broker acts on and keeps the
+// others encoded (PublishProps.Raw), so forwarding them costs a copy of
+// bytes. To send one message to many subscribers, encode it once per (QoS,
+// retain) shape and patch each copy's packet identifier with SetPublishID,
+// or write Publish.AppendHeader's bytes followed by the shared payload.
 //
 // The types are plain structs used with keyed fields. MQTT 5 fields are
 // ignored when a packet is encoded in its 3.1.1 form, which has no place for

@@ -15,7 +15,9 @@ type PublishProps struct {
 	SubscriptionIDs  []uint32 // Decode reuses the slice's backing array
 	// Raw holds every other property (Content Type, Response Topic,
 	// Correlation Data, User Property), validated, encoded, in wire order.
-	// After Decode it aliases body.
+	// After Decode it aliases body, unless decoded properties sat between
+	// them on the wire: then it is a new copy (Append writes the decoded
+	// properties first, so what Tern encodes aliases).
 	Raw []byte
 }
 
