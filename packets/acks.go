@@ -155,12 +155,14 @@ func (p *Pubcomp) Decode(fh FixedHeader, body []byte) error {
 // Append appends the encoded PUBCOMP to dst.
 func (p *Pubcomp) Append(dst []byte) ([]byte, error) { return (*ack)(p).append(dst, TypePubcomp) }
 
-// decodeEmpty checks the header of a packet without a body.
-func decodeEmpty(fh FixedHeader, body []byte, t Type, section string) error {
-	if err := checkHeader(fh, t, body, errs{}); err != nil {
+// decodeEmpty checks the header of a packet without a body, in the form
+// version selects.
+func decodeEmpty(fh FixedHeader, body []byte, t Type, section string, version byte) error {
+	e := errsFor(version)
+	if err := checkHeader(fh, t, body, e); err != nil {
 		return err
 	}
-	d := decoder{t: t, b: body}
+	d := decoder{t: t, b: body, e: e}
 	return d.end(section)
 }
 
@@ -168,8 +170,8 @@ func decodeEmpty(fh FixedHeader, body []byte, t Type, section string) error {
 func (*Pingreq) Type() Type { return TypePingreq }
 
 // Decode checks a PINGREQ, which has no body.
-func (*Pingreq) Decode(fh FixedHeader, body []byte) error {
-	return decodeEmpty(fh, body, TypePingreq, "3.12.1")
+func (p *Pingreq) Decode(fh FixedHeader, body []byte) error {
+	return decodeEmpty(fh, body, TypePingreq, "3.12.1", p.Version)
 }
 
 // Append appends the encoded PINGREQ to dst.
@@ -181,8 +183,8 @@ func (*Pingreq) Append(dst []byte) ([]byte, error) {
 func (*Pingresp) Type() Type { return TypePingresp }
 
 // Decode checks a PINGRESP, which has no body.
-func (*Pingresp) Decode(fh FixedHeader, body []byte) error {
-	return decodeEmpty(fh, body, TypePingresp, "3.13.1")
+func (p *Pingresp) Decode(fh FixedHeader, body []byte) error {
+	return decodeEmpty(fh, body, TypePingresp, "3.13.1", p.Version)
 }
 
 // Append appends the encoded PINGRESP to dst.
@@ -200,7 +202,7 @@ func (*Disconnect) Type() Type { return TypeDisconnect }
 // 3.14.2.1, 3.14.2.2.1).
 func (p *Disconnect) Decode(fh FixedHeader, body []byte) error {
 	if p.Version != Level5 {
-		if err := decodeEmpty(fh, body, TypeDisconnect, "3.14.1"); err != nil {
+		if err := decodeEmpty(fh, body, TypeDisconnect, "3.14.1", p.Version); err != nil {
 			return err
 		}
 		*p = Disconnect{Version: p.Version}

@@ -57,9 +57,9 @@ func newPacket(t Type, version byte) Packet {
 	case TypeUnsuback:
 		return &Unsuback{Version: version}
 	case TypePingreq:
-		return new(Pingreq)
+		return &Pingreq{Version: version}
 	case TypePingresp:
-		return new(Pingresp)
+		return &Pingresp{Version: version}
 	case TypeDisconnect:
 		return &Disconnect{Version: version}
 	case TypeAuth:

@@ -241,11 +241,12 @@ type Unsuback struct {
 	ReasonCodes []byte
 }
 
-// Pingreq is the PINGREQ packet (section 3.12).
-type Pingreq struct{}
+// Pingreq is the PINGREQ packet (section 3.12). Its two forms are the same
+// bytes; Version selects the statements its decode failures name.
+type Pingreq struct{ Version byte }
 
-// Pingresp is the PINGRESP packet (section 3.13).
-type Pingresp struct{}
+// Pingresp is the PINGRESP packet (section 3.13), the same in both forms.
+type Pingresp struct{ Version byte }
 
 // Disconnect is the DISCONNECT packet (section 3.14).
 type Disconnect struct {

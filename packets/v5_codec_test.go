@@ -102,8 +102,8 @@ func validPackets5() []validPacket {
 			frame(0xA2, u16(2), props(pUser("k", "v")), str("a/#"), str("b"))},
 		{"UNSUBACK every Reason Code", &packets.Unsuback{Version: 5, PacketID: 2, ReasonCodes: []byte{0, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91}},
 			frame(0xB0, u16(2), props(), []byte{0, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91})},
-		{"PINGREQ", &packets.Pingreq{}, []byte{0xC0, 0}},
-		{"PINGRESP", &packets.Pingresp{}, []byte{0xD0, 0}},
+		{"PINGREQ", &packets.Pingreq{Version: 5}, []byte{0xC0, 0}},
+		{"PINGRESP", &packets.Pingresp{Version: 5}, []byte{0xD0, 0}},
 		{"DISCONNECT Normal", &packets.Disconnect{Version: 5}, []byte{0xE0, 0}},
 		{"DISCONNECT with Will", &packets.Disconnect{Version: 5, ReasonCode: packets.DisconnectWithWill}, []byte{0xE0, 1, 4}},
 		{"DISCONNECT properties", &packets.Disconnect{Version: 5, ReasonCode: packets.ServerMoved, Properties: packets.Properties{

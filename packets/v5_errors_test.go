@@ -52,6 +52,8 @@ func TestDecodeV5Invalid(t *testing.T) {
 		{"SUBSCRIBE flags", frame(0x80, u16(1), props(), str("a"), []byte{0}), "MQTT-3.8.1-1", malformed},
 		{"UNSUBSCRIBE flags", frame(0xA0, u16(1), props(), str("a")), "MQTT-3.10.1-1", malformed},
 		{"DISCONNECT flags", []byte{0xE1, 0}, "MQTT-3.14.1-1", malformed},
+		{"PINGREQ flags", []byte{0xCF, 0}, "MQTT-2.1.3-1", malformed},
+		{"PINGRESP with a body", []byte{0xD0, 1, 0}, "3.13.1", malformed},
 		{"AUTH flags", []byte{0xF2, 0}, "MQTT-3.15.1-1", malformed},
 		{"PUBLISH QoS 3", frame(0x36, str("t"), u16(1), props()), "MQTT-3.3.1-4", malformed},
 		{"PUBLISH DUP at QoS 0", frame(0x38, str("t"), props()), "MQTT-3.3.1-2", malformed},
