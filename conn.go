@@ -181,6 +181,10 @@ func (c *conn) run() error {
 		// Any other malformed CONNECT is closed without CONNACK [MQTT-3.1.4-1].
 		return err
 	}
+	if cp.ProtocolLevel == packets.Level5 {
+		c.writeNow([]byte{0x20, 2, 0, packets.RefusedProtocolVersion})
+		return fmt.Errorf("%w: MQTT 5 not served yet", packets.ErrProtocolLevel)
+	}
 	if err := c.connect(&cp); err != nil {
 		return err
 	}

@@ -3,6 +3,8 @@ package packets_test
 import (
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/ternmq/tern/packets"
 )
 
@@ -27,13 +29,9 @@ func BenchmarkDecodePublish(b *testing.B) {
 				p := benchPublish(size.n)
 				p.Topic = p.Topic[:len(p.Topic)-1] + string(rune('0'+i))
 				wire, err := p.Append(nil)
-				if err != nil {
-					b.Fatal(err)
-				}
+				require.NoError(b, err)
 				fh, n, err := packets.ParseFixedHeader(wire)
-				if err != nil {
-					b.Fatal(err)
-				}
+				require.NoError(b, err)
 				fhs[i], bodies[i] = fh, wire[n:]
 			}
 			var p packets.Publish
@@ -42,7 +40,7 @@ func BenchmarkDecodePublish(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				if err := p.Decode(fhs[i&1], bodies[i&1]); err != nil {
-					b.Fatal(err)
+					require.NoError(b, err)
 				}
 				i++
 			}
@@ -60,7 +58,7 @@ func BenchmarkEncodePublish(b *testing.B) {
 			for b.Loop() {
 				var err error
 				if dst, err = p.Append(dst[:0]); err != nil {
-					b.Fatal(err)
+					require.NoError(b, err)
 				}
 			}
 		})
@@ -73,9 +71,7 @@ func BenchmarkReadPublish(b *testing.B) {
 	for _, size := range benchSizes {
 		b.Run(size.name, func(b *testing.B) {
 			wire, err := benchPublish(size.n).Append(nil)
-			if err != nil {
-				b.Fatal(err)
-			}
+			require.NoError(b, err)
 			r := packets.NewReader(&repeatReader{pkt: wire}, 0)
 			var p packets.Publish
 			b.SetBytes(int64(len(wire)))
@@ -83,10 +79,10 @@ func BenchmarkReadPublish(b *testing.B) {
 			for b.Loop() {
 				fh, body, err := r.ReadRaw()
 				if err != nil {
-					b.Fatal(err)
+					require.NoError(b, err)
 				}
 				if err := p.Decode(fh, body); err != nil {
-					b.Fatal(err)
+					require.NoError(b, err)
 				}
 			}
 		})

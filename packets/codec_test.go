@@ -2,10 +2,11 @@ package packets_test
 
 import (
 	"bytes"
-	"errors"
-	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ternmq/tern/packets"
 )
@@ -84,22 +85,13 @@ func TestRoundTrip(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			prefix := []byte("prefix")
 			got, err := tc.p.Append(prefix)
-			if err != nil {
-				t.Fatalf("Append: %v", err)
-			}
-			if !bytes.Equal(got[:len(prefix)], prefix) || !bytes.Equal(got[len(prefix):], tc.wire) {
-				t.Fatalf("Append = % x\nwant    % x", got[len(prefix):], tc.wire)
-			}
+			require.NoError(t, err, "Append")
+			require.Equal(t, prefix, got[:len(prefix)], "Append changed dst")
+			require.Equal(t, tc.wire, got[len(prefix):], "Append")
 			p, err := decodeWire(t, tc.wire)
-			if err != nil {
-				t.Fatalf("decode: %v", err)
-			}
-			if p.Type() != tc.p.Type() {
-				t.Errorf("Type() = %v, want %v", p.Type(), tc.p.Type())
-			}
-			if !reflect.DeepEqual(p, tc.p) {
-				t.Errorf("decoded %#v\nwant    %#v", p, tc.p)
-			}
+			require.NoError(t, err, "decode")
+			assert.Equal(t, tc.p.Type(), p.Type())
+			assert.Equal(t, tc.p, p)
 		})
 	}
 }
@@ -108,23 +100,14 @@ func TestRoundTrip(t *testing.T) {
 // identifier [MQTT-2.3.1-5], whatever PacketID holds.
 func TestPublishQoS0HasNoPacketID(t *testing.T) {
 	got, err := (&packets.Publish{Topic: "t", PacketID: 9, Payload: []byte("x")}).Append(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := frame(0x30, str("t"), []byte("x")); !bytes.Equal(got, want) {
-		t.Fatalf("Append = % x, want % x", got, want)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, frame(0x30, str("t"), []byte("x")), got)
 }
 
 func TestConnectDefaultsToMQTT311(t *testing.T) {
 	got, err := (&packets.Connect{ClientID: "c"}).Append(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := frame(0x10, str("MQTT"), []byte{4, 0}, u16(0), str("c"))
-	if !bytes.Equal(got, want) {
-		t.Fatalf("Append = % x, want % x", got, want)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, frame(0x10, str("MQTT"), []byte{4, 0}, u16(0), str("c")), got)
 }
 
 // TestDecodeDoesNotAlias checks that only a PUBLISH payload shares memory
@@ -133,30 +116,23 @@ func TestDecodeDoesNotAlias(t *testing.T) {
 	for _, tc := range validPackets() {
 		t.Run(tc.name, func(t *testing.T) {
 			fh, n, err := packets.ParseFixedHeader(tc.wire)
-			if err != nil || n == 0 {
-				t.Fatalf("ParseFixedHeader = %v, %d, %v", fh, n, err)
-			}
+			require.NoError(t, err)
+			require.NotZero(t, n, "ParseFixedHeader needs more bytes")
 			body := bytes.Clone(tc.wire[n:])
 			p, err := packets.Decode(fh, body)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			for i := range body {
 				body[i] = 0xAA
 			}
 			want := tc.p
 			if pub, ok := p.(*packets.Publish); ok && len(pub.Payload) > 0 {
 				// The payload alone aliases the body (documented on Publish).
-				if pub.Payload[0] != 0xAA {
-					t.Errorf("Payload does not alias the body")
-				}
+				assert.Equal(t, byte(0xAA), pub.Payload[0], "Payload does not alias the body")
 				cp := *want.(*packets.Publish)
 				cp.Payload = bytes.Repeat([]byte{0xAA}, len(cp.Payload))
 				want = &cp
 			}
-			if !reflect.DeepEqual(p, want) {
-				t.Errorf("after overwriting the body: %#v\nwant %#v", p, want)
-			}
+			assert.Equal(t, want, p, "after overwriting the body")
 		})
 	}
 }
@@ -225,25 +201,26 @@ func TestAppendInvalid(t *testing.T) {
 			dst := []byte{1, 2, 3}
 			got, err := tc.p.Append(dst)
 			wantRule(t, err, tc.rule, packets.ErrInvalidPacket)
-			if !bytes.Equal(got, dst) {
-				t.Errorf("Append appended % x on failure", got[len(dst):])
-			}
+			assert.Equal(t, dst, got, "Append appended on failure")
 		})
 	}
 }
 
 func TestErrorMessages(t *testing.T) {
 	_, err := (&packets.Publish{QoS: 3, Topic: "t"}).Append(nil)
-	if got, want := err.Error(), "mqtt: cannot encode PUBLISH: QoS above 2 [MQTT-3.3.1-4]"; got != want {
-		t.Errorf("encode error %q, want %q", got, want)
-	}
+	require.Error(t, err)
+	assert.Equal(t, "mqtt: cannot encode PUBLISH: QoS above 2 [MQTT-3.3.1-4]", err.Error())
 	_, err = packets.Decode(packets.FixedHeader{Type: packets.TypePublish, Flags: 6}, nil)
-	if got, want := err.Error(), "mqtt: malformed PUBLISH: QoS 3 (both QoS bits set) [MQTT-3.3.1-4]"; got != want {
-		t.Errorf("decode error %q, want %q", got, want)
-	}
-	if errors.Is(err, packets.ErrInvalidPacket) || errors.Is(err, packets.ErrProtocolLevel) {
-		t.Errorf("a decode error matches an unrelated sentinel")
-	}
+	require.Error(t, err)
+	assert.Equal(t, "mqtt: malformed PUBLISH: QoS 3 (both QoS bits set) [MQTT-3.3.1-4]", err.Error())
+	assert.NotErrorIs(t, err, packets.ErrInvalidPacket, "a decode error matches an unrelated sentinel")
+	assert.NotErrorIs(t, err, packets.ErrProtocolLevel, "a decode error matches an unrelated sentinel")
+	// 3.1.1 has no Protocol Errors: every failure is a Malformed Packet.
+	assert.NotErrorIs(t, err, packets.ErrProtocolError)
+	var perr *packets.Error
+	require.ErrorAs(t, err, &perr)
+	assert.Equal(t, packets.MalformedPacket, perr.Code)
+	assert.Zero(t, perr.Version)
 }
 
 // TestAppendDoesNotAllocate: encoding into a buffer with room is free.
@@ -251,13 +228,10 @@ func TestAppendDoesNotAllocate(t *testing.T) {
 	dst := make([]byte, 0, 4096)
 	for _, tc := range validPackets() {
 		allocs := testing.AllocsPerRun(100, func() {
-			if _, err := tc.p.Append(dst[:0]); err != nil {
-				t.Fatal(err)
-			}
+			_, err := tc.p.Append(dst[:0])
+			require.NoError(t, err)
 		})
-		if allocs != 0 {
-			t.Errorf("%s: Append allocates %v times, want 0", tc.name, allocs)
-		}
+		assert.Zero(t, allocs, "%s: Append allocates", tc.name)
 	}
 }
 
@@ -271,13 +245,9 @@ func TestDecodePublishAllocations(t *testing.T) {
 	}
 	encode := func(p *packets.Publish) raw {
 		wire, err := p.Append(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		fh, n, err := packets.ParseFixedHeader(wire)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		return raw{fh, wire[n:]}
 	}
 	for _, tc := range []struct {
@@ -300,13 +270,9 @@ func TestDecodePublishAllocations(t *testing.T) {
 		allocs := testing.AllocsPerRun(100, func() {
 			pkt := tc.pkts[i%len(tc.pkts)]
 			i++
-			if err := into.Decode(pkt.fh, pkt.body); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, into.Decode(pkt.fh, pkt.body))
 		})
-		if allocs != tc.allocs {
-			t.Errorf("%s: Decode allocates %v times, want %v", tc.name, allocs, tc.allocs)
-		}
+		assert.Equal(t, tc.allocs, allocs, "%s: Decode allocations", tc.name)
 	}
 }
 
@@ -327,8 +293,6 @@ func TestAppendTooLarge(t *testing.T) {
 	} {
 		got, err := p.Append(nil)
 		wantRule(t, err, "2.2.3", packets.ErrInvalidPacket)
-		if got != nil {
-			t.Errorf("%v: appended %d bytes", p.Type(), len(got))
-		}
+		assert.Nil(t, got, "%v: appended on failure", p.Type())
 	}
 }

@@ -26,12 +26,14 @@ func (*Connect) Type() Type { return TypeConnect }
 //
 // The protocol name and level are checked before anything else: an unknown
 // name fails with an error matching ErrProtocolName, a known name with
-// another level (an MQTT 5 CONNECT, for example) with one matching
-// ErrProtocolLevel, which a server answers with CONNACK 0x01. Client
-// identifier length and characters (zero bytes, over 23 bytes) are the
-// server's decision [MQTT-3.1.3-5..9] and are not checked here.
+// another level with one matching ErrProtocolLevel, which a server answers
+// with CONNACK 0x01. "MQTT" with level 4 is the 3.1.1 CONNECT, with level 5
+// the MQTT 5 CONNECT, whose failures name MQTT 5 statements; "MQIsdp" is
+// level 3 only. Client identifier length and characters (zero bytes, over
+// 23 bytes) are the server's decision [MQTT-3.1.3-5..9] [v5
+// MQTT-3.1.3-5..8] and are not checked here.
 func (c *Connect) Decode(fh FixedHeader, body []byte) error {
-	if err := checkHeader(fh, TypeConnect, body); err != nil {
+	if err := checkHeader(fh, TypeConnect, body, errs{}); err != nil {
 		return err
 	}
 	d := decoder{t: TypeConnect, b: body}
@@ -40,22 +42,24 @@ func (c *Connect) Decode(fh FixedHeader, body []byte) error {
 		return err
 	}
 	var v Connect
-	var level byte
+	var want string
 	switch string(name) {
 	case name311:
-		v.ProtocolName, level = name311, Level311
+		v.ProtocolName, want = name311, "4 or 5"
 	case name31:
-		v.ProtocolName, level = name31, Level31
+		v.ProtocolName, want = name31, "3"
 	default:
-		return newError(TypeConnect, "MQTT-3.1.2-1", "protocol name "+strconv.Quote(string(name)), ErrProtocolName) // [MQTT-3.1.2-1]
+		return protocolName(string(name)) // [MQTT-3.1.2-1]
 	}
 	if v.ProtocolLevel, err = d.byte("protocol level"); err != nil {
 		return err
 	}
-	if v.ProtocolLevel != level {
+	switch {
+	case v.ProtocolName == name311 && v.ProtocolLevel == Level5:
+		return c.decode5(v, &d)
+	case v.ProtocolName == name311 && v.ProtocolLevel != Level311, v.ProtocolName == name31 && v.ProtocolLevel != Level31:
 		// [MQTT-3.1.2-2] before the rest, whose layout depends on the level.
-		return newError(TypeConnect, "MQTT-3.1.2-2", "protocol "+v.ProtocolName+" level "+
-			strconv.Itoa(int(v.ProtocolLevel))+", want "+strconv.Itoa(int(level)), ErrProtocolLevel)
+		return protocolLevel(v.ProtocolName, v.ProtocolLevel, want)
 	}
 	flags, err := d.byte("connect flags")
 	if err != nil {
@@ -78,6 +82,25 @@ func (c *Connect) Decode(fh FixedHeader, body []byte) error {
 	}
 	*c = v
 	return nil
+}
+
+// protocolName is the failure of a CONNECT whose protocol name is not one
+// this codec speaks [MQTT-3.1.2-1] [v5 MQTT-3.1.2-1]. The version is
+// unknown, so the rule is named as in 3.1.1.
+func protocolName(name string) error {
+	err := newError(TypeConnect, "MQTT-3.1.2-1", "protocol name "+strconv.Quote(name), ErrProtocolName)
+	err.Code = UnsupportedProtocolVersion
+	return err
+}
+
+// protocolLevel is the failure of a CONNECT whose protocol level does not go
+// with its name [MQTT-3.1.2-2] [v5 MQTT-3.1.2-2]: an MQTT 5 server may
+// answer it with CONNACK 0x84, a 3.1.1 server with 0x01.
+func protocolLevel(name string, level byte, want string) error {
+	err := newError(TypeConnect, "MQTT-3.1.2-2", "protocol "+name+" level "+strconv.Itoa(int(level))+
+		", want "+want, ErrProtocolLevel)
+	err.Code = UnsupportedProtocolVersion
+	return err
 }
 
 // checkConnectFlags applies the rules of section 3.1.2.3 to the flags byte.
@@ -170,11 +193,18 @@ func (v *Connect) decodePayload(d *decoder) error {
 }
 
 // Append appends the encoded CONNECT to dst. An empty ProtocolName with
-// ProtocolLevel 0 encodes as MQTT 3.1.1 ("MQTT", level 4).
+// ProtocolLevel 0 encodes as MQTT 3.1.1 ("MQTT", level 4), with Level5 as
+// MQTT 5 ("MQTT", level 5). The 3.1.1 form ignores the properties.
 func (c *Connect) Append(dst []byte) ([]byte, error) {
 	name, level := c.ProtocolName, c.ProtocolLevel
-	if name == "" && level == 0 {
+	switch {
+	case name == "" && level == 0:
 		name, level = name311, Level311
+	case name == "" && level == Level5:
+		name = name311
+	}
+	if name == name311 && level == Level5 {
+		return c.append5(dst)
 	}
 	if err := c.check(name, level); err != nil {
 		return dst, err
@@ -243,69 +273,18 @@ func (c *Connect) check(name string, level byte) error {
 	case c.PasswordFlag && !c.UsernameFlag:
 		return invalid(t, "MQTT-3.1.2-22", "password flag without the user name flag")
 	case len(c.WillMessage) > maxStringLen:
-		return tooLong(t, "will message", len(c.WillMessage))
+		return tooLong(errs{encode: true}, t, "will message", len(c.WillMessage))
 	case len(c.Password) > maxStringLen:
-		return tooLong(t, "password", len(c.Password))
+		return tooLong(errs{encode: true}, t, "password", len(c.Password))
 	}
-	if err := checkField(t, "client identifier", c.ClientID, text); err != nil {
+	e := errs{encode: true}
+	if err := checkField(e, t, "client identifier", c.ClientID, text); err != nil {
 		return err
 	}
 	if c.WillFlag {
-		if err := checkField(t, "will topic", c.WillTopic, topicName); err != nil {
+		if err := checkField(e, t, "will topic", c.WillTopic, topicName); err != nil {
 			return err
 		}
 	}
-	return checkField(t, "user name", c.Username, text)
-}
-
-// Type reports TypeConnack.
-func (*Connack) Type() Type { return TypeConnack }
-
-// Decode parses a CONNACK body into c.
-func (c *Connack) Decode(fh FixedHeader, body []byte) error {
-	if err := checkHeader(fh, TypeConnack, body); err != nil {
-		return err
-	}
-	d := decoder{t: TypeConnack, b: body}
-	flags, err := d.byte("acknowledge flags")
-	if err != nil {
-		return err
-	}
-	rc, err := d.byte("return code")
-	if err != nil {
-		return err
-	}
-	if err := d.end("3.2.1"); err != nil { // the Remaining Length is 2
-		return err
-	}
-	if err := checkConnack(flags&1 != 0, rc, flags&^1 != 0, malformed); err != nil {
-		return err
-	}
-	*c = Connack{SessionPresent: flags&1 != 0, ReturnCode: rc}
-	return nil
-}
-
-// checkConnack applies the rules of section 3.2.2.
-func checkConnack(sp bool, rc byte, reserved bool, mk func(Type, string, string) *Error) error {
-	switch {
-	case reserved:
-		return mk(TypeConnack, "3.2.2.1", "reserved acknowledge flags are set")
-	case rc > RefusedNotAuthorized:
-		return mk(TypeConnack, "3.2.2.3", "reserved return code "+strconv.Itoa(int(rc)))
-	case sp && rc != Accepted:
-		return mk(TypeConnack, "MQTT-3.2.2-4", "session present with a non-zero return code")
-	}
-	return nil
-}
-
-// Append appends the encoded CONNACK to dst.
-func (c *Connack) Append(dst []byte) ([]byte, error) {
-	if err := checkConnack(c.SessionPresent, c.ReturnCode, false, invalid); err != nil {
-		return dst, err
-	}
-	var sp byte
-	if c.SessionPresent {
-		sp = 1
-	}
-	return append(appendFixedHeader(dst, TypeConnack, 0, 2), sp, c.ReturnCode), nil
+	return checkField(e, t, "user name", c.Username, text)
 }

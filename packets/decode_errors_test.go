@@ -3,6 +3,9 @@ package packets_test
 import (
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/ternmq/tern/packets"
 )
 
@@ -59,8 +62,10 @@ func TestDecodeInvalid(t *testing.T) {
 		{"CONNECT empty body", frame(0x10), "2.2.3", nil},
 		{"CONNECT unknown protocol name", frame(0x10, str("MQTS"), []byte{4, 2}, u16(0), str("c")), "MQTT-3.1.2-1", packets.ErrProtocolName},
 		{"CONNECT protocol name in lower case", frame(0x10, str("mqtt"), []byte{4, 2}, u16(0), str("c")), "MQTT-3.1.2-1", packets.ErrProtocolName},
-		{"CONNECT MQTT 5", frame(0x10, str("MQTT"), []byte{5, 2}, u16(0), []byte{0}, str("c")), "MQTT-3.1.2-2", packets.ErrProtocolLevel},
-		{"CONNECT MQTT 5 truncated after the level", frame(0x10, str("MQTT"), []byte{5}), "MQTT-3.1.2-2", packets.ErrProtocolLevel},
+		// Level 5 is MQTT 5 (see TestDecodeV5); the next level is unknown.
+		{"CONNECT MQTT level 6", frame(0x10, str("MQTT"), []byte{6, 2}, u16(0), []byte{0}, str("c")), "MQTT-3.1.2-2", packets.ErrProtocolLevel},
+		{"CONNECT MQTT level 6 truncated after the level", frame(0x10, str("MQTT"), []byte{6}), "MQTT-3.1.2-2", packets.ErrProtocolLevel},
+		{"CONNECT MQIsdp level 5", frame(0x10, str("MQIsdp"), []byte{5, 2}, u16(0), []byte{0}, str("c")), "MQTT-3.1.2-2", packets.ErrProtocolLevel},
 		{"CONNECT MQTT level 3", frame(0x10, str("MQTT"), []byte{3, 2}, u16(0), str("c")), "MQTT-3.1.2-2", packets.ErrProtocolLevel},
 		{"CONNECT MQIsdp level 4", frame(0x10, str("MQIsdp"), []byte{4, 2}, u16(0), str("c")), "MQTT-3.1.2-2", packets.ErrProtocolLevel},
 		{"CONNECT without level", frame(0x10, str("MQTT")), "2.2.3", nil},
@@ -156,9 +161,7 @@ func TestDecodeInvalid(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := decodeWire(t, tc.wire)
-			if p != nil {
-				t.Errorf("decoded %#v, want nil", p)
-			}
+			assert.Nil(t, p, "decoded a packet with an error")
 			wantRule(t, err, tc.rule, tc.kind)
 		})
 	}
@@ -187,9 +190,7 @@ func TestFixedHeaderFlags(t *testing.T) {
 			b := append([]byte{byte(typ)<<4 | flags}, wire[1:]...)
 			_, err := decodeWire(t, b)
 			if flags == wire[0]&0x0f {
-				if err != nil {
-					t.Errorf("%v flags %04b: %v", typ, flags, err)
-				}
+				assert.NoError(t, err, "%v flags %04b", typ, flags)
 				continue
 			}
 			rule := rules[typ]
@@ -242,10 +243,6 @@ func TestDecodeHeaderMismatch(t *testing.T) {
 func TestDecodeFailureLeavesValue(t *testing.T) {
 	p := packets.Publish{Topic: "keep", Payload: []byte("me")}
 	body := cat(str("a/+"), []byte("x"))
-	if err := p.Decode(packets.FixedHeader{Type: packets.TypePublish, Remaining: len(body)}, body); err == nil {
-		t.Fatal("wildcard topic decoded")
-	}
-	if p.Topic != "keep" || string(p.Payload) != "me" {
-		t.Errorf("after a failed Decode: %+v", p)
-	}
+	require.Error(t, p.Decode(packets.FixedHeader{Type: packets.TypePublish, Remaining: len(body)}, body), "wildcard topic decoded")
+	assert.Equal(t, packets.Publish{Topic: "keep", Payload: []byte("me")}, p, "after a failed Decode")
 }

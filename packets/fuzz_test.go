@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"reflect"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ternmq/tern/packets"
 )
 
-// fuzzSeeds are valid packets of every type and a few malformed ones.
+// fuzzSeeds are valid packets of every type and a few malformed ones, in
+// the 3.1.1 form.
 func fuzzSeeds() [][]byte {
 	var seeds [][]byte
 	for _, tc := range validPackets() {
@@ -24,62 +27,105 @@ func fuzzSeeds() [][]byte {
 	)
 }
 
-// checkDecoded asserts that p, decoded from fh and body, encodes back to
-// the same bytes (with the shortest Remaining Length) and decodes again to
-// an equal value.
-func checkDecoded(t *testing.T, fh packets.FixedHeader, body []byte, p packets.Packet) {
-	t.Helper()
-	enc, err := p.Append(nil)
-	if err != nil {
-		t.Fatalf("decoded %#v does not encode: %v", p, err)
+// fuzzSeeds5 are the MQTT 5 seeds.
+func fuzzSeeds5() [][]byte {
+	var seeds [][]byte
+	for _, tc := range validPackets5() {
+		seeds = append(seeds, tc.wire)
 	}
-	want, err := fh.Append(nil)
-	if err != nil {
-		t.Fatalf("decoded header %+v does not encode: %v", fh, err)
-	}
-	if want = append(want, body...); !bytes.Equal(enc, want) {
-		t.Fatalf("re-encoded % x\nfrom       % x", enc, want)
-	}
-	again, err := packets.NewReader(bytes.NewReader(enc), 0).ReadPacket()
-	if err != nil {
-		t.Fatalf("re-encoded packet does not decode: %v", err)
-	}
-	if !reflect.DeepEqual(again, p) {
-		t.Fatalf("decoded again %#v\nfirst         %#v", again, p)
-	}
+	return append(seeds,
+		frame(0x30, str("t"), props(pUser("a", "1"), pU16(packets.PropTopicAlias, 3), pStr(packets.PropContentType, "ct"))),
+		frame(0x30, str(""), props(pU16(packets.PropTopicAlias, 0))),
+		frame(0x82, u16(1), props(pVBI(packets.PropSubscriptionID, 1)), str("$share/g/a"), []byte{0x04}),
+		[]byte{0x40, 3, 0, 1, 0},
+		[]byte{0xE0, 1, 0x8E},
+	)
 }
 
-// wantDecodeError fails unless err is an *Error.
-func wantDecodeError(t *testing.T, err error) {
+// fuzzVersion is the version a fuzz input picks: odd for MQTT 5.
+func fuzzVersion(v byte) byte {
+	if v&1 == 1 {
+		return packets.Level5
+	}
+	return packets.Level311
+}
+
+// isV5 reports whether p was decoded in its MQTT 5 form.
+func isV5(p packets.Packet, version byte) bool {
+	if c, ok := p.(*packets.Connect); ok {
+		return c.ProtocolLevel == packets.Level5
+	}
+	return version == packets.Level5
+}
+
+// checkDecoded asserts that p, decoded from fh and body in the form
+// version selects, survives encoding. A 3.1.1 packet encodes back to the
+// same bytes (with the shortest Remaining Length) and decodes again to an
+// equal value. An MQTT 5 packet may have been sent in a longer form than
+// the one Append writes (a Reason Code or Property Length that holds the
+// default, properties in another order), so it decodes again to an equal
+// value, and encodes again to the same bytes.
+func checkDecoded(t *testing.T, version byte, fh packets.FixedHeader, body []byte, p packets.Packet) {
+	t.Helper()
+	enc, err := p.Append(nil)
+	require.NoError(t, err, "decoded %#v does not encode", p)
+	if !isV5(p, version) {
+		want, err := fh.Append(nil)
+		require.NoError(t, err, "decoded header %+v does not encode", fh)
+		require.Equal(t, append(want, body...), enc, "re-encoded")
+	}
+	r := packets.NewReader(bytes.NewReader(enc), 0)
+	r.SetVersion(version)
+	again, err := r.ReadPacket()
+	require.NoError(t, err, "re-encoded packet does not decode")
+	require.Equal(t, p, again, "decoded again")
+	enc2, err := again.Append(nil)
+	require.NoError(t, err)
+	require.Equal(t, enc, enc2, "encoded again")
+}
+
+// wantDecodeError fails unless err is an *Error naming a rule of the
+// version it was decoded in, with a Reason Code to answer.
+func wantDecodeError(t *testing.T, version byte, fh packets.FixedHeader, err error) {
 	t.Helper()
 	var perr *packets.Error
-	if !errors.As(err, &perr) || !errors.Is(err, packets.ErrMalformed) || perr.Rule == "" {
-		t.Fatalf("error %v (%T) is not an *Error naming a rule", err, err)
+	require.ErrorAs(t, err, &perr, "error %v (%T) is not an *Error", err, err)
+	require.ErrorIs(t, err, packets.ErrMalformed)
+	require.NotEmpty(t, perr.Rule)
+	require.True(t, perr.Code.IsError(), "%v: Code %v", err, perr.Code)
+	if version == packets.Level5 && fh.Type != packets.TypeConnect {
+		require.Equal(t, packets.Level5, perr.Version, "%v", err)
+	}
+	if perr.Version != packets.Level5 {
+		require.NotErrorIs(t, err, packets.ErrProtocolError)
 	}
 }
 
 func FuzzDecode(f *testing.F) {
-	for _, s := range fuzzSeeds() {
-		_, n, err := packets.ParseFixedHeader(s)
+	add := func(version byte, s []byte) {
+		_, n, err := packets.ParseFixedHeaderVersion(fuzzVersion(version), s)
 		if err != nil || n == 0 {
 			n = 2
 		}
-		f.Add(s[0], s[min(n, len(s)):])
+		f.Add(version, s[0], s[min(n, len(s)):])
 	}
-	f.Fuzz(func(t *testing.T, b0 byte, body []byte) {
+	for _, s := range fuzzSeeds() {
+		add(0, s)
+	}
+	for _, s := range fuzzSeeds5() {
+		add(1, s)
+	}
+	f.Fuzz(func(t *testing.T, version, b0 byte, body []byte) {
+		version = fuzzVersion(version)
 		fh := packets.FixedHeader{Type: packets.Type(b0 >> 4), Flags: b0 & 0x0f, Remaining: len(body)}
-		p, err := packets.Decode(fh, body)
+		p, err := packets.DecodeVersion(version, fh, body)
 		if err != nil {
-			if p != nil {
-				t.Fatalf("Decode returned %#v with error %v", p, err)
-			}
-			wantDecodeError(t, err)
+			require.Nil(t, p, "DecodeVersion returned a packet with error %v", err)
+			wantDecodeError(t, version, fh, err)
 			return
 		}
-		if p.Type() != fh.Type {
-			t.Fatalf("decoded a %v from a %v header", p.Type(), fh.Type)
-		}
-		checkDecoded(t, fh, body, p)
+		require.Equal(t, fh.Type, p.Type(), "decoded the wrong type")
+		checkDecoded(t, version, fh, body, p)
 	})
 }
 
@@ -100,13 +146,21 @@ func (c *chunked) Read(p []byte) (int, error) {
 
 func FuzzReader(f *testing.F) {
 	all := cat(fuzzSeeds()[:len(validPackets())]...)
-	f.Add(all, uint8(0), uint16(0))
-	f.Add(all, uint8(3), uint16(64))
+	f.Add(all, uint8(0), uint16(0), byte(0))
+	f.Add(all, uint8(3), uint16(64), byte(0))
 	for _, s := range fuzzSeeds() {
-		f.Add(cat(s, s), uint8(1), uint16(len(s)))
+		f.Add(cat(s, s), uint8(1), uint16(len(s)), byte(0))
 	}
-	f.Fuzz(func(t *testing.T, data []byte, chunk uint8, max uint16) {
+	all5 := cat(fuzzSeeds5()[:len(validPackets5())]...)
+	f.Add(all5, uint8(0), uint16(0), byte(1))
+	f.Add(all5, uint8(5), uint16(128), byte(1))
+	for _, s := range fuzzSeeds5() {
+		f.Add(cat(s, s), uint8(2), uint16(len(s)), byte(1))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, chunk uint8, max uint16, version byte) {
+		version = fuzzVersion(version)
 		r := packets.NewReader(&chunked{data: data, n: int(chunk)%17 + 1}, int(max))
+		r.SetVersion(version)
 		limit := int(max)
 		if limit == 0 {
 			limit = packets.MaxPacketSize
@@ -115,42 +169,37 @@ func FuzzReader(f *testing.F) {
 		for {
 			fh, body, err := r.ReadRaw()
 			rest := data[off:]
-			hfh, n, herr := packets.ParseFixedHeader(rest)
+			hfh, n, herr := packets.ParseFixedHeaderVersion(version, rest)
 			if err != nil {
 				switch {
 				case err == io.EOF:
-					if len(rest) != 0 {
-						t.Fatalf("io.EOF with %d bytes unread", len(rest))
-					}
+					require.Empty(t, rest, "io.EOF with bytes unread")
 				case err == io.ErrUnexpectedEOF:
 					if herr != nil || len(rest) == 0 || n != 0 && n+hfh.Remaining <= len(rest) {
-						t.Fatalf("io.ErrUnexpectedEOF before a whole packet % x", rest)
+						require.FailNow(t, "io.ErrUnexpectedEOF before a whole packet", "% x", rest)
 					}
 				case errors.Is(err, packets.ErrPacketTooLarge):
 					if herr != nil || n == 0 || n+hfh.Remaining <= limit {
-						t.Fatalf("%v for a packet of %d bytes (limit %d)", err, n+hfh.Remaining, limit)
+						require.FailNow(t, "ErrPacketTooLarge", "%v for a packet of %d bytes (limit %d)", err, n+hfh.Remaining, limit)
 					}
 				default:
-					wantDecodeError(t, err)
-					if herr == nil {
-						t.Fatalf("ReadRaw: %v, but the header % x parses", err, rest[:min(len(rest), 5)])
-					}
+					wantDecodeError(t, version, hfh, err)
+					require.Error(t, herr, "ReadRaw: %v, but the header % x parses", err, rest[:min(len(rest), 5)])
 				}
 				return
 			}
-			if herr != nil || n == 0 || hfh != fh || !bytes.Equal(body, rest[n:n+fh.Remaining]) {
-				t.Fatalf("ReadRaw = %+v % x from % x", fh, body, rest)
-			}
-			if n+fh.Remaining > limit {
-				t.Fatalf("read a packet of %d bytes over the limit %d", n+fh.Remaining, limit)
-			}
+			require.NoError(t, herr)
+			require.NotZero(t, n)
+			require.Equal(t, hfh, fh)
+			require.Equal(t, rest[n:n+fh.Remaining], body)
+			assert.LessOrEqual(t, n+fh.Remaining, limit, "read a packet over the limit")
 			off += n + fh.Remaining
-			p, err := packets.Decode(fh, body)
+			p, err := packets.DecodeVersion(version, fh, body)
 			if err != nil {
-				wantDecodeError(t, err)
+				wantDecodeError(t, version, fh, err)
 				continue
 			}
-			checkDecoded(t, fh, body, p)
+			checkDecoded(t, version, fh, body, p)
 		}
 	})
 }

@@ -1,9 +1,10 @@
 package packets_test
 
 import (
-	"bytes"
-	"errors"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ternmq/tern/packets"
 )
@@ -28,21 +29,18 @@ func TestRemainingLength(t *testing.T) {
 		fh := packets.FixedHeader{Type: packets.TypePublish, Flags: 0b0011, Remaining: tc.n}
 		want := append([]byte{0x33}, tc.wire...)
 		got, err := fh.Append(nil)
-		if err != nil || !bytes.Equal(got, want) {
-			t.Errorf("Append(%d) = % x, %v; want % x", tc.n, got, err, want)
-		}
-		if fh.Size() != len(want)+tc.n {
-			t.Errorf("Size() = %d, want %d", fh.Size(), len(want)+tc.n)
-		}
+		require.NoError(t, err, "Append(%d)", tc.n)
+		assert.Equal(t, want, got, "Append(%d)", tc.n)
+		assert.Equal(t, len(want)+tc.n, fh.Size(), "Size()")
 		parsed, n, err := packets.ParseFixedHeader(append(want, 0xAA))
-		if err != nil || n != len(want) || parsed != fh {
-			t.Errorf("ParseFixedHeader(% x) = %+v, %d, %v", want, parsed, n, err)
-		}
+		require.NoError(t, err, "ParseFixedHeader(% x)", want)
+		assert.Equal(t, len(want), n, "ParseFixedHeader(% x) length", want)
+		assert.Equal(t, fh, parsed, "ParseFixedHeader(% x)", want)
 		// Every proper prefix asks for more bytes.
 		for i := range want {
-			if _, n, err := packets.ParseFixedHeader(want[:i]); n != 0 || err != nil {
-				t.Errorf("ParseFixedHeader(% x) = %d, %v; want 0, nil", want[:i], n, err)
-			}
+			_, n, err := packets.ParseFixedHeader(want[:i])
+			assert.NoError(t, err, "ParseFixedHeader(% x)", want[:i])
+			assert.Zero(t, n, "ParseFixedHeader(% x) wants more bytes", want[:i])
 		}
 	}
 }
@@ -51,9 +49,9 @@ func TestRemainingLength(t *testing.T) {
 // shortest encoding, so a padded one is accepted.
 func TestRemainingLengthNonMinimal(t *testing.T) {
 	fh, n, err := packets.ParseFixedHeader([]byte{0xC0, 0x80, 0x80, 0x00})
-	if err != nil || n != 4 || fh.Remaining != 0 || fh.Type != packets.TypePingreq {
-		t.Fatalf("ParseFixedHeader = %+v, %d, %v", fh, n, err)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, 4, n)
+	assert.Equal(t, packets.FixedHeader{Type: packets.TypePingreq}, fh)
 }
 
 func TestFixedHeaderAppendInvalid(t *testing.T) {
@@ -71,23 +69,21 @@ func TestFixedHeaderAppendInvalid(t *testing.T) {
 	}
 	for _, tc := range tests {
 		got, err := tc.fh.Append(nil)
-		if got != nil {
-			t.Errorf("%+v: appended % x", tc.fh, got)
-		}
-		if !errors.Is(err, packets.ErrInvalidPacket) {
-			t.Errorf("%+v: %v does not match ErrInvalidPacket", tc.fh, err)
-		}
-		wantRule(t, err, tc.rule, nil)
+		assert.Nil(t, got, "%+v: appended on failure", tc.fh)
+		wantRule(t, err, tc.rule, packets.ErrInvalidPacket)
 	}
 }
 
+// TestTypeString: type 15 is AUTH in MQTT 5; in a 3.1.1 error it is still
+// the reserved type it is there.
 func TestTypeString(t *testing.T) {
 	names := []string{"reserved type 0", "CONNECT", "CONNACK", "PUBLISH", "PUBACK", "PUBREC", "PUBREL",
 		"PUBCOMP", "SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK", "PINGREQ", "PINGRESP", "DISCONNECT",
-		"reserved type 15"}
+		"AUTH"}
 	for i, want := range names {
-		if got := packets.Type(i).String(); got != want {
-			t.Errorf("Type(%d) = %q, want %q", i, got, want)
-		}
+		assert.Equal(t, want, packets.Type(i).String(), "Type(%d)", i)
 	}
+	_, err := packets.Decode(packets.FixedHeader{Type: packets.TypeReserved15}, nil)
+	require.Error(t, err)
+	assert.Equal(t, "mqtt: malformed reserved type 15: reserved control packet type 15 [2.2.1]", err.Error())
 }

@@ -9,14 +9,20 @@ const (
 // Type reports TypePublish.
 func (*Publish) Type() Type { return TypePublish }
 
-// Decode parses a PUBLISH body into p, overwriting every field. Payload
-// aliases body (nil when empty). Topic is the only allocation, and is
-// skipped when p already holds the same topic name (strings are immutable,
-// so a previous value's Topic stays valid). p is left unchanged when Decode
-// fails.
+// Decode parses a PUBLISH body of the form p.Version selects into p,
+// overwriting every field but Version. Payload aliases body (nil when
+// empty). Topic is the only allocation, and is skipped when p already holds
+// the same topic name (strings are immutable, so a previous value's Topic
+// stays valid). In MQTT 5, Props.Raw aliases body too, except when other
+// properties sit between its own on the wire (then it is a new copy), and
+// Props.SubscriptionIDs reuses its backing array. p is left unchanged when
+// Decode fails.
 func (p *Publish) Decode(fh FixedHeader, body []byte) error {
+	if p.Version == Level5 {
+		return p.decode5(fh, body)
+	}
 	// DUP with QoS 0 and QoS 3 fail here [MQTT-3.3.1-2, MQTT-3.3.1-4].
-	if err := checkHeader(fh, TypePublish, body); err != nil {
+	if err := checkHeader(fh, TypePublish, body, errs{}); err != nil {
 		return err
 	}
 	d := decoder{t: TypePublish, b: body}
@@ -44,6 +50,7 @@ func (p *Publish) Decode(fh FixedHeader, body []byte) error {
 		name = string(topic)
 	}
 	*p = Publish{
+		Version:  p.Version,
 		Dup:      fh.Flags&flagDup != 0,
 		QoS:      qos,
 		Retain:   fh.Flags&flagRetain != 0,
@@ -54,8 +61,10 @@ func (p *Publish) Decode(fh FixedHeader, body []byte) error {
 	return nil
 }
 
-// Append appends the encoded PUBLISH to dst. A QoS 0 PUBLISH carries no
-// packet identifier [MQTT-2.3.1-5], so PacketID is ignored at QoS 0.
+// Append appends the encoded PUBLISH to dst, in the form p.Version
+// selects. A QoS 0 PUBLISH carries no packet identifier [MQTT-2.3.1-5]
+// [v5 MQTT-2.2.1-2], so PacketID is ignored at QoS 0. The 3.1.1 form
+// ignores Props.
 func (p *Publish) Append(dst []byte) ([]byte, error) {
 	dst, err := p.AppendHeader(dst)
 	if err != nil {
@@ -66,10 +75,14 @@ func (p *Publish) Append(dst []byte) ([]byte, error) {
 
 // AppendHeader appends everything of the encoded PUBLISH but the payload:
 // the fixed header (whose Remaining Length counts the payload), the topic
-// name and, for QoS 1 and 2, the packet identifier. Writing the result and
+// name, for QoS 1 and 2 the packet identifier, and in MQTT 5 the
+// properties. Writing the result and
 // then p.Payload (for example with net.Buffers) sends the packet without
 // copying the payload.
 func (p *Publish) AppendHeader(dst []byte) ([]byte, error) {
+	if p.Version == Level5 {
+		return p.appendHeader5(dst)
+	}
 	if err := p.check(); err != nil {
 		return dst, err
 	}
@@ -105,12 +118,13 @@ func (p *Publish) check() error {
 	case p.QoS > 0 && p.PacketID == 0:
 		return invalid(TypePublish, "MQTT-2.3.1-1", "packet identifier is zero")
 	}
-	return checkField(TypePublish, "topic name", p.Topic, topicName)
+	return checkField(errs{encode: true}, TypePublish, "topic name", p.Topic, topicName)
 }
 
 // PublishIDOffset returns the offset of the two byte packet identifier in
 // pkt, the start of an encoded QoS 1 or QoS 2 PUBLISH (as Append or
-// AppendHeader produce it).
+// AppendHeader produce it), in either version: the properties of MQTT 5
+// follow the identifier.
 //
 // A broker that sends one message to many subscribers encodes it once per
 // (QoS, retain) shape, with any non-zero packet identifier, and for each

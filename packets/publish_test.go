@@ -2,8 +2,10 @@ package packets_test
 
 import (
 	"bytes"
-	"reflect"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ternmq/tern/packets"
 )
@@ -11,19 +13,12 @@ import (
 func TestAppendHeader(t *testing.T) {
 	p := &packets.Publish{QoS: 1, Topic: "a/b", PacketID: 9, Payload: bytes.Repeat([]byte{7}, 300)}
 	whole, err := p.Append(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	head, err := p.AppendHeader(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(append(head, p.Payload...), whole) {
-		t.Fatalf("AppendHeader + payload = % x\nAppend = % x", append(head, p.Payload...), whole)
-	}
-	if _, err := (&packets.Publish{QoS: 1, Topic: "t"}).AppendHeader(nil); err == nil {
-		t.Error("AppendHeader accepted a zero packet identifier") // [MQTT-2.3.1-1]
-	}
+	require.NoError(t, err)
+	assert.Equal(t, whole, append(head, p.Payload...), "AppendHeader + payload differs from Append")
+	_, err = (&packets.Publish{QoS: 1, Topic: "t"}).AppendHeader(nil)
+	assert.Error(t, err, "AppendHeader accepted a zero packet identifier") // [MQTT-2.3.1-1]
 }
 
 // TestPublishFanOut encodes once and patches the packet identifier and
@@ -32,50 +27,32 @@ func TestPublishFanOut(t *testing.T) {
 	for _, qos := range []byte{1, 2} {
 		p := &packets.Publish{QoS: qos, Retain: true, Topic: "fan/out", PacketID: 1, Payload: []byte("data")}
 		shared, err := p.Append(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		off, err := packets.PublishIDOffset(shared)
-		if err != nil || off != 2+2+len(p.Topic) {
-			t.Fatalf("PublishIDOffset = %d, %v; want %d", off, err, 2+2+len(p.Topic))
-		}
+		require.NoError(t, err)
+		require.Equal(t, 2+2+len(p.Topic), off, "PublishIDOffset")
 		for _, id := range []uint16{2, 0xBEEF, 65535} {
 			pkt := bytes.Clone(shared)
-			if err := packets.SetPublishID(pkt, id); err != nil {
-				t.Fatal(err)
-			}
-			if err := packets.SetPublishDup(pkt, id == 65535); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, packets.SetPublishID(pkt, id))
+			require.NoError(t, packets.SetPublishDup(pkt, id == 65535))
 			got, err := decodeWire(t, pkt)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			want := *p
 			want.PacketID, want.Dup = id, id == 65535
-			if !reflect.DeepEqual(got, &want) {
-				t.Errorf("patched packet decodes to %+v, want %+v", got, &want)
-			}
+			assert.Equal(t, &want, got, "patched packet")
 		}
 		// Clearing DUP again.
-		if err := packets.SetPublishDup(shared, true); err != nil {
-			t.Fatal(err)
-		}
-		if err := packets.SetPublishDup(shared, false); err != nil || shared[0]&0x08 != 0 {
-			t.Errorf("SetPublishDup(false) left first byte %08b, %v", shared[0], err)
-		}
+		require.NoError(t, packets.SetPublishDup(shared, true))
+		require.NoError(t, packets.SetPublishDup(shared, false))
+		assert.Zero(t, shared[0]&0x08, "SetPublishDup(false) left first byte %08b", shared[0])
 	}
 }
 
 func TestPublishFanOutErrors(t *testing.T) {
 	qos1, err := (&packets.Publish{QoS: 1, Topic: "t", PacketID: 1}).Append(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	qos0, err := (&packets.Publish{Topic: "t", Payload: []byte("xyz")}).Append(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	tests := []struct {
 		name string
 		pkt  []byte
@@ -96,9 +73,7 @@ func TestPublishFanOutErrors(t *testing.T) {
 			wantRule(t, err, tc.rule, nil)
 			wantRule(t, packets.SetPublishID(tc.pkt, 5), tc.rule, nil)
 			wantRule(t, packets.SetPublishDup(tc.pkt, true), tc.rule, nil)
-			if !bytes.Equal(tc.pkt, before) {
-				t.Errorf("packet changed on failure: % x", tc.pkt)
-			}
+			assert.Equal(t, before, tc.pkt, "packet changed on failure")
 		})
 	}
 	wantRule(t, packets.SetPublishID(qos1, 0), "MQTT-2.3.1-1", packets.ErrInvalidPacket)

@@ -27,6 +27,7 @@ const (
 type Reader struct {
 	src     io.Reader
 	max     int    // the largest total packet size accepted
+	version byte   // the form packets are read in: 0 for 3.1.1, Level5
 	buf     []byte // len(buf) == cap(buf); buf[r:w] is unread
 	r, w    int
 	readErr error // an error src returned along with data, not yet reported
@@ -43,9 +44,18 @@ func NewReader(r io.Reader, maxSize int) *Reader {
 	return &Reader{src: r, max: maxSize}
 }
 
+// SetVersion sets the protocol version the next packets are read in: 0,
+// Level31 or Level311 for MQTT 3.1.1 (the default), Level5 for MQTT 5. A
+// server reads the CONNECT in the default form, whose fixed header is the
+// same in every version, and sets the version its protocol level names.
+func (r *Reader) SetVersion(v byte) { r.version = v }
+
 // ReadRaw reads the next packet and returns its fixed header and body. The
 // body is only valid until the next call on the Reader. The fixed header's
-// type and flags are validated [MQTT-2.2.2-1, MQTT-2.2.2-2].
+// type and flags are validated [MQTT-2.2.2-1, MQTT-2.2.2-2] [v5
+// MQTT-2.1.3-1] in the form SetVersion selected; in MQTT 5, type 15 is
+// AUTH and the Remaining Length must be in its shortest form [v5
+// MQTT-1.5.5-1].
 //
 // It returns io.EOF when the stream ends between packets and
 // io.ErrUnexpectedEOF when it ends inside one. A malformed fixed header or
@@ -64,7 +74,7 @@ func (r *Reader) ReadRaw() (FixedHeader, []byte, error) {
 	var n int
 	for {
 		var err error
-		if fh, n, err = ParseFixedHeader(r.buf[r.r:r.w]); err != nil {
+		if fh, n, err = parseFixedHeader(r.buf[r.r:r.w], r.version == Level5); err != nil {
 			r.err = err // [MQTT-2.2.2-2] reserved type or invalid flags
 			return FixedHeader{}, nil, err
 		}
@@ -145,20 +155,26 @@ func (r *Reader) makeRoom(need int) {
 	r.buf, r.r, r.w = buf, 0, unread
 }
 
-// ReadPacket reads and decodes the next packet into a new value that does
-// not alias the Reader's buffer (a PUBLISH payload is copied). Errors are
-// those of ReadRaw and Decode.
+// ReadPacket reads and decodes the next packet, in the form SetVersion
+// selected, into a new value that does not alias the Reader's buffer (a
+// PUBLISH payload and raw properties are copied). Errors are those of
+// ReadRaw and DecodeVersion.
 func (r *Reader) ReadPacket() (Packet, error) {
 	fh, body, err := r.ReadRaw()
 	if err != nil {
 		return nil, err
 	}
-	p, err := Decode(fh, body)
+	p, err := DecodeVersion(r.version, fh, body)
 	if err != nil {
 		return nil, err
 	}
-	if pub, ok := p.(*Publish); ok && pub.Payload != nil {
-		pub.Payload = bytes.Clone(pub.Payload)
+	if pub, ok := p.(*Publish); ok {
+		if pub.Payload != nil {
+			pub.Payload = bytes.Clone(pub.Payload)
+		}
+		if pub.Props.Raw != nil {
+			pub.Props.Raw = bytes.Clone(pub.Props.Raw)
+		}
 	}
 	return p, nil
 }

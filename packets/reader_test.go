@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"reflect"
 	"runtime"
 	"testing"
 	"testing/iotest"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ternmq/tern/packets"
 )
@@ -38,7 +40,7 @@ type scriptedReader struct {
 
 func (s *scriptedReader) Read(p []byte) (int, error) {
 	if len(s.steps) == 0 {
-		s.t.Error("Reader read past the end of the script")
+		assert.Fail(s.t, "Reader read past the end of the script")
 		return 0, errors.New("read past the end of the script")
 	}
 	st := &s.steps[0]
@@ -64,17 +66,13 @@ func TestReaderStream(t *testing.T) {
 			r := packets.NewReader(src(), 0)
 			for i, w := range want {
 				p, err := r.ReadPacket()
-				if err != nil {
-					t.Fatalf("packet %d: %v", i, err)
-				}
-				if !reflect.DeepEqual(p, w) {
-					t.Fatalf("packet %d = %#v, want %#v", i, p, w)
-				}
+				require.NoError(t, err, "packet %d", i)
+				require.Equal(t, w, p, "packet %d", i)
 			}
 			for range 2 {
-				if p, err := r.ReadPacket(); err != io.EOF || p != nil {
-					t.Fatalf("at the end: %v, %v; want io.EOF", p, err)
-				}
+				p, err := r.ReadPacket()
+				require.Equal(t, io.EOF, err, "at the end")
+				require.Nil(t, p, "at the end")
 			}
 		})
 	}
@@ -88,28 +86,17 @@ func TestReaderBuffered(t *testing.T) {
 	c := []byte{0xC0, 0}
 	src := &scriptedReader{t: t, steps: []step{{data: cat(a, b, c)}, {err: io.EOF}}}
 	r := packets.NewReader(src, 0)
-	if r.Buffered() != 0 {
-		t.Fatalf("Buffered before reading = %d", r.Buffered())
-	}
+	require.Zero(t, r.Buffered(), "Buffered before reading")
 	for i, want := range [][]byte{a, b, c} {
 		fh, body, err := r.ReadRaw()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if wire := cat([]byte{byte(fh.Type)<<4 | fh.Flags, byte(fh.Remaining)}, body); !bytes.Equal(wire, want) {
-			t.Errorf("packet %d = % x, want % x", i, wire, want)
-		}
-		if cap(body) != len(body) {
-			t.Errorf("body capacity %d reaches past the packet (length %d)", cap(body), len(body))
-		}
+		require.NoError(t, err)
+		assert.Equal(t, want, cat([]byte{byte(fh.Type)<<4 | fh.Flags, byte(fh.Remaining)}, body), "packet %d", i)
+		assert.Equal(t, len(body), cap(body), "body capacity reaches past the packet")
 		rest := [][]byte{cat(b, c), c, nil}[i]
-		if r.Buffered() != len(rest) {
-			t.Errorf("after packet %d Buffered = %d, want %d", i, r.Buffered(), len(rest))
-		}
+		assert.Equal(t, len(rest), r.Buffered(), "Buffered after packet %d", i)
 	}
-	if _, _, err := r.ReadRaw(); err != io.EOF {
-		t.Fatalf("ReadRaw at the end = %v, want io.EOF", err)
-	}
+	_, _, err := r.ReadRaw()
+	require.Equal(t, io.EOF, err, "ReadRaw at the end")
 }
 
 // TestReadPacketCopiesPayload: ReadPacket's PUBLISH outlives the buffer.
@@ -117,15 +104,10 @@ func TestReadPacketCopiesPayload(t *testing.T) {
 	wire := cat(frame(0x30, str("t"), []byte("first")), frame(0x30, str("t"), []byte("SECOND")))
 	r := packets.NewReader(iotest.OneByteReader(bytes.NewReader(wire)), 0)
 	p, err := r.ReadPacket()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.ReadPacket(); err != nil {
-		t.Fatal(err)
-	}
-	if got := string(p.(*packets.Publish).Payload); got != "first" {
-		t.Errorf("first payload became %q after the next read", got)
-	}
+	require.NoError(t, err)
+	_, err = r.ReadPacket()
+	require.NoError(t, err)
+	assert.Equal(t, "first", string(p.(*packets.Publish).Payload), "first payload after the next read")
 }
 
 func TestReaderTruncated(t *testing.T) {
@@ -153,9 +135,7 @@ func TestReaderTruncated(t *testing.T) {
 			for err == nil {
 				_, _, err = r.ReadRaw()
 			}
-			if err != tc.want {
-				t.Errorf("%s (byte a Read: %v): %v, want %v", tc.name, one, err, tc.want)
-			}
+			assert.Equal(t, tc.want, err, "%s (byte a Read: %v)", tc.name, one)
 		}
 	}
 }
@@ -165,22 +145,18 @@ func TestReaderTruncated(t *testing.T) {
 func TestReaderTooLarge(t *testing.T) {
 	const max = 100
 	ok := frame(0x30, str("t"), make([]byte, max-2-3)) // exactly max bytes
-	if len(ok) != max {
-		t.Fatalf("test packet is %d bytes", len(ok))
-	}
+	require.Len(t, ok, max, "test packet")
 	r := packets.NewReader(bytes.NewReader(ok), max)
-	if _, _, err := r.ReadRaw(); err != nil {
-		t.Fatalf("packet of the maximum size: %v", err)
-	}
+	_, _, err := r.ReadRaw()
+	require.NoError(t, err, "packet of the maximum size")
 
 	big := frame(0x30, str("t"), make([]byte, max-2-3+1))
 	src := &scriptedReader{t: t, steps: []step{{data: big[:2]}}} // the header only
 	r = packets.NewReader(src, max)
 	for range 2 { // the error is sticky: the stream is out of step
 		_, body, err := r.ReadRaw()
-		if !errors.Is(err, packets.ErrPacketTooLarge) || body != nil {
-			t.Fatalf("ReadRaw = %v, want ErrPacketTooLarge", err)
-		}
+		require.ErrorIs(t, err, packets.ErrPacketTooLarge)
+		require.Nil(t, body)
 	}
 
 	// A header announcing 256 MiB costs no more than the small buffer.
@@ -188,14 +164,10 @@ func TestReaderTooLarge(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	r = packets.NewReader(&scriptedReader{t: t, steps: []step{{data: huge}}}, 1<<20)
-	_, _, err := r.ReadRaw()
+	_, _, err = r.ReadRaw()
 	runtime.ReadMemStats(&after)
-	if !errors.Is(err, packets.ErrPacketTooLarge) {
-		t.Fatalf("ReadRaw = %v, want ErrPacketTooLarge", err)
-	}
-	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<10 {
-		t.Errorf("refusing the packet allocated %d bytes", grew)
-	}
+	require.ErrorIs(t, err, packets.ErrPacketTooLarge)
+	assert.LessOrEqual(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<10), "refusing the packet allocated too much")
 }
 
 // TestReaderGrowsWithData: a header announcing a large packet that is
@@ -207,12 +179,8 @@ func TestReaderGrowsWithData(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	_, _, err := packets.NewReader(bytes.NewReader(wire), 0).ReadRaw()
 	runtime.ReadMemStats(&after)
-	if err != io.ErrUnexpectedEOF {
-		t.Fatalf("ReadRaw = %v, want io.ErrUnexpectedEOF", err)
-	}
-	if grew := after.TotalAlloc - before.TotalAlloc; grew > 256<<10 {
-		t.Errorf("1 KiB of a 256 MiB packet allocated %d bytes", grew)
-	}
+	require.Equal(t, io.ErrUnexpectedEOF, err)
+	assert.LessOrEqual(t, after.TotalAlloc-before.TotalAlloc, uint64(256<<10), "1 KiB of a 256 MiB packet allocated too much")
 }
 
 // TestReaderMalformedHeader: a reserved type or invalid flags fail at the
@@ -253,21 +221,14 @@ func TestReaderResumes(t *testing.T) {
 	}}
 	r := packets.NewReader(src, 0)
 	for range 2 {
-		if _, err := r.ReadPacket(); err != errTimeout {
-			t.Fatalf("ReadPacket = %v, want the timeout", err)
-		}
+		_, err := r.ReadPacket()
+		require.Equal(t, errTimeout, err, "ReadPacket before the rest arrives")
 	}
 	p, err := r.ReadPacket()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := &packets.Publish{QoS: 1, Topic: "a/b", PacketID: 7, Payload: []byte("payload")}
-	if !reflect.DeepEqual(p, want) {
-		t.Fatalf("ReadPacket = %+v, want %+v", p, want)
-	}
-	if _, err := r.ReadPacket(); err != io.EOF {
-		t.Fatalf("ReadPacket at the end = %v", err)
-	}
+	require.NoError(t, err)
+	require.Equal(t, &packets.Publish{QoS: 1, Topic: "a/b", PacketID: 7, Payload: []byte("payload")}, p)
+	_, err = r.ReadPacket()
+	require.Equal(t, io.EOF, err, "ReadPacket at the end")
 }
 
 type emptyReader struct{}
@@ -275,9 +236,8 @@ type emptyReader struct{}
 func (emptyReader) Read([]byte) (int, error) { return 0, nil }
 
 func TestReaderNoProgress(t *testing.T) {
-	if _, _, err := packets.NewReader(emptyReader{}, 0).ReadRaw(); err != io.ErrNoProgress {
-		t.Fatalf("ReadRaw = %v, want io.ErrNoProgress", err)
-	}
+	_, _, err := packets.NewReader(emptyReader{}, 0).ReadRaw()
+	require.Equal(t, io.ErrNoProgress, err)
 }
 
 // TestReaderLargePacket: the buffer grows for a large packet, and small
@@ -289,19 +249,14 @@ func TestReaderLargePacket(t *testing.T) {
 	var wire []byte
 	for _, p := range []packets.Packet{small, large, small, large, small} {
 		var err error
-		if wire, err = p.Append(wire); err != nil {
-			t.Fatal(err)
-		}
+		wire, err = p.Append(wire)
+		require.NoError(t, err)
 	}
 	r := packets.NewReader(iotest.HalfReader(bytes.NewReader(wire)), 0)
 	for i, want := range []packets.Packet{small, large, small, large, small} {
 		p, err := r.ReadPacket()
-		if err != nil {
-			t.Fatalf("packet %d: %v", i, err)
-		}
-		if !reflect.DeepEqual(p, want) {
-			t.Fatalf("packet %d differs", i)
-		}
+		require.NoError(t, err, "packet %d", i)
+		require.True(t, assert.ObjectsAreEqual(want, p), "packet %d differs", i)
 	}
 }
 
@@ -328,22 +283,18 @@ func TestReaderAllocations(t *testing.T) {
 	r := packets.NewReader(&repeatReader{pkt: pkt}, 0)
 	read := func() {
 		fh, body, err := r.ReadRaw()
-		if err != nil || fh.Type != packets.TypePublish || len(body) != len(pkt)-2 {
-			t.Fatalf("ReadRaw = %+v, %d bytes, %v", fh, len(body), err)
-		}
+		require.NoError(t, err)
+		// Constant messages only: boxing values here would allocate.
+		require.True(t, fh.Type == packets.TypePublish && len(body) == len(pkt)-2, "ReadRaw returned another packet")
 	}
-	if allocs := testing.AllocsPerRun(1000, read); allocs != 0 {
-		t.Errorf("ReadRaw allocates %v times a packet, want 0", allocs)
-	}
+	assert.Zero(t, testing.AllocsPerRun(1000, read), "ReadRaw allocations a packet")
 	// Release with unread bytes keeps them.
 	if r.Buffered() == 0 {
 		read() // the repeated packet straddles reads, so this leaves bytes
 	}
 	buffered := r.Buffered()
 	r.Release()
-	if r.Buffered() != buffered {
-		t.Fatalf("Release dropped unread bytes: Buffered %d, was %d", r.Buffered(), buffered)
-	}
+	require.Equal(t, buffered, r.Buffered(), "Release dropped unread bytes")
 
 	// With nothing buffered, Release frees the buffer: the next read
 	// allocates one. Without Release, it reuses the buffer.
@@ -353,13 +304,11 @@ func TestReaderAllocations(t *testing.T) {
 			if release {
 				pings.Release()
 			}
-			if fh, _, err := pings.ReadRaw(); err != nil || fh.Type != packets.TypePingreq {
-				t.Fatalf("ReadRaw = %+v, %v", fh, err)
-			}
+			fh, _, err := pings.ReadRaw()
+			require.NoError(t, err)
+			require.True(t, fh.Type == packets.TypePingreq, "ReadRaw returned another packet")
 		})
-		if want := map[bool]float64{false: 0, true: 1}[release]; allocs != want {
-			t.Errorf("Release %v: a read allocates %v times, want %v", release, allocs, want)
-		}
+		assert.Equal(t, map[bool]float64{false: 0, true: 1}[release], allocs, "Release %v: allocations a read", release)
 	}
 }
 
@@ -401,13 +350,11 @@ func TestReaderDropsLargeBuffer(t *testing.T) {
 		r := packets.NewReader(&packetPerRead{pkts: [][]byte{tc.pkt, ping}}, 0)
 		allocs := testing.AllocsPerRun(20, func() {
 			for range 2 {
-				if fh, body, err := r.ReadRaw(); err != nil || fh.Size() != len(tc.pkt) && len(body) != 0 {
-					t.Fatalf("ReadRaw = %+v, %d bytes, %v", fh, len(body), err)
-				}
+				fh, body, err := r.ReadRaw()
+				require.NoError(t, err)
+				require.True(t, fh.Size() == len(tc.pkt) || len(body) == 0, "ReadRaw returned another packet")
 			}
 		})
-		if kept := allocs == 0; kept != tc.kept {
-			t.Errorf("%s then PINGREQ: %v allocations; buffer kept = %v, want %v", tc.name, allocs, kept, tc.kept)
-		}
+		assert.Equal(t, tc.kept, allocs == 0, "%s then PINGREQ: %v allocations; buffer kept", tc.name, allocs)
 	}
 }

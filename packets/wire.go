@@ -12,13 +12,15 @@ import (
 const maxStringLen = 65535
 
 // strKind says which rules a string field obeys beyond those of section
-// 1.5.3.
+// 1.5.3 (1.5.4 in MQTT 5). The kinds from topicName on exclude wildcards.
 type strKind uint8
 
 const (
-	text      strKind = iota // any UTF-8 string, empty included
-	topicName                // at least one character, no wildcards
-	filter                   // at least one character
+	text       strKind = iota // any UTF-8 string, empty included
+	filter                    // at least one character
+	topicName                 // at least one character, no wildcards
+	aliasTopic                // an MQTT 5 PUBLISH topic: no wildcards, empty when a Topic Alias stands for it
+	respTopic                 // an MQTT 5 Response Topic: a topic name
 )
 
 // strProblem is the first rule a string breaks, strOK if none.
@@ -35,28 +37,55 @@ const (
 // checkBytes finds the first rule b breaks as a string of kind k.
 //
 // Well-formed UTF-8 excludes the encodings of U+D800..U+DFFF and overlong
-// forms, which utf8.Valid rejects [MQTT-1.5.3-1]; U+0000 is refused
-// [MQTT-1.5.3-2]. U+FEFF (a BOM) is an ordinary character and is kept
-// [MQTT-1.5.3-3]. The control characters and non-characters that the
-// specification only discourages are accepted.
+// forms, which utf8.Valid rejects [MQTT-1.5.3-1] [v5 MQTT-1.5.4-1]; U+0000
+// is refused [MQTT-1.5.3-2] [v5 MQTT-1.5.4-2]. U+FEFF (a BOM) is an
+// ordinary character and is kept [MQTT-1.5.3-3] [v5 MQTT-1.5.4-3]. The
+// control characters and non-characters that the specifications only
+// discourage are accepted.
+//
+// ASCII, always well formed, is checked in one pass for U+0000 and the
+// wildcards; a string with other characters takes checkUTF8.
 func checkBytes(b []byte, k strKind) strProblem {
+	if len(b) == 0 {
+		if k != text && k != aliasTopic {
+			return strEmpty // [MQTT-4.7.3-1] [v5 MQTT-4.7.3-1]
+		}
+		return strOK
+	}
+	wild := k >= topicName
+	p := strOK
+	for _, c := range b {
+		switch {
+		case c >= 0x80:
+			return checkUTF8(b, wild)
+		case c > '+' || p != strOK:
+		case c == 0:
+			p = strNUL // [MQTT-1.5.3-2]
+		case wild && (c == '+' || c == '#'):
+			p = strWildcard // [MQTT-3.3.2-2] [MQTT-4.7.1-1]
+		}
+	}
+	return p
+}
+
+// checkUTF8 is checkBytes for a string that is not all ASCII: well-formed
+// UTF-8 first, then U+0000 and, if wild, the wildcards, whichever comes
+// first. Multi-byte sequences never hold bytes below 0x80.
+func checkUTF8(b []byte, wild bool) strProblem {
 	switch {
-	case k != text && len(b) == 0:
-		return strEmpty // [MQTT-4.7.3-1]
 	case !utf8.Valid(b):
 		return strIllFormed // [MQTT-1.5.3-1]
-	case k == topicName:
-		// One pass for U+0000 and the wildcards, all at or below '+'.
+	case wild:
 		for _, c := range b {
 			if c <= '+' && (c == 0 || c == '+' || c == '#') {
 				if c == 0 {
-					return strNUL // [MQTT-1.5.3-2]
+					return strNUL
 				}
-				return strWildcard // [MQTT-3.3.2-2] [MQTT-4.7.1-1]
+				return strWildcard
 			}
 		}
 	case bytes.IndexByte(b, 0) >= 0:
-		return strNUL // [MQTT-1.5.3-2]
+		return strNUL
 	}
 	return strOK
 }
@@ -64,11 +93,11 @@ func checkBytes(b []byte, k strKind) strProblem {
 // checkString is checkBytes for a string about to be encoded.
 func checkString(s string, k strKind) strProblem {
 	switch {
-	case k != text && len(s) == 0:
+	case len(s) == 0 && k != text && k != aliasTopic:
 		return strEmpty
 	case !utf8.ValidString(s):
 		return strIllFormed
-	case k == topicName:
+	case k >= topicName:
 		for i := 0; i < len(s); i++ {
 			if c := s[i]; c <= '+' && (c == 0 || c == '+' || c == '#') {
 				if c == 0 {
@@ -83,52 +112,77 @@ func checkString(s string, k strKind) strProblem {
 	return strOK
 }
 
-// error builds the failure for a field of a packet of type t; mk is
-// malformed when decoding and invalid when encoding.
-func (p strProblem) error(t Type, field string, mk func(Type, string, string) *Error) error {
+// error builds the failure for a field of kind k of a packet of type t.
+// Ill-formed UTF-8 and U+0000 make a Malformed Packet [v5 MQTT-1.5.4-1,
+// MQTT-1.5.4-2]; an empty topic or a wildcard in a topic name parse, but
+// the protocol forbids them: in MQTT 5, a Protocol Error.
+func (p strProblem) error(t Type, field string, k strKind, e errs) error {
 	switch p {
 	case strIllFormed:
-		return mk(t, "MQTT-1.5.3-1", field+" is not well-formed UTF-8")
-	case strNUL:
-		return mk(t, "MQTT-1.5.3-2", field+" contains U+0000")
-	case strEmpty:
-		return mk(t, "MQTT-4.7.3-1", field+" is empty")
-	case strWildcard:
-		if t == TypePublish {
-			return mk(t, "MQTT-3.3.2-2", field+" contains a wildcard character")
+		if e.v5 {
+			return e.malformed(t, "MQTT-1.5.4-1", field+" is not well-formed UTF-8")
 		}
-		return mk(t, "MQTT-4.7.1-1", field+" contains a wildcard character")
+		return e.malformed(t, "MQTT-1.5.3-1", field+" is not well-formed UTF-8")
+	case strNUL:
+		if e.v5 {
+			return e.malformed(t, "MQTT-1.5.4-2", field+" contains U+0000")
+		}
+		return e.malformed(t, "MQTT-1.5.3-2", field+" contains U+0000")
+	case strEmpty:
+		return e.protocol(t, "MQTT-4.7.3-1", field+" is empty")
+	case strWildcard:
+		rule := "MQTT-4.7.1-1"
+		switch {
+		case k == respTopic:
+			rule = "MQTT-3.3.2-14" // [v5 MQTT-3.3.2-14]
+		case t == TypePublish:
+			rule = "MQTT-3.3.2-2" // [MQTT-3.3.2-2] [v5 MQTT-3.3.2-2]
+		case e.v5:
+			rule = "MQTT-4.7.0-1" // [v5 MQTT-4.7.0-1], a will topic
+		}
+		return e.protocol(t, rule, field+" contains a wildcard character")
 	}
 	return nil
 }
 
-// checkField validates a string field before it is encoded.
-func checkField(t Type, field, s string, k strKind) error {
+// checkField validates a string field before it is encoded; e is the
+// encode form of the packet's version.
+func checkField(e errs, t Type, field, s string, k strKind) error {
 	if len(s) > maxStringLen {
-		return tooLong(t, field, len(s))
+		return tooLong(e, t, field, len(s))
 	}
 	if p := checkString(s, k); p != strOK {
-		return p.error(t, field, invalid)
+		return p.error(t, field, k, e)
 	}
 	return nil
 }
 
 // tooLong refuses to encode a string or binary field over 65535 bytes.
-func tooLong(t Type, field string, n int) error {
-	return invalid(t, "1.5.3", field+" is "+strconv.Itoa(n)+" bytes, over 65535")
+func tooLong(e errs, t Type, field string, n int) error {
+	section := "1.5.3"
+	if e.v5 {
+		section = "1.5.4"
+	}
+	return e.malformed(t, section, field+" is "+strconv.Itoa(n)+" bytes, over 65535")
 }
 
 // decoder reads the fields of one packet body front to back. Every read
 // checks that the field fits in what is left of the body.
 type decoder struct {
-	t Type
-	b []byte // the unread rest of the body
+	t       Type
+	b       []byte // the unread rest of the body, or of a property block
+	e       errs
+	inProps bool // b is a property block, not the rest of the body
 }
 
 // short is the failure of a field that runs past the end of the body: the
-// Remaining Length disagrees with the fields (section 2.2.3).
+// Remaining Length disagrees with the fields (section 2.2.3). In a property
+// block, the value is not of its type (section 2.2.2.2 of MQTT 5).
 func (d *decoder) short(field string) error {
-	return malformed(d.t, "2.2.3", field+" runs past the end of the packet")
+	if d.inProps {
+		return d.e.malformed(d.t, "2.2.2.2", field+" runs past the end of the properties")
+	}
+	return d.e.malformed(d.t, sectionLength(d.e.v5), field+" runs past the end of the packet")
 }
 
 func (d *decoder) byte(field string) (byte, error) {
@@ -149,10 +203,46 @@ func (d *decoder) uint16(field string) (uint16, error) {
 	return v, nil
 }
 
-// packetID reads a Packet Identifier, which is never zero [MQTT-2.3.1-1].
+func (d *decoder) uint32(field string) (uint32, error) {
+	if len(d.b) < 4 {
+		return 0, d.short(field)
+	}
+	v := uint32(d.b[0])<<24 | uint32(d.b[1])<<16 | uint32(d.b[2])<<8 | uint32(d.b[3])
+	d.b = d.b[4:]
+	return v, nil
+}
+
+// varInt reads a Variable Byte Integer: at most four bytes (section 1.5.5
+// of MQTT 5), in the shortest form that holds the value [v5 MQTT-1.5.5-1].
+func (d *decoder) varInt(field string) (int, error) {
+	v, shift := 0, 0
+	for i := range 4 {
+		if i == len(d.b) {
+			return 0, d.short(field)
+		}
+		c := d.b[i]
+		v |= int(c&0x7f) << shift
+		if c&0x80 == 0 {
+			if c == 0 && i > 0 {
+				return 0, d.e.malformed(d.t, "MQTT-1.5.5-1", field+" is not in its shortest form")
+			}
+			d.b = d.b[i+1:]
+			return v, nil
+		}
+		shift += 7
+	}
+	return 0, d.e.malformed(d.t, "1.5.5", field+" is longer than four bytes")
+}
+
+// packetID reads a Packet Identifier, which is never zero [MQTT-2.3.1-1]
+// [v5 MQTT-2.2.1-3, MQTT-2.2.1-4]. In MQTT 5 a zero parses but is not
+// allowed: a Protocol Error.
 func (d *decoder) packetID() (uint16, error) {
 	id, err := d.uint16("packet identifier")
 	if err == nil && id == 0 {
+		if d.e.v5 {
+			return 0, d.e.protocol(d.t, "MQTT-2.2.1-3", "packet identifier is zero")
+		}
 		err = malformed(d.t, "MQTT-2.3.1-1", "packet identifier is zero")
 	}
 	return id, err
@@ -180,7 +270,7 @@ func (d *decoder) str(field string, k strKind) ([]byte, error) {
 		return nil, err
 	}
 	if p := checkBytes(v, k); p != strOK {
-		return nil, p.error(d.t, field, malformed)
+		return nil, p.error(d.t, field, k, d.e)
 	}
 	return v, nil
 }
@@ -188,7 +278,7 @@ func (d *decoder) str(field string, k strKind) ([]byte, error) {
 // end fails when bytes remain after the last field (section 2.2.3).
 func (d *decoder) end(rule string) error {
 	if len(d.b) != 0 {
-		return malformed(d.t, rule, strconv.Itoa(len(d.b))+" bytes after the last field")
+		return d.e.malformed(d.t, rule, strconv.Itoa(len(d.b))+" bytes after the last field")
 	}
 	return nil
 }
@@ -203,6 +293,10 @@ func copyBytes(b []byte) []byte {
 
 func appendUint16(dst []byte, v uint16) []byte {
 	return append(dst, byte(v>>8), byte(v))
+}
+
+func appendUint32(dst []byte, v uint32) []byte {
+	return append(dst, byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
 }
 
 // appendString appends s with its two byte length; the caller has checked
