@@ -214,45 +214,6 @@ func TestWebSocketFragmentsAndPing(t *testing.T) {
 	}
 }
 
-// [MQTT-6.0.0-1] A data frame that is not binary closes the connection.
-func TestWebSocketTextFrameClosesConnection(t *testing.T) {
-	checkGoroutines(t)
-	l, err := ListenWebSocket("127.0.0.1:0", nil, WebSocketOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
-	tests := []struct {
-		name   string
-		frames func(c *rawWS)
-	}{
-		{"text frame", func(c *rawWS) { c.writeFrame(t, true, wsOpText, connectPacket) }},
-		{"text after binary", func(c *rawWS) {
-			c.writeFrame(t, true, wsOpBinary, pingreqPacket)
-			c.writeFrame(t, true, wsOpText, pingreqPacket)
-		}},
-		{"continuation without a first frame", func(c *rawWS) { c.writeFrame(t, true, wsOpContinuation, pingreqPacket) }},
-		{"reserved data opcode", func(c *rawWS) { c.writeFrame(t, true, 0x3, pingreqPacket) }},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			accepted := acceptOne(t, l)
-			c, resp := dialRawWS(t, l.Addr().(WebSocketAddr).Host, DefaultWebSocketPath, SubprotocolMQTT)
-			if c == nil {
-				t.Fatalf("upgrade refused: %s", resp.Status)
-			}
-			server := receive(t, accepted)
-			tt.frames(c)
-			_ = server.SetReadDeadline(time.Now().Add(waitTimeout))
-			_, err := io.ReadAll(server)
-			if !errors.Is(err, ErrNotBinaryFrame) {
-				t.Fatalf("server read: %v, want ErrNotBinaryFrame", err)
-			}
-			c.expectClose(t, wsCloseUnsupported) // closed without waiting for the broker
-		})
-	}
-}
-
 // Close closes upgraded connections that Accept has not taken yet.
 func TestWebSocketCloseClosesPending(t *testing.T) {
 	checkGoroutines(t)

@@ -128,6 +128,16 @@ func (r *rawWS) readFrame() (opcode byte, payload []byte, err error) {
 // and checks that the server then closes the connection.
 func (r *rawWS) expectClose(t *testing.T, status uint16) {
 	t.Helper()
+	r.expectCloseFrame(t, status)
+	if _, err := r.br.ReadByte(); err != io.EOF {
+		t.Fatalf("after the close frame: %v, want io.EOF (connection closed)", err)
+	}
+}
+
+// expectCloseFrame reads frames up to a close frame and checks its status
+// code.
+func (r *rawWS) expectCloseFrame(t *testing.T, status uint16) {
+	t.Helper()
 	for {
 		op, payload, err := r.readFrame()
 		if err != nil {
@@ -140,9 +150,6 @@ func (r *rawWS) expectClose(t *testing.T, status uint16) {
 			t.Fatalf("close frame payload %x, want status %d", payload, status)
 		}
 		break
-	}
-	if _, err := r.br.ReadByte(); err != io.EOF {
-		t.Fatalf("after the close frame: %v, want io.EOF (connection closed)", err)
 	}
 }
 
