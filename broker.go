@@ -49,6 +49,8 @@ type Broker struct {
 
 	nconns atomic.Int64 // live network connections (for MaxConnections)
 
+	acceptLoggedAt atomic.Int64 // unix nanoseconds of the last accept-error log
+
 	poll     *poller // parks idle connections; started at the first park
 	pollOnce sync.Once
 
@@ -102,6 +104,18 @@ func New(opts Options) (*Broker, error) {
 // http.Server.Serve. It blocks until l fails or the broker is closed, and
 // then returns ErrClosed after Close or the listener's error otherwise.
 // Serve may be called for several listeners at once. Close closes l.
+//
+// Load never stops Serve. An Accept that fails for lack of resources (out
+// of file descriptors, buffers or memory), for a connection that failed
+// before it was accepted, or with a timeout is retried after a pause, as
+// http.Server does (5 ms, doubling up to 1 s), counted in
+// Stats.AcceptErrors and logged at most once a second. On Unix, Serve keeps
+// one file descriptor in reserve: when the process runs out of descriptors,
+// it gives the reserve up to accept the connections waiting on l (a
+// *net.TCPListener or *net.UnixListener) and close them at once, counted in
+// Stats.Refused, so their clients see a clean close instead of hanging.
+// Options.MaxConnections, derived from the descriptor limit by default,
+// refuses the excess with CONNACK 0x03 before that point.
 func (b *Broker) Serve(l net.Listener) error {
 	b.mu.Lock()
 	if b.closed {
@@ -112,7 +126,9 @@ func (b *Broker) Serve(l net.Listener) error {
 	b.listeners[l] = struct{}{}
 	b.mu.Unlock()
 	b.log.Info("serving MQTT", "network", l.Addr().Network(), "addr", l.Addr().String())
+	reserve := newFDReserve()
 	defer func() {
+		reserve.close()
 		b.mu.Lock()
 		delete(b.listeners, l)
 		b.mu.Unlock()
@@ -124,20 +140,20 @@ func (b *Broker) Serve(l net.Listener) error {
 			if b.isClosed() {
 				return ErrClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				// Temporary failure (for example out of file descriptors):
-				// back off as net/http does.
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				b.log.Warn("accept failed; retrying", "error", err, "delay", delay)
-				select {
-				case <-time.After(delay):
-				case <-b.closing:
-					return ErrClosed
-				}
-				continue
+			if !temporaryAcceptError(err) {
+				return fmt.Errorf("tern: accept: %w", err)
 			}
-			return fmt.Errorf("tern: accept: %w", err)
+			b.stats.acceptErrors.Add(1)
+			refused := reserve.shed(l, err)
+			b.stats.refused.Add(int64(refused))
+			delay = nextAcceptDelay(delay)
+			b.logAcceptError(err, delay, refused)
+			select {
+			case <-time.After(delay):
+			case <-b.closing:
+				return ErrClosed
+			}
+			continue
 		}
 		delay = 0
 		if !b.startConn(nc) {

@@ -38,7 +38,19 @@ type Options struct {
 	MaxPacketSize int
 
 	// MaxConnections bounds concurrent network connections; a CONNECT over
-	// the limit gets CONNACK 0x03 (server unavailable). 0: unlimited.
+	// the limit gets CONNACK 0x03 (server unavailable).
+	//
+	// 0 takes a default from the process's file-descriptor limit (the
+	// RLIMIT_NOFILE soft limit when New runs; Go raises it to the hard limit
+	// at start-up), so that clients are refused with CONNACK 0x03 before the
+	// process runs out of descriptors: the limit minus a margin of a tenth
+	// of it, at least 32 and at most 1024 (limit 1024: 922 connections;
+	// 256: 224; 65536: 64512). The margin keeps descriptors for the
+	// listeners, the store, log files, Serve's reserve descriptor, WebSocket
+	// upgrades in progress, and the connections over the limit that are
+	// answered CONNACK 0x03 before they are closed. A limit of 64 or less
+	// gives half of it; no limit (or one above 2^31) gives no default limit.
+	// Set a large value, such as math.MaxInt32, to lift the default.
 	MaxConnections int
 
 	// MaxInflight bounds the QoS 1 and 2 messages sent to one client and
@@ -116,6 +128,11 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MaxConnections < 0 {
 		return o, fmt.Errorf("tern: Options.MaxConnections must not be negative, got %d", o.MaxConnections)
 	}
+	if o.MaxConnections == 0 {
+		if soft, ok := fileLimit(); ok {
+			o.MaxConnections = defaultMaxConnections(soft)
+		}
+	}
 	switch {
 	case o.MaxInflight < 0 || o.MaxInflight > 65535:
 		return o, fmt.Errorf("tern: Options.MaxInflight must be between 0 and 65535, got %d", o.MaxInflight)
@@ -164,4 +181,18 @@ func (o Options) withDefaults() (Options, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o, nil
+}
+
+// defaultMaxConnections derives Options.MaxConnections from the
+// RLIMIT_NOFILE soft limit, as its doc comment says; 0 is no limit.
+func defaultMaxConnections(fileLimit uint64) int {
+	if fileLimit >= 1<<31 {
+		return 0
+	}
+	limit := int(fileLimit)
+	margin := min(max(limit/10, 32), 1024)
+	if limit <= 2*margin {
+		return max(limit/2, 1)
+	}
+	return limit - margin
 }

@@ -17,6 +17,7 @@ type counters struct {
 	connects        atomic.Int64
 	disconnects     atomic.Int64
 	refused         atomic.Int64
+	acceptErrors    atomic.Int64
 }
 
 // Stats is a snapshot of the broker's counters, as published on $SYS.
@@ -30,9 +31,15 @@ type Stats struct {
 	// ClientsTotal is ClientsConnected + ClientsDisconnected.
 	ClientsTotal int `json:"clients_total"`
 	// Connects counts accepted CONNECTs since start; Refused counts
-	// refused ones (bad credentials, limits, identifiers).
+	// refused ones (bad credentials, limits, identifiers) and the
+	// connections Serve closed unread because the process was out of file
+	// descriptors.
 	Connects int64 `json:"connects"`
 	Refused  int64 `json:"refused"`
+	// AcceptErrors counts the failed accepts that Serve retried (out of
+	// file descriptors, buffers or memory, connections aborted before they
+	// were accepted, timeouts).
+	AcceptErrors int64 `json:"accept_errors"`
 	// MessagesReceived counts every control packet received.
 	MessagesReceived int64 `json:"messages_received"`
 	// PublishReceived counts PUBLISH packets received from clients;
@@ -67,6 +74,7 @@ func (b *Broker) Stats() Stats {
 		ClientsTotal:        total,
 		Connects:            st.connects.Load(),
 		Refused:             st.refused.Load(),
+		AcceptErrors:        st.acceptErrors.Load(),
 		MessagesReceived:    st.packetsReceived.Load(),
 		PublishReceived:     st.publishReceived.Load(),
 		PublishSent:         st.publishSent.Load(),

@@ -47,7 +47,12 @@
 // specification describes: MQTT packets travel in binary frames, and the
 // accepted connections' Read returns one byte stream regardless of how the
 // client split it into frames (a packet may span frames and a frame may hold
-// several packets). A text frame closes the connection. The server selects
+// several packets). A text frame closes the connection with close status
+// 1003, and a frame that breaks RFC 6455 (reserved bits set, an unmasked
+// frame, a reserved opcode, a control frame that is fragmented or carries
+// more than 125 bytes, a continuation without a message to continue, a new
+// data frame inside a fragmented message, a malformed close frame) with
+// 1002 (1007 for a close reason that is not UTF-8). The server selects
 // the "mqtt" subprotocol; it also accepts "mqttv3.1" from older clients that
 // do not offer "mqtt", as Mosquitto does, and refuses an upgrade request that
 // offers neither with 400 Bad Request (see WebSocketOptions.Subprotocols).

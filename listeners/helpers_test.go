@@ -9,6 +9,9 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // waitTimeout bounds every wait in these tests.
@@ -22,16 +25,12 @@ func checkGoroutines(t *testing.T) {
 	t.Helper()
 	base := runtime.NumGoroutine()
 	t.Cleanup(func() {
-		deadline := time.Now().Add(waitTimeout)
-		for runtime.NumGoroutine() > base {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				n := runtime.Stack(buf, true)
-				t.Errorf("goroutines: %d at start, %d at end:\n%s", base, runtime.NumGoroutine(), buf[:n])
-				return
-			}
-			runtime.Gosched()
-			time.Sleep(time.Millisecond) // polling interval, not synchronisation
+		// Eventually runs the condition in a goroutine of its own.
+		if !assert.Eventually(t, func() bool { return runtime.NumGoroutine() <= base+1 },
+			waitTimeout, time.Millisecond, "goroutines: %d at start", base) {
+			buf := make([]byte, 1<<20)
+			n := runtime.Stack(buf, true)
+			t.Logf("%d goroutines at end:\n%s", runtime.NumGoroutine(), buf[:n])
 		}
 	})
 }
@@ -43,8 +42,7 @@ func acceptOne(t *testing.T, l net.Listener) <-chan net.Conn {
 	ch := make(chan net.Conn, 1)
 	go func() {
 		c, err := l.Accept()
-		if err != nil {
-			t.Errorf("Accept: %v", err)
+		if !assert.NoError(t, err, "Accept") {
 			close(ch)
 			return
 		}
@@ -58,13 +56,11 @@ func receive(t *testing.T, ch <-chan net.Conn) net.Conn {
 	t.Helper()
 	select {
 	case c, ok := <-ch:
-		if !ok {
-			t.Fatal("no connection accepted")
-		}
+		require.True(t, ok, "no connection accepted")
 		t.Cleanup(func() { _ = c.Close() })
 		return c
 	case <-time.After(waitTimeout):
-		t.Fatal("timed out waiting for Accept")
+		require.FailNow(t, "timed out waiting for Accept")
 		return nil
 	}
 }
@@ -82,16 +78,11 @@ func exchange(t *testing.T, a, b net.Conn) {
 		}()
 		_ = to.SetReadDeadline(time.Now().Add(waitTimeout))
 		got := make([]byte, len(msg))
-		if _, err := io.ReadFull(to, got); err != nil {
-			t.Fatalf("read: %v", err)
-		}
+		_, err := io.ReadFull(to, got)
+		require.NoError(t, err, "read")
 		_ = to.SetReadDeadline(time.Time{})
-		if err := <-errc; err != nil {
-			t.Fatalf("write: %v", err)
-		}
-		if !bytes.Equal(got, msg) {
-			t.Fatalf("got %q, want %q", got, msg)
-		}
+		require.NoError(t, <-errc, "write")
+		require.True(t, bytes.Equal(got, msg), "got %q, want %q", got, msg)
 	}
 	send(a, b, []byte("\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c")) // CONNECT-shaped bytes
 	send(b, a, []byte("\x20\x02\x00\x00"))                     // CONNACK-shaped bytes

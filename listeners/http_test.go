@@ -6,6 +6,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestHTTPHandler(t *testing.T) {
@@ -35,17 +38,15 @@ func TestHTTPHandler(t *testing.T) {
 			serving.Store(tt.healthy)
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, httptest.NewRequest(tt.method, tt.path, nil))
-			if rec.Code != tt.wantStatus {
-				t.Fatalf("status %d, want %d", rec.Code, tt.wantStatus)
+			require.Equal(t, tt.wantStatus, rec.Code, "status")
+			if tt.wantBody != "" {
+				assert.Contains(t, rec.Body.String(), tt.wantBody, "body")
 			}
-			if tt.wantBody != "" && !strings.Contains(rec.Body.String(), tt.wantBody) {
-				t.Errorf("body %q, want it to contain %q", rec.Body.String(), tt.wantBody)
+			if tt.method == http.MethodHead {
+				assert.Zero(t, rec.Body.Len(), "HEAD returned a body: %q", rec.Body.String())
 			}
-			if tt.method == http.MethodHead && rec.Body.Len() != 0 {
-				t.Errorf("HEAD returned a body: %q", rec.Body.String())
-			}
-			if rec.Code == http.StatusOK && rec.Header().Get("Cache-Control") != "no-store" {
-				t.Errorf("Cache-Control = %q, want no-store", rec.Header().Get("Cache-Control"))
+			if rec.Code == http.StatusOK {
+				assert.Equal(t, "no-store", rec.Header().Get("Cache-Control"), "Cache-Control")
 			}
 		})
 	}
@@ -55,17 +56,14 @@ func TestHTTPHandlerStatsEncoding(t *testing.T) {
 	rec := httptest.NewRecorder()
 	HTTPHandler(func() any { return struct{ Uptime string }{"1h"} }, nil).
 		ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/stats", nil))
-	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/json" ||
-		strings.TrimSpace(rec.Body.String()) != "{\n  \"Uptime\": \"1h\"\n}" {
-		t.Fatalf("stats: %d %q %q", rec.Code, rec.Header().Get("Content-Type"), rec.Body.String())
-	}
+	require.Equal(t, http.StatusOK, rec.Code, "stats status")
+	require.Equal(t, "application/json", rec.Header().Get("Content-Type"), "stats Content-Type")
+	require.Equal(t, "{\n  \"Uptime\": \"1h\"\n}", strings.TrimSpace(rec.Body.String()), "stats body")
 
 	rec = httptest.NewRecorder()
 	HTTPHandler(func() any { return make(chan int) }, nil).
 		ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/stats", nil))
-	if rec.Code != http.StatusInternalServerError {
-		t.Errorf("unencodable stats: status %d, want 500", rec.Code)
-	}
+	assert.Equal(t, http.StatusInternalServerError, rec.Code, "unencodable stats")
 }
 
 // Nil functions: no stats endpoint, always healthy; nothing panics.
@@ -74,13 +72,9 @@ func TestHTTPHandlerNilFuncs(t *testing.T) {
 	for path, want := range map[string]int{"/healthz": http.StatusOK, "/stats": http.StatusNotFound} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
-		if rec.Code != want {
-			t.Errorf("%s: status %d, want %d", path, rec.Code, want)
-		}
+		assert.Equal(t, want, rec.Code, "%s: status", path)
 	}
 	rec := httptest.NewRecorder()
 	StatsHandler(nil).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
-	if rec.Code != http.StatusNotFound {
-		t.Errorf("StatsHandler(nil): status %d, want 404", rec.Code)
-	}
+	assert.Equal(t, http.StatusNotFound, rec.Code, "StatsHandler(nil): status")
 }

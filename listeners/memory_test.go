@@ -3,11 +3,13 @@ package listeners
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // memPair dials mem and returns the client and server ends.
@@ -15,11 +17,22 @@ func memPair(t *testing.T, mem *Memory) (client, server net.Conn) {
 	t.Helper()
 	accepted := acceptOne(t, mem)
 	client, err := mem.Dial()
-	if err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
+	require.NoError(t, err, "Dial")
 	t.Cleanup(func() { _ = client.Close() })
 	return client, receive(t, accepted)
+}
+
+// waitErr waits for the error of a call that ch reports, failing the test if
+// it is still blocked after waitTimeout.
+func waitErr(t *testing.T, what string, ch <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-ch:
+		return err
+	case <-time.After(waitTimeout):
+		require.FailNow(t, what+" still blocked")
+		return nil
+	}
 }
 
 func TestMemoryAcceptExchangeClose(t *testing.T) {
@@ -30,28 +43,18 @@ func TestMemoryAcceptExchangeClose(t *testing.T) {
 	client, server := memPair(t, mem)
 	exchange(t, client, server)
 
-	if got := mem.Addr().Network(); got != "memory" {
-		t.Errorf("Addr().Network() = %q, want memory", got)
-	}
-	if server.LocalAddr() != mem.Addr() || client.RemoteAddr() != mem.Addr() {
-		t.Errorf("server local %v, client remote %v, want both %v", server.LocalAddr(), client.RemoteAddr(), mem.Addr())
-	}
-	if server.RemoteAddr() != client.LocalAddr() || client.LocalAddr().String() == mem.Addr().String() {
-		t.Errorf("client address %v seen by server as %v", client.LocalAddr(), server.RemoteAddr())
-	}
-	if NewMemory().Addr() == mem.Addr() {
-		t.Error("two memory listeners share an address")
-	}
+	assert.Equal(t, "memory", mem.Addr().Network(), "Addr().Network()")
+	assert.True(t, server.LocalAddr() == mem.Addr() && client.RemoteAddr() == mem.Addr(),
+		"server local %v, client remote %v, want both %v", server.LocalAddr(), client.RemoteAddr(), mem.Addr())
+	assert.True(t, server.RemoteAddr() == client.LocalAddr() && client.LocalAddr().String() != mem.Addr().String(),
+		"client address %v seen by server as %v", client.LocalAddr(), server.RemoteAddr())
+	assert.True(t, NewMemory().Addr() != mem.Addr(), "two memory listeners share an address")
 
-	if err := mem.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	if _, err := mem.Accept(); !errors.Is(err, net.ErrClosed) {
-		t.Errorf("Accept after Close: %v, want net.ErrClosed", err)
-	}
-	if _, err := mem.Dial(); !errors.Is(err, net.ErrClosed) {
-		t.Errorf("Dial after Close: %v, want net.ErrClosed", err)
-	}
+	require.NoError(t, mem.Close(), "Close")
+	_, err := mem.Accept()
+	assert.ErrorIs(t, err, net.ErrClosed, "Accept after Close")
+	_, err = mem.Dial()
+	assert.ErrorIs(t, err, net.ErrClosed, "Dial after Close")
 	// Accepted connections outlive the listener.
 	exchange(t, server, client)
 }
@@ -75,14 +78,7 @@ func TestMemoryCloseUnblocksAcceptAndDial(t *testing.T) {
 	_ = mem.Close()
 	_ = lonely.Close()
 	for name, ch := range map[string]chan error{"Accept": acceptErr, "Dial": dialErr} {
-		select {
-		case err := <-ch:
-			if !errors.Is(err, net.ErrClosed) {
-				t.Errorf("%s: %v, want net.ErrClosed", name, err)
-			}
-		case <-time.After(waitTimeout):
-			t.Fatalf("%s still blocked after Close", name)
-		}
+		assert.ErrorIs(t, waitErr(t, name+" after Close", ch), net.ErrClosed, name)
 	}
 }
 
@@ -91,9 +87,8 @@ func TestMemoryDialContextCanceled(t *testing.T) {
 	t.Cleanup(func() { _ = mem.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if _, err := mem.DialContext(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("DialContext with nobody accepting: %v, want context.DeadlineExceeded", err)
-	}
+	_, err := mem.DialContext(ctx)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "DialContext with nobody accepting")
 }
 
 // A writer does not wait for the reader while the buffer has room: the
@@ -105,16 +100,14 @@ func TestMemoryWritesAreBuffered(t *testing.T) {
 
 	msg := bytes.Repeat([]byte{0xA5}, MemoryBufferSize/2)
 	_ = server.SetWriteDeadline(time.Now().Add(waitTimeout))
-	if _, err := server.Write(msg); err != nil {
-		t.Fatalf("server Write with nobody reading: %v", err)
-	}
-	if _, err := client.Write(msg); err != nil { // both sides at once: no deadlock
-		t.Fatalf("client Write with nobody reading: %v", err)
-	}
+	_, err := server.Write(msg)
+	require.NoError(t, err, "server Write with nobody reading")
+	_, err = client.Write(msg) // both sides at once: no deadlock
+	require.NoError(t, err, "client Write with nobody reading")
 	got := make([]byte, len(msg))
-	if _, err := io.ReadFull(client, got); err != nil || !bytes.Equal(got, msg) {
-		t.Fatalf("client read %d matching=%v err=%v", len(got), bytes.Equal(got, msg), err)
-	}
+	_, err = io.ReadFull(client, got)
+	require.NoError(t, err, "client read")
+	require.True(t, bytes.Equal(got, msg), "client read bytes that do not match")
 }
 
 func TestMemoryWriteDeadlineWhenBufferFull(t *testing.T) {
@@ -126,15 +119,9 @@ func TestMemoryWriteDeadlineWhenBufferFull(t *testing.T) {
 	_ = server.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
 	start := time.Now()
 	n, err := server.Write(make([]byte, MemoryBufferSize+1000))
-	if !isTimeout(err) {
-		t.Fatalf("Write to a full buffer: %v, want a timeout", err)
-	}
-	if n != MemoryBufferSize {
-		t.Errorf("Write wrote %d bytes before timing out, want %d", n, MemoryBufferSize)
-	}
-	if elapsed := time.Since(start); elapsed < 50*time.Millisecond {
-		t.Errorf("Write timed out after %v, before its deadline", elapsed)
-	}
+	require.True(t, isTimeout(err), "Write to a full buffer: %v, want a timeout", err)
+	assert.Equal(t, MemoryBufferSize, n, "bytes written before timing out")
+	assert.GreaterOrEqual(t, time.Since(start), 50*time.Millisecond, "Write timed out before its deadline")
 	// The bytes that fit are delivered, and the writer recovers once the
 	// deadline is lifted and the reader catches up.
 	_ = server.SetWriteDeadline(time.Time{})
@@ -144,12 +131,10 @@ func TestMemoryWriteDeadlineWhenBufferFull(t *testing.T) {
 		done <- err
 	}()
 	got, err := io.ReadAll(io.LimitReader(client, int64(MemoryBufferSize+4)))
-	if err != nil || len(got) != MemoryBufferSize+4 || string(got[MemoryBufferSize:]) != "tail" {
-		t.Fatalf("read %d bytes (%v), want %d ending in tail", len(got), err, MemoryBufferSize+4)
-	}
-	if err := <-done; err != nil {
-		t.Fatalf("Write after lifting the deadline: %v", err)
-	}
+	require.NoError(t, err)
+	require.Len(t, got, MemoryBufferSize+4)
+	require.Equal(t, "tail", string(got[MemoryBufferSize:]))
+	require.NoError(t, <-done, "Write after lifting the deadline")
 }
 
 func TestMemoryReadDeadline(t *testing.T) {
@@ -160,25 +145,19 @@ func TestMemoryReadDeadline(t *testing.T) {
 	_ = server.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
 	start := time.Now()
 	_, err := server.Read(make([]byte, 10))
-	if !isTimeout(err) {
-		t.Fatalf("Read with nothing sent: %v, want a timeout", err)
-	}
-	if elapsed := time.Since(start); elapsed < 30*time.Millisecond {
-		t.Errorf("Read timed out after %v, before its deadline", elapsed)
-	}
+	require.True(t, isTimeout(err), "Read with nothing sent: %v, want a timeout", err)
+	assert.GreaterOrEqual(t, time.Since(start), 30*time.Millisecond, "Read timed out before its deadline")
 	// A passed deadline fails at once even when data is waiting.
-	if _, err := client.Write([]byte("x")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := server.Read(make([]byte, 10)); !isTimeout(err) {
-		t.Fatalf("Read after the deadline passed: %v, want a timeout", err)
-	}
+	_, err = client.Write([]byte("x"))
+	require.NoError(t, err)
+	_, err = server.Read(make([]byte, 10))
+	require.True(t, isTimeout(err), "Read after the deadline passed: %v, want a timeout", err)
 	// A new deadline makes the connection usable again.
 	_ = server.SetReadDeadline(time.Now().Add(waitTimeout))
 	buf := make([]byte, 10)
-	if n, err := server.Read(buf); err != nil || string(buf[:n]) != "x" {
-		t.Fatalf("Read after extending the deadline: %q, %v", buf[:n], err)
-	}
+	n, err := server.Read(buf)
+	require.NoError(t, err, "Read after extending the deadline")
+	require.Equal(t, "x", string(buf[:n]), "Read after extending the deadline")
 }
 
 // Moving the deadline into the past wakes a Read that is already blocked,
@@ -202,14 +181,8 @@ func TestMemorySetDeadlineWakesBlockedCalls(t *testing.T) {
 	_ = server.SetDeadline(time.Now().Add(-time.Second))
 	_ = client.SetWriteDeadline(time.Now().Add(-time.Second))
 	for name, ch := range map[string]chan error{"Read": readErr, "Write": writeErr} {
-		select {
-		case err := <-ch:
-			if !isTimeout(err) {
-				t.Errorf("blocked %s: %v, want a timeout", name, err)
-			}
-		case <-time.After(waitTimeout):
-			t.Fatalf("blocked %s not woken by a past deadline", name)
-		}
+		err := waitErr(t, "blocked "+name+" not woken by a past deadline:", ch)
+		assert.True(t, isTimeout(err), "blocked %s: %v, want a timeout", name, err)
 	}
 }
 
@@ -225,40 +198,24 @@ func TestMemoryClose(t *testing.T) {
 		_, err := server.Read(make([]byte, 1))
 		readErr <- err
 	}()
-	if _, err := server.Write([]byte("last words")); err != nil {
-		t.Fatal(err)
-	}
-	if err := server.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	select {
-	case err := <-readErr:
-		if !errors.Is(err, net.ErrClosed) {
-			t.Errorf("Read blocked during Close: %v, want net.ErrClosed", err)
-		}
-	case <-time.After(waitTimeout):
-		t.Fatal("Read still blocked after Close")
-	}
-	if err := server.Close(); !errors.Is(err, net.ErrClosed) {
-		t.Errorf("second Close: %v, want net.ErrClosed", err)
-	}
+	_, err := server.Write([]byte("last words"))
+	require.NoError(t, err)
+	require.NoError(t, server.Close(), "Close")
+	assert.ErrorIs(t, waitErr(t, "Read after Close", readErr), net.ErrClosed, "Read blocked during Close")
+	assert.ErrorIs(t, server.Close(), net.ErrClosed, "second Close")
 	buf := make([]byte, 8)
-	if _, err := server.Read(buf); !errors.Is(err, net.ErrClosed) {
-		t.Errorf("Read after Close: %v, want net.ErrClosed", err)
-	}
-	if _, err := server.Write(buf); !errors.Is(err, net.ErrClosed) {
-		t.Errorf("Write after Close: %v, want net.ErrClosed", err)
-	}
+	_, err = server.Read(buf)
+	assert.ErrorIs(t, err, net.ErrClosed, "Read after Close")
+	_, err = server.Write(buf)
+	assert.ErrorIs(t, err, net.ErrClosed, "Write after Close")
 
 	// The peer still reads what was written before Close, then io.EOF, and
 	// its writes fail.
 	got, err := io.ReadAll(client)
-	if err != nil || string(got) != "last words" {
-		t.Fatalf("peer read after Close: %q, %v; want %q", got, err, "last words")
-	}
-	if _, err := client.Write([]byte("x")); !errors.Is(err, io.ErrClosedPipe) {
-		t.Errorf("Write to a closed peer: %v, want io.ErrClosedPipe", err)
-	}
+	require.NoError(t, err, "peer read after Close")
+	require.Equal(t, "last words", string(got), "peer read after Close")
+	_, err = client.Write([]byte("x"))
+	assert.ErrorIs(t, err, io.ErrClosedPipe, "Write to a closed peer")
 }
 
 // Concurrent writes are not interleaved, even when each is larger than the
@@ -277,29 +234,25 @@ func TestMemoryConcurrentWritesStayWhole(t *testing.T) {
 		}()
 	}
 	got := make([]byte, 2*size)
-	if _, err := io.ReadFull(client, got); err != nil {
-		t.Fatal(err)
-	}
+	_, err := io.ReadFull(client, got)
+	require.NoError(t, err)
 	for range 2 {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, <-errs)
 	}
 	first, second := got[:size], got[size:]
-	if bytes.Count(first, first[:1]) != size || bytes.Count(second, second[:1]) != size || first[0] == second[0] {
-		t.Fatalf("writes interleaved: first half has %d %q, second half %d %q",
-			bytes.Count(first, first[:1]), first[:1], bytes.Count(second, second[:1]), second[:1])
-	}
+	require.True(t, bytes.Count(first, first[:1]) == size && bytes.Count(second, second[:1]) == size && first[0] != second[0],
+		"writes interleaved: first half has %d %q, second half %d %q",
+		bytes.Count(first, first[:1]), first[:1], bytes.Count(second, second[:1]), second[:1])
 }
 
 func TestMemoryZeroLengthIO(t *testing.T) {
 	mem := NewMemory()
 	t.Cleanup(func() { _ = mem.Close() })
 	client, server := memPair(t, mem)
-	if n, err := server.Read(nil); n != 0 || err != nil {
-		t.Errorf("Read(nil) = %d, %v; want 0, nil without blocking", n, err)
-	}
-	if n, err := client.Write(nil); n != 0 || err != nil {
-		t.Errorf("Write(nil) = %d, %v; want 0, nil", n, err)
-	}
+	n, err := server.Read(nil)
+	assert.NoError(t, err, "Read(nil) without blocking")
+	assert.Zero(t, n, "Read(nil)")
+	n, err = client.Write(nil)
+	assert.NoError(t, err, "Write(nil)")
+	assert.Zero(t, n, "Write(nil)")
 }

@@ -4,37 +4,30 @@ import (
 	"net"
 	"syscall"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // sockopt reads an integer socket option of a TCP connection or listener.
 func sockopt(t *testing.T, c syscall.Conn, level, opt int) int {
 	t.Helper()
 	rc, err := c.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var v int
 	var serr error
-	if err := rc.Control(func(fd uintptr) { v, serr = syscall.GetsockoptInt(int(fd), level, opt) }); err != nil {
-		t.Fatal(err)
-	}
-	if serr != nil {
-		t.Fatalf("getsockopt(%d, %d): %v", level, opt, serr)
-	}
+	require.NoError(t, rc.Control(func(fd uintptr) { v, serr = syscall.GetsockoptInt(int(fd), level, opt) }))
+	require.NoError(t, serr, "getsockopt(%d, %d)", level, opt)
 	return v
 }
 
 func TestTCPSocketOptions(t *testing.T) {
 	l, err := TCP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = l.Close() })
 	accepted := acceptOne(t, l)
 	client, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = client.Close() })
 	server := receive(t, accepted).(*net.TCPConn)
 
@@ -53,8 +46,6 @@ func TestTCPSocketOptions(t *testing.T) {
 		{"TCP_NODELAY", server, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1},
 	}
 	for _, tt := range tests {
-		if got := sockopt(t, tt.conn, tt.level, tt.opt); got != tt.want {
-			t.Errorf("%s = %d, want %d", tt.name, got, tt.want)
-		}
+		assert.Equal(t, tt.want, sockopt(t, tt.conn, tt.level, tt.opt), tt.name)
 	}
 }

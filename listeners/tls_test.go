@@ -2,11 +2,13 @@ package listeners
 
 import (
 	"crypto/tls"
-	"errors"
 	"io"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ternmq/tern/listeners/testcert"
 )
@@ -15,9 +17,7 @@ import (
 func newTLS(t *testing.T, cfg *tls.Config, opts TLSOptions) *TLSListener {
 	t.Helper()
 	l, err := TLS("127.0.0.1:0", cfg, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = l.Close() })
 	return l
 }
@@ -34,19 +34,13 @@ func dialTLS(t *testing.T, l net.Listener, cfg *tls.Config) (*tls.Conn, error) {
 	return c, err
 }
 
-// waitFailures polls until l has counted want handshake failures.
+// waitFailures waits until l has counted want handshake failures, and no
+// more.
 func waitFailures(t *testing.T, l interface{ HandshakeFailures() uint64 }, want uint64) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for l.HandshakeFailures() < want {
-		if time.Now().After(deadline) {
-			t.Fatalf("HandshakeFailures = %d, want %d", l.HandshakeFailures(), want)
-		}
-		time.Sleep(time.Millisecond) // polling interval
-	}
-	if got := l.HandshakeFailures(); got != want {
-		t.Fatalf("HandshakeFailures = %d, want %d", got, want)
-	}
+	require.Eventually(t, func() bool { return l.HandshakeFailures() >= want },
+		waitTimeout, time.Millisecond, "HandshakeFailures = %d, want %d", l.HandshakeFailures(), want)
+	require.Equal(t, want, l.HandshakeFailures(), "HandshakeFailures")
 }
 
 // acceptGood dials a client that will succeed and checks that it is the one
@@ -55,13 +49,9 @@ func acceptGood(t *testing.T, l net.Listener, cfg *tls.Config) (client, server n
 	t.Helper()
 	accepted := acceptOne(t, l)
 	c, err := dialTLS(t, l, cfg)
-	if err != nil {
-		t.Fatalf("good client: %v", err)
-	}
+	require.NoError(t, err, "good client")
 	server = receive(t, accepted)
-	if server.RemoteAddr().String() != c.LocalAddr().String() {
-		t.Fatalf("Accept returned %v, want the good client %v", server.RemoteAddr(), c.LocalAddr())
-	}
+	require.Equal(t, c.LocalAddr().String(), server.RemoteAddr().String(), "Accept returned another client than the good one")
 	return c, server
 }
 
@@ -69,28 +59,19 @@ func TestTLSAcceptExchangeClose(t *testing.T) {
 	checkGoroutines(t)
 	certs := testcert.New(t)
 	l, err := TLS("127.0.0.1:0", certs.ServerConfig(tls.NoClientCert), TLSOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	client, server := acceptGood(t, l, certs.ClientConfig())
-	if _, ok := server.(*tls.Conn); !ok {
-		t.Fatalf("Accept returned %T, want *tls.Conn", server)
-	}
-	if cs := TLSState(server); cs == nil || !cs.HandshakeComplete {
-		t.Fatalf("TLSState of an accepted conn = %+v, want a completed handshake", cs)
-	}
+	require.IsType(t, &tls.Conn{}, server, "Accept returns a *tls.Conn")
+	cs := TLSState(server)
+	require.NotNil(t, cs, "TLSState of an accepted conn")
+	require.True(t, cs.HandshakeComplete, "TLSState of an accepted conn = %+v, want a completed handshake", cs)
 	exchange(t, client, server)
 
-	if err := l.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
-		t.Errorf("Accept after Close: %v, want net.ErrClosed", err)
-	}
+	require.NoError(t, l.Close(), "Close")
+	_, err = l.Accept()
+	assert.ErrorIs(t, err, net.ErrClosed, "Accept after Close")
 	exchange(t, server, client) // accepted connections outlive the listener
-	if got := l.HandshakeFailures(); got != 0 {
-		t.Errorf("HandshakeFailures = %d, want 0", got)
-	}
+	assert.Zero(t, l.HandshakeFailures(), "HandshakeFailures")
 }
 
 func TestTLSClientCertificates(t *testing.T) {
@@ -118,9 +99,8 @@ func TestTLSClientCertificates(t *testing.T) {
 				c, err := dialTLS(t, l, certs.ClientConfig(tt.certs...))
 				if err == nil { // TLS 1.3: the refusal arrives on the first read
 					_ = c.SetReadDeadline(time.Now().Add(waitTimeout))
-					if _, err = c.Read(make([]byte, 1)); err == nil {
-						t.Fatal("refused client could read")
-					}
+					_, err = c.Read(make([]byte, 1))
+					require.Error(t, err, "refused client could read")
 				}
 				waitFailures(t, l, 1)
 				// The failure closed that connection only: the listener
@@ -132,22 +112,20 @@ func TestTLSClientCertificates(t *testing.T) {
 			exchange(t, client, server)
 			for _, c := range []net.Conn{server, wrappedConn{server}} { // also through a wrapper
 				cn, ok := PeerCommonName(c)
-				if ok != (tt.wantCN != "") || cn != tt.wantCN {
-					t.Errorf("PeerCommonName(%T) = %q, %v; want %q, %v", c, cn, ok, tt.wantCN, tt.wantCN != "")
-				}
+				assert.Equal(t, tt.wantCN != "", ok, "PeerCommonName(%T) ok", c)
+				assert.Equal(t, tt.wantCN, cn, "PeerCommonName(%T)", c)
 			}
 			cs := TLSState(server)
 			switch {
 			case cs == nil:
-				t.Error("TLSState = nil")
-			case len(tt.certs) == 0 && len(cs.PeerCertificates) != 0:
-				t.Errorf("TLSState has %d peer certificates, want none", len(cs.PeerCertificates))
-			case len(tt.certs) > 0 && (len(cs.PeerCertificates) == 0 || !cs.PeerCertificates[0].Equal(tt.certs[0].Leaf)):
-				t.Error("TLSState does not hold the client's certificate")
+				assert.Fail(t, "TLSState = nil")
+			case len(tt.certs) == 0:
+				assert.Empty(t, cs.PeerCertificates, "TLSState peer certificates")
+			default:
+				assert.True(t, len(cs.PeerCertificates) > 0 && cs.PeerCertificates[0].Equal(tt.certs[0].Leaf),
+					"TLSState does not hold the client's certificate")
 			}
-			if got := l.HandshakeFailures(); got != 0 {
-				t.Errorf("HandshakeFailures = %d, want 0", got)
-			}
+			assert.Zero(t, l.HandshakeFailures(), "HandshakeFailures")
 		})
 	}
 }
@@ -158,26 +136,19 @@ func TestTLSHandshakeOffTheAcceptLoop(t *testing.T) {
 	checkGoroutines(t)
 	certs := testcert.New(t)
 	l, err := TLS("127.0.0.1:0", certs.ServerConfig(tls.NoClientCert), TLSOptions{HandshakeTimeout: 500 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = l.Close() })
 
 	silent, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = silent.Close() })
 	start := time.Now()
 	acceptGood(t, l, certs.ClientConfig())
-	if time.Since(start) >= 500*time.Millisecond {
-		t.Fatalf("good client waited %v, behind the silent one", time.Since(start))
-	}
+	require.Less(t, time.Since(start), 500*time.Millisecond, "good client waited behind the silent one")
 
 	_ = silent.SetReadDeadline(time.Now().Add(waitTimeout))
-	if _, err := silent.Read(make([]byte, 1)); err != io.EOF {
-		t.Fatalf("silent client read %v, want io.EOF when the server gives up", err)
-	}
+	_, err = silent.Read(make([]byte, 1))
+	require.Equal(t, io.EOF, err, "silent client read: want io.EOF when the server gives up")
 	waitFailures(t, l, 1)
 }
 
@@ -185,14 +156,11 @@ func TestTLSGarbageCounted(t *testing.T) {
 	certs := testcert.New(t)
 	l := newTLS(t, certs.ServerConfig(tls.NoClientCert), TLSOptions{})
 	c, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer c.Close()
 	// An MQTT client that forgot TLS: a plain CONNECT.
-	if _, err := c.Write([]byte("\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00")); err != nil {
-		t.Fatal(err)
-	}
+	_, err = c.Write([]byte("\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00"))
+	require.NoError(t, err)
 	waitFailures(t, l, 1)
 	acceptGood(t, l, certs.ClientConfig())
 }
@@ -202,13 +170,9 @@ func TestTLSCloseAbortsHandshakes(t *testing.T) {
 	checkGoroutines(t)
 	certs := testcert.New(t)
 	l, err := TLS("127.0.0.1:0", certs.ServerConfig(tls.NoClientCert), TLSOptions{HandshakeTimeout: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	silent, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer silent.Close()
 	// Make sure the listener has taken the connection: a good client
 	// connected after it gets through.
@@ -219,32 +183,21 @@ func TestTLSCloseAbortsHandshakes(t *testing.T) {
 		_, err := l.Accept()
 		acceptErr <- err
 	}()
-	if err := l.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	select {
-	case err := <-acceptErr:
-		if !errors.Is(err, net.ErrClosed) {
-			t.Errorf("Accept during Close: %v, want net.ErrClosed", err)
-		}
-	case <-time.After(waitTimeout):
-		t.Fatal("Accept still blocked after Close")
-	}
+	require.NoError(t, l.Close(), "Close")
+	assert.ErrorIs(t, waitErr(t, "Accept after Close", acceptErr), net.ErrClosed, "Accept during Close")
 	_ = silent.SetReadDeadline(time.Now().Add(waitTimeout))
-	if _, err := silent.Read(make([]byte, 1)); err != io.EOF {
-		t.Errorf("pending handshake after Close: read %v, want io.EOF", err)
-	}
-	if got := l.HandshakeFailures(); got != 0 {
-		t.Errorf("HandshakeFailures = %d, want 0: aborts are not failures", got)
-	}
+	_, err = silent.Read(make([]byte, 1))
+	assert.Equal(t, io.EOF, err, "pending handshake after Close: want io.EOF")
+	assert.Zero(t, l.HandshakeFailures(), "HandshakeFailures: aborts are not failures")
 }
 
 func TestTLSRejectsUnusableConfig(t *testing.T) {
 	for name, cfg := range map[string]*tls.Config{"nil": nil, "no certificate": {}} {
-		if l, err := TLS("127.0.0.1:0", cfg, TLSOptions{}); err == nil {
+		l, err := TLS("127.0.0.1:0", cfg, TLSOptions{})
+		if err == nil {
 			_ = l.Close()
-			t.Errorf("TLS with %s config: no error", name)
 		}
+		assert.Error(t, err, "TLS with %s config", name)
 	}
 }
 
@@ -253,17 +206,13 @@ func TestTLSStateAndPeerCommonNameOfOtherConns(t *testing.T) {
 	t.Cleanup(func() { _ = mem.Close() })
 	client, server := memPair(t, mem)
 	for _, c := range []net.Conn{nil, client, server} {
-		if cs := TLSState(c); cs != nil {
-			t.Errorf("TLSState(%T) = %+v, want nil", c, cs)
-		}
-		if cn, ok := PeerCommonName(c); ok || cn != "" {
-			t.Errorf("PeerCommonName(%T) = %q, %v; want false", c, cn, ok)
-		}
+		assert.Nil(t, TLSState(c), "TLSState(%T)", c)
+		cn, ok := PeerCommonName(c)
+		assert.False(t, ok, "PeerCommonName(%T)", c)
+		assert.Empty(t, cn, "PeerCommonName(%T)", c)
 	}
 	// A handshake not yet done gives no state.
-	if cs := TLSState(tls.Server(server, &tls.Config{})); cs != nil {
-		t.Errorf("TLSState before the handshake = %+v, want nil", cs)
-	}
+	assert.Nil(t, TLSState(tls.Server(server, &tls.Config{})), "TLSState before the handshake")
 }
 
 // NewTLS serves TLS over any listener, here an in-memory one.
@@ -272,33 +221,26 @@ func TestNewTLSOverMemory(t *testing.T) {
 	certs := testcert.New(t)
 	mem := NewMemory()
 	l, err := NewTLS(mem, certs.ServerConfig(tls.RequireAndVerifyClientCert), TLSOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = l.Close() })
 	accepted := acceptOne(t, l)
 	raw, err := mem.Dial()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	cfg := certs.ClientConfig(certs.ClientCert("in-process"))
 	cfg.ServerName = "localhost"
 	client := tls.Client(raw, cfg)
 	t.Cleanup(func() { _ = client.Close() })
-	if err := client.Handshake(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, client.Handshake())
 	server := receive(t, accepted)
 	exchange(t, client, server)
-	if cn, ok := PeerCommonName(server); !ok || cn != "in-process" {
-		t.Errorf("PeerCommonName = %q, %v; want in-process, true", cn, ok)
-	}
+	cn, ok := PeerCommonName(server)
+	assert.True(t, ok, "PeerCommonName ok")
+	assert.Equal(t, "in-process", cn, "PeerCommonName")
 
 	// When the inner listener fails for good, Accept reports its error.
 	_ = mem.Close()
-	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
-		t.Errorf("Accept after the inner listener closed: %v, want its net.ErrClosed", err)
-	}
+	_, err = l.Accept()
+	assert.ErrorIs(t, err, net.ErrClosed, "Accept after the inner listener closed: want its net.ErrClosed")
 }
 
 // tempError is an accept error that says it is temporary, like EMFILE.
@@ -327,17 +269,12 @@ func (f *flakyListener) Accept() (net.Conn, error) {
 func TestTLSTemporaryAcceptError(t *testing.T) {
 	certs := testcert.New(t)
 	inner, err := TCP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	l, err := NewTLS(&flakyListener{Listener: inner}, certs.ServerConfig(tls.NoClientCert), TLSOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = l.Close() })
-	if _, err := l.Accept(); !errors.As(err, new(tempError)) {
-		t.Fatalf("Accept: %v, want the temporary error", err)
-	}
+	_, err = l.Accept()
+	require.ErrorAs(t, err, new(tempError), "Accept: want the temporary error")
 	acceptGood(t, l, certs.ClientConfig())
 }
 

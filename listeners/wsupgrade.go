@@ -132,7 +132,7 @@ func (w *WebSocket) handle(ws *websocket.Conn) {
 	}
 	// The HTTP server may have left deadlines on the hijacked connection.
 	_ = ws.SetDeadline(time.Time{})
-	c := newWSConn(ws, r)
+	c := newWSConn(ws, r, w.maxFrame)
 	state.conn = c
 	select {
 	case w.conns <- c:

@@ -1,12 +1,14 @@
 package listeners
 
 import (
-	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // [MQTT-6.0.0-3] [MQTT-6.0.0-4] The server selects "mqtt" whenever the
@@ -40,24 +42,15 @@ func TestWebSocketSubprotocol(t *testing.T) {
 			}()
 			c, resp := dialRawWS(t, l.Addr().(WebSocketAddr).Host, DefaultWebSocketPath, tt.offered...)
 			if tt.want == "" {
-				if c != nil || resp.StatusCode != http.StatusBadRequest {
-					t.Fatalf("status %s, want 400 Bad Request", resp.Status)
-				}
-				if got := l.HandshakeFailures(); got != 1 {
-					t.Errorf("HandshakeFailures = %d, want 1", got)
-				}
+				require.Nil(t, c, "status %s, want 400 Bad Request", resp.Status)
+				require.Equal(t, http.StatusBadRequest, resp.StatusCode, "status")
+				assert.Equal(t, uint64(1), l.HandshakeFailures(), "HandshakeFailures")
 				return
 			}
-			if c == nil {
-				t.Fatalf("status %s, want 101", resp.Status)
-			}
-			if got := resp.Header.Values("Sec-WebSocket-Protocol"); len(got) != 1 || got[0] != tt.want {
-				t.Fatalf("Sec-WebSocket-Protocol = %q, want %q", got, tt.want)
-			}
+			require.NotNil(t, c, "status %s, want 101", resp.Status)
+			require.Equal(t, []string{tt.want}, resp.Header.Values("Sec-WebSocket-Protocol"), "Sec-WebSocket-Protocol")
 			server := receive(t, accepted)
-			if got := server.(*wsConn).Subprotocol(); got != tt.want {
-				t.Errorf("Subprotocol() = %q, want %q", got, tt.want)
-			}
+			assert.Equal(t, tt.want, server.(*wsConn).Subprotocol(), "Subprotocol()")
 		})
 	}
 }
@@ -72,33 +65,24 @@ func TestWebSocketSharedMux(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	t.Cleanup(srv.Client().CloseIdleConnections)
-	if got := ws.Addr().String(); got != "/broker" || ws.Addr().Network() != "websocket" {
-		t.Errorf("Addr = %s %q, want websocket /broker", ws.Addr().Network(), got)
-	}
+	assert.Equal(t, "/broker", ws.Addr().String(), "Addr")
+	assert.Equal(t, "websocket", ws.Addr().Network(), "Addr().Network()")
 
 	resp, err := srv.Client().Get(srv.URL + "/hello")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	body, _ := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
-	if string(body) != "hello" {
-		t.Fatalf("application route answered %q", body)
-	}
+	require.Equal(t, "hello", string(body), "application route")
 
 	addr := WebSocketAddr{Scheme: "ws", Host: srv.Listener.Addr().String(), Path: ws.Path()}
 	client, server := connectWS(t, ws, addr, nil)
 	exchange(t, client, server)
 
-	if err := ws.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ws.Accept(); !errors.Is(err, net.ErrClosed) {
-		t.Errorf("Accept after Close: %v, want net.ErrClosed", err)
-	}
-	if c, resp := dialRawWS(t, addr.Host, ws.Path(), SubprotocolMQTT); c != nil || resp.StatusCode != http.StatusServiceUnavailable {
-		t.Errorf("upgrade after Close: %s, want 503", resp.Status)
-	}
+	require.NoError(t, ws.Close())
+	_, err = ws.Accept()
+	assert.ErrorIs(t, err, net.ErrClosed, "Accept after Close")
+	c, resp := dialRawWS(t, addr.Host, ws.Path(), SubprotocolMQTT)
+	assert.True(t, c == nil && resp.StatusCode == http.StatusServiceUnavailable, "upgrade after Close: %s, want 503", resp.Status)
 	_ = server.Close()
 }
 
@@ -136,12 +120,8 @@ func TestWebSocketWithoutHijacker(t *testing.T) {
 	req.Header.Set("Sec-WebSocket-Protocol", SubprotocolMQTT)
 	rec := httptest.NewRecorder()
 	ws.ServeHTTP(rec, req)
-	if rec.Code != http.StatusHTTPVersionNotSupported {
-		t.Fatalf("status %d, want 505", rec.Code)
-	}
-	if got := ws.HandshakeFailures(); got != 1 {
-		t.Errorf("HandshakeFailures = %d, want 1", got)
-	}
+	require.Equal(t, http.StatusHTTPVersionNotSupported, rec.Code, "status")
+	assert.Equal(t, uint64(1), ws.HandshakeFailures(), "HandshakeFailures")
 }
 
 func TestWebSocketCheckOrigin(t *testing.T) {
@@ -149,46 +129,32 @@ func TestWebSocketCheckOrigin(t *testing.T) {
 		return r.Header.Get("Origin") == "https://app.example"
 	}})
 	c, resp := dialRawWS(t, l.Addr().(WebSocketAddr).Host, DefaultWebSocketPath, SubprotocolMQTT)
-	if c != nil || resp.StatusCode != http.StatusForbidden {
-		t.Fatalf("upgrade without an allowed origin: %s, want 403", resp.Status)
-	}
-	if got := l.HandshakeFailures(); got != 1 {
-		t.Errorf("HandshakeFailures = %d, want 1", got)
-	}
+	require.True(t, c == nil && resp.StatusCode == http.StatusForbidden, "upgrade without an allowed origin: %s, want 403", resp.Status)
+	assert.Equal(t, uint64(1), l.HandshakeFailures(), "HandshakeFailures")
 }
 
 func TestWebSocketMalformedUpgradeCounted(t *testing.T) {
 	l := listenWS(t, nil, WebSocketOptions{})
 	req, err := http.NewRequest(http.MethodGet, "http://"+l.Addr().(WebSocketAddr).Host+DefaultWebSocketPath, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	req.Header.Set("Sec-WebSocket-Protocol", SubprotocolMQTT) // but no Upgrade header
 	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest {
-		t.Fatalf("plain GET: %s, want 400", resp.Status)
-	}
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode, "plain GET")
 	waitFailures(t, l, 1)
 }
 
 func TestWebSocketPath(t *testing.T) {
 	l := listenWS(t, nil, WebSocketOptions{Path: "ws/mqtt"})
-	if l.Path() != "/ws/mqtt" {
-		t.Fatalf("Path() = %q, want /ws/mqtt", l.Path())
-	}
+	require.Equal(t, "/ws/mqtt", l.Path(), "Path()")
 	host := l.Addr().(WebSocketAddr).Host
 	for _, path := range []string{"/mqtt", "/ws/mqtt/", "/"} {
-		if c, resp := dialRawWS(t, host, path, SubprotocolMQTT); c != nil || resp.StatusCode != http.StatusNotFound {
-			t.Errorf("upgrade at %s: %s, want 404", path, resp.Status)
-		}
+		c, resp := dialRawWS(t, host, path, SubprotocolMQTT)
+		assert.True(t, c == nil && resp.StatusCode == http.StatusNotFound, "upgrade at %s: %s, want 404", path, resp.Status)
 	}
 	accepted := acceptOne(t, l)
-	if c, resp := dialRawWS(t, host, "/ws/mqtt", SubprotocolMQTT); c == nil {
-		t.Fatalf("upgrade at the configured path: %s", resp.Status)
-	}
+	c, resp := dialRawWS(t, host, "/ws/mqtt", SubprotocolMQTT)
+	require.NotNil(t, c, "upgrade at the configured path: %s", resp.Status)
 	receive(t, accepted)
 }

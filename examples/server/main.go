@@ -71,7 +71,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.hashPassword, "hash-password", false, "read a password on standard input, print its bcrypt hash for -auth files, and exit")
 	fs.StringVar(&c.data, "data", "", "directory for persistent state (embedded bbolt file); empty keeps state in memory")
 	fs.StringVar(&c.durability, "durability", "sync", "with -data: sync (acknowledge only what is on disk) or async (flush every 100 ms)")
-	fs.IntVar(&c.maxConns, "max-connections", 0, "maximum concurrent connections (0: unlimited)")
+	fs.IntVar(&c.maxConns, "max-connections", 0, "maximum concurrent connections (0: from the file-descriptor limit)")
 	fs.DurationVar(&c.expiry, "session-expiry", 0, "remove persistent sessions offline this long (0: never)")
 	fs.BoolVar(&c.verbose, "v", false, "debug logging")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until exit")
