@@ -98,22 +98,26 @@ func parse(r io.Reader, name string) (*table, error) {
 }
 
 // joined returns the collected errors in line order as one error.
-func (p *parser) joined() error {
+func (p *parser) joined() error { return joinErrors(p.errs) }
+
+// joinErrors returns errs in line order as one error: the error itself
+// when there is one.
+func joinErrors(errs []*ParseError) error {
 	key := func(e *ParseError) int {
 		if e.Line == 0 {
 			return math.MaxInt // errors about the whole file come last
 		}
 		return e.Line
 	}
-	slices.SortStableFunc(p.errs, func(a, b *ParseError) int { return cmp.Compare(key(a), key(b)) })
-	if len(p.errs) == 1 {
-		return p.errs[0]
+	slices.SortStableFunc(errs, func(a, b *ParseError) int { return cmp.Compare(key(a), key(b)) })
+	if len(errs) == 1 {
+		return errs[0]
 	}
-	errs := make([]error, len(p.errs))
-	for i, e := range p.errs {
-		errs[i] = e
+	all := make([]error, len(errs))
+	for i, e := range errs {
+		all[i] = e
 	}
-	return errors.Join(errs...)
+	return errors.Join(all...)
 }
 
 // line parses one line.
