@@ -134,6 +134,7 @@
 //  3. At most MaxConcurrentChecks hashes run at once; a check waits behind
 //     at most MaxWaiting others for at most MaxWait, and is refused with
 //     CONNACK 0x03 past either bound, or when the broker's context ends.
+//     Addresses that failed recently hold at most half of the slots.
 //
 // An unknown user takes the same path as a known one. Refusals are counted
 // (File.Stats, Mosquitto.Stats) and logged at most once a second.

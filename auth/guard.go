@@ -39,6 +39,7 @@ type guard struct {
 	opts    Options
 	key     []byte        // HMAC key of the cache, random for each hook
 	slots   chan struct{} // one token per running check
+	suspect chan struct{} // one token per running check for a suspect address
 	waiting atomic.Int64  // checks waiting for a slot
 	limit   *limiter
 
@@ -58,10 +59,11 @@ func newGuard(o Options) (*guard, error) {
 		return nil, err
 	}
 	g := &guard{
-		opts:  o,
-		key:   make([]byte, 32),
-		slots: make(chan struct{}, o.MaxConcurrentChecks),
-		limit: newLimiter(float64(o.FailureBurst), o.FailureRate, o.MaxAddresses),
+		opts:    o,
+		key:     make([]byte, 32),
+		slots:   make(chan struct{}, o.MaxConcurrentChecks),
+		suspect: make(chan struct{}, max(1, o.MaxConcurrentChecks/2)),
+		limit:   newLimiter(float64(o.FailureBurst), o.FailureRate, o.MaxAddresses),
 	}
 	if _, err := rand.Read(g.key); err != nil {
 		return nil, fmt.Errorf("auth: cache key: %w", err)
@@ -105,19 +107,25 @@ func (g *guard) check(ctx context.Context, cr *credentials, user string, passwor
 		return nil
 	}
 	addr := addrKey(remote)
-	if !g.limit.take(addr, time.Now()) {
+	ok, suspect := g.limit.take(addr, time.Now())
+	if !ok {
 		g.limited.Add(1)
 		g.logRefusal(&g.logLimited, addrString(addr))
 		return fmt.Errorf("auth: too many failed logins from %s, password not checked: %w", addr, tern.ErrServerUnavailable)
 	}
-	if err := g.acquire(ctx, addrString(addr)); err != nil {
+	release, err := g.acquire(ctx, addrString(addr), suspect)
+	if err != nil {
 		g.limit.refund(addr, time.Now()) // not checked: not a failure
 		return err
 	}
-	ok := g.compare(cr, user, password)
+	ok = func() bool {
+		defer release()
+		return g.compare(cr, user, password)
+	}()
 	g.checks.Add(1)
 	if !ok {
-		g.failed.Add(1) // the token stays taken
+		g.failed.Add(1)
+		g.limit.fail(addr, time.Now()) // the token stays taken
 		return tern.ErrBadCredentials
 	}
 	g.limit.refund(addr, time.Now())
@@ -126,9 +134,8 @@ func (g *guard) check(ctx context.Context, cr *credentials, user string, passwor
 }
 
 // compare compares password with user's hash, or with the dummy hash for
-// an unknown user, in the slot acquire took, and gives the slot back.
-func (g *guard) compare(cr *credentials, user string, password []byte) bool {
-	defer func() { <-g.slots }()
+// an unknown user.
+func (*guard) compare(cr *credentials, user string, password []byte) bool {
 	h, known := cr.hashes[user]
 	if !known {
 		h = cr.dummy
@@ -150,33 +157,60 @@ func (g *guard) cacheKey(user string, password []byte) [sha256.Size]byte {
 }
 
 // acquire takes a check slot: at once when one is free, otherwise after
-// waiting behind at most MaxWaiting others for at most MaxWait.
-func (g *guard) acquire(ctx context.Context, addr string) error {
+// waiting behind at most MaxWaiting others for at most MaxWait. A suspect
+// address (one that failed recently) must also hold one of the suspect
+// slots, half of all (at least one), or is refused at once: clients
+// without failures always find the other half for themselves, however
+// steadily attackers spend their allowance. The returned function gives
+// the slots back.
+func (g *guard) acquire(ctx context.Context, addr string, suspect bool) (release func(), err error) {
+	if suspect {
+		select {
+		case g.suspect <- struct{}{}:
+		default:
+			return nil, g.refuseBusy(addr, fmt.Errorf("auth: %d password checks for addresses with recent failures running, password not checked: %w",
+				cap(g.suspect), tern.ErrServerUnavailable))
+		}
+		defer func() {
+			if err != nil {
+				<-g.suspect
+			}
+		}()
+	}
+	release = func() {
+		<-g.slots
+		if suspect {
+			<-g.suspect
+		}
+	}
 	select {
 	case g.slots <- struct{}{}:
-		return nil
+		return release, nil
 	default:
 	}
 	if g.waiting.Add(1) > int64(g.opts.MaxWaiting) {
 		g.waiting.Add(-1)
-		g.busy.Add(1)
-		g.logRefusal(&g.logBusy, addr)
-		return fmt.Errorf("auth: %d password checks running and %d waiting, password not checked: %w",
-			g.opts.MaxConcurrentChecks, g.opts.MaxWaiting, tern.ErrServerUnavailable)
+		return nil, g.refuseBusy(addr, fmt.Errorf("auth: %d password checks running and %d waiting, password not checked: %w",
+			g.opts.MaxConcurrentChecks, g.opts.MaxWaiting, tern.ErrServerUnavailable))
 	}
 	defer g.waiting.Add(-1)
 	t := time.NewTimer(g.opts.MaxWait)
 	defer t.Stop()
 	select {
 	case g.slots <- struct{}{}: // blocked senders are served in order
-		return nil
+		return release, nil
 	case <-t.C:
-		g.busy.Add(1)
-		g.logRefusal(&g.logBusy, addr)
-		return fmt.Errorf("auth: no password check slot free within %v, password not checked: %w", g.opts.MaxWait, tern.ErrServerUnavailable)
+		return nil, g.refuseBusy(addr, fmt.Errorf("auth: no password check slot free within %v, password not checked: %w",
+			g.opts.MaxWait, tern.ErrServerUnavailable))
 	case <-ctx.Done():
-		return fmt.Errorf("auth: %w: %w", tern.ErrServerUnavailable, ctx.Err())
+		return nil, fmt.Errorf("auth: %w: %w", tern.ErrServerUnavailable, ctx.Err())
 	}
+}
+
+func (g *guard) refuseBusy(addr string, err error) error {
+	g.busy.Add(1)
+	g.logRefusal(&g.logBusy, addr)
+	return err
 }
 
 // logRefusal counts a refusal without a check and writes a warning when

@@ -14,6 +14,15 @@ import (
 	"github.com/ternmq/tern"
 )
 
+// acquireErr takes a slot and gives it back at once, returning the error.
+func acquireErr(g *guard, ctx context.Context, suspect bool) error {
+	release, err := g.acquire(ctx, "a", suspect)
+	if err == nil {
+		release()
+	}
+	return err
+}
+
 // TestCheckSlots holds the only check slot and checks the bounds on
 // waiting for it: MaxWaiting waiters at most, each for MaxWait at most,
 // and for no longer than its context.
@@ -24,10 +33,10 @@ func TestCheckSlots(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(t.Context())
 	waiter := make(chan error)
-	go func() { waiter <- g.acquire(ctx, "a") }()
+	go func() { waiter <- acquireErr(g, ctx, false) }()
 	require.Eventually(t, func() bool { return g.waiting.Load() == 1 }, 5*time.Second, time.Millisecond)
 
-	err = g.acquire(t.Context(), "b")
+	err = acquireErr(g, t.Context(), false)
 	assert.ErrorIs(t, err, tern.ErrServerUnavailable, "a second waiter is refused at once")
 	assert.Equal(t, uint64(1), g.stats().Busy)
 
@@ -38,20 +47,74 @@ func TestCheckSlots(t *testing.T) {
 	assert.Zero(t, g.waiting.Load())
 
 	// A waiter gets the slot when the running check ends.
-	go func() { waiter <- g.acquire(t.Context(), "a") }()
+	go func() { waiter <- acquireErr(g, t.Context(), false) }()
 	require.Eventually(t, func() bool { return g.waiting.Load() == 1 }, 5*time.Second, time.Millisecond)
 	<-g.slots
 	require.NoError(t, <-waiter)
+	assert.Empty(t, g.slots, "the slot was given back")
 
 	// MaxWait bounds the wait.
 	short, err := newGuard(Options{MaxConcurrentChecks: 1, MaxWait: 20 * time.Millisecond})
 	require.NoError(t, err)
 	short.slots <- struct{}{}
 	t0 := time.Now()
-	err = short.acquire(t.Context(), "a")
+	err = acquireErr(short, t.Context(), false)
 	assert.ErrorIs(t, err, tern.ErrServerUnavailable)
 	assert.GreaterOrEqual(t, time.Since(t0), 20*time.Millisecond)
 	assert.Equal(t, uint64(1), short.stats().Busy)
+}
+
+// TestSuspectSlots checks that checks for addresses with recent failures
+// hold at most half of the slots, so that the other half stays free for
+// clients without failures.
+func TestSuspectSlots(t *testing.T) {
+	g, err := newGuard(Options{MaxConcurrentChecks: 4, MaxWait: time.Hour})
+	require.NoError(t, err)
+	var releases []func()
+	for range 2 {
+		r, err := g.acquire(t.Context(), "suspect", true)
+		require.NoError(t, err)
+		releases = append(releases, r)
+	}
+	_, err = g.acquire(t.Context(), "suspect", true)
+	assert.ErrorIs(t, err, tern.ErrServerUnavailable, "a third suspect check is refused at once")
+	for range 2 {
+		r, err := g.acquire(t.Context(), "clean", false)
+		require.NoError(t, err, "clean checks find the other half free")
+		releases = append(releases, r)
+	}
+	for _, r := range releases {
+		r()
+	}
+	assert.Empty(t, g.slots)
+	assert.Empty(t, g.suspect)
+
+	one, err := newGuard(Options{MaxConcurrentChecks: 1})
+	require.NoError(t, err)
+	assert.NoError(t, acquireErr(one, t.Context(), true), "with one slot, a suspect check may use it")
+}
+
+// TestLimiterSuspect checks when an address is suspect: from its first
+// failure until its whole allowance could have come back.
+func TestLimiterSuspect(t *testing.T) {
+	l := newLimiter(4, 2, 10) // 2 s to come back
+	a := netip.MustParseAddr("192.0.2.1")
+	now := time.Now()
+	ok, suspect := l.take(a, now)
+	require.True(t, ok)
+	assert.False(t, suspect, "a new address")
+	l.refund(a, now)
+	ok, suspect = l.take(a, now)
+	require.True(t, ok)
+	assert.False(t, suspect, "successes do not make it suspect")
+	l.fail(a, now)
+	ok, suspect = l.take(a, now.Add(time.Second))
+	require.True(t, ok)
+	assert.True(t, suspect, "a second after a failure")
+	l.refund(a, now.Add(time.Second))
+	ok, suspect = l.take(a, now.Add(3*time.Second))
+	require.True(t, ok)
+	assert.False(t, suspect, "the allowance is back")
 }
 
 // TestCacheKeyHoldsNoPassword checks that the cache is keyed by an HMAC
@@ -75,21 +138,22 @@ func TestLimiterEviction(t *testing.T) {
 	l := newLimiter(2, 1, 3)
 	now := time.Now()
 	a := func(i byte) netip.Addr { return netip.AddrFrom4([4]byte{192, 0, 2, i}) }
-	require.True(t, l.take(a(1), now))
-	require.True(t, l.take(a(2), now))
-	require.True(t, l.take(a(3), now))
+	take := func(a netip.Addr, at time.Time) bool { ok, _ := l.take(a, at); return ok }
+	require.True(t, take(a(1), now))
+	require.True(t, take(a(2), now))
+	require.True(t, take(a(3), now))
 	later := now.Add(10 * time.Second) // a(1..3) are full again
-	require.True(t, l.take(a(4), later))
+	require.True(t, take(a(4), later))
 	assert.LessOrEqual(t, len(l.buckets), 3)
 	assert.Contains(t, l.buckets, a(4))
 
 	// With no full bucket, one address goes to make room.
 	l = newLimiter(1, 1e-9, 2)
 	for i := range byte(5) {
-		require.True(t, l.take(a(i), now))
+		require.True(t, take(a(i), now))
 		assert.LessOrEqual(t, len(l.buckets), 2)
 	}
-	assert.False(t, l.take(a(4), now), "the newest address is still limited")
+	assert.False(t, take(a(4), now), "the newest address is still limited")
 }
 
 func TestAddrKey(t *testing.T) {

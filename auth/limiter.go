@@ -12,7 +12,8 @@ import (
 // rate per second up to burst. A check takes a token when it starts and
 // gives it back when it succeeds, so only failures use tokens up, and the
 // checks running at once for one address are bounded by its tokens. An
-// address without a token is refused without a check.
+// address without a token is refused without a check. An address that
+// failed recently is suspect: its checks get fewer slots (see guard).
 type limiter struct {
 	burst, rate float64
 	max         int
@@ -22,8 +23,9 @@ type limiter struct {
 }
 
 type bucket struct {
-	tokens float64
-	at     time.Time // when tokens was counted
+	tokens   float64
+	at       time.Time // when tokens was counted
+	failedAt time.Time // the last failed check; zero for none
 }
 
 func newLimiter(burst, rate float64, max int) *limiter {
@@ -36,16 +38,17 @@ func (l *limiter) level(b bucket, now time.Time) float64 {
 }
 
 // take takes a token for a check from a, and reports whether there was
-// one. An invalid address (no IP: a unix socket, an in-memory connection)
-// is not limited.
-func (l *limiter) take(a netip.Addr, now time.Time) bool {
+// one, and whether a is suspect: it failed a check within the time its
+// whole allowance takes to come back. An invalid address (no IP: a unix
+// socket, an in-memory connection) is neither limited nor suspect.
+func (l *limiter) take(a netip.Addr, now time.Time) (ok, suspect bool) {
 	if !a.IsValid() {
-		return true
+		return true, false
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b, ok := l.buckets[a]
-	if !ok {
+	b, found := l.buckets[a]
+	if !found {
 		if len(l.buckets) >= l.max {
 			l.evict(now)
 		}
@@ -53,10 +56,11 @@ func (l *limiter) take(a netip.Addr, now time.Time) bool {
 	}
 	lv := l.level(b, now)
 	if lv < 1 {
-		return false
+		return false, true
 	}
-	l.buckets[a] = bucket{tokens: lv - 1, at: now}
-	return true
+	suspect = !b.failedAt.IsZero() && now.Sub(b.failedAt).Seconds()*l.rate < l.burst
+	l.buckets[a] = bucket{tokens: lv - 1, at: now, failedAt: b.failedAt}
+	return true, suspect
 }
 
 // refund gives back the token of a check that succeeded or did not run.
@@ -67,7 +71,20 @@ func (l *limiter) refund(a netip.Addr, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if b, ok := l.buckets[a]; ok {
-		l.buckets[a] = bucket{tokens: min(l.burst, l.level(b, now)+1), at: now}
+		l.buckets[a] = bucket{tokens: min(l.burst, l.level(b, now)+1), at: now, failedAt: b.failedAt}
+	}
+}
+
+// fail records a failed check of a; its token stays taken.
+func (l *limiter) fail(a netip.Addr, now time.Time) {
+	if !a.IsValid() {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b, ok := l.buckets[a]; ok {
+		b.failedAt = now
+		l.buckets[a] = b
 	}
 }
 

@@ -32,7 +32,10 @@ const (
 //     once with CONNACK 0x03 (server unavailable), without a check.
 //  3. The check waits for one of MaxConcurrentChecks slots, behind at most
 //     MaxWaiting others and for at most MaxWait; past either bound it is
-//     refused with CONNACK 0x03.
+//     refused with CONNACK 0x03. Checks for addresses that failed within
+//     the time their allowance takes to come back hold at most half of the
+//     slots (at least one), so that the other half stays free for clients
+//     without failures.
 //  4. The password is compared with its hash; a success enters the cache.
 type Options struct {
 	// MaxConcurrentChecks bounds the password hashes computed at once.
