@@ -21,7 +21,7 @@ type Stats struct {
 	Failed      uint64 // of those, wrong passwords and unknown users
 	CacheHits   uint64 // accepted from the success cache, without a hash
 	RateLimited uint64 // refused without a check: too many failures from the address
-	Busy        uint64 // refused without a check: no check slot free in time
+	Busy        uint64 // refused without a check: no check slot free (in time, or for an address that failed recently)
 }
 
 // credentials is one version of the users' password hashes, with the

@@ -20,10 +20,11 @@ const maxLine = 1 << 20
 // maxErrors is how many line errors Parse reports before it gives up.
 const maxErrors = 20
 
-// ParseError is a mistake in an auth file. Its message names the file and
-// the line, as in `auth.conf:12: unknown access "rw"`.
+// ParseError is a mistake in an auth file, a Mosquitto password file or a
+// Mosquitto ACL file. Its message names the file and the line, as in
+// `auth.conf:12: unknown access "rw"`.
 type ParseError struct {
-	Name string // the name given to Parse, or the path given to Load
+	Name string // the name given to Parse, or the path of the file read
 	Line int    // 1-based line number; 0 when the error is not about one line
 	Err  error
 }
