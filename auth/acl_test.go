@@ -1,9 +1,11 @@
 package auth_test
 
 import (
-	"errors"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/auth"
@@ -48,8 +50,10 @@ func TestAuthenticate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.f.Authenticate(t.Context(), tt.ci)
-			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
-				t.Errorf("Authenticate = %v, want %v", err, tt.want)
+			if tt.want == nil {
+				assert.NoError(t, err)
+			} else {
+				assert.ErrorIs(t, err, tt.want)
 			}
 		})
 	}
@@ -57,25 +61,16 @@ func TestAuthenticate(t *testing.T) {
 
 func TestHashPassword(t *testing.T) {
 	h, err := auth.HashPassword([]byte("s3cret"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	f, err := auth.Parse(strings.NewReader("user u "+h+"\n"), "x")
-	if err != nil {
-		t.Fatalf("a HashPassword hash is not accepted in a user line: %v", err)
-	}
+	require.NoError(t, err, "a HashPassword hash is not accepted in a user line")
 	ok := tern.ConnectInfo{Username: "u", HasUsername: true, Password: []byte("s3cret"), HasPassword: true}
-	if err := f.Authenticate(t.Context(), ok); err != nil {
-		t.Errorf("Authenticate with the hashed password: %v", err)
-	}
+	assert.NoError(t, f.Authenticate(t.Context(), ok), "Authenticate with the hashed password")
 	ok.Password = []byte("S3cret")
-	if err := f.Authenticate(t.Context(), ok); !errors.Is(err, tern.ErrBadCredentials) {
-		t.Errorf("Authenticate with another password: %v", err)
-	}
+	assert.ErrorIs(t, f.Authenticate(t.Context(), ok), tern.ErrBadCredentials, "Authenticate with another password")
 	for _, bad := range []string{"", strings.Repeat("x", 73)} {
-		if _, err := auth.HashPassword([]byte(bad)); err == nil {
-			t.Errorf("HashPassword of a %d-byte password succeeded", len(bad))
-		}
+		_, err := auth.HashPassword([]byte(bad))
+		assert.Error(t, err, "HashPassword of a %d-byte password succeeded", len(bad))
 	}
 }
 
@@ -114,16 +109,16 @@ func allowed(t *testing.T, f *auth.File, c tern.Client, o op, topic string) bool
 	switch o {
 	case pub:
 		err := f.AuthorizePublish(t.Context(), c, tern.Message{Topic: topic, QoS: 1})
-		if err != nil && !errors.Is(err, tern.ErrNotAuthorized) {
-			t.Errorf("AuthorizePublish error %v does not wrap ErrNotAuthorized", err)
+		if err != nil {
+			assert.ErrorIs(t, err, tern.ErrNotAuthorized, "AuthorizePublish error does not wrap ErrNotAuthorized")
 		}
 		return err == nil
 	case read:
 		return f.AuthorizeRead(c, topic)
 	default:
 		err := f.AuthorizeSubscribe(t.Context(), c, topic, 1)
-		if err != nil && !errors.Is(err, tern.ErrNotAuthorized) {
-			t.Errorf("AuthorizeSubscribe error %v does not wrap ErrNotAuthorized", err)
+		if err != nil {
+			assert.ErrorIs(t, err, tern.ErrNotAuthorized, "AuthorizeSubscribe error does not wrap ErrNotAuthorized")
 		}
 		return err == nil
 	}
@@ -140,10 +135,8 @@ type decision struct {
 func runDecisions(t *testing.T, f *auth.File, tests []decision) {
 	t.Helper()
 	for _, tt := range tests {
-		if got := allowed(t, f, tt.c, tt.op, tt.topic); got != tt.want {
-			t.Errorf("%s: %s %q by user %q id %q: allowed=%v, want %v",
-				tt.name, tt.op, tt.topic, tt.c.Username, tt.c.ID, got, tt.want)
-		}
+		assert.Equal(t, tt.want, allowed(t, f, tt.c, tt.op, tt.topic), "%s: %s %q by user %q id %q: allowed",
+			tt.name, tt.op, tt.topic, tt.c.Username, tt.c.ID)
 	}
 }
 
@@ -212,9 +205,7 @@ func TestSubscribeDecisions(t *testing.T) {
 	// A granted wildcard subscription delivers only readable topics.
 	for _, topic := range []string{"public/news", "private/x", "devices/anon1/x", "$SYS/x"} {
 		want := topic == "public/news" || topic == "devices/anon1/x"
-		if got := f.AuthorizeRead(anon, topic); got != want {
-			t.Errorf("delivery of %q to an anonymous '#' subscriber: %v, want %v", topic, got, want)
-		}
+		assert.Equal(t, want, f.AuthorizeRead(anon, topic), "delivery of %q to an anonymous '#' subscriber", topic)
 	}
 }
 
@@ -281,32 +272,27 @@ func TestNoACLAllowsEverything(t *testing.T) {
 	for _, c := range []tern.Client{anon, alice} {
 		for _, o := range []op{pub, read, sub} {
 			for _, topic := range []string{"a/b", "$SYS/x"} {
-				if !allowed(t, f, c, o, topic) {
-					t.Errorf("%s %q by %q refused by a file without acl lines", o, topic, c.Username)
-				}
+				assert.True(t, allowed(t, f, c, o, topic), "%s %q by %q refused by a file without acl lines", o, topic, c.Username)
 			}
 		}
 	}
 	// Malformed input is still refused.
-	if f.AuthorizeRead(anon, "a/+") || allowed(t, f, anon, pub, "") || allowed(t, f, anon, sub, "a/#/b") {
-		t.Error("malformed topic or filter allowed")
-	}
+	assert.False(t, f.AuthorizeRead(anon, "a/+"), "malformed topic allowed")
+	assert.False(t, allowed(t, f, anon, pub, ""), "empty topic allowed")
+	assert.False(t, allowed(t, f, anon, sub, "a/#/b"), "malformed filter allowed")
 }
 
 func TestOnlyDenyRulesDenyEverything(t *testing.T) {
 	f := mustParse(t, "anonymous on", "acl all deny write secret/#")
-	if allowed(t, f, anon, pub, "public/x") || allowed(t, f, anon, read, "public/x") {
-		t.Error("a file with acl lines allowed what no rule allows")
-	}
+	assert.False(t, allowed(t, f, anon, pub, "public/x"), "a file with acl lines allowed what no rule allows")
+	assert.False(t, allowed(t, f, anon, read, "public/x"), "a file with acl lines allowed what no rule allows")
 }
 
 func TestInternalClientsAreNotChecked(t *testing.T) {
 	f := mustParse(t, "acl all deny readwrite #")
 	in := tern.Client{Internal: true}
 	for _, o := range []op{pub, read, sub} {
-		if !allowed(t, f, in, o, "x/y") {
-			t.Errorf("internal %s refused", o)
-		}
+		assert.True(t, allowed(t, f, in, o, "x/y"), "internal %s refused", o)
 	}
 }
 
@@ -315,27 +301,20 @@ func TestRuleOrderDoesNotMatter(t *testing.T) {
 	b := mustParse(t, "acl all deny read a/b", "acl all allow read a/#")
 	c := tern.Client{ID: "x"}
 	for _, f := range []*auth.File{a, b} {
-		if f.AuthorizeRead(c, "a/b") || !f.AuthorizeRead(c, "a/c") {
-			t.Error("deny did not win regardless of order")
-		}
+		assert.False(t, f.AuthorizeRead(c, "a/b"), "deny did not win regardless of order")
+		assert.True(t, f.AuthorizeRead(c, "a/c"), "allow lost to a deny that does not match")
 	}
 }
 
 func TestACLBeforeUserLine(t *testing.T) {
 	f := mustParse(t, "acl user alice allow read a/#", "user alice HASH(a)")
-	if !f.AuthorizeRead(alice, "a/b") {
-		t.Error("a rule written before its user line does not apply")
-	}
+	assert.True(t, f.AuthorizeRead(alice, "a/b"), "a rule written before its user line does not apply")
 }
 
 func TestPercentEscape(t *testing.T) {
 	f := mustParse(t, "acl all allow read rate/50%%/%%u")
-	if !f.AuthorizeRead(tern.Client{ID: "x", Username: "u"}, "rate/50%/%u") {
-		t.Error("%% is not a literal %")
-	}
-	if f.AuthorizeRead(tern.Client{ID: "x", Username: "u"}, "rate/50%/u") {
-		t.Error("%%u was substituted")
-	}
+	assert.True(t, f.AuthorizeRead(tern.Client{ID: "x", Username: "u"}, "rate/50%/%u"), "%% is not a literal %")
+	assert.False(t, f.AuthorizeRead(tern.Client{ID: "x", Username: "u"}, "rate/50%/u"), "%%u was substituted")
 }
 
 func TestAuthorizeReadDoesNotAllocate(t *testing.T) {
@@ -351,9 +330,7 @@ func TestAuthorizeReadDoesNotAllocate(t *testing.T) {
 		{alice, "nothing/matches/here"},
 	} {
 		n := testing.AllocsPerRun(100, func() { sink = f.AuthorizeRead(tc.c, tc.topic) })
-		if n != 0 {
-			t.Errorf("AuthorizeRead(%q, %q) allocates %v times", tc.c.Username, tc.topic, n)
-		}
+		assert.Zero(t, n, "AuthorizeRead(%q, %q) allocates", tc.c.Username, tc.topic)
 	}
 	_ = sink
 }

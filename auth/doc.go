@@ -1,7 +1,16 @@
-// Package auth is Tern's built-in, file-based user and ACL hook: users with
-// bcrypt password hashes, anonymous access on or off, and allow or deny
-// rules per user, for anonymous clients or for everyone, with Mosquitto's
-// %u (user name) and %c (client identifier) substitution.
+// Package auth holds Tern's built-in, file-based user and ACL hooks. It
+// reads two kinds of files:
+//
+//   - Tern's auth file (Load, Parse): users with bcrypt password hashes,
+//     anonymous access on or off, and allow or deny rules per user, for
+//     anonymous clients or for everyone, with Mosquitto's %u (user name)
+//     and %c (client identifier) substitution. Described below.
+//   - Mosquitto's password_file and acl_file, as they are (LoadMosquitto),
+//     decided as Mosquitto 2.0 does. FORMAT.md describes them with tables
+//     of the rules and of where Tern differs. SetPassword, SetPasswordHash
+//     and DeleteUser edit a password file as mosquitto_passwd does.
+//
+// A Tern auth file:
 //
 //	f, err := auth.Load("auth.conf")
 //	if err != nil {
@@ -9,8 +18,30 @@
 //	}
 //	b.AddHook(f)
 //
-// A *File implements tern.Authenticator, tern.PublishAuthorizer,
-// tern.SubscribeAuthorizer and tern.ReadAuthorizer.
+// A *File and a *Mosquitto implement tern.Authenticator,
+// tern.PublishAuthorizer, tern.SubscribeAuthorizer and tern.ReadAuthorizer.
+// Both bound the work of password checks (see Options), so that a flood of
+// wrong passwords cannot lock legitimate clients out: a cache of successful
+// checks, a limit on failed checks per address, and a bounded pool of
+// checks. A CONNECT that cannot be checked now is refused with CONNACK 0x03
+// (server unavailable).
+//
+// For Mosquitto's files, as the standalone broker reads them from
+// mosquitto.conf's password_file, acl_file and allow_anonymous:
+//
+//	m, err := auth.LoadMosquitto(auth.MosquittoFiles{
+//		PasswordFile:   "/etc/mosquitto/passwd",
+//		ACLFile:        "/etc/mosquitto/acl",
+//		AllowAnonymous: false,
+//	}, auth.Options{Logger: logger})
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	b.AddHook(m)
+//	// On SIGHUP:
+//	if err := m.Reload(); err != nil {
+//		logger.Error("reload", "err", err) // the previous content stays
+//	}
 //
 // # A complete example
 //
@@ -86,8 +117,28 @@
 // an unknown user or a password longer than 72 bytes gets CONNACK 0x04; an
 // unknown user costs the same bcrypt time as a known one. A client without
 // a user name connects when anonymous is on and gets CONNACK 0x05 when it
-// is off.
+// is off. A password that could not be checked now gets CONNACK 0x03.
+//
+// # Password checks under load
+//
+// Before a password is compared with its hash (see Options for the
+// defaults):
+//
+//  1. A user name and password that passed within CacheTTL pass again
+//     without a hash. The cache is keyed by HMAC-SHA256 of the user name
+//     and password under a random key of the hook; a reload empties it.
+//  2. Each remote address (IPv6: each /64) has a token bucket of failed
+//     checks (FailureBurst, refilled at FailureRate per second). A check
+//     takes a token and a success gives it back; an address without a
+//     token is refused with CONNACK 0x03 without a hash.
+//  3. At most MaxConcurrentChecks hashes run at once; a check waits behind
+//     at most MaxWaiting others for at most MaxWait, and is refused with
+//     CONNACK 0x03 past either bound, or when the broker's context ends.
+//     Addresses that failed recently hold at most half of the slots.
+//
+// An unknown user takes the same path as a known one. Refusals are counted
+// (File.Stats, Mosquitto.Stats) and logged at most once a second.
 //
 // FORMAT.md in this directory holds the same description for the README,
-// with a table for users coming from Mosquitto's acl_file.
+// with tables for Mosquitto's files and for users coming from Mosquitto.
 package auth

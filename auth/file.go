@@ -2,35 +2,25 @@ package auth
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sync"
 	"sync/atomic"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/ternmq/tern"
 )
-
-// maxPasswordLen is the longest password bcrypt reads; longer passwords are
-// refused rather than silently cut.
-const maxPasswordLen = 72
-
-// dummyPassword is hashed at load time so that a CONNECT for an unknown
-// user costs as much as one for a known user.
-const dummyPassword = "tern: there is no such user"
 
 // File is the parsed content of an auth file: users with bcrypt password
 // hashes, whether anonymous clients may connect, and ACL rules. It is a
 // Tern hook: it implements tern.Authenticator, tern.PublishAuthorizer,
 // tern.SubscribeAuthorizer and tern.ReadAuthorizer, so add it with
 // Broker.AddHook. It is safe for concurrent use; Reload replaces its
-// content atomically.
+// content atomically. Its password checks are bounded by Options.
 type File struct {
 	name   string
 	path   string     // "" when made by Parse
+	g      *guard     // password checks
 	reload sync.Mutex // serialises Reload
 	t      atomic.Pointer[table]
 }
@@ -45,7 +35,7 @@ var (
 // user is one user line with the rules that concern that user.
 type user struct {
 	line  int
-	hash  []byte
+	hash  *pwHash
 	rules *ruleSet // the user's own rules and the "all" rules
 }
 
@@ -56,27 +46,23 @@ type table struct {
 	users     map[string]*user
 	anon      *ruleSet // anonymous rules and the "all" rules without %u
 	other     *ruleSet // "all" rules, for a user name the file does not list
-	dummy     []byte   // bcrypt hash compared for unknown users; nil without users
+	hashes    map[string]*pwHash
+	dummy     *pwHash // compared for unknown users; nil without users
+	creds     *credentials
 }
 
-// makeDummy hashes dummyPassword at the highest cost among the users.
+// makeDummy makes the hash compared for unknown users, as costly as the
+// users' hashes.
 func (t *table) makeDummy() error {
-	cost := 0
-	for _, u := range t.users {
-		c, err := bcrypt.Cost(u.hash)
-		if err != nil {
-			return fmt.Errorf("user line %d: %w", u.line, err)
-		}
-		cost = max(cost, c)
+	t.hashes = make(map[string]*pwHash, len(t.users))
+	for name, u := range t.users {
+		t.hashes[name] = u.hash
 	}
-	if cost == 0 {
-		return nil
-	}
-	h, err := bcrypt.GenerateFromPassword([]byte(dummyPassword), cost)
+	d, err := dummyFor(t.hashes)
 	if err != nil {
 		return fmt.Errorf("hash for unknown users: %w", err)
 	}
-	t.dummy = h
+	t.dummy = d
 	return nil
 }
 
@@ -92,29 +78,58 @@ func (t *table) rulesFor(username string) *ruleSet {
 	return t.other
 }
 
-// Parse reads an auth file from r. name is used in error messages, which
-// name the line of each mistake (see ParseError). The format is described
-// in the package documentation.
+// Parse reads an auth file from r with the default Options. name is used
+// in error messages, which name the line of each mistake (see ParseError).
+// The format is described in the package documentation.
 func Parse(r io.Reader, name string) (*File, error) {
+	return ParseWithOptions(r, name, Options{})
+}
+
+// ParseWithOptions is Parse with the given bounds on password checks.
+func ParseWithOptions(r io.Reader, name string, o Options) (*File, error) {
+	g, err := newGuard(o)
+	if err != nil {
+		return nil, err
+	}
 	t, err := parse(r, name)
 	if err != nil {
 		return nil, err
 	}
-	f := &File{name: name}
-	f.t.Store(t)
+	f := &File{name: name, g: g}
+	f.store(t)
 	return f, nil
 }
 
-// Load reads the auth file at path.
+// Load reads the auth file at path, with the default Options.
 func Load(path string) (*File, error) {
+	return LoadWithOptions(path, Options{})
+}
+
+// LoadWithOptions reads the auth file at path, with the given bounds on
+// password checks. An invalid option is an error naming the field.
+func LoadWithOptions(path string, o Options) (*File, error) {
+	g, err := newGuard(o)
+	if err != nil {
+		return nil, err
+	}
 	t, err := loadTable(path)
 	if err != nil {
 		return nil, err
 	}
-	f := &File{name: path, path: path}
-	f.t.Store(t)
+	f := &File{name: path, path: path, g: g}
+	f.store(t)
 	return f, nil
 }
+
+// store puts a new version in force, with a new, empty success cache.
+func (f *File) store(t *table) {
+	t.creds = f.g.newCredentials(t.hashes, t.dummy)
+	f.t.Store(t)
+}
+
+// Stats returns the counts of password checks and of CONNECTs refused
+// without one.
+func (f *File) Stats() Stats { return f.g.stats() }
 
 func loadTable(path string) (*table, error) {
 	fh, err := os.Open(path)
@@ -139,7 +154,7 @@ func (f *File) Reload() error {
 	if err != nil {
 		return err
 	}
-	f.t.Store(t)
+	f.store(t)
 	return nil
 }
 
@@ -149,10 +164,12 @@ func (f *File) Reload() error {
 // longer than 72 bytes gives tern.ErrBadCredentials (CONNACK 0x04); a
 // client without a user name while anonymous access is off gets
 // tern.ErrNotAuthorized (CONNACK 0x05). Unknown users cost as much time as
-// known ones, so the answer time does not tell which users exist.
+// known ones, so the answer time does not tell which users exist. A
+// password that could not be checked now (see Options) gives an error
+// wrapping tern.ErrServerUnavailable (CONNACK 0x03).
 func (f *File) Authenticate(ctx context.Context, c tern.ConnectInfo) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return fmt.Errorf("auth: %w: %w", tern.ErrServerUnavailable, err)
 	}
 	t := f.t.Load()
 	if c.Username == "" {
@@ -161,23 +178,7 @@ func (f *File) Authenticate(ctx context.Context, c tern.ConnectInfo) error {
 		}
 		return tern.ErrNotAuthorized
 	}
-	if t.dummy == nil {
-		return tern.ErrBadCredentials // no users at all
-	}
-	u, known := t.users[c.Username]
-	hash := t.dummy
-	if known {
-		hash = u.hash
-	}
-	pw := c.Password
-	if len(pw) > maxPasswordLen {
-		pw = pw[:maxPasswordLen] // spend the same time, then refuse below
-	}
-	err := bcrypt.CompareHashAndPassword(hash, pw)
-	if !known || len(c.Password) > maxPasswordLen || err != nil {
-		return tern.ErrBadCredentials
-	}
-	return nil
+	return f.g.check(ctx, t.creds, c.Username, c.Password, c.RemoteAddr)
 }
 
 // AuthorizePublish allows a PUBLISH when the client has write access to
@@ -228,20 +229,4 @@ func (f *File) AuthorizeSubscribe(_ context.Context, c tern.Client, filter strin
 		return nil
 	}
 	return fmt.Errorf("auth: client %q may not subscribe to %q: %w", c.ID, filter, tern.ErrNotAuthorized)
-}
-
-// HashPassword returns the bcrypt hash (cost 10) of password, in the form
-// a user line takes. Passwords must be 1 to 72 bytes long.
-func HashPassword(password []byte) (string, error) {
-	if len(password) == 0 {
-		return "", errors.New("auth: empty password")
-	}
-	if len(password) > maxPasswordLen {
-		return "", fmt.Errorf("auth: password longer than %d bytes: %w", maxPasswordLen, bcrypt.ErrPasswordTooLong)
-	}
-	h, err := bcrypt.GenerateFromPassword(password, bcrypt.DefaultCost)
-	if err != nil {
-		return "", fmt.Errorf("auth: %w", err)
-	}
-	return string(h), nil
 }

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -11,22 +13,19 @@ import (
 // hash as costly as the costliest user's, so that the time to refuse does
 // not tell unknown users from known ones.
 func TestDummyHashCost(t *testing.T) {
-	h4, _ := bcrypt.GenerateFromPassword([]byte("a"), 4)
-	h5, _ := bcrypt.GenerateFromPassword([]byte("b"), 5)
+	h4, err := bcrypt.GenerateFromPassword([]byte("a"), 4)
+	require.NoError(t, err)
+	h5, err := bcrypt.GenerateFromPassword([]byte("b"), 5)
+	require.NoError(t, err)
 	f, err := Parse(strings.NewReader("user a "+string(h4)+"\nuser b "+string(h5)+"\n"), "x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cost, err := bcrypt.Cost(f.t.Load().dummy)
-	if err != nil || cost != 5 {
-		t.Errorf("dummy hash cost = %d, %v; want 5", cost, err)
-	}
+	require.NoError(t, err)
+	d := f.t.Load().dummy
+	require.NotNil(t, d)
+	cost, err := bcrypt.Cost(d.bcrypt)
+	require.NoError(t, err)
+	assert.Equal(t, 5, cost, "dummy hash cost")
 
 	f, err = Parse(strings.NewReader("anonymous on\n"), "x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := f.t.Load().dummy; d != nil {
-		t.Errorf("dummy hash made for a file without users: %q", d)
-	}
+	require.NoError(t, err)
+	assert.Nil(t, f.t.Load().dummy, "dummy hash made for a file without users")
 }

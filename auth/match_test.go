@@ -3,6 +3,9 @@ package auth
 import (
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestValidFilter(t *testing.T) {
@@ -37,8 +40,10 @@ func TestValidFilter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		err := validFilter(tt.filter)
-		if (err == nil) != tt.ok {
-			t.Errorf("validFilter(%.20q) = %v, want ok=%v", tt.filter, err, tt.ok)
+		if tt.ok {
+			assert.NoError(t, err, "validFilter(%.20q)", tt.filter)
+		} else {
+			assert.Error(t, err, "validFilter(%.20q)", tt.filter)
 		}
 	}
 }
@@ -58,9 +63,7 @@ func TestValidName(t *testing.T) {
 		{strings.Repeat("a", 65536), false}, // [MQTT-4.7.3-3]
 	}
 	for _, tt := range tests {
-		if got := validName(tt.name); got != tt.ok {
-			t.Errorf("validName(%.20q) = %v, want %v", tt.name, got, tt.ok)
-		}
+		assert.Equal(t, tt.ok, validName(tt.name), "validName(%.20q)", tt.name)
 	}
 }
 
@@ -100,9 +103,7 @@ func TestTopicMatches(t *testing.T) {
 		{"x/#", "x/$y", true}, // '$' matters only at the first level
 	}
 	for _, tt := range tests {
-		if got := topicMatches(tt.filter, tt.topic); got != tt.want {
-			t.Errorf("topicMatches(%q, %q) = %v, want %v", tt.filter, tt.topic, got, tt.want)
-		}
+		assert.Equal(t, tt.want, topicMatches(tt.filter, tt.topic), "topicMatches(%q, %q)", tt.filter, tt.topic)
 	}
 }
 
@@ -124,12 +125,8 @@ func TestFiltersIntersect(t *testing.T) {
 		{"$SYS/#", "$other/#", false},
 	}
 	for _, tt := range tests {
-		if got := filtersIntersect(tt.a, tt.b); got != tt.want {
-			t.Errorf("filtersIntersect(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
-		}
-		if got := filtersIntersect(tt.b, tt.a); got != tt.want {
-			t.Errorf("filtersIntersect(%q, %q) = %v, want %v", tt.b, tt.a, got, tt.want)
-		}
+		assert.Equal(t, tt.want, filtersIntersect(tt.a, tt.b), "filtersIntersect(%q, %q)", tt.a, tt.b)
+		assert.Equal(t, tt.want, filtersIntersect(tt.b, tt.a), "filtersIntersect(%q, %q)", tt.b, tt.a)
 	}
 }
 
@@ -158,9 +155,7 @@ func TestFilterCovers(t *testing.T) {
 		{"a/+/#", "a/#", false}, // "a/#" matches "a"
 	}
 	for _, tt := range tests {
-		if got := filterCovers(tt.outer, tt.inner); got != tt.want {
-			t.Errorf("filterCovers(%q, %q) = %v, want %v", tt.outer, tt.inner, got, tt.want)
-		}
+		assert.Equal(t, tt.want, filterCovers(tt.outer, tt.inner), "filterCovers(%q, %q)", tt.outer, tt.inner)
 	}
 }
 
@@ -213,12 +208,8 @@ func TestFilterRelationsBruteForce(t *testing.T) {
 				meet = meet || ma[i] && mb[i]
 				covers = covers && (!mb[i] || ma[i])
 			}
-			if got := filtersIntersect(a, b); got != meet {
-				t.Errorf("filtersIntersect(%q, %q) = %v, brute force says %v", a, b, got, meet)
-			}
-			if got := filterCovers(a, b); got != covers {
-				t.Errorf("filterCovers(%q, %q) = %v, brute force says %v", a, b, got, covers)
-			}
+			assert.Equal(t, meet, filtersIntersect(a, b), "filtersIntersect(%q, %q) against brute force", a, b)
+			assert.Equal(t, covers, filterCovers(a, b), "filterCovers(%q, %q) against brute force", a, b)
 		}
 	}
 }
@@ -237,9 +228,7 @@ func TestCompiledMatchAgreesWithExpansion(t *testing.T) {
 	topics := universe([]string{"a", "$s", "z", "xz", "xa", "%", ""}, 4)
 	for _, raw := range raws {
 		r, err := compileFilter(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		for _, user := range values {
 			for _, id := range values {
 				if !r.appliesTo(user, id) {
@@ -248,9 +237,10 @@ func TestCompiledMatchAgreesWithExpansion(t *testing.T) {
 				exp, ok := r.expand(user, id)
 				for _, tp := range topics {
 					want := ok && topicMatches(exp, tp) && (tp[0] != '$' || r.dollarOK)
+					// Millions of cases: compare first, let require report.
 					if got := r.matchTopic(user, id, tp); got != want {
-						t.Fatalf("rule %q user %q id %q topic %q: matchTopic = %v, expanded %q says %v",
-							raw, user, id, tp, got, exp, want)
+						require.Equal(t, want, got, "rule %q user %q id %q topic %q: matchTopic against the expanded %q",
+							raw, user, id, tp, exp)
 					}
 				}
 			}
@@ -278,14 +268,13 @@ func TestCompileFilter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		r, err := compileFilter(tt.raw)
-		if err != nil {
-			t.Errorf("compileFilter(%q): %v", tt.raw, err)
+		if !assert.NoError(t, err, "compileFilter(%q)", tt.raw) {
 			continue
 		}
 		got, _ := r.expand(tt.user, tt.id)
-		if got != tt.want || r.usesUser != tt.usesUser || r.usesClient != tt.usesClient || r.dollarOK != tt.dollarOK {
-			t.Errorf("compileFilter(%q): expand = %q uses %%u=%v %%c=%v dollarOK=%v, want %q %v %v %v",
-				tt.raw, got, r.usesUser, r.usesClient, r.dollarOK, tt.want, tt.usesUser, tt.usesClient, tt.dollarOK)
-		}
+		assert.Equal(t, tt.want, got, "compileFilter(%q): expand", tt.raw)
+		assert.Equal(t, tt.usesUser, r.usesUser, "compileFilter(%q): uses %%u", tt.raw)
+		assert.Equal(t, tt.usesClient, r.usesClient, "compileFilter(%q): uses %%c", tt.raw)
+		assert.Equal(t, tt.dollarOK, r.dollarOK, "compileFilter(%q): dollarOK", tt.raw)
 	}
 }

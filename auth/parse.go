@@ -11,8 +11,6 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
-
-	"golang.org/x/crypto/bcrypt"
 )
 
 // maxLine is the longest line a file may have: room for a topic filter of
@@ -22,10 +20,11 @@ const maxLine = 1 << 20
 // maxErrors is how many line errors Parse reports before it gives up.
 const maxErrors = 20
 
-// ParseError is a mistake in an auth file. Its message names the file and
-// the line, as in `auth.conf:12: unknown access "rw"`.
+// ParseError is a mistake in an auth file, a Mosquitto password file or a
+// Mosquitto ACL file. Its message names the file and the line, as in
+// `auth.conf:12: unknown access "rw"`.
 type ParseError struct {
-	Name string // the name given to Parse, or the path given to Load
+	Name string // the name given to Parse, or the path of the file read
 	Line int    // 1-based line number; 0 when the error is not about one line
 	Err  error
 }
@@ -100,22 +99,26 @@ func parse(r io.Reader, name string) (*table, error) {
 }
 
 // joined returns the collected errors in line order as one error.
-func (p *parser) joined() error {
+func (p *parser) joined() error { return joinErrors(p.errs) }
+
+// joinErrors returns errs in line order as one error: the error itself
+// when there is one.
+func joinErrors(errs []*ParseError) error {
 	key := func(e *ParseError) int {
 		if e.Line == 0 {
 			return math.MaxInt // errors about the whole file come last
 		}
 		return e.Line
 	}
-	slices.SortStableFunc(p.errs, func(a, b *ParseError) int { return cmp.Compare(key(a), key(b)) })
-	if len(p.errs) == 1 {
-		return p.errs[0]
+	slices.SortStableFunc(errs, func(a, b *ParseError) int { return cmp.Compare(key(a), key(b)) })
+	if len(errs) == 1 {
+		return errs[0]
 	}
-	errs := make([]error, len(p.errs))
-	for i, e := range p.errs {
-		errs[i] = e
+	all := make([]error, len(errs))
+	for i, e := range errs {
+		all[i] = e
 	}
-	return errors.Join(errs...)
+	return errors.Join(all...)
 }
 
 // line parses one line.
@@ -181,7 +184,8 @@ func (p *parser) user(n int, rest string) {
 		p.errorf(n, "user name contains U+0000")
 		return
 	}
-	if err := checkHash(hash); err != nil {
+	h, err := checkHash(hash)
+	if err != nil {
 		p.errorf(n, "user %q: %w", name, err)
 		return
 	}
@@ -189,21 +193,15 @@ func (p *parser) user(n int, rest string) {
 		p.errorf(n, "duplicate user %q (first defined on line %d)", name, prev.line)
 		return
 	}
-	p.users[name] = &user{line: n, hash: []byte(hash)}
+	p.users[name] = &user{line: n, hash: h}
 }
 
-// checkHash reports whether hash looks like a bcrypt hash bcrypt can use.
-func checkHash(hash string) error {
+// checkHash parses a bcrypt hash, the only kind an auth file takes.
+func checkHash(hash string) (*pwHash, error) {
 	if !strings.HasPrefix(hash, "$2a$") && !strings.HasPrefix(hash, "$2b$") && !strings.HasPrefix(hash, "$2y$") {
-		return errors.New("not a bcrypt hash: want $2a$, $2b$ or $2y$ at the start")
+		return nil, errors.New("not a bcrypt hash: want $2a$, $2b$ or $2y$ at the start")
 	}
-	if len(hash) != 60 {
-		return fmt.Errorf("invalid bcrypt hash: want 60 characters like $2a$10$..., got %d", len(hash))
-	}
-	if _, err := bcrypt.Cost([]byte(hash)); err != nil {
-		return fmt.Errorf("invalid bcrypt hash: %w", err)
-	}
-	return nil
+	return parseHash(hash)
 }
 
 func (p *parser) acl(n int, rest string) {

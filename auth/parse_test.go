@@ -1,62 +1,17 @@
 package auth_test
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
-	"golang.org/x/crypto/bcrypt"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/auth"
 )
-
-// hashes caches one cheap bcrypt hash per password for the whole test run.
-var hashes sync.Map
-
-// hash returns a bcrypt hash of password at the lowest cost.
-func hash(t testing.TB, password string) string {
-	t.Helper()
-	if h, ok := hashes.Load(password); ok {
-		return h.(string)
-	}
-	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hashes.Store(password, string(h))
-	return string(h)
-}
-
-// file builds an auth file from lines; "HASH(pw)" is replaced by a hash of
-// pw.
-func file(t testing.TB, lines ...string) string {
-	t.Helper()
-	for i, l := range lines {
-		for {
-			start := strings.Index(l, "HASH(")
-			if start < 0 {
-				break
-			}
-			end := strings.Index(l[start:], ")")
-			l = l[:start] + hash(t, l[start+5:start+end]) + l[start+end+1:]
-		}
-		lines[i] = l
-	}
-	return strings.Join(lines, "\n") + "\n"
-}
-
-func mustParse(t testing.TB, lines ...string) *auth.File {
-	t.Helper()
-	f, err := auth.Parse(strings.NewReader(file(t, lines...)), "test.conf")
-	if err != nil {
-		t.Fatalf("Parse: %v", err)
-	}
-	return f
-}
 
 func TestParseErrors(t *testing.T) {
 	tests := []struct {
@@ -128,15 +83,12 @@ func TestParseErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := auth.Parse(strings.NewReader(file(t, tt.lines...)), "test.conf")
-			if err == nil {
-				t.Fatal("Parse accepted the file")
-			}
-			if err.Error() != tt.want {
-				t.Errorf("error:\n got %s\nwant %s", err, tt.want)
-			}
+			require.Error(t, err, "Parse accepted the file")
+			assert.EqualError(t, err, tt.want)
 			var pe *auth.ParseError
-			if !errors.As(err, &pe) || pe.Name != "test.conf" || pe.Line == 0 {
-				t.Errorf("errors.As(*ParseError) = %+v", pe)
+			if assert.ErrorAs(t, err, &pe) {
+				assert.Equal(t, "test.conf", pe.Name)
+				assert.NotZero(t, pe.Line)
 			}
 		})
 	}
@@ -148,24 +100,17 @@ func TestParseTooManyErrors(t *testing.T) {
 		lines[i] = "bogus"
 	}
 	_, err := auth.Parse(strings.NewReader(file(t, lines...)), "x")
-	if err == nil {
-		t.Fatal("Parse accepted the file")
-	}
+	require.Error(t, err, "Parse accepted the file")
 	msg := err.Error()
-	if n := strings.Count(msg, "unknown directive"); n != 20 {
-		t.Errorf("%d line errors reported, want 20", n)
-	}
-	if !strings.HasSuffix(msg, "x: too many errors, stopped reading") {
-		t.Errorf("error does not end with the give-up note:\n%s", msg)
-	}
+	assert.Equal(t, 20, strings.Count(msg, "unknown directive"), "line errors reported")
+	assert.True(t, strings.HasSuffix(msg, "x: too many errors, stopped reading"),
+		"error does not end with the give-up note:\n%s", msg)
 }
 
 func TestParseLongLine(t *testing.T) {
 	long := "acl all allow read " + strings.Repeat("a", 2<<20)
 	_, err := auth.Parse(strings.NewReader("anonymous on\n"+long+"\n"), "x")
-	if err == nil || err.Error() != "x:2: line longer than 1048576 bytes" {
-		t.Errorf("Parse = %v", err)
-	}
+	assert.EqualError(t, err, "x:2: line longer than 1048576 bytes")
 }
 
 // TestParseLayout checks what a valid file may look like: comments,
@@ -180,107 +125,64 @@ func TestParseLayout(t *testing.T) {
 		"acl   user alice\tallow  readwrite   my topic/with spaces  \r\n" +
 		"acl anonymous allow read public/#\r\n"
 	f, err := auth.Parse(strings.NewReader(text), "layout.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	alice := tern.Client{ID: "c", Username: "alice"}
-	if !f.AuthorizeRead(alice, "my topic/with spaces") {
-		t.Error("alice may not read the topic with spaces")
-	}
-	if f.AuthorizeRead(alice, "my topic/with spaces  ") {
-		t.Error("trailing blanks were kept in the filter")
-	}
-	if err := f.Authenticate(t.Context(), tern.ConnectInfo{ClientID: "c"}); err != nil {
-		t.Errorf("anonymous on: %v", err)
-	}
-	if err := f.Authenticate(t.Context(), tern.ConnectInfo{Username: "alice", HasUsername: true, Password: []byte("pw"), HasPassword: true}); err != nil {
-		t.Errorf("alice: %v", err)
-	}
+	assert.True(t, f.AuthorizeRead(alice, "my topic/with spaces"), "alice may not read the topic with spaces")
+	assert.False(t, f.AuthorizeRead(alice, "my topic/with spaces  "), "trailing blanks were kept in the filter")
+	assert.NoError(t, f.Authenticate(t.Context(), tern.ConnectInfo{ClientID: "c"}), "anonymous on")
+	assert.NoError(t, f.Authenticate(t.Context(), tern.ConnectInfo{Username: "alice", HasUsername: true, Password: []byte("pw"), HasPassword: true}), "alice")
 }
 
 func TestLoad(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "auth.conf")
-	write := func(lines ...string) {
-		t.Helper()
-		if err := os.WriteFile(path, []byte(file(t, lines...)), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("user alice HASH(pw)", "acl user alice allow read a/#")
+	path := writeFile(t, "user alice HASH(pw)", "acl user alice allow read a/#")
 	f, err := auth.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	alice := tern.Client{ID: "c", Username: "alice"}
-	if !f.AuthorizeRead(alice, "a/x") || f.AuthorizeRead(alice, "b/x") {
-		t.Fatal("rules of the loaded file not in force")
-	}
+	require.True(t, f.AuthorizeRead(alice, "a/x") && !f.AuthorizeRead(alice, "b/x"), "rules of the loaded file not in force")
 
 	// A valid new version replaces the old one.
-	write("user alice HASH(pw)", "acl user alice allow read b/#")
-	if err := f.Reload(); err != nil {
-		t.Fatal(err)
-	}
-	if f.AuthorizeRead(alice, "a/x") || !f.AuthorizeRead(alice, "b/x") {
-		t.Fatal("rules not replaced by Reload")
-	}
+	writeTo(t, path, "user alice HASH(pw)", "acl user alice allow read b/#")
+	require.NoError(t, f.Reload())
+	require.True(t, !f.AuthorizeRead(alice, "a/x") && f.AuthorizeRead(alice, "b/x"), "rules not replaced by Reload")
 
 	// A broken version is refused and the old one stays.
-	write("user alice HASH(pw)", "acl user alice allow read b/#", "acl user alice allow rw c")
+	writeTo(t, path, "user alice HASH(pw)", "acl user alice allow read b/#", "acl user alice allow rw c")
 	err = f.Reload()
-	if err == nil || !strings.HasPrefix(err.Error(), path+":3: unknown access") {
-		t.Fatalf("Reload of a broken file = %v", err)
-	}
-	if !f.AuthorizeRead(alice, "b/x") {
-		t.Fatal("a failed Reload changed the rules")
-	}
+	require.Error(t, err, "Reload of a broken file")
+	require.True(t, strings.HasPrefix(err.Error(), path+":3: unknown access"), "Reload of a broken file = %v", err)
+	require.True(t, f.AuthorizeRead(alice, "b/x"), "a failed Reload changed the rules")
 
 	// Errors name the path.
-	_, err = auth.Load(filepath.Join(dir, "missing.conf"))
-	if !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("Load of a missing file = %v, want os.ErrNotExist", err)
-	}
-	if err := os.WriteFile(path, []byte("bogus\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := auth.Load(path); err == nil || err.Error() != path+`:1: unknown directive "bogus" (want anonymous, user or acl)` {
-		t.Errorf("Load = %v", err)
-	}
+	_, err = auth.Load(filepath.Join(filepath.Dir(path), "missing.conf"))
+	assert.ErrorIs(t, err, os.ErrNotExist, "Load of a missing file")
+	require.NoError(t, os.WriteFile(path, []byte("bogus\n"), 0o600))
+	_, err = auth.Load(path)
+	assert.EqualError(t, err, path+`:1: unknown directive "bogus" (want anonymous, user or acl)`)
 }
 
 func TestReloadOfParsedFile(t *testing.T) {
 	f := mustParse(t, "anonymous on")
-	if err := f.Reload(); err == nil {
-		t.Error("Reload of a parsed file succeeded")
-	}
+	assert.Error(t, f.Reload(), "Reload of a parsed file succeeded")
 }
 
 // TestReloadConcurrentWithChecks runs checks while the file is reloaded;
 // run with -race.
 func TestReloadConcurrentWithChecks(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "auth.conf")
-	if err := os.WriteFile(path, []byte(file(t, "anonymous on", "acl anonymous allow read a/#")), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := writeFile(t, "anonymous on", "acl anonymous allow read a/#")
 	f, err := auth.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for range 200 {
 			if !f.AuthorizeRead(tern.Client{ID: "c"}, "a/b") {
-				t.Error("read refused during reload")
+				assert.Fail(t, "read refused during reload")
 				return
 			}
 		}
 	}()
 	for range 20 {
-		if err := f.Reload(); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, f.Reload())
 	}
 	<-done
 }
@@ -289,25 +191,17 @@ func TestReloadConcurrentWithChecks(t *testing.T) {
 // of the package documentation valid.
 func TestDocumentedExamplesParse(t *testing.T) {
 	md, err := os.ReadFile("FORMAT.md")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	_, block, ok := strings.Cut(string(md), "## A complete example\n\n```\n")
 	block, _, ok2 := strings.Cut(block, "```")
-	if !ok || !ok2 {
-		t.Fatal("no example block in FORMAT.md")
-	}
+	require.True(t, ok && ok2, "no example block in FORMAT.md")
 	checkExample(t, "FORMAT.md", block, "monitor")
 
 	doc, err := os.ReadFile("doc.go")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	_, rest, ok := strings.Cut(string(doc), "// # A complete example\n//\n")
 	rest, _, ok2 = strings.Cut(rest, "// # Directives")
-	if !ok || !ok2 {
-		t.Fatal("no example in doc.go")
-	}
+	require.True(t, ok && ok2, "no example in doc.go")
 	var b strings.Builder
 	for l := range strings.Lines(rest) {
 		l = strings.TrimPrefix(strings.TrimPrefix(l, "//"), "\t")
@@ -319,13 +213,10 @@ func TestDocumentedExamplesParse(t *testing.T) {
 func checkExample(t *testing.T, name, text, monitor string) {
 	t.Helper()
 	f, err := auth.Parse(strings.NewReader(text), name)
-	if err != nil {
-		t.Fatalf("the example does not parse: %v", err)
-	}
+	require.NoError(t, err, "the example does not parse")
 	ctx := t.Context()
-	if err := f.Authenticate(ctx, tern.ConnectInfo{Username: "alice", HasUsername: true, Password: []byte("alice-password")}); err != nil {
-		t.Errorf("%s: alice cannot log in: %v", name, err)
-	}
+	assert.NoError(t, f.Authenticate(ctx, tern.ConnectInfo{Username: "alice", HasUsername: true, Password: []byte("alice-password")}),
+		"%s: alice cannot log in", name)
 	alice := tern.Client{ID: "a1", Username: "alice"}
 	bob := tern.Client{ID: "b1", Username: "bob"}
 	anon := tern.Client{ID: "dev7"}
@@ -353,14 +244,11 @@ func checkExample(t *testing.T, name, text, monitor string) {
 		} else {
 			got = f.AuthorizeRead(c.c, c.topic)
 		}
-		if got != c.want {
-			t.Errorf("%s: user %q write=%v %q: allowed=%v, want %v", name, c.c.Username, c.write, c.topic, got, c.want)
-		}
+		assert.Equal(t, c.want, got, "%s: user %q write=%v %q", name, c.c.Username, c.write, c.topic)
 	}
 	if monitor != "" {
 		m := tern.Client{ID: "m", Username: monitor}
-		if !f.AuthorizeRead(m, "$SYS/broker/uptime") || !f.AuthorizeRead(m, "home/alice/x") {
-			t.Errorf("%s: the monitor cannot read everything", name)
-		}
+		assert.True(t, f.AuthorizeRead(m, "$SYS/broker/uptime") && f.AuthorizeRead(m, "home/alice/x"),
+			"%s: the monitor cannot read everything", name)
 	}
 }
