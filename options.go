@@ -92,8 +92,9 @@ type Options struct {
 	Store storage.Store
 
 	// SessionExpiry removes a persistent session whose client has stayed
-	// offline this long (as Mosquitto's persistent_client_expiration).
-	// 0: sessions never expire.
+	// offline this long (as Mosquitto's persistent_client_expiration), and
+	// caps an MQTT 5 client's Session Expiry Interval. 0: MQTT 3.1.1
+	// sessions never expire, and MQTT 5 ones when their client says.
 	SessionExpiry time.Duration
 
 	// UseCertCNAsUsername takes the user name from the Common Name of the
@@ -107,7 +108,88 @@ type Options struct {
 	// identifier the protocol can carry). MQTT 3.1 clients (protocol level
 	// 3) are always limited to 23 characters, as that version requires.
 	MaxClientIDLength int
+
+	// The options below concern MQTT 5 clients only. (SessionExpiry above
+	// also caps the Session Expiry Interval an MQTT 5 client asks for; the
+	// client is told the value used in the CONNACK.)
+
+	// MaxKeepAlive is the longest Keep Alive an MQTT 5 client may use: one
+	// that asks for more, or for none (0), is told to use this one (CONNACK
+	// Server Keep Alive), as Mosquitto's max_keepalive. 0: no cap. At most
+	// 65535 s. MQTT 3.1.1 clients keep the Keep Alive they ask for.
+	MaxKeepAlive time.Duration
+
+	// ReceiveMaximum is the Receive Maximum announced to MQTT 5 clients:
+	// how many QoS 1 and 2 PUBLISHes a client may send without having
+	// received their acknowledgement; one more is a protocol error
+	// (DISCONNECT 0x93). Default 1024, at most 65535.
+	ReceiveMaximum int
+
+	// TopicAliasMaximum is the Topic Alias Maximum announced to MQTT 5
+	// clients: how many topic aliases each may define. -1: none. Default 64,
+	// at most 65535.
+	TopicAliasMaximum int
+
+	// ResponseInformation is sent to an MQTT 5 client that asks for it
+	// (Request Response Information 1) as the CONNACK's Response
+	// Information: by convention the start of the topics it may use for
+	// responses. Empty: none is sent.
+	ResponseInformation string
+
+	// ValidatePayloadFormat checks that the payload of a PUBLISH whose
+	// Payload Format Indicator is 1 is well-formed UTF-8, as MQTT 5 allows a
+	// receiver to: one that is not gets PUBACK or PUBREC 0x99, or at QoS 0
+	// DISCONNECT 0x99. Default off (payloads are forwarded unchecked).
+	ValidatePayloadFormat bool
+
+	// SharedSubscriptions chooses which member of a shared subscription
+	// group ($share/NAME/FILTER) gets each message. Default ShareRoundRobin.
+	SharedSubscriptions ShareStrategy
 }
+
+// ShareStrategy chooses the member of a shared subscription group that
+// receives a message.
+type ShareStrategy uint8
+
+// Strategies for shared subscriptions.
+const (
+	ShareRoundRobin ShareStrategy = iota // each member in turn (the default)
+	ShareRandom                          // a member chosen at random
+	ShareHashClient                      // by a hash of the publisher's client id: one publisher's messages go to one member
+	ShareHashTopic                       // by a hash of the topic: one topic's messages go to one member
+)
+
+// String returns the strategy's name, as ParseShareStrategy accepts it.
+func (s ShareStrategy) String() string {
+	switch s {
+	case ShareRoundRobin:
+		return "round-robin"
+	case ShareRandom:
+		return "random"
+	case ShareHashClient:
+		return "hash-client"
+	case ShareHashTopic:
+		return "hash-topic"
+	}
+	return fmt.Sprintf("ShareStrategy(%d)", uint8(s))
+}
+
+// ParseShareStrategy returns the strategy named s: round-robin, random,
+// hash-client or hash-topic.
+func ParseShareStrategy(s string) (ShareStrategy, error) {
+	for st := ShareRoundRobin; st <= ShareHashTopic; st++ {
+		if st.String() == s {
+			return st, nil
+		}
+	}
+	return 0, fmt.Errorf("tern: unknown shared subscription strategy %q (round-robin, random, hash-client or hash-topic)", s)
+}
+
+// Defaults of the MQTT 5 options.
+const (
+	DefaultReceiveMaximum    = 1024
+	DefaultTopicAliasMaximum = 64
+)
 
 func (o Options) withDefaults() (Options, error) {
 	if o.ConnectTimeout < 0 {
@@ -173,6 +255,29 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("tern: Options.MaxClientIDLength must be between 0 and 65535, got %d", o.MaxClientIDLength)
 	case o.MaxClientIDLength == 0:
 		o.MaxClientIDLength = 65535
+	}
+	switch {
+	case o.MaxKeepAlive < 0 || o.MaxKeepAlive > 65535*time.Second:
+		return o, fmt.Errorf("tern: Options.MaxKeepAlive must be between 0 and 65535s, got %v", o.MaxKeepAlive)
+	case o.MaxKeepAlive%time.Second != 0:
+		return o, fmt.Errorf("tern: Options.MaxKeepAlive must be a whole number of seconds, got %v", o.MaxKeepAlive)
+	}
+	switch {
+	case o.ReceiveMaximum < 0 || o.ReceiveMaximum > 65535:
+		return o, fmt.Errorf("tern: Options.ReceiveMaximum must be between 0 and 65535, got %d", o.ReceiveMaximum)
+	case o.ReceiveMaximum == 0:
+		o.ReceiveMaximum = DefaultReceiveMaximum
+	}
+	switch {
+	case o.TopicAliasMaximum < -1 || o.TopicAliasMaximum > 65535:
+		return o, fmt.Errorf("tern: Options.TopicAliasMaximum must be between -1 and 65535, got %d", o.TopicAliasMaximum)
+	case o.TopicAliasMaximum == 0:
+		o.TopicAliasMaximum = DefaultTopicAliasMaximum
+	case o.TopicAliasMaximum == -1:
+		o.TopicAliasMaximum = 0
+	}
+	if o.SharedSubscriptions > ShareHashTopic {
+		return o, fmt.Errorf("tern: Options.SharedSubscriptions: unknown strategy %d", o.SharedSubscriptions)
 	}
 	if o.SessionExpiry < 0 {
 		return o, fmt.Errorf("tern: Options.SessionExpiry must not be negative, got %v", o.SessionExpiry)

@@ -16,7 +16,25 @@ type Message struct {
 	Payload []byte
 	QoS     byte // the QoS it was published with
 	Retain  bool // the RETAIN flag it was published with
+
+	// MQTT 5 properties; all zero for a message without them (a 3.1.1
+	// publisher's). They reach MQTT 5 subscribers unchanged.
+
+	// HasFormat says whether the Payload Format Indicator is present;
+	// Format is its value (1: UTF-8).
+	HasFormat bool
+	Format    byte
+	// Props holds the other properties forwarded as they are: Content
+	// Type, Response Topic, Correlation Data and User Properties, encoded
+	// as on the wire (packets.PublishProps.Raw).
+	Props []byte
+	// Expires is when the message expires (Message Expiry Interval), in
+	// Unix nanoseconds; 0: never.
+	Expires int64
 }
+
+// Expired reports whether m has expired at now (Unix nanoseconds).
+func (m *Message) Expired(now int64) bool { return m.Expires != 0 && now >= m.Expires }
 
 // Delivery is one message on its way to one session.
 type Delivery struct {
@@ -35,6 +53,9 @@ type Delivery struct {
 	Released bool
 	// Seq orders deliveries for storage; the broker assigns it.
 	Seq uint64
+	// SubIDs are the MQTT 5 Subscription Identifiers of the subscriptions
+	// that matched, sent with the PUBLISH [v5 MQTT-3.3.4-3].
+	SubIDs []uint32
 }
 
 // Session is the state of one client session. The zero value is not usable;
