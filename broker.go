@@ -88,14 +88,11 @@ func New(opts Options) (*Broker, error) {
 			return nil, err
 		}
 		b.persist = newPersister(o.Store, b)
+		b.startTimers()
 	}
 	if o.SysInterval > 0 {
 		b.wg.Add(1)
 		go b.sysLoop(o.SysInterval)
-	}
-	if o.SessionExpiry > 0 {
-		b.wg.Add(1)
-		go b.expiryLoop(o.SessionExpiry)
 	}
 	return b, nil
 }

@@ -36,10 +36,12 @@ type conn struct {
 	r  *packets.Reader
 
 	// Set once by the reader goroutine when CONNECT is accepted.
+	proto     proto // the protocol level and what was negotiated
 	s         *sess
 	client    Client
 	keepAlive time.Duration
 	will      *session.Message
+	willDelay uint32      // MQTT 5 Will Delay Interval, seconds
 	willDone  atomic.Bool // the will was published or cancelled
 	counted   bool        // counted in b.nconns
 	reason    atomic.Pointer[error]
@@ -60,6 +62,12 @@ type conn struct {
 	pollID    uint64
 	pollAdded bool
 	idleTimer *time.Timer // keepalive deadline while parked
+
+	// MQTT 5 state of the reader goroutine.
+	aliases  []string      // the client's topic aliases, by alias - 1
+	qos2In   int           // QoS 2 PUBLISHes received and not yet released (Receive Maximum)
+	reauth   *AuthExchange // a re-authentication in progress
+	authHook EnhancedAuthenticator
 
 	// Reader-goroutine scratch, reused across packets.
 	kick       []*conn
@@ -103,8 +111,17 @@ func (c *conn) setReason(err error) {
 // shutdown closes the connection from outside its reader goroutine on
 // broker Close. As with every end without DISCONNECT, the will is published
 // (as Mosquitto does when it shuts down).
-func (c *conn) shutdown() {
-	c.setReason(ErrServerShutdown)
+func (c *conn) shutdown() { c.closeWith(ErrServerShutdown) }
+
+// closeWith closes the connection from outside its reader goroutine: an
+// MQTT 5 client is told why first (DISCONNECT with the reason code).
+func (c *conn) closeWith(reason error) {
+	c.setReason(reason)
+	if code, why, ok := disconnectReason(reason); ok {
+		if last := c.proto.disconnect(code, why); last != nil {
+			c.flushBeforeClose(last)
+		}
+	}
 	c.kill()
 }
 
@@ -174,16 +191,21 @@ func (c *conn) run() error {
 	b.stats.packetsReceived.Add(1)
 	var cp packets.Connect
 	if err := cp.Decode(fh, body); err != nil {
-		if errors.Is(err, packets.ErrProtocolLevel) {
-			// [MQTT-3.1.2-2] unsupported protocol level: CONNACK 0x01, close.
+		var pe *packets.Error
+		switch {
+		case errors.Is(err, packets.ErrProtocolLevel):
+			// [MQTT-3.1.2-2] [v5 MQTT-3.1.2-2] unsupported protocol level:
+			// CONNACK 0x01 in the 3.1.1 form (a client of an unknown
+			// version may not read the MQTT 5 one), close.
 			c.writeNow([]byte{0x20, 2, 0, packets.RefusedProtocolVersion})
+		case errors.As(err, &pe) && pe.Version == packets.Level5:
+			// [v5 MQTT-3.1.4-1] a malformed MQTT 5 CONNECT: CONNACK with
+			// 0x81 or 0x82 (section 4.13.1), close.
+			c.proto.version = packets.Level5
+			c.writeNow(c.proto.connack(false, pe.Code, nil))
 		}
 		// Any other malformed CONNECT is closed without CONNACK [MQTT-3.1.4-1].
 		return err
-	}
-	if cp.ProtocolLevel == packets.Level5 {
-		c.writeNow([]byte{0x20, 2, 0, packets.RefusedProtocolVersion})
-		return fmt.Errorf("%w: MQTT 5 not served yet", packets.ErrProtocolLevel)
 	}
 	if err := c.connect(&cp); err != nil {
 		return err
@@ -278,14 +300,22 @@ func (c *conn) end(err error) {
 	if err != nil {
 		c.setReason(err)
 	} else {
-		c.willDone.Store(true) // DISCONNECT: the will is deleted [MQTT-3.14.4-3]
+		// DISCONNECT: the will is deleted [MQTT-3.14.4-3]
+		// [v5 MQTT-3.14.4-3, MQTT-3.1.2-10].
+		c.willDone.Store(true)
 		var none error
 		c.reason.CompareAndSwap(nil, &none)
 	}
-	if err == nil || errors.Is(err, ErrProtocol) || errors.Is(err, packets.ErrMalformed) {
+	// An MQTT 5 client is told why the broker ends its connection
+	// (section 4.13) [v5 MQTT-4.13.1-1, MQTT-3.14.0-1].
+	var last []byte
+	if code, why, ok := disconnectReason(*c.reason.Load()); ok {
+		last = c.proto.disconnect(code, why)
+	}
+	if err == nil || last != nil || errors.Is(err, ErrProtocol) || errors.Is(err, packets.ErrMalformed) {
 		// The socket still works: what the broker answered before the
 		// violation (a CONNACK, acknowledgements) goes out before the close.
-		c.flushBeforeClose()
+		c.flushBeforeClose(last)
 	}
 	c.kill()
 	if c.counted {
@@ -298,18 +328,41 @@ func (c *conn) end(err error) {
 	}
 	b.detach(s, c)
 	reason := *c.reason.Load()
-	// [MQTT-3.1.2-8] publish the will when the connection ends without
-	// DISCONNECT: network error, keepalive expiry, protocol violation,
-	// takeover. On a takeover that carries the session on (old and new
-	// connection both persistent) the client is online again, so the
-	// will is not published, as Mosquitto does.
-	if c.will != nil && c.willDone.CompareAndSwap(false, true) {
-		if !errors.Is(reason, ErrTakenOver) || !c.keepsSession() {
-			_, _ = b.publish(c.client, nil, c.will.Topic, c.will.Payload, c.will.QoS, c.will.Retain)
-		}
-	}
+	b.willAtEnd(c, s, reason)
 	b.hooks.onDisconnect(b, c.client, reason)
 	b.stats.disconnects.Add(1)
+}
+
+// willAtEnd publishes, defers or forgets the will of a connection that
+// ended. [MQTT-3.1.2-8] [v5 MQTT-3.1.2-8] it is published when the
+// connection ends without DISCONNECT (network error, keepalive expiry,
+// protocol violation, takeover), or with an MQTT 5 DISCONNECT other than
+// 0x00; after its Will Delay Interval if it has one and the session
+// outlives the connection. On a takeover it is published only when the
+// session ends with the old connection and there is no delay: a new
+// connection for the client identifier came [v5 MQTT-3.1.3-9], and when
+// the session carries on the client is online again (as Mosquitto does).
+func (b *Broker) willAtEnd(c *conn, s *sess, reason error) {
+	if c.will == nil || !c.willDone.CompareAndSwap(false, true) {
+		return
+	}
+	if errors.Is(reason, ErrTakenOver) {
+		if c.keepsSession() || c.willDelay > 0 {
+			return
+		}
+		b.publishWill(c.client, c.will)
+		return
+	}
+	if c.willDelay > 0 {
+		s.mu.Lock()
+		if !s.gone && !s.s.Clean && s.conn.Load() == nil {
+			b.deferWill(s, c.will, c.willDelay)
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock() // the session ended with the connection
+	}
+	b.publishWill(c.client, c.will)
 }
 
 // flushKicks starts the writers of the connections this reader's batch
@@ -413,15 +466,21 @@ func putBuf(b []byte) {
 	}
 }
 
-// flushBeforeClose writes what is queued for c, within a short deadline,
-// unless a writer is busy or the bytes still wait for the store.
-func (c *conn) flushBeforeClose() {
+// flushBeforeClose writes what is queued for c, then last (a server
+// DISCONNECT, or nil), within a short deadline, unless a writer is busy.
+// Queued bytes that still wait for the store are dropped: what they
+// announce is not stored.
+func (c *conn) flushBeforeClose(last []byte) {
 	c.mu.Lock()
-	if c.flushing || c.dead || len(c.out) == 0 || c.waitsForStoreLocked() {
+	if c.flushing || c.dead || (len(c.out) == 0 && last == nil) {
 		c.mu.Unlock()
 		return
 	}
 	out := c.out
+	if c.waitsForStoreLocked() {
+		out = out[:0]
+	}
+	out = append(out, last...)
 	c.out = nil
 	c.flushing = true
 	c.mu.Unlock()

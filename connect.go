@@ -18,42 +18,85 @@ import (
 // fail.
 var errStoreFailing = errors.New("tern: the store is failing; persistent sessions cannot be stored now")
 
-// refuse answers a CONNECT with a refusing return code and returns the error
-// that ends the connection [MQTT-3.2.2-4, MQTT-3.2.2-5].
-func (c *conn) refuse(code byte, why error) error {
+// neverExpires is the Session Expiry Interval, in seconds, of a session
+// that never expires.
+const neverExpires = 0xFFFFFFFF
+
+// refuse answers a CONNECT with a refusal and returns the error that ends
+// the connection: CONNACK with the code and session present 0, then the
+// connection closes [MQTT-3.2.2-4, MQTT-3.2.2-5] [v5 MQTT-3.2.2-6,
+// MQTT-3.2.2-7]. An MQTT 3.1.1 client gets the nearest return code.
+func (c *conn) refuse(code packets.ReasonCode, reason string, why error) error {
 	// Counted before the CONNACK leaves, so that a client that saw the
 	// refusal also sees it in Stats.
 	c.b.stats.refused.Add(1)
-	c.writeNow([]byte{0x20, 2, 0, code})
-	return fmt.Errorf("tern: CONNECT refused with 0x%02x: %w", code, why)
+	var props packets.Properties
+	props.ReasonString = reason // a CONNACK may carry it whatever the client asked
+	c.writeNow(c.proto.connack(false, code, &props))
+	return fmt.Errorf("tern: CONNECT refused with %s: %w", code, why)
 }
 
-// connect handles an accepted-for-decoding CONNECT: identifier rules,
-// authentication, session takeover and resumption, CONNACK, and resending
-// what the session had in flight.
+// refuseErr refuses with the reason code a hook's error asks for, def if
+// it asks for none.
+func (c *conn) refuseErr(err error, def packets.ReasonCode) error {
+	code, reason := reasonFor(err, packets.TypeConnack, def)
+	return c.refuse(code, reason, err)
+}
+
+// attachment is what a CONNECT asks of its session.
+type attachment struct {
+	clean  bool   // Clean Session, or Clean Start
+	expiry uint32 // Session Expiry Interval in seconds (neverExpires: never)
+	owner  string // the owner checkOwner allowed
+	window int    // outbound window: MaxInflight, within the client's Receive Maximum
+	props  packets.Properties
+	will   *session.Message // the will, with willDelay
+	delay  uint32           // Will Delay Interval in seconds
+}
+
+// connect handles a decoded CONNECT: identifier rules, authentication,
+// session takeover and resumption, CONNACK, and resending what the session
+// had in flight.
 func (c *conn) connect(cp *packets.Connect) error {
 	b := c.b
+	p := &c.proto
+	p.version = cp.ProtocolLevel
+	cprops := &cp.Properties
+	if p.v5() {
+		c.r.SetVersion(packets.Level5)
+		c.pub.Version = packets.Level5
+		if cprops.MaximumPacketSize != nil {
+			p.maxOut = int(*cprops.MaximumPacketSize)
+		}
+		p.noProblem = cprops.RequestProblemInfo != nil && *cprops.RequestProblemInfo == 0
+		p.aliasMax = uint16(b.opts.TopicAliasMaximum)
+		p.authMethod = cprops.AuthMethod
+	}
+	var a attachment
 	id := cp.ClientID
 	if cp.ProtocolLevel == packets.Level31 && (id == "" || utf8.RuneCountInString(id) > 23) {
 		// MQTT 3.1 requires identifiers of 1 to 23 characters.
-		return c.refuse(packets.RefusedIdentifierRejected, errors.New("MQTT 3.1 client identifier must have 1 to 23 characters"))
+		return c.refuse(packets.ClientIdentifierNotValid, "", errors.New("MQTT 3.1 client identifier must have 1 to 23 characters"))
 	}
 	if id == "" {
-		if !cp.CleanSession {
+		if !p.v5() && !cp.CleanSession {
 			// [MQTT-3.1.3-8] empty identifier without clean session: 0x02.
-			return c.refuse(packets.RefusedIdentifierRejected, errors.New("empty client identifier requires clean session [MQTT-3.1.3-8]"))
+			return c.refuse(packets.ClientIdentifierNotValid, "", errors.New("empty client identifier requires clean session [MQTT-3.1.3-8]"))
 		}
-		// [MQTT-3.1.3-6] assign a unique identifier.
+		// [MQTT-3.1.3-6] [v5 MQTT-3.1.3-6] assign a unique identifier, and
+		// tell an MQTT 5 client which [v5 MQTT-3.1.3-7, MQTT-3.2.2-16].
 		id = b.nextClientID()
+		a.props.AssignedClientID = id
 	}
 	if len(id) > b.opts.MaxClientIDLength {
-		return c.refuse(packets.RefusedIdentifierRejected, fmt.Errorf("client identifier longer than %d bytes", b.opts.MaxClientIDLength))
+		return c.refuse(packets.ClientIdentifierNotValid, "", fmt.Errorf("client identifier longer than %d bytes", b.opts.MaxClientIDLength))
 	}
 	if cp.WillFlag {
 		// A will topic is a topic name: no wildcards [MQTT-3.3.2-2].
 		if err := topics.ValidName(cp.WillTopic); err != nil {
 			return fmt.Errorf("%w: will topic: %w", ErrProtocol, err)
 		}
+		a.will, a.delay = willMessage(cp)
 	}
 	username := cp.Username
 	if b.opts.UseCertCNAsUsername {
@@ -62,79 +105,197 @@ func (c *conn) connect(cp *packets.Connect) error {
 		// connection.
 		cn, ok := listeners.PeerCommonName(c.nc)
 		if !ok {
-			return c.refuse(packets.RefusedNotAuthorized, errors.New("no verified client certificate to take the user name from"))
+			return c.refuse(packets.NotAuthorized, "", errors.New("no verified client certificate to take the user name from"))
 		}
 		username = cn
 	}
 	c.client = Client{ID: id, Username: username, RemoteAddr: c.nc.RemoteAddr()}
-	info := ConnectInfo{
-		ClientID:      id,
-		Username:      username,
-		Password:      cp.Password,
-		HasUsername:   cp.UsernameFlag || b.opts.UseCertCNAsUsername,
-		HasPassword:   cp.PasswordFlag,
-		CleanSession:  cp.CleanSession,
-		RemoteAddr:    c.nc.RemoteAddr(),
-		TLS:           listeners.TLSState(c.nc),
-		ProtocolLevel: cp.ProtocolLevel,
-	}
+	info := connectInfo(cp, id, username, c, b.opts.UseCertCNAsUsername)
 	ctx, cancel := context.WithTimeout(b.ctx, b.opts.ConnectTimeout)
 	defer cancel()
+	if p.v5() && p.authMethod != "" {
+		// [v5 MQTT-4.12.0-1..5] enhanced authentication, before anything
+		// else decides.
+		data, err := c.authenticateEnhanced(ctx, &info)
+		if err != nil {
+			return err
+		}
+		a.props.AuthMethod, a.props.AuthData = p.authMethod, data
+	}
 	if err := b.hooks.authenticate(ctx, b, info); err != nil {
 		// [MQTT-3.2.2-4, MQTT-3.2.2-5] refused: CONNACK with a non-zero
 		// code and session present 0, then close.
-		code := packets.RefusedNotAuthorized
-		switch {
-		case errors.Is(err, ErrBadCredentials):
-			code = packets.RefusedBadUsernamePassword
-		case errors.Is(err, ErrServerUnavailable):
-			code = packets.RefusedServerUnavailable
-		}
-		return c.refuse(code, err)
+		return c.refuseErr(err, packets.NotAuthorized)
 	}
-	if cp.WillFlag {
-		c.will = &session.Message{Topic: cp.WillTopic, Payload: cp.WillMessage, QoS: cp.WillQoS, Retain: cp.WillRetain}
-		m := Message{Topic: cp.WillTopic, Payload: cp.WillMessage, QoS: cp.WillQoS, Retain: cp.WillRetain}
-		if err := b.hooks.authorizePublish(ctx, b, c.client, m); err != nil {
+	if a.will != nil {
+		if err := b.hooks.authorizePublish(ctx, b, c.client, publicMessage(a.will, 0)); err != nil {
 			// As Mosquitto: a will the client may not publish refuses the
 			// connection.
-			return c.refuse(packets.RefusedNotAuthorized, fmt.Errorf("will topic: %w", err))
+			return c.refuseErr(fmt.Errorf("will topic: %w", err), packets.NotAuthorized)
 		}
 	}
 	// The session belongs to the identity that created it.
 	owner, err := b.checkOwner(ctx, info)
 	if err != nil {
-		return c.refuse(packets.RefusedNotAuthorized, err)
+		return c.refuseErr(err, packets.NotAuthorized)
 	}
-	if !cp.CleanSession && b.persist != nil && b.persist.failing() {
+	a.owner, a.clean = owner, cp.CleanSession
+	a.expiry = b.sessionExpiry(cp)
+	if p.v5() && cprops.SessionExpiry != nil && *cprops.SessionExpiry != a.expiry {
+		// The client is told the interval used when it differs.
+		a.props.SessionExpiry = new(a.expiry)
+	}
+	if a.expiry > 0 && b.persist != nil && b.persist.failing() {
 		// A persistent session cannot be stored now: say so at once
 		// rather than hold the CONNACK until the store recovers.
-		return c.refuse(packets.RefusedServerUnavailable, errStoreFailing)
+		return c.refuse(packets.ServerUnavailable, "", errStoreFailing)
+	}
+	c.keepAlive = time.Duration(cp.KeepAlive) * time.Second
+	a.window = b.opts.MaxInflight
+	if p.v5() {
+		c.negotiate(cp, &a)
 	}
 	// A connection that holds the session first handles what it has
-	// received, then ends [MQTT-3.1.4-2].
-	b.takeOver(id, cp.CleanSession)
-	c.keepAlive = time.Duration(cp.KeepAlive) * time.Second
-	if err := b.attach(c, id, cp.CleanSession, owner); err != nil {
-		return c.refuse(packets.RefusedNotAuthorized, err)
+	// received, then ends [MQTT-3.1.4-2] [v5 MQTT-3.1.4-3].
+	b.takeOver(id, a.clean)
+	if err := b.attach(c, id, &a); err != nil {
+		return c.refuseErr(err, packets.NotAuthorized)
 	}
 	b.hooks.onConnect(b, c.client)
 	return nil
 }
 
+// negotiate applies an MQTT 5 CONNECT's limits and requests, and sets the
+// CONNACK properties that announce the broker's.
+func (c *conn) negotiate(cp *packets.Connect, a *attachment) {
+	b := c.b
+	cprops := &cp.Properties
+	if cprops.ReceiveMaximum != nil {
+		// [v5 MQTT-3.3.4-9] never more unacknowledged QoS 1 and 2
+		// PUBLISHes than the client's Receive Maximum.
+		a.window = min(a.window, int(*cprops.ReceiveMaximum))
+	}
+	if limit := b.opts.MaxKeepAlive; limit > 0 && (c.keepAlive == 0 || c.keepAlive > limit) {
+		// Server Keep Alive: the client uses this one instead of its own
+		// [v5 MQTT-3.1.2-21, MQTT-3.2.2-21].
+		c.keepAlive = limit
+		a.props.ServerKeepAlive = new(uint16(limit / time.Second))
+	}
+	if b.opts.ReceiveMaximum < 65535 {
+		a.props.ReceiveMaximum = new(uint16(b.opts.ReceiveMaximum))
+	}
+	a.props.MaximumPacketSize = new(uint32(b.opts.MaxPacketSize))
+	if b.opts.TopicAliasMaximum > 0 {
+		a.props.TopicAliasMaximum = new(uint16(b.opts.TopicAliasMaximum))
+	}
+	if cprops.RequestResponseInfo != nil && *cprops.RequestResponseInfo == 1 && b.opts.ResponseInformation != "" {
+		// Only on request [v5 MQTT-3.1.2-28].
+		a.props.ResponseInfo = b.opts.ResponseInformation
+	}
+}
+
+// sessionExpiry is the Session Expiry Interval, in seconds, a CONNECT asks
+// for, within Options.SessionExpiry: MQTT 5 says it; for MQTT 3.1.1 clean
+// session ends the session with its connection and a persistent one lasts.
+func (b *Broker) sessionExpiry(cp *packets.Connect) uint32 {
+	var expiry uint32
+	switch {
+	case cp.ProtocolLevel == packets.Level5:
+		if cp.Properties.SessionExpiry != nil {
+			expiry = *cp.Properties.SessionExpiry
+		}
+	case !cp.CleanSession:
+		expiry = neverExpires
+	}
+	return b.capExpiry(expiry)
+}
+
+// willMessage returns the will of a CONNECT, with its MQTT 5 properties,
+// and its Will Delay Interval.
+func willMessage(cp *packets.Connect) (*session.Message, uint32) {
+	w := &session.Message{Topic: cp.WillTopic, Payload: cp.WillMessage, QoS: cp.WillQoS, Retain: cp.WillRetain}
+	if cp.ProtocolLevel != packets.Level5 {
+		return w, 0
+	}
+	wp := &cp.WillProperties
+	if wp.PayloadFormat != nil {
+		w.HasFormat, w.Format = true, *wp.PayloadFormat
+	}
+	// The Message Expiry Interval of a will counts from its publication:
+	// kept as an interval (in Expires, negated) until then.
+	if wp.MessageExpiry != nil {
+		w.Expires = -int64(*wp.MessageExpiry)
+	}
+	// [v5 MQTT-3.1.3-10] user properties kept in order.
+	w.Props, _ = packets.AppendPublishRaw(nil, &packets.Properties{
+		ContentType: wp.ContentType, ResponseTopic: wp.ResponseTopic, CorrelationData: wp.CorrelationData, User: wp.User,
+	})
+	var delay uint32
+	if wp.WillDelay != nil {
+		delay = *wp.WillDelay
+	}
+	return w, delay
+}
+
+// connectInfo is what hooks see of a CONNECT.
+func connectInfo(cp *packets.Connect, id, username string, c *conn, certUser bool) ConnectInfo {
+	info := ConnectInfo{
+		ClientID:      id,
+		Username:      username,
+		Password:      cp.Password,
+		HasUsername:   cp.UsernameFlag || certUser,
+		HasPassword:   cp.PasswordFlag,
+		CleanSession:  cp.CleanSession,
+		RemoteAddr:    c.nc.RemoteAddr(),
+		TLS:           listeners.TLSState(c.nc),
+		ProtocolLevel: cp.ProtocolLevel,
+		KeepAlive:     time.Duration(cp.KeepAlive) * time.Second,
+	}
+	if cp.WillFlag {
+		w, delay := willMessage(cp)
+		m := publicMessage(w, 0)
+		info.Will, info.WillDelay = &m, time.Duration(delay)*time.Second
+	}
+	if cp.ProtocolLevel != packets.Level5 {
+		if !cp.CleanSession {
+			info.SessionExpiry = NoExpiry
+		}
+		return info
+	}
+	p := &cp.Properties
+	if p.SessionExpiry != nil {
+		info.SessionExpiry = time.Duration(*p.SessionExpiry) * time.Second
+	}
+	if p.ReceiveMaximum != nil {
+		info.ReceiveMaximum = *p.ReceiveMaximum
+	}
+	if p.MaximumPacketSize != nil {
+		info.MaximumPacketSize = *p.MaximumPacketSize
+	}
+	if p.TopicAliasMaximum != nil {
+		info.TopicAliasMaximum = *p.TopicAliasMaximum
+	}
+	info.RequestProblemInfo = p.RequestProblemInfo == nil || *p.RequestProblemInfo == 1
+	info.RequestResponseInfo = p.RequestResponseInfo != nil && *p.RequestResponseInfo == 1
+	info.UserProperties = p.User
+	info.AuthMethod, info.AuthData = p.AuthMethod, p.AuthData
+	return info
+}
+
 // attach binds c to the session of client id: it closes a connection that
 // still holds the same id [MQTT-3.1.4-2] (takeOver normally let it end
-// first), discards or resumes the session [MQTT-3.1.2-4, MQTT-3.1.2-6],
-// sends CONNACK with the session present flag [MQTT-3.2.2-1..3], and
-// resends what was in flight [MQTT-4.4.0-1]. It refuses, changing nothing,
-// when the session now belongs to an identity other than c's and owner
-// (the owner checkOwner allowed).
-func (b *Broker) attach(c *conn, id string, clean bool, owner string) error {
+// first), discards or resumes the session [MQTT-3.1.2-4, MQTT-3.1.2-6]
+// [v5 MQTT-3.1.2-4..6], sends CONNACK with the session present flag
+// [MQTT-3.2.2-1..3] [v5 MQTT-3.2.2-2, MQTT-3.2.2-3], and resends what was
+// in flight [MQTT-4.4.0-1]. It refuses, changing nothing, when the session
+// now belongs to an identity other than c's and a.owner (the owner
+// checkOwner allowed).
+func (b *Broker) attach(c *conn, id string, a *attachment) error {
 	b.mu.Lock()
 	s := b.sessions[id]
 	if s != nil {
 		s.mu.Lock()
-		if who := s.client.Username; who != c.client.Username && who != owner {
+		if who := s.client.Username; who != c.client.Username && who != a.owner {
 			s.mu.Unlock()
 			b.mu.Unlock()
 			return ErrSessionOwned
@@ -142,12 +303,15 @@ func (b *Broker) attach(c *conn, id string, clean bool, owner string) error {
 		if old := s.conn.Load(); old != nil {
 			// [MQTT-3.1.4-2] the existing client is disconnected; its will
 			// is published unless the session carries on (see end).
-			old.markTakenOver(!clean && !s.s.Clean)
+			old.markTakenOver(!a.clean && !s.s.Clean)
 			old.setReason(ErrTakenOver)
 			old.kill()
 			s.conn.Store(nil)
 		}
-		discard := clean || s.s.Clean
+		// [v5 MQTT-3.1.3-9] a new connection before the Will Delay
+		// Interval has passed: the pending will is not sent.
+		s.cancelTimers()
+		discard := a.clean || s.s.Clean
 		if discard {
 			// [MQTT-3.1.2-6] a clean session starts from nothing.
 			s.gone = true
@@ -162,41 +326,58 @@ func (b *Broker) attach(c *conn, id string, clean bool, owner string) error {
 			s = nil
 		}
 	}
-	present := s != nil && !clean // [MQTT-3.2.2-2] / [MQTT-3.2.2-1, MQTT-3.2.2-3]
+	present := s != nil // [MQTT-3.2.2-2] / [MQTT-3.2.2-1, MQTT-3.2.2-3]
 	if s == nil {
-		s = &sess{b: b, s: session.New(id, clean, b.opts.MaxInflight, b.opts.MaxQueued)}
+		s = &sess{b: b, s: session.New(id, a.expiry == 0, a.window, b.opts.MaxQueued)}
 		b.sessions[id] = s
 	}
 	s.mu.Lock()
 	b.mu.Unlock()
+	if !s.s.Clean && a.expiry == 0 && b.persistent(s) {
+		// An MQTT 5 client resumed a stored session with expiry 0: it now
+		// ends with this connection, and is no longer stored.
+		b.record(c, storage.Op{Kind: storage.DeleteSession, ClientID: id})
+	}
+	s.s.Clean = a.expiry == 0
+	s.expiry = a.expiry
+	s.s.SetLimits(a.window, b.opts.MaxQueued)
 	s.client = c.client
+	s.version = c.proto.version
 	c.s = s
+	c.will, c.willDelay = a.will, a.delay
 	if b.persistent(s) {
 		// CONNACK waits until the session is stored.
-		b.record(c, storage.Op{Kind: storage.PutSession, Session: storage.Session{ClientID: id, Username: c.client.Username}})
+		b.record(c, storage.Op{Kind: storage.PutSession, Session: s.record(c.will, c.willDelay)})
 	}
 	b.stats.connects.Add(1) // counted before the CONNACK leaves
+	connack := c.proto.connack(present, packets.Success, &a.props)
+	c.proto.connacked.Store(true)
 	c.mu.Lock()
-	sp := byte(0)
-	if present {
-		sp = 1
-	}
-	c.out = append(c.out, 0x20, 2, sp, packets.Accepted)
+	c.out = append(c.buffer(), connack...)
 	c.mu.Unlock()
 	// [MQTT-4.4.0-1] resend unacknowledged PUBLISH (DUP set, same packet
 	// identifier) and PUBREL packets, in their original order; a PUBLISH
 	// the connection's identity may not read is dropped instead.
 	readCheck := b.hooks.hasReadChecks()
+	now := time.Now().UnixNano()
 	for _, d := range s.s.Inflight() {
 		if !d.Released && readCheck && !b.hooks.authorizeRead(b, c.client, d.Msg.Topic) {
-			s.dropUnreadable(d)
+			s.dropDelivery(d, errNotReadable)
 			continue
 		}
 		c.mu.Lock()
+		start := len(c.out)
 		if d.Released {
 			c.out = appendAck(c.out, packets.TypePubrel, d.PacketID)
 		} else {
-			c.out = appendDelivery(c.out, d, true)
+			c.out = c.appendDelivery(c.out, d, true, now)
+		}
+		if !c.proto.fits(len(c.out) - start) {
+			// [v5 MQTT-3.1.2-25] too large for the new connection.
+			c.out = c.out[:start]
+			c.mu.Unlock()
+			s.dropDelivery(d, errTooLarge)
+			continue
 		}
 		c.mu.Unlock()
 		b.stats.publishSent.Add(1)
@@ -217,8 +398,9 @@ func (b *Broker) attach(c *conn, id string, clean bool, owner string) error {
 	return nil
 }
 
-// detach unbinds c from its session when c ends; a clean session ends with
-// its connection [MQTT-3.1.2-6].
+// detach unbinds c from its session when c ends; a session whose expiry
+// is 0 ends with its connection [MQTT-3.1.2-6] [v5 MQTT-3.1.2-23]; another
+// starts its expiry timer [v5 MQTT-4.1.0-2].
 func (b *Broker) detach(s *sess, c *conn) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -240,12 +422,13 @@ func (b *Broker) detach(s *sess, c *conn) {
 		dropped = s.s.DropQueuedQoS0()
 	}
 	if b.persistent(s) {
-		ops := []storage.Op{{Kind: storage.PutSession, Session: storage.Session{ClientID: s.s.ID, Username: s.client.Username, LastSeen: s.lastSeen}}}
+		ops := []storage.Op{{Kind: storage.PutSession, Session: s.record(nil, 0)}}
 		for _, d := range dropped {
 			ops = append(ops, deleteDeliveryOp(s.s.ID, d.Seq))
 		}
 		b.persist.add(ops...)
 	}
+	b.scheduleExpiry(s)
 }
 
 // dropSubscriptions removes every subscription of s from the index; s.mu

@@ -216,7 +216,7 @@ func TestUnsupportedProtocolLevelGetsConnack01ThenClose(t *testing.T) {
 		level byte
 		rest  [][]byte
 	}{
-		{"MQTT", 5, [][]byte{{0}, mqttString("v5")}}, // MQTT 5: empty properties, then the id
+		{"MQTT", 6, [][]byte{{0}, mqttString("v6")}}, // a version after MQTT 5
 		{"MQTT", 3, [][]byte{mqttString("v3")}},
 		{"MQTT", 0, [][]byte{mqttString("v0")}},
 		{"MQTT", 255, [][]byte{mqttString("v255")}},

@@ -30,102 +30,23 @@ type sess struct {
 	gone     bool      // discarded: deliveries are ignored
 	seq      uint64    // last delivery sequence number (stored sessions)
 	lastSeen time.Time // when the client went offline
+	version  byte      // protocol level of the session's last connection
+
+	// expiry is the Session Expiry Interval in seconds (neverExpires:
+	// never); expiryTimer removes the session when it runs out offline.
+	expiry      uint32
+	expiryTimer *time.Timer
+	// will is a will waiting for its Will Delay Interval (willTimer) while
+	// the client is offline.
+	will      *session.Message
+	willAt    time.Time
+	willTimer *time.Timer
 }
 
 func (s *sess) identity() Client {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.client
-}
-
-// fanout carries one message through its deliveries: the encoded PUBLISH
-// shared by every subscriber that gets the same shape, the connections whose
-// writers must be started, and counters added once at the end. A reader
-// goroutine reuses one fanout for all its publishes.
-type fanout struct {
-	// msg is the message; its Payload may alias the publisher's read
-	// buffer, so whatever keeps the message takes keep() instead.
-	msg     session.Message
-	kept    *session.Message
-	enc     [3][]byte // by delivered QoS; RETAIN 0, DUP 0, packet id 1
-	buf     []byte    // backs enc, reused
-	kick    *[]*conn  // nil: start writers at once
-	later   []*conn   // writers to start when kick is nil
-	sent    int64
-	drops   int64
-	lsn     uint64    // storage LSN of the last change this message caused
-	dropFor []dropped // for DropObserver hooks, only when there are some
-}
-
-// dropped is a delivery that was not made, for the DropObserver hooks.
-type dropped struct {
-	c   Client
-	why error
-}
-
-// Why a delivery was dropped, as DropObserver hooks see it.
-var (
-	errOfflineQoS0 = errors.New("tern: QoS 0 message for an offline client")
-	errPendingFull = errors.New("tern: the client's write buffer is full (it is not reading)")
-	errConnClosed  = errors.New("tern: the client's connection is closing")
-)
-
-// drop counts a delivery that was not made and notes, for the DropObserver
-// hooks, for whom and why.
-func (f *fanout) drop(b *Broker, c Client, why error) {
-	f.drops++
-	if b.hooks.hasDropObservers() {
-		f.dropFor = append(f.dropFor, dropped{c, why})
-	}
-}
-
-// reset prepares a reused fanout for the next message.
-func (f *fanout) reset(kick *[]*conn) {
-	f.buf = f.buf[:0]
-	if cap(f.buf) > 256<<10 {
-		f.buf = nil
-	}
-	f.kept = nil
-	f.enc = [3][]byte{}
-	f.kick = kick
-	f.later = f.later[:0]
-	f.sent, f.drops, f.lsn = 0, 0, 0
-	f.dropFor = f.dropFor[:0]
-}
-
-// keep returns the message as a value the broker may keep: its own copy of
-// the payload, made at most once per message.
-func (f *fanout) keep() *session.Message {
-	if f.kept == nil {
-		m := f.msg
-		m.Payload = append([]byte(nil), m.Payload...)
-		f.kept = &m
-	}
-	return f.kept
-}
-
-// encoded returns the PUBLISH for the message at qos, encoding it the first
-// time it is asked for.
-func (f *fanout) encoded(qos byte) []byte {
-	if f.enc[qos] == nil {
-		p := packets.Publish{Topic: f.msg.Topic, Payload: f.msg.Payload, QoS: qos}
-		if qos > 0 {
-			p.PacketID = 1 // patched per delivery
-		}
-		start := len(f.buf)
-		f.buf, _ = p.Append(f.buf)
-		f.enc[qos] = f.buf[start:len(f.buf):len(f.buf)]
-	}
-	return f.enc[qos]
-}
-
-// touched records that c has bytes to write.
-func (f *fanout) touched(c *conn) {
-	if f.kick != nil {
-		*f.kick = append(*f.kick, c)
-	} else {
-		f.later = append(f.later, c)
-	}
 }
 
 // deliver hands f's message to the session at the delivered QoS, live
@@ -178,9 +99,20 @@ func (s *sess) deliver(qos byte, f *fanout) {
 		return
 	}
 	if d != nil {
+		enc := f.encoded(c.proto.v5(), qos, false)
+		if !c.proto.fits(len(enc)) {
+			// [v5 MQTT-3.1.2-25] too large for the client: discarded as
+			// if it had been sent.
+			s.s.Drop(d)
+			if stored {
+				b.persist.add(deleteDeliveryOp(s.s.ID, d.Seq))
+			}
+			f.drop(b, s.client, errTooLarge)
+			return
+		}
 		c.mu.Lock()
 		if !c.dead {
-			c.out = appendDeliveryShared(c.buffer(), f.encoded(qos), d.PacketID)
+			c.out = appendDeliveryShared(c.buffer(), enc, d.PacketID)
 			f.sent++
 			if c.touchLocked() {
 				f.touched(c)
@@ -189,6 +121,10 @@ func (s *sess) deliver(qos byte, f *fanout) {
 		c.mu.Unlock()
 	}
 }
+
+// errTooLarge is why a message was not sent to an MQTT 5 client: it is
+// larger than the client's Maximum Packet Size.
+var errTooLarge = errors.New("tern: the message is larger than the client's Maximum Packet Size")
 
 // sendQoS0 appends the shared QoS 0 encoding to c's write buffer.
 func (s *sess) sendQoS0(c *conn, f *fanout) {
@@ -201,7 +137,12 @@ func (s *sess) sendQoS0(c *conn, f *fanout) {
 		// broker's memory.
 		f.drop(s.b, c.client, errPendingFull)
 	default:
-		c.out = append(c.buffer(), f.encoded(0)...)
+		enc := f.encoded(c.proto.v5(), 0, false)
+		if !c.proto.fits(len(enc)) {
+			f.drop(s.b, c.client, errTooLarge) // [v5 MQTT-3.1.2-25]
+			break
+		}
+		c.out = append(c.buffer(), enc...)
 		f.sent++
 		if c.touchLocked() {
 			f.touched(c)
@@ -235,6 +176,7 @@ func (s *sess) pumpLocked(c *conn) {
 	b := s.b
 	stored := b.persistent(s)
 	readCheck := b.hooks.hasReadChecks()
+	now := time.Now().UnixNano()
 	n := 0
 	for {
 		c.mu.Lock()
@@ -247,11 +189,24 @@ func (s *sess) pumpLocked(c *conn) {
 		if d == nil {
 			break
 		}
+		if d.Msg.Expired(now) {
+			// [v5 MQTT-3.3.2-5] expired before onward delivery started.
+			s.dropDelivery(d, errExpired)
+			continue
+		}
 		if readCheck && !b.hooks.authorizeRead(b, s.client, d.Msg.Topic) {
-			s.dropUnreadable(d)
+			s.dropDelivery(d, errNotReadable)
 			continue
 		}
 		c.mu.Lock()
+		start := len(c.out)
+		c.out = c.appendDelivery(c.buffer(), d, false, now)
+		if !c.proto.fits(len(c.out) - start) {
+			c.out = c.out[:start]
+			c.mu.Unlock()
+			s.dropDelivery(d, errTooLarge) // [v5 MQTT-3.1.2-25]
+			continue
+		}
 		if stored {
 			if d.QoS == 0 {
 				b.persist.add(deleteDeliveryOp(s.s.ID, d.Seq)) // done once written
@@ -259,7 +214,6 @@ func (s *sess) pumpLocked(c *conn) {
 				c.needLSN = max(c.needLSN, lsn)
 			}
 		}
-		c.out = appendDelivery(c.buffer(), d, false)
 		c.mu.Unlock()
 		n++
 	}
@@ -272,48 +226,30 @@ func (s *sess) pumpLocked(c *conn) {
 	}
 }
 
-// errNotReadable is why a queued, in-flight or restored message was dropped
-// instead of sent: the client's identity may not read its topic.
-var errNotReadable = errors.New("tern: the client may not read the message's topic")
+// Why a queued, in-flight or restored message was dropped instead of sent.
+var (
+	// errNotReadable: the client's identity may not read its topic.
+	errNotReadable = errors.New("tern: the client may not read the message's topic")
+	// errExpired: its Message Expiry Interval passed while it waited.
+	errExpired = errors.New("tern: the message expired before it could be sent")
+)
 
-// dropUnreadable drops a delivery the client may not read, queued or in
-// flight, with its stored record; s.mu is held.
-func (s *sess) dropUnreadable(d *session.Delivery) {
+// dropDelivery drops a delivery that will not be sent, queued or in
+// flight, with its stored record, and counts it; s.mu is held.
+func (s *sess) dropDelivery(d *session.Delivery, why error) {
 	b := s.b
 	s.s.Drop(d)
 	if b.persistent(s) {
 		b.persist.add(deleteDeliveryOp(s.s.ID, d.Seq))
 	}
 	b.stats.dropped.Add(1)
-	b.log.Debug("message dropped: not readable by the client", "client", s.s.ID, "user", s.client.Username, "topic", d.Msg.Topic)
-	b.hooks.onDrop(b, s.client, d.Msg, errNotReadable)
+	b.log.Debug("message dropped", "client", s.s.ID, "user", s.client.Username, "topic", d.Msg.Topic, "reason", why)
+	b.hooks.onDrop(b, s.client, d.Msg, why)
 }
 
-// finish starts the writers a fanout touched (when it had no kick list) and
-// adds its counters.
-func (f *fanout) finish(b *Broker) {
-	for _, c := range f.later {
-		c.startWriter()
-	}
-	if f.sent > 0 {
-		b.stats.publishSent.Add(f.sent)
-	}
-	if f.drops > 0 {
-		b.stats.dropped.Add(f.drops)
-	}
-	for _, d := range f.dropFor {
-		b.hooks.onDrop(b, d.c, f.keep(), d.why)
-	}
-}
-
-// appendDelivery encodes a delivery's PUBLISH.
-func appendDelivery(dst []byte, d *session.Delivery, dup bool) []byte {
-	p := packets.Publish{Topic: d.Msg.Topic, Payload: d.Msg.Payload, QoS: d.QoS, Retain: d.Retain, Dup: dup && d.QoS > 0, PacketID: d.PacketID}
-	out, err := p.Append(dst)
-	if err != nil {
-		return dst // not representable; it was validated on the way in
-	}
-	return out
+// appendDelivery encodes a delivery's PUBLISH in c's protocol level.
+func (c *conn) appendDelivery(dst []byte, d *session.Delivery, dup bool, now int64) []byte {
+	return appendPublish(dst, d.Msg, c.proto.v5(), d.QoS, d.Retain, dup, d.PacketID, d.SubIDs, now)
 }
 
 // appendDeliveryShared appends a PUBLISH encoded once for a fan-out,

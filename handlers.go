@@ -4,58 +4,85 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/ternmq/tern/packets"
+	"github.com/ternmq/tern/session"
 	"github.com/ternmq/tern/storage"
-	"github.com/ternmq/tern/topics"
 )
 
 // errDisconnect ends the reader loop after a DISCONNECT.
 var errDisconnect = errors.New("tern: client sent DISCONNECT")
 
 // handle processes one packet after CONNECT. A returned error closes the
-// connection (section 4.8: a protocol violation closes the connection).
+// connection (section 4.8: a protocol violation closes the connection;
+// MQTT 5, section 4.13: with a DISCONNECT that says why).
 func (c *conn) handle(fh packets.FixedHeader, body []byte) error {
+	v := c.proto.version
 	switch fh.Type {
 	case packets.TypePublish:
 		return c.onPublish(fh, body)
 	case packets.TypePuback, packets.TypePubrec, packets.TypePubrel, packets.TypePubcomp:
 		return c.onAck(fh, body)
 	case packets.TypeSubscribe:
-		var p packets.Subscribe
+		p := packets.Subscribe{Version: v}
 		if err := p.Decode(fh, body); err != nil {
 			return err
 		}
 		return c.onSubscribe(&p)
 	case packets.TypeUnsubscribe:
-		var p packets.Unsubscribe
+		p := packets.Unsubscribe{Version: v}
 		if err := p.Decode(fh, body); err != nil {
 			return err
 		}
 		return c.onUnsubscribe(&p)
 	case packets.TypePingreq:
-		var p packets.Pingreq
+		p := packets.Pingreq{Version: v}
 		if err := p.Decode(fh, body); err != nil {
 			return err
 		}
-		// [MQTT-3.12.4-1] answer PINGREQ with PINGRESP.
+		// [MQTT-3.12.4-1] [v5 MQTT-3.12.4-1] answer PINGREQ with PINGRESP.
 		c.queue([]byte{0xD0, 0})
 		return nil
 	case packets.TypeDisconnect:
-		var p packets.Disconnect
-		if err := p.Decode(fh, body); err != nil {
-			return err
-		}
-		// [MQTT-3.14.4-3] the will is deleted without being published.
-		c.willDone.Store(true)
-		return errDisconnect
+		return c.onDisconnect(fh, body)
+	case packets.TypeAuth:
+		return c.onAuth(fh, body)
 	case packets.TypeConnect:
-		// [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
+		// [MQTT-3.1.0-2] [v5 MQTT-3.1.0-2] a second CONNECT is a protocol
+		// violation.
 		return fmt.Errorf("%w: second CONNECT [MQTT-3.1.0-2]", ErrProtocol)
 	default:
 		// CONNACK, SUBACK, UNSUBACK, PINGRESP: only a server sends them.
 		return fmt.Errorf("%w: client sent %v", ErrProtocol, fh.Type)
 	}
+}
+
+// errDisconnectWithWill ends the reader loop after an MQTT 5 DISCONNECT
+// whose reason code asks for the will to be published.
+var errDisconnectWithWill = errors.New("tern: client sent DISCONNECT with a reason code that publishes the will")
+
+// onDisconnect handles the client's DISCONNECT: the will is deleted
+// [MQTT-3.14.4-3]; in MQTT 5 only with reason code 0x00, and the Session
+// Expiry Interval may change [v5 MQTT-3.14.4-3].
+func (c *conn) onDisconnect(fh packets.FixedHeader, body []byte) error {
+	p := packets.Disconnect{Version: c.proto.version}
+	if err := p.Decode(fh, body); err != nil {
+		return err
+	}
+	if c.proto.v5() {
+		if se := p.Properties.SessionExpiry; se != nil {
+			if err := c.b.setSessionExpiry(c.s, *se); err != nil {
+				return err
+			}
+		}
+		if p.ReasonCode != packets.NormalDisconnection {
+			return errDisconnectWithWill
+		}
+	}
+	c.willDone.Store(true)
+	return errDisconnect
 }
 
 func isSysTopic(t string) bool { return strings.HasPrefix(t, "$SYS/broker/") }
@@ -77,6 +104,15 @@ func (c *conn) queueAck(t packets.Type, id uint16) {
 	c.queue(appendAck(a[:0], t, id))
 }
 
+// queueAckCode queues an acknowledgement with an MQTT 5 reason code.
+func (c *conn) queueAckCode(t packets.Type, id uint16, code packets.ReasonCode, reason string) {
+	if code == packets.Success && reason == "" {
+		c.queueAck(t, id)
+		return
+	}
+	c.queue(c.proto.ack(nil, t, id, code, reason))
+}
+
 func (c *conn) onPublish(fh packets.FixedHeader, body []byte) error {
 	p := &c.pub
 	if err := p.Decode(fh, body); err != nil {
@@ -84,76 +120,159 @@ func (c *conn) onPublish(fh packets.FixedHeader, body []byte) error {
 	}
 	b := c.b
 	b.stats.publishReceived.Add(1)
-	if isSysTopic(p.Topic) {
+	m := session.Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain}
+	if c.proto.v5() {
+		if err := c.publishProps(p, &m); err != nil {
+			return err
+		}
+		if p.QoS == 0 && b.opts.ValidatePayloadFormat && m.HasFormat && m.Format == 1 && !utf8.Valid(m.Payload) {
+			return errPayloadFormat // [v5 section 3.3.2.3.2] DISCONNECT 0x99
+		}
+	}
+	if isSysTopic(m.Topic) {
 		// $SYS/broker/ holds the broker's own statistics: a client's
 		// publish there is acknowledged as its QoS requires but neither
 		// stored nor forwarded, so nobody can forge them (section 4.7.2).
 		// Other $-topics work as any topic.
 		b.stats.dropped.Add(1)
-		b.log.Debug("publish to $SYS/broker dropped", "client", c.client.ID, "topic", p.Topic)
-		switch p.QoS {
-		case 1:
-			c.queueAck(packets.TypePuback, p.PacketID)
-		case 2:
-			c.queueAck(packets.TypePubrec, p.PacketID)
-		}
+		b.log.Debug("publish to $SYS/broker dropped", "client", c.client.ID, "topic", m.Topic)
+		c.pubAck(p.QoS, p.PacketID, packets.NotAuthorized, "")
+		return nil
+	}
+	if p.QoS > 0 && c.proto.v5() && b.opts.ValidatePayloadFormat && m.HasFormat && m.Format == 1 && !utf8.Valid(m.Payload) {
+		// [v5 section 3.3.2.3.2] a receiver that checks the payload
+		// answers 0x99 and does not take the message.
+		b.stats.dropped.Add(1)
+		c.pubAck(p.QoS, p.PacketID, packets.PayloadFormatInvalid, "")
 		return nil
 	}
 	switch p.QoS {
 	case 0:
-		b.publish(c.client, c, p.Topic, p.Payload, 0, p.Retain)
+		b.publish(c.client, c, &m)
 	case 1:
-		lsn, _ := b.publish(c.client, c, p.Topic, p.Payload, 1, p.Retain)
-		// [MQTT-4.3.2-2] acknowledge with PUBACK after taking ownership:
-		// with a Store, once the message is stored.
+		lsn, matched, err := b.publish(c.client, c, &m)
+		// [MQTT-4.3.2-2] [v5 MQTT-4.3.2-4] acknowledge with PUBACK after
+		// taking ownership: with a Store, once the message is stored.
 		c.waitFor(lsn)
-		c.queueAck(packets.TypePuback, p.PacketID)
+		code, reason := pubackCode(err, matched)
+		c.pubAck(1, p.PacketID, code, reason)
 	case 2:
 		s := c.s
 		s.mu.Lock()
 		seen := s.s.Inbound(p.PacketID)
+		if !seen && c.proto.v5() && c.qos2In >= b.opts.ReceiveMaximum {
+			s.mu.Unlock()
+			// [v5 MQTT-3.3.4-7] more unacknowledged QoS 2 PUBLISHes than
+			// Tern's Receive Maximum: DISCONNECT 0x93 (section 3.3.4).
+			return errReceiveMaximum
+		}
 		if !seen {
 			s.s.AddInbound(p.PacketID)
+			c.qos2In++
 			if b.persistent(s) {
 				b.record(c, storage.Op{Kind: storage.PutInbound, Inbound: storage.Inbound{ClientID: s.s.ID, PacketID: p.PacketID}})
 			}
 		}
 		s.mu.Unlock()
+		code, reason := packets.Success, ""
 		if !seen {
 			// Forwarded once, on first receipt; a repeat with the same
 			// packet identifier before PUBREL is only acknowledged
-			// [MQTT-4.3.3-2].
-			lsn, _ := b.publish(c.client, c, p.Topic, p.Payload, 2, p.Retain)
+			// [MQTT-4.3.3-2] [v5 MQTT-4.3.3-10].
+			lsn, matched, err := b.publish(c.client, c, &m)
 			c.waitFor(lsn)
+			code, reason = pubackCode(err, matched)
 		}
-		c.queueAck(packets.TypePubrec, p.PacketID)
+		c.pubAck(2, p.PacketID, code, reason)
 	}
 	return nil
 }
 
+// publishProps takes an MQTT 5 PUBLISH's properties into m: the topic
+// alias resolved [v5 MQTT-3.3.2-12], the others as they come.
+func (c *conn) publishProps(p *packets.Publish, m *session.Message) error {
+	pp := &p.Props
+	if len(pp.SubscriptionIDs) > 0 {
+		// [v5 MQTT-3.3.4-6] only a server sends Subscription Identifiers.
+		return fmt.Errorf("%w: PUBLISH from a client with a Subscription Identifier [v5 MQTT-3.3.4-6]", ErrProtocol)
+	}
+	if pp.HasTopicAlias {
+		a := pp.TopicAlias
+		if a == 0 || a > c.proto.aliasMax {
+			// [v5 MQTT-3.2.2-17, MQTT-3.3.2-8] section 3.3.2.3.4: DISCONNECT 0x94.
+			return fmt.Errorf("%w: %d, the maximum is %d", errTopicAlias, a, c.proto.aliasMax)
+		}
+		if p.Topic != "" {
+			if c.aliases == nil {
+				c.aliases = make([]string, c.proto.aliasMax)
+			}
+			c.aliases[a-1] = p.Topic
+		} else {
+			if c.aliases == nil || c.aliases[a-1] == "" {
+				// Section 3.3.2.3.4: an alias not set on this connection.
+				return fmt.Errorf("%w: topic alias %d is not set", ErrProtocol, a)
+			}
+			m.Topic = c.aliases[a-1]
+		}
+	}
+	m.HasFormat, m.Format = pp.HasPayloadFormat, pp.PayloadFormat
+	if pp.HasMessageExpiry {
+		m.Expires = time.Now().Add(time.Duration(pp.MessageExpiry) * time.Second).UnixNano()
+	}
+	m.Props = pp.Raw
+	return nil
+}
+
+// pubackCode is the MQTT 5 reason code of the PUBACK or PUBREC for a
+// publish: 0x10 when no subscription matched, the hook's refusal (0x87 by
+// default) when one refused it.
+func pubackCode(err error, matched int) (packets.ReasonCode, string) {
+	switch {
+	case err != nil:
+		return reasonFor(err, packets.TypePuback, packets.NotAuthorized)
+	case matched == 0:
+		return packets.NoMatchingSubscribers, ""
+	}
+	return packets.Success, ""
+}
+
+// pubAck acknowledges a PUBLISH as its QoS requires: PUBACK at QoS 1,
+// PUBREC at QoS 2 [MQTT-3.3.4-1] [v5 MQTT-3.3.4-1]. The reason code
+// reaches MQTT 5 clients only.
+func (c *conn) pubAck(qos byte, id uint16, code packets.ReasonCode, reason string) {
+	switch qos {
+	case 1:
+		c.queueAckCode(packets.TypePuback, id, code, reason)
+	case 2:
+		c.queueAckCode(packets.TypePubrec, id, code, reason)
+	}
+}
+
 func (c *conn) onAck(fh packets.FixedHeader, body []byte) error {
+	v := c.proto.version
 	var id uint16
+	var code packets.ReasonCode
 	switch fh.Type {
 	case packets.TypePuback:
-		var p packets.Puback
+		p := packets.Puback{Version: v}
 		if err := p.Decode(fh, body); err != nil {
 			return err
 		}
-		id = p.PacketID
+		id, code = p.PacketID, p.ReasonCode
 	case packets.TypePubrec:
-		var p packets.Pubrec
+		p := packets.Pubrec{Version: v}
 		if err := p.Decode(fh, body); err != nil {
 			return err
 		}
-		id = p.PacketID
+		id, code = p.PacketID, p.ReasonCode
 	case packets.TypePubrel:
-		var p packets.Pubrel
+		p := packets.Pubrel{Version: v}
 		if err := p.Decode(fh, body); err != nil {
 			return err
 		}
 		id = p.PacketID
 	case packets.TypePubcomp:
-		var p packets.Pubcomp
+		p := packets.Pubcomp{Version: v}
 		if err := p.Decode(fh, body); err != nil {
 			return err
 		}
@@ -163,6 +282,8 @@ func (c *conn) onAck(fh packets.FixedHeader, body []byte) error {
 	b := c.b
 	switch fh.Type {
 	case packets.TypePuback:
+		// Any reason code completes the delivery; one of 0x80 or more is
+		// not sent again [v5 MQTT-4.4.0-2, MQTT-4.8.2-6].
 		s.mu.Lock()
 		if d := s.s.Puback(id); d != nil && b.persistent(s) {
 			b.persist.add(deleteDeliveryOp(s.s.ID, d.Seq))
@@ -171,21 +292,45 @@ func (c *conn) onAck(fh packets.FixedHeader, body []byte) error {
 		s.mu.Unlock()
 	case packets.TypePubrec:
 		s.mu.Lock()
-		if d := s.s.Pubrec(id); d != nil && b.persistent(s) {
+		d := s.s.Pubrec(id)
+		if d != nil && code.IsError() {
+			// [v5 MQTT-4.4.0-2] refused by the client: done, no PUBREL.
+			s.s.Drop(d)
+			if b.persistent(s) {
+				b.persist.add(deleteDeliveryOp(s.s.ID, d.Seq))
+			}
+			s.pumpLocked(c)
+			s.mu.Unlock()
+			return nil
+		}
+		if d != nil && b.persistent(s) {
 			b.record(c, deliveryOp(s.s.ID, d))
 		}
 		s.mu.Unlock()
-		// [MQTT-4.3.3-1] answer PUBREC with PUBREL; sent even for an
-		// unknown identifier so that the client's state can complete.
-		c.queueAck(packets.TypePubrel, id)
+		// [MQTT-4.3.3-1] [v5 MQTT-4.3.3-4] answer PUBREC with PUBREL; sent
+		// even for an unknown identifier so that the client's state can
+		// complete (MQTT 5 says 0x92, packet identifier not found).
+		rc := packets.Success
+		if d == nil {
+			rc = packets.PacketIdentifierNotFound
+		}
+		c.queueAckCode(packets.TypePubrel, id, rc, "")
 	case packets.TypePubrel:
 		s.mu.Lock()
-		if s.s.ReleaseInbound(id) && b.persistent(s) {
+		known := s.s.ReleaseInbound(id)
+		if known && b.persistent(s) {
 			b.record(c, storage.Op{Kind: storage.DeleteInbound, Inbound: storage.Inbound{ClientID: s.s.ID, PacketID: id}})
 		}
 		s.mu.Unlock()
-		// [MQTT-4.3.3-2] answer PUBREL with PUBCOMP, known identifier or not.
-		c.queueAck(packets.TypePubcomp, id)
+		rc := packets.Success
+		if known {
+			c.qos2In = max(c.qos2In-1, 0)
+		} else {
+			rc = packets.PacketIdentifierNotFound
+		}
+		// [MQTT-4.3.3-2] [v5 MQTT-4.3.3-11] answer PUBREL with PUBCOMP,
+		// known identifier or not.
+		c.queueAckCode(packets.TypePubcomp, id, rc, "")
 	case packets.TypePubcomp:
 		s.mu.Lock()
 		if d := s.s.Pubcomp(id); d != nil && b.persistent(s) {
@@ -193,97 +338,6 @@ func (c *conn) onAck(fh packets.FixedHeader, body []byte) error {
 		}
 		s.pumpLocked(c)
 		s.mu.Unlock()
-	}
-	return nil
-}
-
-func (c *conn) onSubscribe(p *packets.Subscribe) error {
-	b := c.b
-	for _, sub := range p.Subscriptions {
-		if err := topics.ValidFilter(sub.Filter); err != nil {
-			// An invalid filter is a protocol violation: close, as Mosquitto.
-			return fmt.Errorf("%w: SUBSCRIBE filter: %w", ErrProtocol, err)
-		}
-	}
-	ctx := b.ctx
-	codes := make([]byte, len(p.Subscriptions))
-	granted := make([]bool, len(p.Subscriptions))
-	for i, sub := range p.Subscriptions {
-		if err := b.hooks.authorizeSubscribe(ctx, b, c.client, sub.Filter, sub.QoS); err != nil {
-			codes[i] = packets.SubackFailure
-			continue
-		}
-		// [MQTT-3.9.3-?] the granted QoS is the requested one: Tern
-		// supports every QoS.
-		codes[i] = sub.QoS
-		granted[i] = true
-	}
-	s := c.s
-	s.mu.Lock()
-	for i, sub := range p.Subscriptions {
-		if !granted[i] {
-			continue
-		}
-		// [MQTT-3.8.4-3] a repeated filter replaces the subscription.
-		s.s.Subscribe(sub.Filter, sub.QoS)
-		b.subs.Subscribe(s, sub.Filter, sub.QoS)
-		if b.persistent(s) {
-			b.record(c, storage.Op{Kind: storage.PutSubscription, Subscription: storage.Subscription{ClientID: s.s.ID, Filter: sub.Filter, QoS: sub.QoS}})
-		}
-	}
-	// [MQTT-3.8.4-1, MQTT-3.8.4-2, MQTT-3.8.4-5, MQTT-3.9.3-1] SUBACK with
-	// the same packet identifier and one return code per filter, in order.
-	ack := packets.Suback{PacketID: p.PacketID, ReturnCodes: codes}
-	c.mu.Lock()
-	c.out, _ = ack.Append(c.out)
-	kick := c.touchLocked()
-	c.mu.Unlock()
-	if kick {
-		c.kick = append(c.kick, c)
-	}
-	// [MQTT-3.3.1-6, MQTT-3.8.4-3] the retained messages matching each
-	// granted filter, with RETAIN set.
-	for i, sub := range p.Subscriptions {
-		if granted[i] {
-			b.sendRetained(s, sub.Filter, sub.QoS)
-		}
-	}
-	s.pumpLocked(c)
-	s.mu.Unlock()
-	for i, sub := range p.Subscriptions {
-		if granted[i] {
-			b.hooks.onSubscribe(b, c.client, sub.Filter, sub.QoS)
-		}
-	}
-	return nil
-}
-
-func (c *conn) onUnsubscribe(p *packets.Unsubscribe) error {
-	b := c.b
-	for _, f := range p.Filters {
-		if err := topics.ValidFilter(f); err != nil {
-			return fmt.Errorf("%w: UNSUBSCRIBE filter: %w", ErrProtocol, err)
-		}
-	}
-	s := c.s
-	var removed []string
-	s.mu.Lock()
-	for _, f := range p.Filters {
-		// [MQTT-3.10.4-1, MQTT-3.10.4-2] delete the subscription, stop
-		// adding messages for it.
-		if s.s.Unsubscribe(f) {
-			b.subs.Unsubscribe(s, f)
-			removed = append(removed, f)
-			if b.persistent(s) {
-				b.record(c, storage.Op{Kind: storage.DeleteSubscription, Subscription: storage.Subscription{ClientID: s.s.ID, Filter: f}})
-			}
-		}
-	}
-	s.mu.Unlock()
-	// [MQTT-3.10.4-4, MQTT-3.10.4-5] UNSUBACK, even when nothing matched.
-	c.queueAck(packets.TypeUnsuback, p.PacketID)
-	for _, f := range removed {
-		b.hooks.onUnsubscribe(b, c.client, f)
 	}
 	return nil
 }

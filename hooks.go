@@ -5,6 +5,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"time"
+
+	"github.com/ternmq/tern/packets"
 )
 
 // A hook is any value that implements one or more of the small interfaces
@@ -22,18 +25,51 @@ import (
 
 // ConnectInfo is what an Authenticator sees of a CONNECT.
 type ConnectInfo struct {
-	ClientID     string
-	Username     string
-	Password     []byte
-	HasUsername  bool // the CONNECT carried a user name (possibly empty)
-	HasPassword  bool // the CONNECT carried a password (possibly empty)
+	ClientID    string // the identifier the broker assigned if the client sent none
+	Username    string
+	Password    []byte
+	HasUsername bool // the CONNECT carried a user name (possibly empty)
+	HasPassword bool // the CONNECT carried a password (possibly empty)
+	// CleanSession is the Clean Session flag (Clean Start in MQTT 5).
 	CleanSession bool
 	RemoteAddr   net.Addr
 	// TLS is the connection's TLS state, nil for a plain connection.
 	TLS *tls.ConnectionState
-	// ProtocolLevel is 4 for MQTT 3.1.1 and 3 for MQTT 3.1.
+	// ProtocolLevel is 5 for MQTT 5, 4 for MQTT 3.1.1 and 3 for MQTT 3.1.
 	ProtocolLevel byte
+	// KeepAlive is the Keep Alive the client asked for.
+	KeepAlive time.Duration
+	// Will is the will message with its properties; nil without one.
+	Will *Message
+	// WillDelay is the MQTT 5 Will Delay Interval.
+	WillDelay time.Duration
+
+	// The MQTT 5 CONNECT properties; zero for MQTT 3.1.1.
+
+	// SessionExpiry is the Session Expiry Interval the client asked for:
+	// how long its session outlives the connection. NoExpiry: forever. For
+	// MQTT 3.1.1 it is NoExpiry without clean session, 0 with it.
+	SessionExpiry time.Duration
+	// ReceiveMaximum, MaximumPacketSize and TopicAliasMaximum are what the
+	// client accepts (0 when it did not say: no limit of its own).
+	ReceiveMaximum    uint16
+	MaximumPacketSize uint32
+	TopicAliasMaximum uint16
+	// RequestProblemInfo and RequestResponseInfo are the client's requests.
+	RequestProblemInfo  bool
+	RequestResponseInfo bool
+	UserProperties      []UserProperty
+	// AuthMethod and AuthData are the enhanced authentication method and
+	// the data of the CONNECT (section 4.12); see EnhancedAuthenticator.
+	AuthMethod string
+	AuthData   []byte
 }
+
+// NoExpiry is the Session Expiry (and Message Expiry) meaning never.
+const NoExpiry = time.Duration(0xFFFFFFFF) * time.Second
+
+// UserProperty is an MQTT 5 User Property: a name and a value, both UTF-8.
+type UserProperty = packets.UserProperty
 
 // Client identifies a connected client to the authorizer and observer hooks.
 type Client struct {
@@ -51,7 +87,33 @@ type Message struct {
 	Payload []byte
 	QoS     byte
 	Retain  bool
+
+	// MQTT 5 properties, carried unchanged from the publisher to MQTT 5
+	// subscribers. A message from an MQTT 3.1.1 client has none, and an
+	// MQTT 3.1.1 subscriber gets none.
+
+	PayloadFormat PayloadFormat
+	// MessageExpiry is how long the message may wait for a subscriber: the
+	// Message Expiry Interval, in whole seconds. 0: it does not expire.
+	MessageExpiry   time.Duration
+	ContentType     string
+	ResponseTopic   string
+	CorrelationData []byte
+	UserProperties  []UserProperty // in order
+	// SubscriptionIDs are, on a delivery, the Subscription Identifiers of
+	// the subscriptions it matched.
+	SubscriptionIDs []uint32
 }
+
+// PayloadFormat is the MQTT 5 Payload Format Indicator of a message.
+type PayloadFormat uint8
+
+// Payload formats.
+const (
+	PayloadUnspecified PayloadFormat = iota // no indicator (every MQTT 3.1.1 message)
+	PayloadBytes                            // indicator 0: unspecified bytes
+	PayloadUTF8                             // indicator 1: UTF-8 text
+)
 
 // ErrBadCredentials, returned by an Authenticator, refuses the CONNECT with
 // return code 0x04 (bad user name or password). Any other non-nil error

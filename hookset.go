@@ -17,6 +17,7 @@ var ErrNotAHook = errors.New("tern: value implements no hook interface")
 // whole by AddHook so the hot path reads it without a lock.
 type hooks struct {
 	auth        []Authenticator
+	enhanced    []EnhancedAuthenticator
 	session     []SessionAuthorizer
 	pubAuth     []PublishAuthorizer
 	subAuth     []SubscribeAuthorizer
@@ -48,6 +49,7 @@ func (b *Broker) AddHook(h any) error {
 	n := *b.hooks.get()
 	found := false
 	found = appendHook(&n.auth, h) || found
+	found = appendHook(&n.enhanced, h) || found
 	found = appendHook(&n.session, h) || found
 	found = appendHook(&n.pubAuth, h) || found
 	found = appendHook(&n.subAuth, h) || found
@@ -170,11 +172,13 @@ func (hs *hookSet) checkPublish(ctx context.Context, b *Broker, from Client, m *
 	if err != nil {
 		b.log.Debug("publish dropped by a hook", "client", from.ID, "topic", m.Topic, "error", err)
 		err = fmt.Errorf("%w: %w", errRefused, err)
-		hs.onDrop(b, from, &session.Message{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retain: m.Retain}, err)
+		hs.onDropMessage(b, from, *m, err)
 		return err
 	}
 	return nil
 }
+
+func (hs *hookSet) hasInterceptors() bool { return len(hs.get().intercept) > 0 }
 
 func (hs *hookSet) hasDropObservers() bool { return len(hs.get().drop) > 0 }
 
@@ -203,8 +207,13 @@ func (hs *hookSet) onUnsubscribe(b *Broker, c Client, filter string) {
 }
 
 func (hs *hookSet) onDrop(b *Broker, c Client, m *session.Message, reason error) {
+	if len(hs.get().drop) > 0 {
+		hs.onDropMessage(b, c, publicMessage(m, 0), reason)
+	}
+}
+
+func (hs *hookSet) onDropMessage(b *Broker, c Client, msg Message, reason error) {
 	for _, h := range hs.get().drop {
-		msg := Message{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retain: m.Retain}
 		call(b, "OnDrop", func() error { h.OnDrop(c, msg, reason); return nil })
 	}
 }

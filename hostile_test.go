@@ -160,8 +160,8 @@ func hoCases() []hoCase {
 		// Refused with a CONNACK return code, then closed.
 		{name: "protocol level 6 followed by garbage gets 0x01 [MQTT-3.1.2-2]", want: hoRefused, code: packets.RefusedProtocolVersion,
 			raw: packetBytes(0x10, mqttString("MQTT"), []byte{6}, hoGarbage(4, 40))},
-		{name: "MQTT 5 CONNECT one byte at a time gets 0x01 [MQTT-3.1.2-2]", want: hoRefused, code: packets.RefusedProtocolVersion,
-			raw: hoConnectAs("MQTT", 5, hoClean, 60, []byte{0}, mqttString("five")), chunk: 1},
+		{name: "CONNECT of an unknown protocol level one byte at a time gets 0x01 [MQTT-3.1.2-2]", want: hoRefused, code: packets.RefusedProtocolVersion,
+			raw: hoConnectAs("MQTT", 6, hoClean, 60, []byte{0}, mqttString("six")), chunk: 1},
 		{name: "empty client identifier without clean session gets 0x02 and its will is not published [MQTT-3.1.3-8]",
 			want: hoRefused, code: packets.RefusedIdentifierRejected,
 			raw: hoConnect(hoWill, 60, mqttString(""), mqttString("hostile/refused-will"), mqttString("w"))},

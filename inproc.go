@@ -8,6 +8,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/ternmq/tern/session"
 	"github.com/ternmq/tern/topics"
 )
 
@@ -33,7 +34,7 @@ func (b *Broker) Publish(ctx context.Context, topic string, payload []byte, qos 
 	if b.isClosed() {
 		return ErrClosed
 	}
-	lsn, err := b.publish(Client{Internal: true}, nil, topic, payload, qos, retain)
+	lsn, _, err := b.publish(Client{Internal: true}, nil, &session.Message{Topic: topic, Payload: payload, QoS: qos, Retain: retain})
 	if err == nil && lsn > 0 && qos > 0 {
 		// Stored before Publish returns, as for a client's PUBACK; an
 		// error when it was not (ctx done, broker closed on a failing
@@ -89,7 +90,9 @@ func (b *Broker) Subscribe(filter string, qos byte, handler Handler) (cancel fun
 		if b.hooks.hasReadChecks() && !b.hooks.authorizeRead(b, h.who, m.Topic) {
 			continue
 		}
-		backlog = append(backlog, Message{Topic: m.Topic, Payload: m.Payload, QoS: min(m.QoS, qos), Retain: true})
+		pm := publicMessage(m, 0)
+		pm.QoS, pm.Retain = min(m.QoS, qos), true
+		backlog = append(backlog, pm)
 	}
 	go h.run(backlog)
 	var once sync.Once
@@ -113,9 +116,10 @@ type handlerSub struct {
 func (h *handlerSub) identity() Client { return h.who }
 
 func (h *handlerSub) deliver(qos byte, f *fanout) {
-	m := f.keep()
+	m := publicMessage(f.keep(), f.now)
+	m.QoS, m.Retain = qos, false
 	select {
-	case h.ch <- Message{Topic: m.Topic, Payload: m.Payload, QoS: qos}:
+	case h.ch <- m:
 		f.sent++
 	default:
 		f.drop(h.b, h.who, errQueueFull)

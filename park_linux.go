@@ -238,8 +238,7 @@ func (c *conn) unpark() bool {
 // parkedTimeout ends a parked connection whose keepalive expired.
 func (c *conn) parkedTimeout() {
 	if c.unpark() {
-		c.nc.Close()
-		c.finish(ErrKeepAliveTimeout)
+		c.finish(ErrKeepAliveTimeout) // end tells an MQTT 5 client why, then closes
 	}
 }
 

@@ -267,41 +267,6 @@ func (c *conn) waitsForStoreLocked() bool {
 	return c.needLSN > 0 && c.b.persist.pendingAt(c.needLSN)
 }
 
-// expiryLoop removes persistent sessions offline longer than the expiry.
-func (b *Broker) expiryLoop(after time.Duration) {
-	defer b.wg.Done()
-	t := time.NewTicker(min(max(after/10, time.Second), time.Minute))
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-		case <-b.closing:
-			return
-		}
-		b.expireSessions(time.Now().Add(-after))
-	}
-}
-
-// expireSessions removes the offline persistent sessions last seen before
-// cutoff.
-func (b *Broker) expireSessions(cutoff time.Time) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for id, s := range b.sessions {
-		s.mu.Lock()
-		if s.conn.Load() == nil && !s.s.Clean && s.lastSeen.Before(cutoff) {
-			s.gone = true
-			b.dropSubscriptions(s)
-			delete(b.sessions, id)
-			if b.persist != nil {
-				b.persist.add(storage.Op{Kind: storage.DeleteSession, ClientID: id})
-			}
-			b.log.Debug("persistent session expired", "client", id)
-		}
-		s.mu.Unlock()
-	}
-}
-
 // recordDelivery stores a delivery of client id (created: its first
 // record) and returns its LSN, and whether the PUBLISH must wait for it.
 // A QoS 2 delivery waits: exactly once needs its packet identifier stored
@@ -319,7 +284,7 @@ func (b *Broker) recordDelivery(id string, d *session.Delivery, created bool) (l
 func deliveryOp(id string, d *session.Delivery) storage.Op {
 	return storage.Op{Kind: storage.PutDelivery, Delivery: storage.Delivery{
 		ClientID: id, Seq: d.Seq, PacketID: d.PacketID, QoS: d.QoS, Retain: d.Retain, Released: d.Released,
-		Msg: storage.Message{Topic: d.Msg.Topic, Payload: d.Msg.Payload, QoS: d.Msg.QoS, Retain: d.Msg.Retain},
+		Msg: storedMessage(d.Msg), SubIDs: d.SubIDs,
 	}}
 }
 
@@ -336,34 +301,61 @@ func (b *Broker) persistRetained(topic string, m *session.Message) uint64 {
 	if m == nil {
 		return b.persist.add(storage.Op{Kind: storage.DeleteRetained, Retained: storage.Message{Topic: topic}})
 	}
-	return b.persist.add(storage.Op{Kind: storage.PutRetained, Retained: storage.Message{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retain: true}})
+	r := storedMessage(m)
+	r.Retain = true
+	return b.persist.add(storage.Op{Kind: storage.PutRetained, Retained: r})
 }
 
 // restore rebuilds sessions, subscriptions, deliveries, inbound QoS 2 ids
 // and retained messages from the store, before the broker serves anyone.
+// A will whose client was connected when the broker stopped is due its
+// delay after now: its connection ended without DISCONNECT.
 func (b *Broker) restore(ctx context.Context) error {
 	snap, err := b.opts.Store.Load(ctx)
 	if err != nil {
 		return fmt.Errorf("tern: restoring state: %w", err)
 	}
-	for _, r := range snap.Retained {
-		b.retained.Set(r.Topic, &session.Message{Topic: r.Topic, Payload: r.Payload, QoS: r.QoS, Retain: true})
+	now := time.Now()
+	expired := 0
+	for i := range snap.Retained {
+		r := &snap.Retained[i]
+		if r.Expires != 0 && now.UnixNano() > r.Expires {
+			expired++ // [v5 MQTT-3.3.2-5]
+			continue
+		}
+		m := restoredMessage(r)
+		m.Retain = true
+		b.retained.Set(r.Topic, m)
 	}
 	get := func(id string) *sess {
 		s := b.sessions[id]
 		if s == nil {
-			s = &sess{b: b, s: session.New(id, false, b.opts.MaxInflight, b.opts.MaxQueued)}
+			s = &sess{b: b, s: session.New(id, false, b.opts.MaxInflight, b.opts.MaxQueued), expiry: neverExpires}
 			s.client = Client{ID: id}
-			s.lastSeen = time.Now()
+			s.lastSeen = now
 			b.sessions[id] = s
 		}
 		return s
 	}
+	var wills []*sess
 	for _, r := range snap.Sessions {
 		s := get(r.ClientID)
 		s.client.Username = r.Username
+		expiry := r.Expiry
+		if expiry == 0 {
+			expiry = neverExpires // stored before the field existed
+		}
+		s.expiry = b.capExpiry(expiry)
 		if !r.LastSeen.IsZero() {
 			s.lastSeen = r.LastSeen
+		}
+		if w := r.Will; w != nil {
+			s.will = restoredMessage(&w.Msg)
+			s.willAt = w.PublishAt
+			if s.willAt.IsZero() {
+				s.willAt = now.Add(time.Duration(w.Delay) * time.Second)
+			}
+			wills = append(wills, s)
 		}
 	}
 	for _, r := range snap.Subscriptions {
@@ -373,8 +365,7 @@ func (b *Broker) restore(ctx context.Context) error {
 	}
 	for _, r := range snap.Deliveries {
 		s := get(r.ClientID)
-		m := &session.Message{Topic: r.Msg.Topic, Payload: r.Msg.Payload, QoS: r.Msg.QoS, Retain: r.Msg.Retain}
-		d := session.Delivery{Msg: m, QoS: r.QoS, Retain: r.Retain, PacketID: r.PacketID, Released: r.Released, Seq: r.Seq}
+		d := session.Delivery{Msg: restoredMessage(&r.Msg), QoS: r.QoS, Retain: r.Retain, PacketID: r.PacketID, Released: r.Released, Seq: r.Seq, SubIDs: r.SubIDs}
 		if r.PacketID != 0 {
 			if !s.s.Restore(d) {
 				b.log.Warn("stored delivery with a duplicate packet identifier queued again", "client", r.ClientID, "packet_id", r.PacketID)
@@ -389,6 +380,21 @@ func (b *Broker) restore(ctx context.Context) error {
 	for _, r := range snap.Inbound {
 		get(r.ClientID).s.AddInbound(r.PacketID)
 	}
-	b.log.Info("state restored", "sessions", len(b.sessions), "retained", len(snap.Retained), "deliveries", len(snap.Deliveries))
+	b.log.Info("state restored", "sessions", len(b.sessions), "retained", len(snap.Retained)-expired, "deliveries", len(snap.Deliveries), "wills", len(wills))
 	return nil
+}
+
+// startTimers starts the expiry timers of the restored sessions and the
+// timers of their delayed wills, once the broker can run them.
+func (b *Broker) startTimers() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, s := range b.sessions {
+		s.mu.Lock()
+		b.scheduleExpiry(s)
+		if s.will != nil {
+			s.willTimer = b.afterFunc(time.Until(s.willAt), func() { b.dueWill(s) })
+		}
+		s.mu.Unlock()
+	}
 }

@@ -3,6 +3,7 @@ package tern
 import (
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/ternmq/tern/session"
 	"github.com/ternmq/tern/topics"
@@ -20,25 +21,41 @@ var matchPool = sync.Pool{New: func() any { s := make([]topics.Sub[subscriber], 
 // every matching subscription. via is the connection whose reader is
 // publishing: its scratch space, match cache and list of writers to start
 // at the end of its read batch are used; nil (wills, Broker.Publish, $SYS)
-// starts the writers at once. payload is not retained: the message is copied
-// only if something keeps it (the retained store, a queue, a handler).
-// It returns the storage LSN the sender's acknowledgement must wait for, and
-// the hook's error when a hook refused or dropped the message.
-func (b *Broker) publish(from Client, via *conn, topic string, payload []byte, qos byte, retain bool) (uint64, error) {
+// starts the writers at once. m's Payload and Props are not retained: they
+// are copied only if something keeps the message (the retained store, a
+// queue, a handler). It returns the storage LSN the sender's
+// acknowledgement must wait for, how many subscriptions the message
+// matched, and the hook's error when a hook refused or dropped the message.
+func (b *Broker) publish(from Client, via *conn, m *session.Message) (uint64, int, error) {
 	if b.hooks.hasPublishChecks() {
-		m := Message{Topic: topic, Payload: payload, QoS: qos, Retain: retain}
-		if err := b.hooks.checkPublish(b.ctx, b, from, &m); err != nil {
+		pm := publicMessage(m, 0)
+		if err := b.hooks.checkPublish(b.ctx, b, from, &pm); err != nil {
 			b.stats.dropped.Add(1)
-			return 0, err
+			return 0, 0, err
 		}
-		topic, payload, qos, retain = m.Topic, m.Payload, m.QoS, m.Retain
+		if b.hooks.hasInterceptors() {
+			// An interceptor may have changed anything.
+			nm, err := sessionMessage(&pm, time.Now())
+			if err != nil {
+				b.stats.dropped.Add(1)
+				b.log.Debug("publish dropped: an interceptor produced an invalid message", "client", from.ID, "error", err)
+				return 0, 0, errors.Join(errRefused, err)
+			}
+			nm.Expires = m.Expires // the interval runs from the original receipt
+			if pm.MessageExpiry == 0 {
+				nm.Expires = 0
+			}
+			m = &nm
+		}
 	}
-	return b.store(via, topic, payload, qos, retain), nil
+	lsn, matched := b.store(via, m)
+	return lsn, matched, nil
 }
 
 // store keeps a retained message and routes the message; no hooks. It
-// returns the storage LSN of the last change the message caused.
-func (b *Broker) store(via *conn, topic string, payload []byte, qos byte, retain bool) uint64 {
+// returns the storage LSN of the last change the message caused, and how
+// many subscriptions it matched.
+func (b *Broker) store(via *conn, m *session.Message) (uint64, int) {
 	var f *fanout
 	if via != nil {
 		f = &via.fan
@@ -46,29 +63,31 @@ func (b *Broker) store(via *conn, topic string, payload []byte, qos byte, retain
 	} else {
 		f = new(fanout)
 	}
-	f.msg = session.Message{Topic: topic, Payload: payload, QoS: qos, Retain: retain}
-	if retain {
-		if len(payload) == 0 {
-			// [MQTT-3.3.1-10, MQTT-3.3.1-11] an empty retained message
-			// clears the topic and is not stored.
-			b.retained.Delete(topic)
-			f.lsn = b.persistRetained(topic, nil)
+	f.msg = *m
+	f.now = time.Now().UnixNano()
+	if m.Retain {
+		if len(m.Payload) == 0 {
+			// [MQTT-3.3.1-10, MQTT-3.3.1-11] [v5 MQTT-3.3.1-6, MQTT-3.3.1-7]
+			// an empty retained message clears the topic and is not stored.
+			b.retained.Delete(m.Topic)
+			f.lsn = b.persistRetained(m.Topic, nil)
 		} else {
-			// [MQTT-3.3.1-5, MQTT-3.3.1-7] the last retained message per
-			// topic replaces the previous one.
-			m := f.keep()
-			b.retained.Set(topic, m)
-			f.lsn = b.persistRetained(topic, m)
+			// [MQTT-3.3.1-5, MQTT-3.3.1-7] [v5 MQTT-3.3.1-5] the last
+			// retained message per topic replaces the previous one.
+			k := f.keep()
+			b.retained.Set(m.Topic, k)
+			f.lsn = b.persistRetained(m.Topic, k)
 		}
 	}
-	b.route(via, f)
-	return f.lsn
+	matched := b.route(via, f)
+	return f.lsn, matched
 }
 
 // route delivers f's message to every matching subscription, each at the
 // minimum of the published and granted QoS, one copy per client
-// [MQTT-3.3.5-1], with RETAIN 0 [MQTT-3.3.1-9].
-func (b *Broker) route(via *conn, f *fanout) {
+// [MQTT-3.3.5-1], with RETAIN 0 [MQTT-3.3.1-9]. It returns how many
+// subscriptions matched.
+func (b *Broker) route(via *conn, f *fanout) int {
 	topic := f.msg.Topic
 	var matches []topics.Sub[subscriber]
 	var mp *[]topics.Sub[subscriber]
@@ -87,10 +106,12 @@ func (b *Broker) route(via *conn, f *fanout) {
 		matches = b.subs.Match(topic, (*mp)[:0])
 	}
 	readCheck := b.hooks.hasReadChecks()
+	n := 0
 	for _, m := range matches {
 		if readCheck && !b.hooks.authorizeRead(b, m.Key.identity(), topic) {
 			continue
 		}
+		n++
 		m.Key.deliver(min(f.msg.QoS, m.QoS), f)
 	}
 	if mp != nil {
@@ -99,6 +120,7 @@ func (b *Broker) route(via *conn, f *fanout) {
 		matchPool.Put(mp)
 	}
 	f.finish(b)
+	return n
 }
 
 // sendRetained queues, with RETAIN set, every retained message that filter
@@ -108,7 +130,11 @@ func (b *Broker) route(via *conn, f *fanout) {
 func (b *Broker) sendRetained(s *sess, filter string, granted byte) {
 	msgs := b.retained.Match(filter, nil)
 	readCheck := b.hooks.hasReadChecks()
+	now := time.Now().UnixNano()
 	for _, m := range msgs {
+		if m.Expired(now) {
+			continue // [v5 MQTT-3.3.2-5]
+		}
 		if readCheck && !b.hooks.authorizeRead(b, s.client, m.Topic) {
 			continue
 		}

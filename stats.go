@@ -1,6 +1,8 @@
 package tern
 
 import (
+	"github.com/ternmq/tern/session"
+
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -114,7 +116,7 @@ func (b *Broker) sysLoop(every time.Duration) {
 	defer t.Stop()
 	for {
 		for _, kv := range sysTopics(b.Stats()) {
-			b.store(nil, kv[0], []byte(kv[1]), 0, true)
+			b.store(nil, &session.Message{Topic: kv[0], Payload: []byte(kv[1]), Retain: true})
 		}
 		select {
 		case <-t.C:

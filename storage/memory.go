@@ -34,7 +34,7 @@ type memData struct {
 // memClient is everything stored under one client identifier.
 type memClient struct {
 	session    *Session
-	subs       map[string]byte // QoS by Filter
+	subs       map[string]Subscription // by Filter
 	deliveries map[uint64]Delivery
 	inbound    map[uint16]struct{}
 }
@@ -110,6 +110,11 @@ func (d *memData) apply(op *Op) {
 	switch op.Kind {
 	case PutSession:
 		s := op.Session
+		if s.Will != nil {
+			w := *s.Will
+			w.Msg = cloneMessage(w.Msg)
+			s.Will = &w
+		}
 		d.client(s.ClientID).session = &s
 	case DeleteSession:
 		delete(d.clients, op.ClientID)
@@ -117,9 +122,9 @@ func (d *memData) apply(op *Op) {
 		s := op.Subscription
 		c := d.client(s.ClientID)
 		if c.subs == nil {
-			c.subs = make(map[string]byte)
+			c.subs = make(map[string]Subscription)
 		}
-		c.subs[s.Filter] = s.QoS
+		c.subs[s.Filter] = s
 	case DeleteSubscription:
 		if c := d.clients[op.Subscription.ClientID]; c != nil {
 			delete(c.subs, op.Subscription.Filter)
@@ -127,7 +132,8 @@ func (d *memData) apply(op *Op) {
 		}
 	case PutDelivery:
 		dl := op.Delivery
-		dl.Msg.Payload = clonePayload(dl.Msg.Payload)
+		dl.Msg = cloneMessage(dl.Msg)
+		dl.SubIDs = slices.Clone(dl.SubIDs)
 		c := d.client(dl.ClientID)
 		if c.deliveries == nil {
 			c.deliveries = make(map[uint64]Delivery)
@@ -150,9 +156,7 @@ func (d *memData) apply(op *Op) {
 			d.prune(op.Inbound.ClientID)
 		}
 	case PutRetained:
-		r := op.Retained
-		r.Payload = clonePayload(r.Payload)
-		d.retained[r.Topic] = r
+		d.retained[op.Retained.Topic] = cloneMessage(op.Retained)
 	case DeleteRetained:
 		delete(d.retained, op.Retained.Topic)
 	}
@@ -176,14 +180,21 @@ func (m *Memory) Load(ctx context.Context) (*Snapshot, error) {
 	for _, id := range slices.Sorted(maps.Keys(d.clients)) {
 		c := d.clients[id]
 		if c.session != nil {
-			snap.Sessions = append(snap.Sessions, *c.session)
+			s := *c.session
+			if s.Will != nil {
+				w := *s.Will
+				w.Msg = cloneMessage(w.Msg)
+				s.Will = &w
+			}
+			snap.Sessions = append(snap.Sessions, s)
 		}
 		for _, f := range slices.Sorted(maps.Keys(c.subs)) {
-			snap.Subscriptions = append(snap.Subscriptions, Subscription{ClientID: id, Filter: f, QoS: c.subs[f]})
+			snap.Subscriptions = append(snap.Subscriptions, c.subs[f])
 		}
 		for _, seq := range slices.Sorted(maps.Keys(c.deliveries)) {
 			dl := c.deliveries[seq]
-			dl.Msg.Payload = clonePayload(dl.Msg.Payload)
+			dl.Msg = cloneMessage(dl.Msg)
+			dl.SubIDs = slices.Clone(dl.SubIDs)
 			snap.Deliveries = append(snap.Deliveries, dl)
 		}
 		for _, pid := range slices.Sorted(maps.Keys(c.inbound)) {
@@ -191,11 +202,17 @@ func (m *Memory) Load(ctx context.Context) (*Snapshot, error) {
 		}
 	}
 	for _, r := range d.retained {
-		r.Payload = clonePayload(r.Payload)
-		snap.Retained = append(snap.Retained, r)
+		snap.Retained = append(snap.Retained, cloneMessage(r))
 	}
 	slices.SortFunc(snap.Retained, func(a, b Message) int { return cmp.Compare(a.Topic, b.Topic) })
 	return snap, nil
+}
+
+// cloneMessage copies m's byte slices; empty ones become nil.
+func cloneMessage(m Message) Message {
+	m.Payload = clonePayload(m.Payload)
+	m.Props = clonePayload(m.Props)
+	return m
 }
 
 // clonePayload copies p; an empty payload becomes nil.

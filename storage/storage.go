@@ -29,13 +29,45 @@ type Session struct {
 	Clean    bool      // always false for stored sessions; kept for completeness
 	LastSeen time.Time // when the client was last connected (zero while connected)
 	Username string
+	// Expiry is the Session Expiry Interval in seconds: how long the
+	// session outlives its connection. NeverExpires: never (every MQTT
+	// 3.1.1 persistent session, and sessions stored before the field
+	// existed).
+	Expiry uint32
+	// Will is the will of the session's client, kept until it is published
+	// or deleted; nil: none.
+	Will *Will
 }
 
-// Subscription is one topic filter of a session.
+// NeverExpires is the Session.Expiry of a session that never expires.
+const NeverExpires = 0xFFFFFFFF
+
+// Will is a client's will message.
+type Will struct {
+	// Msg is the will message. Its Expires, if not 0, is minus its
+	// Message Expiry Interval in seconds: the interval starts when the
+	// will is published.
+	Msg Message
+	// Delay is the MQTT 5 Will Delay Interval, in seconds.
+	Delay uint32
+	// PublishAt is when a will whose client went offline is due; zero
+	// while the client is connected (after a crash, the will is then due
+	// Delay after the broker starts).
+	PublishAt time.Time
+}
+
+// Subscription is one topic filter of a session, with its options.
 type Subscription struct {
 	ClientID string
-	Filter   string
-	QoS      byte
+	// Filter is the filter as subscribed: "$share/NAME/FILTER" for a
+	// shared subscription.
+	Filter string
+	QoS    byte
+	// MQTT 5 subscription options and Subscription Identifier (0: none).
+	NoLocal           bool
+	RetainAsPublished bool
+	RetainHandling    byte
+	ID                uint32
 }
 
 // Message is an application message.
@@ -44,6 +76,15 @@ type Message struct {
 	Payload []byte
 	QoS     byte
 	Retain  bool
+	// MQTT 5 properties. HasFormat and Format are the Payload Format
+	// Indicator; Props holds the properties forwarded as they are
+	// (Content Type, Response Topic, Correlation Data, User Properties)
+	// encoded as on the wire; Expires is when the message expires, in Unix
+	// nanoseconds (0: never).
+	HasFormat bool
+	Format    byte
+	Props     []byte
+	Expires   int64
 }
 
 // Delivery is an outbound message of a session: queued (PacketID 0) or in
@@ -56,6 +97,8 @@ type Delivery struct {
 	Retain   bool // the RETAIN flag on the wire
 	Released bool
 	Msg      Message
+	// SubIDs are the MQTT 5 Subscription Identifiers sent with it.
+	SubIDs []uint32
 }
 
 // Inbound is a QoS 2 packet identifier received from a client and not yet

@@ -1,0 +1,124 @@
+package tern
+
+import (
+	"errors"
+
+	"github.com/ternmq/tern/session"
+)
+
+// fanout carries one message through its deliveries: the encoded PUBLISH
+// shared by every subscriber that gets the same shape, the connections whose
+// writers must be started, and counters added once at the end. A reader
+// goroutine reuses one fanout for all its publishes.
+type fanout struct {
+	// msg is the message; its Payload may alias the publisher's read
+	// buffer, so whatever keeps the message takes keep() instead.
+	msg  session.Message
+	kept *session.Message
+	now  int64 // when it was routed, Unix nanoseconds
+	// enc holds the PUBLISH encoded once per shape: MQTT 3.1.1 or 5, the
+	// delivered QoS, the RETAIN flag; DUP 0, packet id 1 (patched per
+	// delivery), no Subscription Identifier.
+	enc     [2][3][2][]byte
+	buf     []byte   // backs enc, reused
+	kick    *[]*conn // nil: start writers at once
+	later   []*conn  // writers to start when kick is nil
+	sent    int64
+	drops   int64
+	lsn     uint64    // storage LSN of the last change this message caused
+	dropFor []dropped // for DropObserver hooks, only when there are some
+}
+
+// dropped is a delivery that was not made, for the DropObserver hooks.
+type dropped struct {
+	c   Client
+	why error
+}
+
+// Why a delivery was dropped, as DropObserver hooks see it.
+var (
+	errOfflineQoS0 = errors.New("tern: QoS 0 message for an offline client")
+	errPendingFull = errors.New("tern: the client's write buffer is full (it is not reading)")
+	errConnClosed  = errors.New("tern: the client's connection is closing")
+)
+
+// drop counts a delivery that was not made and notes, for the DropObserver
+// hooks, for whom and why.
+func (f *fanout) drop(b *Broker, c Client, why error) {
+	f.drops++
+	if b.hooks.hasDropObservers() {
+		f.dropFor = append(f.dropFor, dropped{c, why})
+	}
+}
+
+// reset prepares a reused fanout for the next message.
+func (f *fanout) reset(kick *[]*conn) {
+	f.buf = f.buf[:0]
+	if cap(f.buf) > 256<<10 {
+		f.buf = nil
+	}
+	f.kept = nil
+	f.enc = [2][3][2][]byte{}
+	f.kick = kick
+	f.later = f.later[:0]
+	f.sent, f.drops, f.lsn = 0, 0, 0
+	f.dropFor = f.dropFor[:0]
+}
+
+// keep returns the message as a value the broker may keep: its own copy of
+// the payload, made at most once per message.
+func (f *fanout) keep() *session.Message {
+	if f.kept == nil {
+		m := f.msg
+		m.Payload = append([]byte(nil), m.Payload...)
+		if m.Props != nil {
+			m.Props = append([]byte(nil), m.Props...)
+		}
+		f.kept = &m
+	}
+	return f.kept
+}
+
+// encoded returns the PUBLISH for the message in one shape, encoding it
+// the first time it is asked for.
+func (f *fanout) encoded(v5 bool, qos byte, retain bool) []byte {
+	v, r := 0, 0
+	if v5 {
+		v = 1
+	}
+	if retain {
+		r = 1
+	}
+	if f.enc[v][qos][r] == nil {
+		start := len(f.buf)
+		f.buf = appendPublish(f.buf, &f.msg, v5, qos, retain, false, 1, nil, f.now)
+		f.enc[v][qos][r] = f.buf[start:len(f.buf):len(f.buf)]
+	}
+	return f.enc[v][qos][r]
+}
+
+// touched records that c has bytes to write.
+func (f *fanout) touched(c *conn) {
+	if f.kick != nil {
+		*f.kick = append(*f.kick, c)
+	} else {
+		f.later = append(f.later, c)
+	}
+}
+
+// finish starts the writers a fanout touched (when it had no kick list) and
+// adds its counters.
+func (f *fanout) finish(b *Broker) {
+	for _, c := range f.later {
+		c.startWriter()
+	}
+	if f.sent > 0 {
+		b.stats.publishSent.Add(f.sent)
+	}
+	if f.drops > 0 {
+		b.stats.dropped.Add(f.drops)
+	}
+	for _, d := range f.dropFor {
+		b.hooks.onDrop(b, d.c, f.keep(), d.why)
+	}
+}

@@ -1,0 +1,125 @@
+package tern
+
+import (
+	"fmt"
+
+	"github.com/ternmq/tern/packets"
+	"github.com/ternmq/tern/storage"
+	"github.com/ternmq/tern/topics"
+)
+
+// onSubscribe handles a SUBSCRIBE as a sequence of one subscription per
+// filter, answered by one SUBACK [MQTT-3.8.4-5] [v5 MQTT-3.8.4-5].
+func (c *conn) onSubscribe(p *packets.Subscribe) error {
+	b := c.b
+	v5 := c.proto.v5()
+	codes := make([]packets.ReasonCode, len(p.Subscriptions))
+	granted := make([]bool, len(p.Subscriptions))
+	reason := ""
+	for i, sub := range p.Subscriptions {
+		if err := topics.ValidFilter(sub.Filter); err != nil {
+			if !v5 {
+				// An invalid filter is a protocol violation: close, as
+				// Mosquitto.
+				return fmt.Errorf("%w: SUBSCRIBE filter: %w", ErrProtocol, err)
+			}
+			// MQTT 5 can say it of the one filter: SUBACK 0x8F.
+			codes[i] = packets.TopicFilterInvalid
+			continue
+		}
+		if err := b.hooks.authorizeSubscribe(b.ctx, b, c.client, sub.Filter, sub.QoS); err != nil {
+			codes[i], reason = reasonFor(err, packets.TypeSuback, packets.NotAuthorized)
+			continue
+		}
+		// [MQTT-3.8.4-7] [v5 MQTT-3.8.4-7] the granted QoS is the
+		// requested one: Tern supports every QoS.
+		codes[i] = packets.ReasonCode(sub.QoS)
+		granted[i] = true
+	}
+	s := c.s
+	s.mu.Lock()
+	existed := make([]bool, len(p.Subscriptions))
+	for i, sub := range p.Subscriptions {
+		if !granted[i] {
+			continue
+		}
+		// [MQTT-3.8.4-3] [v5 MQTT-3.8.4-3] a repeated filter replaces the
+		// subscription.
+		existed[i] = !s.s.Subscribe(sub.Filter, sub.QoS)
+		b.subs.Subscribe(s, sub.Filter, sub.QoS)
+		if b.persistent(s) {
+			b.record(c, storage.Op{Kind: storage.PutSubscription, Subscription: storage.Subscription{
+				ClientID: s.s.ID, Filter: sub.Filter, QoS: sub.QoS,
+				NoLocal: sub.NoLocal, RetainAsPublished: sub.RetainAsPublished, RetainHandling: sub.RetainHandling,
+			}})
+		}
+	}
+	// [MQTT-3.8.4-1, MQTT-3.8.4-2, MQTT-3.9.3-1] [v5 MQTT-3.8.4-1,
+	// MQTT-3.8.4-2, MQTT-3.8.4-6, MQTT-3.9.3-1] SUBACK with the same packet
+	// identifier and one code per filter, in order.
+	c.mu.Lock()
+	c.out = c.proto.suback(c.buffer(), p.PacketID, codes, reason)
+	kick := c.touchLocked()
+	c.mu.Unlock()
+	if kick {
+		c.kick = append(c.kick, c)
+	}
+	// [MQTT-3.3.1-6, MQTT-3.8.4-3] the retained messages matching each
+	// granted filter, with RETAIN set; in MQTT 5 as Retain Handling says
+	// [v5 MQTT-3.3.1-9, MQTT-3.3.1-10, MQTT-3.3.1-11, MQTT-3.8.4-4].
+	for i, sub := range p.Subscriptions {
+		if granted[i] && (sub.RetainHandling == 0 || sub.RetainHandling == 1 && !existed[i]) {
+			b.sendRetained(s, sub.Filter, sub.QoS)
+		}
+	}
+	s.pumpLocked(c)
+	s.mu.Unlock()
+	for i, sub := range p.Subscriptions {
+		if granted[i] {
+			b.hooks.onSubscribe(b, c.client, sub.Filter, sub.QoS)
+		}
+	}
+	return nil
+}
+
+// onUnsubscribe handles an UNSUBSCRIBE as a sequence of one per filter,
+// answered by one UNSUBACK [MQTT-3.10.4-6] [v5 MQTT-3.10.4-6].
+func (c *conn) onUnsubscribe(p *packets.Unsubscribe) error {
+	b := c.b
+	codes := make([]packets.ReasonCode, len(p.Filters))
+	for i, f := range p.Filters {
+		if err := topics.ValidFilter(f); err != nil {
+			if !c.proto.v5() {
+				return fmt.Errorf("%w: UNSUBSCRIBE filter: %w", ErrProtocol, err)
+			}
+			codes[i] = packets.TopicFilterInvalid
+		}
+	}
+	s := c.s
+	var removed []string
+	s.mu.Lock()
+	for i, f := range p.Filters {
+		if codes[i] != packets.Success {
+			continue
+		}
+		// [MQTT-3.10.4-1, MQTT-3.10.4-2] [v5 MQTT-3.10.4-1, MQTT-3.10.4-2]
+		// delete the subscription, stop adding messages for it.
+		if !s.s.Unsubscribe(f) {
+			codes[i] = packets.NoSubscriptionExisted
+			continue
+		}
+		b.subs.Unsubscribe(s, f)
+		removed = append(removed, f)
+		if b.persistent(s) {
+			b.record(c, storage.Op{Kind: storage.DeleteSubscription, Subscription: storage.Subscription{ClientID: s.s.ID, Filter: f}})
+		}
+	}
+	s.mu.Unlock()
+	// [MQTT-3.10.4-4, MQTT-3.10.4-5] [v5 MQTT-3.10.4-4, MQTT-3.10.4-5,
+	// MQTT-3.11.3-1] UNSUBACK, even when nothing matched.
+	c.queue(c.proto.unsuback(nil, p.PacketID, codes))
+	for _, f := range removed {
+		b.hooks.onUnsubscribe(b, c.client, f)
+	}
+	return nil
+}
