@@ -112,7 +112,7 @@ func (b *Broker) route(via *conn, f *fanout) int {
 			continue
 		}
 		n++
-		m.Key.deliver(min(f.msg.QoS, m.QoS), f)
+		m.Key.deliver(min(f.msg.QoS, m.QoS()), f)
 	}
 	if mp != nil {
 		clear(matches)
