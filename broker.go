@@ -34,6 +34,8 @@ type Broker struct {
 	log  *slog.Logger
 
 	subs     *topics.Index[subscriber]
+	shares   map[string]*shareGroup // shared subscriptions by "$share/NAME/FILTER"
+	sharesMu sync.Mutex
 	retained *topics.Retained[*session.Message]
 	hooks    hookSet
 	stats    counters
@@ -73,6 +75,7 @@ func New(opts Options) (*Broker, error) {
 		opts:      o,
 		log:       o.Logger,
 		subs:      topics.NewIndex[subscriber](),
+		shares:    make(map[string]*shareGroup),
 		retained:  topics.NewRetained[*session.Message](),
 		started:   time.Now(),
 		sessions:  make(map[string]*sess),

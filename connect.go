@@ -315,7 +315,7 @@ func (b *Broker) attach(c *conn, id string, a *attachment) error {
 		if discard {
 			// [MQTT-3.1.2-6] a clean session starts from nothing.
 			s.gone = true
-			b.dropSubscriptions(s)
+			defer b.redistribute(b.dropSubscriptions(s))
 			if b.persistent(s) {
 				b.record(c, storage.Op{Kind: storage.DeleteSession, ClientID: id})
 			}
@@ -402,6 +402,8 @@ func (b *Broker) attach(c *conn, id string, a *attachment) error {
 // is 0 ends with its connection [MQTT-3.1.2-6] [v5 MQTT-3.1.2-23]; another
 // starts its expiry timer [v5 MQTT-4.1.0-2].
 func (b *Broker) detach(s *sess, c *conn) {
+	var os []orphan
+	defer func() { b.redistribute(os) }() // runs after the locks are released
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s.mu.Lock()
@@ -413,7 +415,7 @@ func (b *Broker) detach(s *sess, c *conn) {
 	s.lastSeen = time.Now()
 	if s.s.Clean {
 		s.gone = true
-		b.dropSubscriptions(s)
+		os = b.dropSubscriptions(s)
 		delete(b.sessions, s.s.ID)
 		return
 	}
@@ -431,11 +433,14 @@ func (b *Broker) detach(s *sess, c *conn) {
 	b.scheduleExpiry(s)
 }
 
-// dropSubscriptions removes every subscription of s from the index; s.mu
-// is held.
-func (b *Broker) dropSubscriptions(s *sess) {
+// dropSubscriptions removes every subscription of s, which ends, from the
+// index and its shared subscriptions; s.mu is held. It returns the
+// messages s held for shared subscriptions, for the groups' other members.
+func (b *Broker) dropSubscriptions(s *sess) []orphan {
+	os := orphans(s)
 	for f := range s.s.Subs {
-		b.subs.Unsubscribe(s, f)
+		b.unsubscribe(s, f)
 	}
 	s.s.Subs = nil
+	return os
 }

@@ -2,18 +2,21 @@ package tern
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ternmq/tern/packets"
 	"github.com/ternmq/tern/session"
+	"github.com/ternmq/tern/topics"
 )
 
 // subscriber is what the subscription index points at: a client session or
 // an in-process handler.
 type subscriber interface {
-	deliver(qos byte, f *fanout)
+	// deliver offers f's message through the matching subscription sub.
+	deliver(sub topics.Sub[subscriber], f *fanout)
 	identity() Client
 }
 
@@ -49,14 +52,74 @@ func (s *sess) identity() Client {
 	return s.client
 }
 
-// deliver hands f's message to the session at the delivered QoS, live
-// (RETAIN 0 [MQTT-3.3.1-9]).
-func (s *sess) deliver(qos byte, f *fanout) {
+// deliver hands f's message to the session through the subscription sub
+// matched: at the minimum of the published and granted QoS [MQTT-3.3.5-1]
+// [v5 MQTT-3.8.4-8], with RETAIN 0 [MQTT-3.3.1-9] unless the subscription
+// asks for Retain As Published [v5 MQTT-3.3.1-12, MQTT-3.3.1-13], not to
+// the publisher itself with No Local [v5 MQTT-3.8.3-3], with the
+// subscription's identifier [v5 MQTT-3.3.4-3]. When several of the
+// session's subscriptions match, one copy goes at the highest of their QoS
+// with every identifier [v5 MQTT-3.3.4-2, MQTT-3.3.4-4].
+func (s *sess) deliver(sub topics.Sub[subscriber], f *fanout) {
+	opts := sub.Opts
+	var ids []uint32
+	if sub.Multi {
+		var ok bool
+		if opts, ids, ok = s.overlapping(f); !ok {
+			return
+		}
+	} else if optNoLocalSet(opts) && f.from == s.s.ID {
+		return
+	}
+	s.deliverOpts(opts, ids, f, "")
+}
+
+// overlapping combines the session's non-shared subscriptions that match
+// f's message: the highest QoS, Retain As Published if any asks for it,
+// every Subscription Identifier; ok is false when No Local excludes them
+// all.
+func (s *sess) overlapping(f *fanout) (opts uint32, ids []uint32, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var qos byte
+	rap := false
+	for filter, o := range s.s.Subs {
+		if strings.HasPrefix(filter, sharePrefix) || !topics.Matches(filter, f.msg.Topic) {
+			continue
+		}
+		if optNoLocalSet(o) && f.from == s.s.ID {
+			continue
+		}
+		ok = true
+		qos = max(qos, optQoS(o))
+		rap = rap || optRAPSet(o)
+		if id := optSubID(o); id != 0 {
+			ids = append(ids, id)
+		}
+	}
+	opts = uint32(qos)
+	if rap {
+		opts |= optRAP
+	}
+	return opts, ids, ok
+}
+
+// deliverOpts delivers f's message under the subscription options opts;
+// ids, if not nil, replaces the options' Subscription Identifier; share
+// names the shared subscription it comes through.
+func (s *sess) deliverOpts(opts uint32, ids []uint32, f *fanout, share string) {
 	b := s.b
+	qos := min(f.msg.QoS, optQoS(opts))
+	retain := f.msg.Retain && optRAPSet(opts)
+	if ids == nil {
+		if id := optSubID(opts); id != 0 {
+			ids = []uint32{id}
+		}
+	}
 	if qos == 0 {
 		// Fast path: QoS 0 to a connected client needs no session state.
 		if c := s.conn.Load(); c != nil {
-			s.sendQoS0(c, f)
+			s.sendQoS0(c, f, retain, ids)
 			return
 		}
 	}
@@ -71,11 +134,11 @@ func (s *sess) deliver(qos byte, f *fanout) {
 		return
 	}
 	if c != nil && qos == 0 {
-		s.sendQoS0(c, f) // connected again since the fast path looked
+		s.sendQoS0(c, f, retain, ids) // connected again since the fast path looked
 		return
 	}
 	online := c != nil && c.roomFor()
-	dl := session.Delivery{Msg: f.keep(), QoS: qos}
+	dl := session.Delivery{Msg: f.keep(), QoS: qos, Retain: retain, SubIDs: ids, Share: share}
 	stored := b.persistent(s)
 	if stored {
 		s.seq++
@@ -99,10 +162,22 @@ func (s *sess) deliver(qos byte, f *fanout) {
 		return
 	}
 	if d != nil {
-		enc := f.encoded(c.proto.v5(), qos, false)
-		if !c.proto.fits(len(enc)) {
+		c.mu.Lock()
+		start := len(c.out)
+		if c.dead {
+			c.mu.Unlock()
+			return
+		}
+		if ids != nil && c.proto.v5() {
+			c.out = c.appendDelivery(c.buffer(), d, false, f.now)
+		} else {
+			c.out = appendDeliveryShared(c.buffer(), f.encoded(c.proto.v5(), qos, retain), d.PacketID)
+		}
+		if !c.proto.fits(len(c.out) - start) {
 			// [v5 MQTT-3.1.2-25] too large for the client: discarded as
 			// if it had been sent.
+			c.out = c.out[:start]
+			c.mu.Unlock()
 			s.s.Drop(d)
 			if stored {
 				b.persist.add(deleteDeliveryOp(s.s.ID, d.Seq))
@@ -110,13 +185,9 @@ func (s *sess) deliver(qos byte, f *fanout) {
 			f.drop(b, s.client, errTooLarge)
 			return
 		}
-		c.mu.Lock()
-		if !c.dead {
-			c.out = appendDeliveryShared(c.buffer(), enc, d.PacketID)
-			f.sent++
-			if c.touchLocked() {
-				f.touched(c)
-			}
+		f.sent++
+		if c.touchLocked() {
+			f.touched(c)
 		}
 		c.mu.Unlock()
 	}
@@ -126,8 +197,9 @@ func (s *sess) deliver(qos byte, f *fanout) {
 // larger than the client's Maximum Packet Size.
 var errTooLarge = errors.New("tern: the message is larger than the client's Maximum Packet Size")
 
-// sendQoS0 appends the shared QoS 0 encoding to c's write buffer.
-func (s *sess) sendQoS0(c *conn, f *fanout) {
+// sendQoS0 appends the message at QoS 0 to c's write buffer: the shared
+// encoding, or its own when it carries Subscription Identifiers.
+func (s *sess) sendQoS0(c *conn, f *fanout, retain bool, ids []uint32) {
 	c.mu.Lock()
 	switch {
 	case c.dead:
@@ -137,12 +209,17 @@ func (s *sess) sendQoS0(c *conn, f *fanout) {
 		// broker's memory.
 		f.drop(s.b, c.client, errPendingFull)
 	default:
-		enc := f.encoded(c.proto.v5(), 0, false)
-		if !c.proto.fits(len(enc)) {
+		start := len(c.out)
+		if ids != nil && c.proto.v5() {
+			c.out = appendPublish(c.buffer(), &f.msg, true, 0, retain, false, 0, ids, f.now)
+		} else {
+			c.out = append(c.buffer(), f.encoded(c.proto.v5(), 0, retain)...)
+		}
+		if !c.proto.fits(len(c.out) - start) {
+			c.out = c.out[:start]
 			f.drop(s.b, c.client, errTooLarge) // [v5 MQTT-3.1.2-25]
 			break
 		}
-		c.out = append(c.buffer(), enc...)
 		f.sent++
 		if c.touchLocked() {
 			f.touched(c)

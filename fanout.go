@@ -2,6 +2,7 @@ package tern
 
 import (
 	"errors"
+	"time"
 
 	"github.com/ternmq/tern/session"
 )
@@ -15,7 +16,8 @@ type fanout struct {
 	// buffer, so whatever keeps the message takes keep() instead.
 	msg  session.Message
 	kept *session.Message
-	now  int64 // when it was routed, Unix nanoseconds
+	from string // the publishing client's identifier, "" for the application
+	now  int64  // when it was routed, Unix nanoseconds
 	// enc holds the PUBLISH encoded once per shape: MQTT 3.1.1 or 5, the
 	// delivered QoS, the RETAIN flag; DUP 0, packet id 1 (patched per
 	// delivery), no Subscription Identifier.
@@ -57,7 +59,7 @@ func (f *fanout) reset(kick *[]*conn) {
 	if cap(f.buf) > 256<<10 {
 		f.buf = nil
 	}
-	f.kept = nil
+	f.kept, f.from = nil, ""
 	f.enc = [2][3][2][]byte{}
 	f.kick = kick
 	f.later = f.later[:0]
@@ -122,3 +124,7 @@ func (f *fanout) finish(b *Broker) {
 		b.hooks.onDrop(b, d.c, f.keep(), d.why)
 	}
 }
+
+// nowNano is the current time in Unix nanoseconds, as message expiry
+// counts it.
+func nowNano() int64 { return time.Now().UnixNano() }

@@ -115,9 +115,9 @@ type handlerSub struct {
 
 func (h *handlerSub) identity() Client { return h.who }
 
-func (h *handlerSub) deliver(qos byte, f *fanout) {
+func (h *handlerSub) deliver(sub topics.Sub[subscriber], f *fanout) {
 	m := publicMessage(f.keep(), f.now)
-	m.QoS, m.Retain = qos, false
+	m.QoS, m.Retain = min(f.msg.QoS, sub.QoS()), false
 	select {
 	case h.ch <- m:
 		f.sent++

@@ -85,7 +85,7 @@ func (b *Broker) expire(s *sess) {
 		return
 	}
 	s.gone = true
-	b.dropSubscriptions(s)
+	os := b.dropSubscriptions(s)
 	delete(b.sessions, s.s.ID)
 	if b.persist != nil && !s.s.Clean {
 		b.persist.add(storage.Op{Kind: storage.DeleteSession, ClientID: s.s.ID})
@@ -95,6 +95,7 @@ func (b *Broker) expire(s *sess) {
 	s.mu.Unlock()
 	b.mu.Unlock()
 	b.log.Debug("session expired", "client", s.s.ID)
+	b.redistribute(os)
 	if will != nil {
 		b.publishWill(client, will)
 	}

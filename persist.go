@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ternmq/tern/packets"
 	"github.com/ternmq/tern/session"
 	"github.com/ternmq/tern/storage"
 )
@@ -360,8 +361,8 @@ func (b *Broker) restore(ctx context.Context) error {
 	}
 	for _, r := range snap.Subscriptions {
 		s := get(r.ClientID)
-		s.s.Subscribe(r.Filter, r.QoS)
-		b.subs.Subscribe(s, r.Filter, uint32(r.QoS))
+		sub := packets.Subscription{Filter: r.Filter, QoS: r.QoS, NoLocal: r.NoLocal, RetainAsPublished: r.RetainAsPublished}
+		b.subscribe(s, &sub, r.ID)
 	}
 	for _, r := range snap.Deliveries {
 		s := get(r.ClientID)

@@ -48,14 +48,19 @@ func (b *Broker) publish(from Client, via *conn, m *session.Message) (uint64, in
 			m = &nm
 		}
 	}
-	lsn, matched := b.store(via, m)
+	id := from.ID
+	if from.Internal {
+		id = ""
+	}
+	lsn, matched := b.store(via, id, m)
 	return lsn, matched, nil
 }
 
-// store keeps a retained message and routes the message; no hooks. It
-// returns the storage LSN of the last change the message caused, and how
-// many subscriptions it matched.
-func (b *Broker) store(via *conn, m *session.Message) (uint64, int) {
+// store keeps a retained message and routes the message; no hooks. from
+// is the publishing client's identifier ("" for the application), for No
+// Local. It returns the storage LSN of the last change the message caused,
+// and how many subscriptions it matched.
+func (b *Broker) store(via *conn, from string, m *session.Message) (uint64, int) {
 	var f *fanout
 	if via != nil {
 		f = &via.fan
@@ -64,7 +69,8 @@ func (b *Broker) store(via *conn, m *session.Message) (uint64, int) {
 		f = new(fanout)
 	}
 	f.msg = *m
-	f.now = time.Now().UnixNano()
+	f.from = from
+	f.now = nowNano()
 	if m.Retain {
 		if len(m.Payload) == 0 {
 			// [MQTT-3.3.1-10, MQTT-3.3.1-11] [v5 MQTT-3.3.1-6, MQTT-3.3.1-7]
@@ -108,11 +114,11 @@ func (b *Broker) route(via *conn, f *fanout) int {
 	readCheck := b.hooks.hasReadChecks()
 	n := 0
 	for _, m := range matches {
-		if readCheck && !b.hooks.authorizeRead(b, m.Key.identity(), topic) {
-			continue
+		if _, group := m.Key.(*shareGroup); !group && readCheck && !b.hooks.authorizeRead(b, m.Key.identity(), topic) {
+			continue // a group checks each member it picks
 		}
 		n++
-		m.Key.deliver(min(f.msg.QoS, m.QoS()), f)
+		m.Key.deliver(m, f)
 	}
 	if mp != nil {
 		clear(matches)
@@ -127,7 +133,7 @@ func (b *Broker) route(via *conn, f *fanout) int {
 // matches for s [MQTT-3.8.4-3]. s.mu is held. They enter the session queue
 // regardless of its bound (a new subscriber gets every retained message),
 // and are sent as the window and the write buffer drain.
-func (b *Broker) sendRetained(s *sess, filter string, granted byte) {
+func (b *Broker) sendRetained(s *sess, filter string, granted byte, id uint32) {
 	msgs := b.retained.Match(filter, nil)
 	readCheck := b.hooks.hasReadChecks()
 	now := time.Now().UnixNano()
@@ -138,8 +144,12 @@ func (b *Broker) sendRetained(s *sess, filter string, granted byte) {
 		if readCheck && !b.hooks.authorizeRead(b, s.client, m.Topic) {
 			continue
 		}
-		// [MQTT-3.3.1-8] RETAIN set on messages sent for a new subscription.
+		// [MQTT-3.3.1-8] RETAIN set on messages sent for a new subscription
+		// [v5 MQTT-3.3.1-9], with the subscription's identifier.
 		d := session.Delivery{Msg: m, QoS: min(m.QoS, granted), Retain: true}
+		if id != 0 {
+			d.SubIDs = []uint32{id}
+		}
 		if b.persistent(s) {
 			s.seq++
 			d.Seq = s.seq

@@ -13,11 +13,16 @@ import (
 func (c *conn) onSubscribe(p *packets.Subscribe) error {
 	b := c.b
 	v5 := c.proto.v5()
+	var id uint32
+	if ids := p.Properties.SubscriptionIDs; len(ids) > 0 {
+		id = ids[0] // at most one, the codec checked [v5 section 3.8.2.1.2]
+	}
 	codes := make([]packets.ReasonCode, len(p.Subscriptions))
 	granted := make([]bool, len(p.Subscriptions))
 	reason := ""
 	for i, sub := range p.Subscriptions {
-		if err := topics.ValidFilter(sub.Filter); err != nil {
+		filter, err := checkFilter(sub.Filter)
+		if err != nil {
 			if !v5 {
 				// An invalid filter is a protocol violation: close, as
 				// Mosquitto.
@@ -27,7 +32,9 @@ func (c *conn) onSubscribe(p *packets.Subscribe) error {
 			codes[i] = packets.TopicFilterInvalid
 			continue
 		}
-		if err := b.hooks.authorizeSubscribe(b.ctx, b, c.client, sub.Filter, sub.QoS); err != nil {
+		// A shared subscription is authorized as its filter, as Mosquitto
+		// does: the group name is not a topic.
+		if err := b.hooks.authorizeSubscribe(b.ctx, b, c.client, filter, sub.QoS); err != nil {
 			codes[i], reason = reasonFor(err, packets.TypeSuback, packets.NotAuthorized)
 			continue
 		}
@@ -38,18 +45,18 @@ func (c *conn) onSubscribe(p *packets.Subscribe) error {
 	}
 	s := c.s
 	s.mu.Lock()
-	existed := make([]bool, len(p.Subscriptions))
-	for i, sub := range p.Subscriptions {
+	isNew := make([]bool, len(p.Subscriptions))
+	for i := range p.Subscriptions {
+		sub := &p.Subscriptions[i]
 		if !granted[i] {
 			continue
 		}
 		// [MQTT-3.8.4-3] [v5 MQTT-3.8.4-3] a repeated filter replaces the
 		// subscription.
-		existed[i] = !s.s.Subscribe(sub.Filter, sub.QoS)
-		b.subs.Subscribe(s, sub.Filter, uint32(sub.QoS))
+		isNew[i] = b.subscribe(s, sub, id)
 		if b.persistent(s) {
 			b.record(c, storage.Op{Kind: storage.PutSubscription, Subscription: storage.Subscription{
-				ClientID: s.s.ID, Filter: sub.Filter, QoS: sub.QoS,
+				ClientID: s.s.ID, Filter: sub.Filter, QoS: sub.QoS, ID: id,
 				NoLocal: sub.NoLocal, RetainAsPublished: sub.RetainAsPublished, RetainHandling: sub.RetainHandling,
 			}})
 		}
@@ -66,10 +73,12 @@ func (c *conn) onSubscribe(p *packets.Subscribe) error {
 	}
 	// [MQTT-3.3.1-6, MQTT-3.8.4-3] the retained messages matching each
 	// granted filter, with RETAIN set; in MQTT 5 as Retain Handling says
-	// [v5 MQTT-3.3.1-9, MQTT-3.3.1-10, MQTT-3.3.1-11, MQTT-3.8.4-4].
+	// [v5 MQTT-3.3.1-9, MQTT-3.3.1-10, MQTT-3.3.1-11, MQTT-3.8.4-4]; none
+	// for a shared subscription (section 4.8.2).
 	for i, sub := range p.Subscriptions {
-		if granted[i] && (sub.RetainHandling == 0 || sub.RetainHandling == 1 && !existed[i]) {
-			b.sendRetained(s, sub.Filter, sub.QoS)
+		_, _, shared, _ := parseShare(sub.Filter)
+		if granted[i] && !shared && (sub.RetainHandling == 0 || sub.RetainHandling == 1 && isNew[i]) {
+			b.sendRetained(s, sub.Filter, sub.QoS, id)
 		}
 	}
 	s.pumpLocked(c)
@@ -82,13 +91,45 @@ func (c *conn) onSubscribe(p *packets.Subscribe) error {
 	return nil
 }
 
+// checkFilter validates a SUBSCRIBE or UNSUBSCRIBE filter, shared ones
+// included, and returns the filter that matches topics.
+func checkFilter(f string) (string, error) {
+	if _, filter, shared, err := parseShare(f); shared {
+		return filter, err
+	}
+	return f, topics.ValidFilter(f)
+}
+
+// subscribe adds or replaces s's subscription, to the index or to its
+// shared subscription, and reports whether it is new; s.mu is held.
+func (b *Broker) subscribe(s *sess, sub *packets.Subscription, id uint32) bool {
+	opts := packOpts(sub, id)
+	isNew := s.s.Subscribe(sub.Filter, opts)
+	if _, filter, shared, _ := parseShare(sub.Filter); shared {
+		b.joinShare(s, sub.Filter, filter, opts)
+	} else {
+		b.subs.Subscribe(s, sub.Filter, opts)
+	}
+	return isNew
+}
+
+// unsubscribe removes s's subscription to filter from the index or from
+// its shared subscription; s.mu is held.
+func (b *Broker) unsubscribe(s *sess, filter string) {
+	if _, _, shared, _ := parseShare(filter); shared {
+		b.leaveShare(s, filter)
+		return
+	}
+	b.subs.Unsubscribe(s, filter)
+}
+
 // onUnsubscribe handles an UNSUBSCRIBE as a sequence of one per filter,
 // answered by one UNSUBACK [MQTT-3.10.4-6] [v5 MQTT-3.10.4-6].
 func (c *conn) onUnsubscribe(p *packets.Unsubscribe) error {
 	b := c.b
 	codes := make([]packets.ReasonCode, len(p.Filters))
 	for i, f := range p.Filters {
-		if err := topics.ValidFilter(f); err != nil {
+		if _, err := checkFilter(f); err != nil {
 			if !c.proto.v5() {
 				return fmt.Errorf("%w: UNSUBSCRIBE filter: %w", ErrProtocol, err)
 			}
@@ -108,7 +149,7 @@ func (c *conn) onUnsubscribe(p *packets.Unsubscribe) error {
 			codes[i] = packets.NoSubscriptionExisted
 			continue
 		}
-		b.subs.Unsubscribe(s, f)
+		b.unsubscribe(s, f)
 		removed = append(removed, f)
 		if b.persistent(s) {
 			b.record(c, storage.Op{Kind: storage.DeleteSubscription, Subscription: storage.Subscription{ClientID: s.s.ID, Filter: f}})

@@ -56,6 +56,9 @@ type Delivery struct {
 	// SubIDs are the MQTT 5 Subscription Identifiers of the subscriptions
 	// that matched, sent with the PUBLISH [v5 MQTT-3.3.4-3].
 	SubIDs []uint32
+	// Share is the shared subscription ("$share/NAME/FILTER") the
+	// delivery came through, "" for any other subscription.
+	Share string
 }
 
 // Session is the state of one client session. The zero value is not usable;
@@ -63,8 +66,10 @@ type Delivery struct {
 type Session struct {
 	ID    string
 	Clean bool
-	// Subs maps each subscribed topic filter to its granted QoS.
-	Subs map[string]byte
+	// Subs maps each subscribed topic filter to its options: the granted
+	// QoS in the low two bits, the rest the broker's (MQTT 5 subscription
+	// options and Subscription Identifier).
+	Subs map[string]uint32
 
 	maxInflight int
 	maxQueued   int
@@ -105,13 +110,13 @@ func (s *Session) SetLimits(maxInflight, maxQueued int) {
 	s.maxQueued = maxQueued
 }
 
-// Subscribe records filter with qos and reports whether it is new.
-func (s *Session) Subscribe(filter string, qos byte) bool {
+// Subscribe records filter with opts and reports whether it is new.
+func (s *Session) Subscribe(filter string, opts uint32) bool {
 	if s.Subs == nil {
-		s.Subs = make(map[string]byte)
+		s.Subs = make(map[string]uint32)
 	}
 	_, had := s.Subs[filter]
-	s.Subs[filter] = qos
+	s.Subs[filter] = opts
 	return !had
 }
 

@@ -99,6 +99,9 @@ type Delivery struct {
 	Msg      Message
 	// SubIDs are the MQTT 5 Subscription Identifiers sent with it.
 	SubIDs []uint32
+	// Share is the shared subscription ("$share/NAME/FILTER") it came
+	// through, "" for any other.
+	Share string
 }
 
 // Inbound is a QoS 2 packet identifier received from a client and not yet
