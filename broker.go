@@ -219,6 +219,17 @@ func (b *Broker) Close(ctx context.Context) error {
 		}
 		b.mu.Unlock()
 		for _, c := range conns {
+			if c.proto.connacked.Load() && c.proto.v5() {
+				// Told why first (DISCONNECT 0x8B), within a short
+				// deadline; in parallel, so that clients that do not read
+				// do not hold Close up one after the other.
+				b.wg.Add(1)
+				go func() {
+					defer b.wg.Done()
+					c.shutdown()
+				}()
+				continue
+			}
 			c.shutdown()
 		}
 		if b.persist != nil {

@@ -220,7 +220,6 @@ func (b *Broker) Disconnect(id string) error {
 	if c == nil {
 		return ErrNoClient
 	}
-	c.setReason(ErrKicked)
-	c.kill()
+	c.closeWith(ErrKicked) // MQTT 5: DISCONNECT 0x98, administrative action
 	return nil
 }
