@@ -140,8 +140,14 @@ func (c *conn) connect(cp *packets.Connect) error {
 		return c.refuseErr(err, packets.NotAuthorized)
 	}
 	a.owner, a.clean = owner, cp.CleanSession
-	a.expiry = b.sessionExpiry(cp)
-	if p.v5() && cprops.SessionExpiry != nil && *cprops.SessionExpiry != a.expiry {
+	// ConnectInterceptor hooks may change the session expiry and the
+	// keepalive asked for.
+	asked := info
+	if err := b.hooks.interceptConnect(ctx, b, &info); err != nil {
+		return c.refuseErr(err, packets.NotAuthorized)
+	}
+	a.expiry = b.capExpiry(expirySeconds(info.SessionExpiry))
+	if p.v5() && a.expiry != expirySeconds(asked.SessionExpiry) {
 		// The client is told the interval used when it differs.
 		a.props.SessionExpiry = new(a.expiry)
 	}
@@ -150,7 +156,10 @@ func (c *conn) connect(cp *packets.Connect) error {
 		// rather than hold the CONNACK until the store recovers.
 		return c.refuse(packets.ServerUnavailable, "", errStoreFailing)
 	}
-	c.keepAlive = time.Duration(cp.KeepAlive) * time.Second
+	c.keepAlive = min(info.KeepAlive.Round(time.Second), 65535*time.Second)
+	if p.v5() && c.keepAlive != asked.KeepAlive {
+		a.props.ServerKeepAlive = new(uint16(c.keepAlive / time.Second))
+	}
 	a.window = b.opts.MaxInflight
 	if p.v5() {
 		c.negotiate(cp, &a)
@@ -194,20 +203,16 @@ func (c *conn) negotiate(cp *packets.Connect, a *attachment) {
 	}
 }
 
-// sessionExpiry is the Session Expiry Interval, in seconds, a CONNECT asks
-// for, within Options.SessionExpiry: MQTT 5 says it; for MQTT 3.1.1 clean
-// session ends the session with its connection and a persistent one lasts.
-func (b *Broker) sessionExpiry(cp *packets.Connect) uint32 {
-	var expiry uint32
-	switch {
-	case cp.ProtocolLevel == packets.Level5:
-		if cp.Properties.SessionExpiry != nil {
-			expiry = *cp.Properties.SessionExpiry
-		}
-	case !cp.CleanSession:
-		expiry = neverExpires
+// expirySeconds is a Session Expiry as an interval in whole seconds
+// (neverExpires: NoExpiry or more).
+func expirySeconds(d time.Duration) uint32 {
+	if d <= 0 {
+		return 0
 	}
-	return b.capExpiry(expiry)
+	if d >= NoExpiry {
+		return neverExpires
+	}
+	return uint32(max((d+time.Second-1)/time.Second, 1))
 }
 
 // willMessage returns the will of a CONNECT, with its MQTT 5 properties,
@@ -316,6 +321,9 @@ func (b *Broker) attach(c *conn, id string, a *attachment) error {
 			// [MQTT-3.1.2-6] a clean session starts from nothing.
 			s.gone = true
 			defer b.redistribute(b.dropSubscriptions(s))
+			if !s.s.Clean { // a clean one ended with its connection already
+				defer b.hooks.onSession(b, s.client, SessionEvent{Kind: SessionEnded, Reason: ErrSessionDiscarded})
+			}
 			if b.persistent(s) {
 				b.record(c, storage.Op{Kind: storage.DeleteSession, ClientID: id})
 			}
@@ -387,6 +395,12 @@ func (b *Broker) attach(c *conn, id string, a *attachment) error {
 	s.conn.Store(c)
 	s.pumpLocked(c)
 	s.mu.Unlock()
+	s.fireEvents()
+	kind := SessionCreated
+	if present {
+		kind = SessionResumed
+	}
+	b.hooks.onSession(b, c.client, SessionEvent{Kind: kind})
 	// The reader writes the CONNACK at the end of its read batch (or
 	// before it closes the connection, if a violation follows).
 	c.mu.Lock()
@@ -403,7 +417,13 @@ func (b *Broker) attach(c *conn, id string, a *attachment) error {
 // starts its expiry timer [v5 MQTT-4.1.0-2].
 func (b *Broker) detach(s *sess, c *conn) {
 	var os []orphan
-	defer func() { b.redistribute(os) }() // runs after the locks are released
+	var ended *Client
+	defer func() { // runs after the locks are released
+		b.redistribute(os)
+		if ended != nil {
+			b.hooks.onSession(b, *ended, SessionEvent{Kind: SessionEnded, Reason: ErrSessionClosed})
+		}
+	}()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s.mu.Lock()
@@ -417,6 +437,8 @@ func (b *Broker) detach(s *sess, c *conn) {
 		s.gone = true
 		os = b.dropSubscriptions(s)
 		delete(b.sessions, s.s.ID)
+		client := s.client
+		ended = &client
 		return
 	}
 	var dropped []session.Delivery

@@ -44,6 +44,35 @@ type sess struct {
 	will      *session.Message
 	willAt    time.Time
 	willTimer *time.Timer
+
+	// events are deliveries for the DeliveryObserver hooks, told once
+	// s.mu is released (fireEvents).
+	events []Message
+}
+
+// noteDelivered records, with s.mu held, a delivery for the
+// DeliveryObserver hooks.
+func (s *sess) noteDelivered(d *session.Delivery) {
+	if s.b.hooks.hasDeliveryObservers() {
+		m := publicMessage(d.Msg, 0)
+		m.QoS, m.Retain, m.SubscriptionIDs = d.QoS, d.Retain, d.SubIDs
+		s.events = append(s.events, m)
+	}
+}
+
+// fireEvents tells the DeliveryObserver hooks of the deliveries recorded;
+// s.mu is not held.
+func (s *sess) fireEvents() {
+	if !s.b.hooks.hasDeliveryObservers() {
+		return
+	}
+	s.mu.Lock()
+	ev, c := s.events, s.client
+	s.events = nil
+	s.mu.Unlock()
+	for _, m := range ev {
+		s.b.hooks.onDelivered(s.b, c, m)
+	}
 }
 
 func (s *sess) identity() Client {
@@ -224,6 +253,9 @@ func (s *sess) sendQoS0(c *conn, f *fanout, retain bool, ids []uint32) {
 		if c.touchLocked() {
 			f.touched(c)
 		}
+		if s.b.hooks.hasDeliveryObservers() {
+			f.deliveredTo = append(f.deliveredTo, delivered{c.client, retain, ids})
+		}
 	}
 	c.mu.Unlock()
 }
@@ -241,6 +273,7 @@ func (s *sess) pump(c *conn) {
 	s.mu.Lock()
 	s.pumpLocked(c)
 	s.mu.Unlock()
+	s.fireEvents()
 }
 
 // pumpLocked is pump with s.mu held. Each delivery is checked against
@@ -292,6 +325,9 @@ func (s *sess) pumpLocked(c *conn) {
 			}
 		}
 		c.mu.Unlock()
+		if d.QoS == 0 {
+			s.noteDelivered(d)
+		}
 		n++
 	}
 	c.mu.Lock()

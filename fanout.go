@@ -29,6 +29,16 @@ type fanout struct {
 	drops   int64
 	lsn     uint64    // storage LSN of the last change this message caused
 	dropFor []dropped // for DropObserver hooks, only when there are some
+	// deliveredTo are the QoS 0 deliveries, for DeliveryObserver hooks,
+	// only when there are some.
+	deliveredTo []delivered
+}
+
+// delivered is a QoS 0 delivery, for the DeliveryObserver hooks.
+type delivered struct {
+	c      Client
+	retain bool
+	ids    []uint32
 }
 
 // dropped is a delivery that was not made, for the DropObserver hooks.
@@ -65,6 +75,7 @@ func (f *fanout) reset(kick *[]*conn) {
 	f.later = f.later[:0]
 	f.sent, f.drops, f.lsn = 0, 0, 0
 	f.dropFor = f.dropFor[:0]
+	f.deliveredTo = f.deliveredTo[:0]
 }
 
 // keep returns the message as a value the broker may keep: its own copy of
@@ -122,6 +133,11 @@ func (f *fanout) finish(b *Broker) {
 	}
 	for _, d := range f.dropFor {
 		b.hooks.onDrop(b, d.c, f.keep(), d.why)
+	}
+	for _, d := range f.deliveredTo {
+		m := publicMessage(f.keep(), f.now)
+		m.QoS, m.Retain, m.SubscriptionIDs = 0, d.retain, d.ids
+		b.hooks.onDelivered(b, d.c, m)
 	}
 }
 

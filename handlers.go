@@ -285,11 +285,17 @@ func (c *conn) onAck(fh packets.FixedHeader, body []byte) error {
 		// Any reason code completes the delivery; one of 0x80 or more is
 		// not sent again [v5 MQTT-4.4.0-2, MQTT-4.8.2-6].
 		s.mu.Lock()
-		if d := s.s.Puback(id); d != nil && b.persistent(s) {
-			b.persist.add(deleteDeliveryOp(s.s.ID, d.Seq))
+		if d := s.s.Puback(id); d != nil {
+			if b.persistent(s) {
+				b.persist.add(deleteDeliveryOp(s.s.ID, d.Seq))
+			}
+			if !code.IsError() {
+				s.noteDelivered(d)
+			}
 		}
 		s.pumpLocked(c)
 		s.mu.Unlock()
+		s.fireEvents()
 	case packets.TypePubrec:
 		s.mu.Lock()
 		d := s.s.Pubrec(id)
@@ -301,6 +307,7 @@ func (c *conn) onAck(fh packets.FixedHeader, body []byte) error {
 			}
 			s.pumpLocked(c)
 			s.mu.Unlock()
+			s.fireEvents()
 			return nil
 		}
 		if d != nil && b.persistent(s) {
@@ -333,11 +340,15 @@ func (c *conn) onAck(fh packets.FixedHeader, body []byte) error {
 		c.queueAckCode(packets.TypePubcomp, id, rc, "")
 	case packets.TypePubcomp:
 		s.mu.Lock()
-		if d := s.s.Pubcomp(id); d != nil && b.persistent(s) {
-			b.persist.add(deleteDeliveryOp(s.s.ID, d.Seq))
+		if d := s.s.Pubcomp(id); d != nil {
+			if b.persistent(s) {
+				b.persist.add(deleteDeliveryOp(s.s.ID, d.Seq))
+			}
+			s.noteDelivered(d)
 		}
 		s.pumpLocked(c)
 		s.mu.Unlock()
+		s.fireEvents()
 	}
 	return nil
 }

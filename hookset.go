@@ -28,6 +28,12 @@ type hooks struct {
 	subscribe   []SubscribeObserver
 	unsubscribe []UnsubscribeObserver
 	drop        []DropObserver
+	connIcpt    []ConnectInterceptor
+	sessionObs  []SessionObserver
+	willIcpt    []WillInterceptor
+	willObs     []WillObserver
+	delivered   []DeliveryObserver
+	retain      []RetainObserver
 }
 
 type hookSet struct{ p atomic.Pointer[hooks] }
@@ -60,6 +66,12 @@ func (b *Broker) AddHook(h any) error {
 	found = appendHook(&n.subscribe, h) || found
 	found = appendHook(&n.unsubscribe, h) || found
 	found = appendHook(&n.drop, h) || found
+	found = appendHook(&n.connIcpt, h) || found
+	found = appendHook(&n.sessionObs, h) || found
+	found = appendHook(&n.willIcpt, h) || found
+	found = appendHook(&n.willObs, h) || found
+	found = appendHook(&n.delivered, h) || found
+	found = appendHook(&n.retain, h) || found
 	if !found {
 		return fmt.Errorf("%w: %T", ErrNotAHook, h)
 	}
@@ -215,5 +227,53 @@ func (hs *hookSet) onDrop(b *Broker, c Client, m *session.Message, reason error)
 func (hs *hookSet) onDropMessage(b *Broker, c Client, msg Message, reason error) {
 	for _, h := range hs.get().drop {
 		call(b, "OnDrop", func() error { h.OnDrop(c, msg, reason); return nil })
+	}
+}
+
+func (hs *hookSet) interceptConnect(ctx context.Context, b *Broker, c *ConnectInfo) error {
+	for _, h := range hs.get().connIcpt {
+		if err := call(b, "InterceptConnect", func() error { return h.InterceptConnect(ctx, c) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (hs *hookSet) onSession(b *Broker, c Client, e SessionEvent) {
+	for _, h := range hs.get().sessionObs {
+		call(b, "OnSession", func() error { h.OnSession(c, e); return nil })
+	}
+}
+
+func (hs *hookSet) hasWillInterceptors() bool { return len(hs.get().willIcpt) > 0 }
+
+func (hs *hookSet) interceptWill(ctx context.Context, b *Broker, c Client, w *Message) error {
+	for _, h := range hs.get().willIcpt {
+		if err := call(b, "InterceptWill", func() error { return h.InterceptWill(ctx, c, w) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (hs *hookSet) onWill(b *Broker, c Client, w Message) {
+	for _, h := range hs.get().willObs {
+		call(b, "OnWill", func() error { h.OnWill(c, w); return nil })
+	}
+}
+
+func (hs *hookSet) hasDeliveryObservers() bool { return len(hs.get().delivered) > 0 }
+
+func (hs *hookSet) onDelivered(b *Broker, c Client, m Message) {
+	for _, h := range hs.get().delivered {
+		call(b, "OnDelivered", func() error { h.OnDelivered(c, m); return nil })
+	}
+}
+
+func (hs *hookSet) hasRetainObservers() bool { return len(hs.get().retain) > 0 }
+
+func (hs *hookSet) onRetain(b *Broker, m Message) {
+	for _, h := range hs.get().retain {
+		call(b, "OnRetain", func() error { h.OnRetain(m); return nil })
 	}
 }

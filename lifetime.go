@@ -6,6 +6,7 @@ import (
 
 	"github.com/ternmq/tern/session"
 	"github.com/ternmq/tern/storage"
+	"github.com/ternmq/tern/topics"
 )
 
 // A session outlives its connection for its Session Expiry Interval
@@ -96,6 +97,7 @@ func (b *Broker) expire(s *sess) {
 	b.mu.Unlock()
 	b.log.Debug("session expired", "client", s.s.ID)
 	b.redistribute(os)
+	b.hooks.onSession(b, client, SessionEvent{Kind: SessionEnded, Reason: ErrSessionExpired})
 	if will != nil {
 		b.publishWill(client, will)
 	}
@@ -130,13 +132,35 @@ func (b *Broker) dueWill(s *sess) {
 }
 
 // publishWill publishes a will as its client would have published it: its
-// Message Expiry Interval starts now.
+// Message Expiry Interval starts now. WillInterceptor hooks may rewrite or
+// suppress it first; WillObserver hooks are told once it is routed.
 func (b *Broker) publishWill(from Client, will *session.Message) {
 	m := *will
 	if m.Expires < 0 {
 		m.Expires = time.Now().Add(time.Duration(-m.Expires) * time.Second).UnixNano()
 	}
-	_, _, _ = b.publish(from, nil, &m)
+	if b.hooks.hasWillInterceptors() {
+		pm := publicMessage(&m, 0)
+		if err := b.hooks.interceptWill(b.ctx, b, from, &pm); err != nil {
+			b.log.Debug("will suppressed by a hook", "client", from.ID, "error", err)
+			return
+		}
+		nm, err := sessionMessage(&pm, time.Now())
+		if err == nil {
+			err = topics.ValidName(pm.Topic)
+		}
+		if err == nil && pm.QoS > 2 {
+			err = fmt.Errorf("QoS %d", pm.QoS)
+		}
+		if err != nil {
+			b.log.Debug("will dropped: a hook made it invalid", "client", from.ID, "error", err)
+			return
+		}
+		m = nm
+	}
+	if _, _, err := b.publish(from, nil, &m); err == nil {
+		b.hooks.onWill(b, from, publicMessage(&m, 0))
+	}
 }
 
 // capExpiry applies Options.SessionExpiry to a Session Expiry Interval.

@@ -2,6 +2,7 @@ package tern
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -84,6 +85,9 @@ func (b *Broker) store(via *conn, from string, m *session.Message) (uint64, int)
 			b.retained.Set(m.Topic, k)
 			f.lsn = b.persistRetained(m.Topic, k)
 		}
+	}
+	if m.Retain && b.hooks.hasRetainObservers() && !strings.HasPrefix(m.Topic, "$SYS/") {
+		b.hooks.onRetain(b, publicMessage(&f.msg, f.now))
 	}
 	matched := b.route(via, f)
 	return f.lsn, matched

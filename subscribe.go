@@ -83,6 +83,7 @@ func (c *conn) onSubscribe(p *packets.Subscribe) error {
 	}
 	s.pumpLocked(c)
 	s.mu.Unlock()
+	s.fireEvents()
 	for i, sub := range p.Subscriptions {
 		if granted[i] {
 			b.hooks.onSubscribe(b, c.client, sub.Filter, sub.QoS)
