@@ -333,11 +333,13 @@ func TestQueueMatchesAFIFOModel(t *testing.T) {
 			}
 			continue
 		}
-		for n := r.IntN(len(model) + 1); n > 0; n-- {
-			d := s.Next()
-			require.Equal(t, model[0], payloadOf(d), "step %d: Next", step)
-			model = model[1:]
+		n := r.IntN(len(model) + 1)
+		got := make([]string, n)
+		for i := range got {
+			got[i] = payloadOf(s.Next())
 		}
+		require.Equal(t, model[:n], got, "step %d: Next, %d times", step, n)
+		model = model[n:]
 		require.Equal(t, len(model), s.QueueLen(), "step %d: QueueLen", step)
 	}
 	require.Equal(t, model, payloadsOf(s.Queued()), "Queued differs from the model")
