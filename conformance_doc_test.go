@@ -37,7 +37,7 @@ func TestConformanceDocNamesRealTests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	row := regexp.MustCompile("(?m)^\\| (MQTT-[0-9.-]+) \\|.*$")
+	row := regexp.MustCompile(`(?m)^\| (MQTT-[0-9.-]+) \|.*$`)
 	name := regexp.MustCompile("`(?:([a-z/]+)\\.)?((?:Test|Fuzz|Example)\\w*)`")
 	rows := row.FindAllStringSubmatch(string(doc), -1)
 	if len(rows) != 141 {

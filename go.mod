@@ -2,6 +2,8 @@ module github.com/ternmq/tern
 
 go 1.26.0
 
+toolchain go1.26.10
+
 require (
 	github.com/eclipse/paho.mqtt.golang v1.5.1
 	github.com/stretchr/testify v1.12.1

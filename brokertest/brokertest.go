@@ -6,9 +6,7 @@
 //	func TestAlerts(t *testing.T) {
 //		srv := brokertest.New(t)              // closed at cleanup
 //		svc, err := alerts.Start(srv.Addr())  // real client code, over TCP
-//		if err != nil {
-//			t.Fatal(err)
-//		}
+//		require.NoError(t, err)
 //		t.Cleanup(svc.Close)
 //		srv.Publish("sensors/1/temp", "99")
 //		srv.Expect(t, "alerts/1", "too hot") // waits, with a deadline
@@ -34,16 +32,22 @@
 // still running: a client the test did not disconnect, a service it did not
 // stop. Register the code under test's own cleanup after New (t.Cleanup runs
 // cleanups last-in first-out) so that it runs first.
+//
+// The helpers fail the test through testify, so their failures read as the
+// test's own assertions do: an "Error:" line saying what was missing, and
+// "Messages:" with what the server saw instead.
 package brokertest
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/listeners"
@@ -121,7 +125,8 @@ func New(t testing.TB, opts ...Option) *Server {
 		o(&cfg)
 	}
 	if cfg.timeout <= 0 || cfg.history <= 0 {
-		t.Fatalf("brokertest: WithTimeout and WithHistory need positive values, got %v and %d", cfg.timeout, cfg.history)
+		require.FailNow(t, "brokertest: WithTimeout and WithHistory need positive values",
+			"got %v and %d", cfg.timeout, cfg.history)
 	}
 	var before goroutines
 	if cfg.leakCheck {
@@ -131,9 +136,7 @@ func New(t testing.TB, opts ...Option) *Server {
 		cfg.opts.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	b, err := tern.New(cfg.opts)
-	if err != nil {
-		t.Fatalf("brokertest: %v", err)
-	}
+	require.NoError(t, err, "brokertest: starting the broker")
 	s := &Server{Broker: b, t: t, cfg: cfg, mem: listeners.NewMemory(), served: make(chan error, 2)}
 	t.Cleanup(func() {
 		s.Close()
@@ -142,17 +145,13 @@ func New(t testing.TB, opts ...Option) *Server {
 		}
 	})
 	for _, h := range cfg.hooks {
-		if err := b.AddHook(h); err != nil {
-			t.Fatalf("brokertest: WithHook(%T): %v", h, err)
-		}
+		require.NoError(t, b.AddHook(h), "brokertest: WithHook(%T)", h)
 	}
-	if s.rec, err = record(b, cfg.history); err != nil {
-		t.Fatalf("brokertest: %v", err)
-	}
+	s.rec, err = record(b, cfg.history)
+	require.NoError(t, err, "brokertest: recording messages")
 	if cfg.tcp {
-		if s.tcp, err = listeners.TCP("127.0.0.1:0"); err != nil {
-			t.Fatalf("brokertest: %v", err)
-		}
+		s.tcp, err = listeners.TCP("127.0.0.1:0")
+		require.NoError(t, err, "brokertest: listening on TCP loopback")
 		s.serve(s.tcp)
 	}
 	s.serve(s.mem)
@@ -172,7 +171,7 @@ func (s *Server) serve(l net.Listener) {
 func (s *Server) Addr() string {
 	s.t.Helper()
 	if s.tcp == nil {
-		s.t.Fatal("brokertest: Addr: the server has no TCP listener (WithoutTCP)")
+		require.FailNow(s.t, "brokertest: Addr: the server has no TCP listener (WithoutTCP)")
 		return ""
 	}
 	return s.tcp.Addr().String()
@@ -202,9 +201,8 @@ func (s *Server) Publish(topic, payload string) {
 // on error.
 func (s *Server) PublishMessage(m tern.Message) {
 	s.t.Helper()
-	if err := s.Broker.Publish(context.Background(), m.Topic, m.Payload, m.QoS, m.Retain); err != nil {
-		s.t.Fatalf("brokertest: publish to %q: %v", m.Topic, err)
-	}
+	err := s.Broker.Publish(context.Background(), m.Topic, m.Payload, m.QoS, m.Retain)
+	require.NoError(s.t, err, "brokertest: publish to %q", m.Topic)
 }
 
 // Close stops the broker before the test ends, for tests of what clients do
@@ -215,18 +213,14 @@ func (s *Server) Close() {
 	s.close.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.timeout)
 		defer cancel()
-		if err := s.Broker.Close(ctx); err != nil {
-			s.t.Errorf("brokertest: close: %v", err)
-		}
+		assert.NoError(s.t, s.Broker.Close(ctx), "brokertest: closing the broker")
 		if s.rec != nil {
 			s.rec.stop()
 		}
 		s.serving.Wait()
 		close(s.served)
 		for err := range s.served {
-			if !errors.Is(err, tern.ErrClosed) {
-				s.t.Errorf("brokertest: serve: %v", err)
-			}
+			assert.ErrorIs(s.t, err, tern.ErrClosed, "brokertest: Serve ended for another reason than Close")
 		}
 	})
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/brokertest"
@@ -20,12 +22,9 @@ import (
 func TestPahoOverTCP(t *testing.T) {
 	srv := brokertest.New(t)
 	host, _, err := net.SplitHostPort(srv.Addr())
-	if err != nil || host != "127.0.0.1" {
-		t.Fatalf("Addr() = %q (%v), want 127.0.0.1:port", srv.Addr(), err)
-	}
-	if srv.URL() != "tcp://"+srv.Addr() {
-		t.Errorf("URL() = %q, want tcp://%s", srv.URL(), srv.Addr())
-	}
+	require.NoError(t, err, "Addr() = %q, want 127.0.0.1:port", srv.Addr())
+	require.Equal(t, "127.0.0.1", host, "Addr() = %q, want 127.0.0.1:port", srv.Addr())
+	assert.Equal(t, "tcp://"+srv.Addr(), srv.URL(), "URL()")
 
 	got := make(chan string, 1)
 	c := pahoConnect(t, mqtt.NewClientOptions().AddBroker(srv.URL()).SetClientID("device-1"))
@@ -35,11 +34,9 @@ func TestPahoOverTCP(t *testing.T) {
 	srv.Publish("devices/1/cmd", "reboot")
 	select {
 	case p := <-got:
-		if p != "reboot" {
-			t.Errorf("client got %q, want reboot", p)
-		}
+		assert.Equal(t, "reboot", p, "payload the client got")
 	case <-time.After(waitTimeout):
-		t.Fatal("client got no message")
+		require.FailNow(t, "client got no message")
 	}
 
 	wait(t, "publish", c.Publish("devices/1/status", 1, false, "up"))
@@ -54,8 +51,9 @@ func TestPahoInMemory(t *testing.T) {
 	c := pahoConnect(t, opts)
 	wait(t, "publish", c.Publish("sensors/1/temp", 0, false, "21.5"))
 	srv.Expect(t, "sensors/+/temp", "21.5")
-	if ids := srv.Broker.Clients(); len(ids) != 1 || ids[0].ID != "mem-1" {
-		t.Errorf("Clients() = %+v, want mem-1 only", ids)
+	ids := srv.Broker.Clients()
+	if assert.Len(t, ids, 1, "Clients() = %+v, want mem-1 only", ids) {
+		assert.Equal(t, "mem-1", ids[0].ID, "Clients() = %+v, want mem-1 only", ids)
 	}
 }
 
@@ -68,16 +66,12 @@ func TestRawConnectInMemory(t *testing.T) {
 	pub := &packets.Publish{Topic: "raw/topic", Payload: []byte("hello"), QoS: 1, PacketID: 7}
 	write(t, conn, pub)
 	ack, err := r.ReadPacket()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a, ok := ack.(*packets.Puback); !ok || a.PacketID != 7 {
-		t.Fatalf("got %#v, want PUBACK 7", ack)
-	}
+	require.NoError(t, err, "reading the PUBACK")
+	require.Equal(t, &packets.Puback{PacketID: 7}, ack, "answer to a QoS 1 PUBLISH")
 	m := srv.Next(t, "raw/#")
-	if m.Topic != "raw/topic" || string(m.Payload) != "hello" || m.QoS != 1 {
-		t.Errorf("Next = %+v, want raw/topic hello at QoS 1", m)
-	}
+	assert.Equal(t, "raw/topic", m.Topic, "Next = %+v, want raw/topic hello at QoS 1", m)
+	assert.Equal(t, "hello", string(m.Payload), "Next = %+v, want raw/topic hello at QoS 1", m)
+	assert.Equal(t, byte(1), m.QoS, "Next = %+v, want raw/topic hello at QoS 1", m)
 	write(t, conn, &packets.Disconnect{})
 }
 
@@ -85,28 +79,19 @@ func TestRawConnectInMemory(t *testing.T) {
 func dialRaw(t *testing.T, srv *brokertest.Server, id string) net.Conn {
 	t.Helper()
 	conn, err := srv.DialContext(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "DialContext")
 	t.Cleanup(func() { conn.Close() })
 	write(t, conn, &packets.Connect{ClientID: id, CleanSession: true, KeepAlive: 30})
-	if rc := connack(t, conn); rc != packets.Accepted {
-		t.Fatalf("CONNACK return code %#x, want 0", rc)
-	}
+	require.Equal(t, packets.Accepted, connack(t, conn), "CONNACK return code")
 	return conn
 }
 
 func connack(t *testing.T, conn net.Conn) byte {
 	t.Helper()
 	p, err := packets.NewReader(conn, 16).ReadPacket()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, ok := p.(*packets.Connack)
-	if !ok {
-		t.Fatalf("got %#v, want CONNACK", p)
-	}
-	return ca.ReturnCode
+	require.NoError(t, err, "reading the CONNACK")
+	require.IsType(t, &packets.Connack{}, p, "answer to CONNECT")
+	return p.(*packets.Connack).ReturnCode
 }
 
 func write(t *testing.T, conn net.Conn, p interface {
@@ -114,12 +99,9 @@ func write(t *testing.T, conn net.Conn, p interface {
 }) {
 	t.Helper()
 	b, err := p.Append(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Write(b); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "encoding %T", p)
+	_, err = conn.Write(b)
+	require.NoError(t, err, "writing %T", p)
 }
 
 // TestWithOptions passes tern.Options through: a second connection over
@@ -128,14 +110,10 @@ func TestWithOptions(t *testing.T) {
 	srv := brokertest.New(t, brokertest.WithoutTCP(), brokertest.WithOptions(tern.Options{MaxConnections: 1}))
 	dialRaw(t, srv, "first")
 	conn, err := srv.Dial()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "Dial")
 	defer conn.Close()
 	write(t, conn, &packets.Connect{ClientID: "second", CleanSession: true})
-	if rc := connack(t, conn); rc != packets.RefusedServerUnavailable {
-		t.Errorf("CONNACK return code %#x, want 0x03", rc)
-	}
+	assert.Equal(t, packets.RefusedServerUnavailable, connack(t, conn), "CONNACK return code over MaxConnections")
 }
 
 // refuseInternal refuses the application's publishes to "private/#".
@@ -155,9 +133,7 @@ func TestWithHook(t *testing.T) {
 	var srv *brokertest.Server
 	f.run(func() { srv = brokertest.New(f, brokertest.WithHook(refuseInternal{}), brokertest.WithoutTCP()) })
 	f.run(func() { srv.Publish("public/a", "ok") })
-	if got := f.failed(); got != "" {
-		t.Fatalf("unexpected failure: %s", got)
-	}
+	require.Empty(t, f.failed(), "unexpected failure")
 	f.run(func() { srv.PublishMessage(tern.Message{Topic: "private/a", Payload: []byte("no"), QoS: 1}) })
 	mustFail(t, f, `publish to "private/a"`, "private topic")
 }
@@ -200,18 +176,12 @@ func TestClose(t *testing.T) {
 	f.run(func() { srv.Publish("a", "1"); srv.Expect(f, "a", "1") })
 	srv.Close()
 	srv.Close()
-	if got := f.failed(); got != "" {
-		t.Fatalf("unexpected failure: %s", got)
-	}
-	if _, err := srv.Dial(); err == nil {
-		t.Error("Dial after Close succeeded")
-	}
-	if _, err := net.Dial("tcp", srv.Addr()); err == nil {
-		t.Error("TCP dial after Close succeeded")
-	}
-	if n := len(srv.Messages("a")); n != 1 {
-		t.Errorf("Messages after Close: %d, want 1", n)
-	}
+	require.Empty(t, f.failed(), "unexpected failure")
+	_, err := srv.Dial()
+	assert.Error(t, err, "Dial after Close succeeded")
+	_, err = net.Dial("tcp", srv.Addr())
+	assert.Error(t, err, "TCP dial after Close succeeded")
+	assert.Len(t, srv.Messages("a"), 1, "Messages after Close")
 	f.run(func() { srv.Expect(f, "a", "2") })
 	mustFail(t, f, "server is closed", `a "1" (taken)`)
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // fakeTB stands in for a test so that these tests can check that a helper
@@ -37,11 +39,15 @@ func (f *fakeTB) Errorf(format string, args ...any) {
 
 func (f *fakeTB) Error(args ...any) { f.Errorf("%s", fmt.Sprint(args...)) }
 
-// Fatalf records the failure and ends the calling goroutine, as
-// testing.T's does; call the helper under test inside f.run.
+// FailNow ends the calling goroutine, as testing.T's does (testify's
+// require calls Errorf, then FailNow); call the helper under test inside
+// f.run.
+func (f *fakeTB) FailNow() { runtime.Goexit() }
+
+// Fatalf records the failure and ends the calling goroutine.
 func (f *fakeTB) Fatalf(format string, args ...any) {
 	f.Errorf(format, args...)
-	runtime.Goexit()
+	f.FailNow()
 }
 
 func (f *fakeTB) Fatal(args ...any) { f.Fatalf("%s", fmt.Sprint(args...)) }
@@ -89,13 +95,9 @@ func (f *fakeTB) failed() string {
 func mustFail(t *testing.T, f *fakeTB, want ...string) {
 	t.Helper()
 	got := f.failed()
-	if got == "" {
-		t.Fatalf("the helper did not fail the test; want a failure with %q", want)
-	}
+	require.NotEmpty(t, got, "the helper did not fail the test; want a failure with %q", want)
 	for _, w := range want {
-		if !strings.Contains(got, w) {
-			t.Errorf("failure %q does not contain %q", got, w)
-		}
+		assert.Contains(t, got, w, "the helper's failure")
 	}
 }
 
@@ -114,10 +116,6 @@ func pahoConnect(t *testing.T, opts *mqtt.ClientOptions) mqtt.Client {
 // wait waits for a Paho token and fails the test on timeout or error.
 func wait(t *testing.T, what string, tok mqtt.Token) {
 	t.Helper()
-	if !tok.WaitTimeout(waitTimeout) {
-		t.Fatalf("paho %s: timed out", what)
-	}
-	if err := tok.Error(); err != nil {
-		t.Fatalf("paho %s: %v", what, err)
-	}
+	require.True(t, tok.WaitTimeout(waitTimeout), "paho %s: timed out", what)
+	require.NoError(t, tok.Error(), "paho %s", what)
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/stretchr/testify/assert"
 )
 
 // goroutines is a snapshot of the running goroutines, as runtime.Stack
@@ -33,30 +35,34 @@ type stack struct {
 // ancestry is lost, so the goroutine is counted). A chain that reaches
 // another running test, or a goroutine older than New, belongs to someone
 // else.
+//
+// On failure the test shows the stacks of the last check, then testify's
+// "Condition never satisfied".
 func (s *Server) checkLeaks(before goroutines) {
 	s.t.Helper()
-	deadline := time.Now().Add(s.cfg.timeout)
-	for {
-		leaked := before.leaked(snapshot())
-		if len(leaked) == 0 {
-			return
+	assert.EventuallyWithT(s.t, func(c *assert.CollectT) {
+		// The check runs on a goroutine of its own, which the snapshot
+		// leaves out as the one taking it.
+		if leaked := before.leaked(snapshot()); len(leaked) > 0 {
+			c.Errorf("%s", describeLeaks(leaked, s.cfg.timeout))
 		}
-		if time.Now().After(deadline) {
-			const show = 10
-			var b strings.Builder
-			fmt.Fprintf(&b, "brokertest: %d goroutine(s) started during the test still running %v after it (stop clients and services in a t.Cleanup registered after brokertest.New, or use WithoutLeakCheck):", len(leaked), s.cfg.timeout)
-			for _, g := range leaked[:min(show, len(leaked))] {
-				b.WriteString("\n\n")
-				b.WriteString(g)
-			}
-			if len(leaked) > show {
-				fmt.Fprintf(&b, "\n\n... and %d more", len(leaked)-show)
-			}
-			s.t.Errorf("%s", b.String())
-			return
-		}
-		time.Sleep(10 * time.Millisecond) // polling, with the deadline above
+	}, s.cfg.timeout, 10*time.Millisecond, "brokertest: goroutines started during the test still running %v after it", s.cfg.timeout)
+}
+
+// describeLeaks lists the first stacks of leaked, saying how to avoid the
+// leak.
+func describeLeaks(leaked []string, timeout time.Duration) string {
+	const show = 10
+	var b strings.Builder
+	fmt.Fprintf(&b, "brokertest: %d goroutine(s) started during the test still running %v after it (stop clients and services in a t.Cleanup registered after brokertest.New, or use WithoutLeakCheck):", len(leaked), timeout)
+	for _, g := range leaked[:min(show, len(leaked))] {
+		b.WriteString("\n\n")
+		b.WriteString(g)
 	}
+	if len(leaked) > show {
+		fmt.Fprintf(&b, "\n\n... and %d more", len(leaked)-show)
+	}
+	return b.String()
 }
 
 // leaked returns the stacks of the goroutines in now that descend from

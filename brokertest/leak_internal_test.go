@@ -1,6 +1,11 @@
 package brokertest
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
 
 func TestParseStack(t *testing.T) {
 	cases := []struct {
@@ -15,9 +20,8 @@ func TestParseStack(t *testing.T) {
 		{"goroutine 3 [running]:\ncreated by main.main\n\t/x.go:9", 3, 0},
 	}
 	for _, c := range cases {
-		if id, creator := parseID(c.text), parseCreator(c.text); id != c.id || creator != c.creator {
-			t.Errorf("parse(%q) = %d, %d; want %d, %d", c.text, id, creator, c.id, c.creator)
-		}
+		assert.Equal(t, c.id, parseID(c.text), "parseID(%q)", c.text)
+		assert.Equal(t, c.creator, parseCreator(c.text), "parseCreator(%q)", c.text)
 	}
 }
 
@@ -31,10 +35,8 @@ func TestSnapshotSelf(t *testing.T) {
 	go func() { close(started); <-release }()
 	<-started
 	now := snapshot()
-	if now.self != before.self || now.self == 0 {
-		t.Fatalf("self = %d then %d", before.self, now.self)
-	}
-	if got := before.leaked(now); len(got) != 1 {
-		t.Errorf("leaked = %d goroutines, want 1:\n%q", len(got), got)
-	}
+	require.NotZero(t, now.self, "self")
+	require.Equal(t, before.self, now.self, "self in two snapshots by one goroutine")
+	got := before.leaked(now)
+	assert.Len(t, got, 1, "leaked goroutines:\n%q", got)
 }

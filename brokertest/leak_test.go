@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+
 	"github.com/ternmq/tern/brokertest"
 )
 
@@ -32,9 +34,7 @@ func TestLeakCheckWaitsForEndingGoroutines(t *testing.T) {
 	})
 	f.Cleanup(func() { close(release) }) // runs before the check
 	f.cleanup()
-	if got := f.failed(); got != "" {
-		t.Errorf("unexpected failure: %s", got)
-	}
+	assert.Empty(t, f.failed(), "unexpected failure")
 }
 
 // TestLeakCheckIgnoresOthers: a goroutine started by one that existed
@@ -54,9 +54,7 @@ func TestLeakCheckIgnoresOthers(t *testing.T) {
 	close(start)
 	<-started
 	f.cleanup()
-	if got := f.failed(); got != "" {
-		t.Errorf("unexpected failure: %s", got)
-	}
+	assert.Empty(t, f.failed(), "unexpected failure")
 }
 
 func TestWithoutLeakCheck(t *testing.T) {
@@ -68,7 +66,5 @@ func TestWithoutLeakCheck(t *testing.T) {
 		go blockedForever(release)
 	})
 	f.cleanup()
-	if got := f.failed(); got != "" {
-		t.Errorf("unexpected failure: %s", got)
-	}
+	assert.Empty(t, f.failed(), "unexpected failure")
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/topics"
 )
@@ -51,9 +53,7 @@ func (s *Server) Messages(filter string) []tern.Message {
 // it until the timeout, and fails t if none comes.
 func (s *Server) wait(t testing.TB, filter, what string, ok func(tern.Message) bool) tern.Message {
 	t.Helper()
-	if err := topics.ValidFilter(filter); err != nil {
-		t.Fatalf("brokertest: %v", err)
-	}
+	require.NoError(t, topics.ValidFilter(filter), "brokertest: the filter to wait on")
 	timer := time.NewTimer(s.cfg.timeout)
 	defer timer.Stop()
 	for {
@@ -62,12 +62,14 @@ func (s *Server) wait(t testing.TB, filter, what string, ok func(tern.Message) b
 			return m
 		}
 		if changed == nil {
-			t.Fatalf("brokertest: no %s on %q, and the server is closed; %s", what, filter, s.rec.describe(filter))
+			require.FailNow(t, fmt.Sprintf("brokertest: no %s on %q, and the server is closed", what, filter),
+				s.rec.describe(filter))
 		}
 		select {
 		case <-changed:
 		case <-timer.C:
-			t.Fatalf("brokertest: no %s on %q within %v; %s", what, filter, s.cfg.timeout, s.rec.describe(filter))
+			require.FailNow(t, fmt.Sprintf("brokertest: no %s on %q within %v", what, filter, s.cfg.timeout),
+				s.rec.describe(filter))
 		}
 	}
 }

@@ -2,10 +2,11 @@ package brokertest_test
 
 import (
 	"fmt"
-	"slices"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/brokertest"
@@ -49,9 +50,7 @@ func TestExpectTakesEachMessageOnce(t *testing.T) {
 		srv.Publish("alerts/1", "too hot")
 		srv.Expect(f, "alerts/1", "too hot")
 	})
-	if got := f.failed(); got != "" {
-		t.Fatalf("first Expect failed: %s", got)
-	}
+	require.Empty(t, f.failed(), "first Expect failed")
 	f.run(func() { srv.Expect(f, "alerts/1", "too hot") })
 	mustFail(t, f, `no message "too hot" on "alerts/1" within 50ms`, `alerts/1 "too hot" (taken)`)
 }
@@ -89,12 +88,8 @@ func TestExpectSkipsOtherPayloads(t *testing.T) {
 		srv.Publish("n", p)
 	}
 	srv.Expect(t, "n", "2")
-	if m := srv.Next(t, "n"); string(m.Payload) != "1" {
-		t.Errorf("Next = %q, want 1", m.Payload)
-	}
-	if m := srv.Next(t, "n"); string(m.Payload) != "3" {
-		t.Errorf("Next = %q, want 3", m.Payload)
-	}
+	assert.Equal(t, "1", string(srv.Next(t, "n").Payload), "first Next after Expect took 2")
+	assert.Equal(t, "3", string(srv.Next(t, "n").Payload), "second Next after Expect took 2")
 }
 
 // TestNext returns messages in order, per filter, with their QoS.
@@ -114,9 +109,9 @@ func TestNext(t *testing.T) {
 	}
 	for _, c := range cases {
 		m := srv.Next(t, c.filter)
-		if m.Topic != c.topic || string(m.Payload) != c.payload || m.QoS != c.qos {
-			t.Errorf("Next(%q) = %s %q QoS %d, want %s %q QoS %d", c.filter, m.Topic, m.Payload, m.QoS, c.topic, c.payload, c.qos)
-		}
+		assert.Equal(t, c.topic, m.Topic, "Next(%q): topic", c.filter)
+		assert.Equal(t, c.payload, string(m.Payload), "Next(%q): payload", c.filter)
+		assert.Equal(t, c.qos, m.QoS, "Next(%q): QoS", c.filter)
 	}
 }
 
@@ -138,15 +133,9 @@ func TestMessages(t *testing.T) {
 	srv.Publish("a/2", "two")
 	srv.Expect(t, "a/2", "two")
 	srv.Expect(t, "b/1", "other") // b/1 came before a/2, so it is recorded too
-	if got := payloads(srv.Messages("a/+")); !slices.Equal(got, []string{"one", "two"}) {
-		t.Errorf("Messages(a/+) = %q, want [one two]", got)
-	}
-	if got := payloads(srv.Messages("#")); !slices.Equal(got, []string{"one", "other", "two"}) {
-		t.Errorf("Messages(#) = %q, want [one other two]", got)
-	}
-	if got := srv.Messages("$app/#"); len(got) != 0 {
-		t.Errorf("Messages($app/#) = %v, want none", got)
-	}
+	assert.Equal(t, []string{"one", "two"}, payloads(srv.Messages("a/+")), "Messages(a/+)")
+	assert.Equal(t, []string{"one", "other", "two"}, payloads(srv.Messages("#")), "Messages(#)")
+	assert.Empty(t, srv.Messages("$app/#"), "Messages($app/#)")
 }
 
 // TestWithHistory keeps only the latest messages and says so on failure.
@@ -160,9 +149,7 @@ func TestWithHistory(t *testing.T) {
 		}
 		srv.Expect(f, "k", "5")
 	})
-	if got := payloads(srv.Messages("k")); !slices.Equal(got, []string{"3", "4", "5"}) {
-		t.Errorf("Messages = %q, want [3 4 5]", got)
-	}
+	assert.Equal(t, []string{"3", "4", "5"}, payloads(srv.Messages("k")), "Messages with a history of 3")
 	f.run(func() { srv.Expect(f, "k", "1") })
 	mustFail(t, f, "2 older ones forgotten")
 }
@@ -175,7 +162,7 @@ func TestRecordedPayloadIsACopy(t *testing.T) {
 	srv.PublishMessage(tern.Message{Topic: "t", Payload: buf})
 	srv.Expect(t, "t", "first")
 	copy(buf, "XXXXX")
-	if got := string(srv.Messages("t")[0].Payload); !strings.HasPrefix(got, "first") {
-		t.Errorf("recorded payload = %q, want first", got)
-	}
+	ms := srv.Messages("t")
+	require.NotEmpty(t, ms, "Messages(t)")
+	assert.Equal(t, "first", string(ms[0].Payload), "recorded payload after the publisher reused its buffer")
 }

@@ -5,6 +5,9 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func msg(s string) *Message { return &Message{Topic: "t", Payload: []byte(s), QoS: 2} }
@@ -25,43 +28,45 @@ func payloadsOf[D Delivery | *Delivery](ds []D) []string {
 	return out
 }
 
+// payloadOf is the payload of d, or "<nil>" when there is no delivery.
+func payloadOf(d *Delivery) string {
+	if d == nil {
+		return "<nil>"
+	}
+	return string(d.Msg.Payload)
+}
+
 func TestNewClampsTheWindow(t *testing.T) {
 	cases := []struct{ asked, want int }{{-5, 1}, {0, 1}, {1, 1}, {3, 3}, {65535, 65535}, {70000, 65535}}
 	for _, tc := range cases {
 		s := New("c", false, tc.asked, 0)
 		admitted := 0
 		for i := 0; i < tc.want+1; i++ {
-			if d, ok := s.Push(del("m", 1), true); d != nil {
+			d, ok := s.Push(del("m", 1), true)
+			if d != nil {
 				admitted++
-			} else if ok {
-				t.Fatalf("maxQueued 0: delivery %d queued", i)
+				continue
 			}
+			require.False(t, ok, "maxQueued 0: delivery %d queued", i)
 		}
-		if admitted != tc.want || s.InflightLen() != tc.want {
-			t.Errorf("New(maxInflight %d): %d admitted, %d in flight, want %d", tc.asked, admitted, s.InflightLen(), tc.want)
-		}
+		assert.Equal(t, tc.want, admitted, "New(maxInflight %d): deliveries admitted", tc.asked)
+		assert.Equal(t, tc.want, s.InflightLen(), "New(maxInflight %d): deliveries in flight", tc.asked)
 	}
 }
 
 func TestSubscribeReportsNewAndUnsubscribeReportsRemoved(t *testing.T) {
 	s := New("c", true, 1, 1)
-	if !s.Subscribe("a/+", 1) {
-		t.Error("first Subscribe not new")
-	}
+	assert.True(t, s.Subscribe("a/+", 1), "first Subscribe not new")
 	// [MQTT-3.8.4-3] an identical filter replaces the subscription.
-	if s.Subscribe("a/+", 2) || s.Subs["a/+"] != 2 || len(s.Subs) != 1 {
-		t.Errorf("re-Subscribe: Subs %v, want a/+ replaced with QoS 2", s.Subs)
-	}
+	assert.False(t, s.Subscribe("a/+", 2), "re-Subscribe reported a new subscription [MQTT-3.8.4-3]")
+	assert.Equal(t, map[string]byte{"a/+": 2}, s.Subs, "re-Subscribe: want a/+ replaced with QoS 2 [MQTT-3.8.4-3]")
 	// [MQTT-3.10.4-1] only the identical filter is removed.
-	if s.Unsubscribe("a/#") || s.Unsubscribe("A/+") || len(s.Subs) != 1 {
-		t.Errorf("Unsubscribe of other filters removed something: %v", s.Subs)
-	}
-	if !s.Unsubscribe("a/+") || len(s.Subs) != 0 {
-		t.Errorf("Unsubscribe: Subs %v", s.Subs)
-	}
-	if s.Unsubscribe("a/+") {
-		t.Error("second Unsubscribe reported a removal")
-	}
+	assert.False(t, s.Unsubscribe("a/#"), "Unsubscribe of a/# removed something [MQTT-3.10.4-1]")
+	assert.False(t, s.Unsubscribe("A/+"), "Unsubscribe of A/+ removed something [MQTT-3.10.4-1]")
+	assert.Len(t, s.Subs, 1, "Unsubscribe of other filters removed something [MQTT-3.10.4-1]")
+	assert.True(t, s.Unsubscribe("a/+"), "Unsubscribe of the subscribed filter reported no removal")
+	assert.Empty(t, s.Subs, "Unsubscribe left subscriptions")
+	assert.False(t, s.Unsubscribe("a/+"), "second Unsubscribe reported a removal")
 }
 
 func TestPushAdmitsQueuesOrRefuses(t *testing.T) {
@@ -80,22 +85,18 @@ func TestPushAdmitsQueuesOrRefuses(t *testing.T) {
 	}
 	for i, st := range steps {
 		d, ok := s.Push(st.d, st.online)
-		if (d != nil) != st.sent || ok != st.ok {
-			t.Fatalf("step %d: Push = (%v, %v), want sent %v ok %v", i, d, ok, st.sent, st.ok)
-		}
+		require.Equal(t, st.sent, d != nil, "step %d: Push = (%v, %v): returned to send", i, d, ok)
+		require.Equal(t, st.ok, ok, "step %d: Push = (%v, %v): accepted", i, d, ok)
 	}
-	if got := payloadsOf(s.Queued()); !slices.Equal(got, []string{"b", "c"}) {
-		t.Fatalf("queued %v, want [b c]", got)
-	}
+	require.Equal(t, []string{"b", "c"}, payloadsOf(s.Queued()), "queued")
 	offline := New("c", false, 5, 3)
 	for i := 0; i < 3; i++ {
-		if d, ok := offline.Push(del(fmt.Sprint(i), 1), false); d != nil || !ok {
-			t.Fatalf("offline Push %d = (%v, %v), want queued", i, d, ok)
-		}
+		d, ok := offline.Push(del(fmt.Sprint(i), 1), false)
+		require.Nil(t, d, "offline Push %d returned a delivery to send", i)
+		require.True(t, ok, "offline Push %d refused, want queued", i)
 	}
-	if offline.InflightLen() != 0 || offline.QueueLen() != 3 {
-		t.Fatalf("offline: %d in flight, %d queued", offline.InflightLen(), offline.QueueLen())
-	}
+	require.Equal(t, 0, offline.InflightLen(), "offline: deliveries in flight")
+	require.Equal(t, 3, offline.QueueLen(), "offline: deliveries queued")
 }
 
 func TestNextFillsTheWindowInOrder(t *testing.T) {
@@ -107,39 +108,32 @@ func TestNextFillsTheWindowInOrder(t *testing.T) {
 	for d := s.Next(); d != nil; d = s.Next() {
 		sent = append(sent, string(d.Msg.Payload))
 	}
-	if !slices.Equal(sent, []string{"a", "b"}) || s.InflightLen() != 2 {
-		t.Fatalf("sent %v with %d in flight, want [a b] and 2", sent, s.InflightLen())
-	}
+	require.Equal(t, []string{"a", "b"}, sent, "sent while the window had room")
+	require.Equal(t, 2, s.InflightLen(), "in flight after filling the window")
 	inflight := s.Inflight()
 	s.Puback(inflight[0].PacketID)
-	if d := s.Next(); d == nil || string(d.Msg.Payload) != "c" || d.PacketID == 0 {
-		t.Fatalf("Next after PUBACK = %+v, want c with an identifier", d)
-	}
+	d := s.Next()
+	require.Equal(t, "c", payloadOf(d), "Next after PUBACK = %+v", d)
+	require.NotZero(t, d.PacketID, "Next after PUBACK = %+v, want c with an identifier", d)
 	// A full window does not hold back a QoS 0 delivery at the head, but
 	// holds back the QoS 1 one behind it.
-	if d := s.Next(); d == nil || string(d.Msg.Payload) != "d" || d.PacketID != 0 {
-		t.Fatalf("Next = %+v, want d without an identifier", d)
-	}
-	if d := s.Next(); d != nil {
-		t.Fatalf("Next with a full window = %+v", d)
-	}
+	d = s.Next()
+	require.Equal(t, "d", payloadOf(d), "Next with a full window and QoS 0 at the head = %+v", d)
+	require.Zero(t, d.PacketID, "Next = %+v, want d without an identifier", d)
+	require.Nil(t, s.Next(), "Next with a full window and QoS 1 at the head")
 	s.Pubrec(inflight[1].PacketID)
-	if d := s.Next(); d != nil {
-		t.Fatalf("Next after PUBREC only = %+v, want nil (PUBREC frees no place)", d)
-	}
+	require.Nil(t, s.Next(), "Next after PUBREC only, want nil (PUBREC frees no place)")
 	s.Pubcomp(inflight[1].PacketID)
-	if d := s.Next(); d == nil || string(d.Msg.Payload) != "e" {
-		t.Fatalf("Next = %+v, want e", d)
-	}
-	if s.Next() != nil || s.QueueLen() != 0 {
-		t.Fatal("queue not empty")
-	}
+	d = s.Next()
+	require.Equal(t, "e", payloadOf(d), "Next after PUBCOMP = %+v", d)
+	require.Nil(t, s.Next(), "queue not empty")
+	require.Zero(t, s.QueueLen(), "queue not empty")
 	full := New("c", false, 1, 10)
 	full.Push(del("x", 1), true)
 	full.Push(del("q0", 0), false)
-	if d := full.Next(); d == nil || d.QoS != 0 {
-		t.Fatalf("QoS 0 at the head behind a full window: Next = %+v", d)
-	}
+	d = full.Next()
+	require.NotNil(t, d, "QoS 0 at the head behind a full window: Next = nil")
+	require.Zero(t, d.QoS, "QoS 0 at the head behind a full window: Next = %+v", d)
 }
 
 // TestPacketIDsNonZeroUniqueAndWrapping: identifiers are never 0, never
@@ -150,18 +144,22 @@ func TestPacketIDsNonZeroUniqueAndWrapping(t *testing.T) {
 	s := New("c", false, 10, 0)
 	held1, _ := s.Push(del("held", 2), true)
 	held2, _ := s.Push(del("held", 1), true)
-	if held1.PacketID != 1 || held2.PacketID != 2 {
-		t.Fatalf("first identifiers %d %d, want 1 2", held1.PacketID, held2.PacketID)
-	}
+	require.NotNil(t, held1, "first delivery not admitted")
+	require.NotNil(t, held2, "second delivery not admitted")
+	require.Equal(t, []uint16{1, 2}, []uint16{held1.PacketID, held2.PacketID}, "first identifiers")
 	s.Pubrec(held1.PacketID) // released, not completed: still in use
 	seen := map[uint16]int{}
+	// Violations are collected and checked after the loop: a check call per
+	// delivery would dominate the test's time under the race detector.
+	var reused []uint16            // zero or the identifier of a delivery in flight
+	var misrouted []uint16         // completions that returned another delivery
 	for i := 0; i < 2*65533; i++ { // each free identifier twice
 		d, _ := s.Push(del("m", byte(1+i%2)), true)
 		if d == nil {
-			t.Fatalf("delivery %d not admitted", i)
+			require.FailNow(t, "delivery not admitted", "delivery %d", i)
 		}
 		if d.PacketID == 0 || d.PacketID == held1.PacketID || d.PacketID == held2.PacketID {
-			t.Fatalf("delivery %d got identifier %d", i, d.PacketID)
+			reused = append(reused, d.PacketID)
 		}
 		seen[d.PacketID]++
 		var done *Delivery
@@ -172,23 +170,22 @@ func TestPacketIDsNonZeroUniqueAndWrapping(t *testing.T) {
 			done = s.Pubcomp(d.PacketID)
 		}
 		if done != d {
-			t.Fatalf("completing %d returned %+v", d.PacketID, done)
+			misrouted = append(misrouted, d.PacketID)
 		}
 	}
-	if len(seen) != 65533 {
-		t.Fatalf("%d distinct identifiers used, want 65533 (all but 0 and the two held)", len(seen))
-	}
+	require.Empty(t, reused, "identifiers given that were zero or in use [MQTT-2.3.1-1] [MQTT-2.3.1-2]")
+	require.Empty(t, misrouted, "identifiers whose completion returned another delivery")
+	require.Len(t, seen, 65533, "distinct identifiers used, want all but 0 and the two held")
 	for id, n := range seen {
-		if n != 2 {
-			t.Fatalf("identifier %d used %d times over two wraps, want 2", id, n)
-		}
+		require.Equal(t, 2, n, "identifier %d: uses over two wraps", id)
 	}
-	if got := s.Inflight(); len(got) != 2 || got[0] != held1 || got[1] != held2 || !got[0].Released {
-		t.Fatalf("in flight %+v, want the two held deliveries", got)
-	}
-	if len(s.inflight) > 2*len(s.byID)+16 {
-		t.Fatalf("inflight slice holds %d entries for %d in flight", len(s.inflight), len(s.byID))
-	}
+	got := s.Inflight()
+	require.Len(t, got, 2, "in flight %+v, want the two held deliveries", got)
+	require.Same(t, held1, got[0], "in flight %+v, want the two held deliveries", got)
+	require.Same(t, held2, got[1], "in flight %+v, want the two held deliveries", got)
+	require.True(t, got[0].Released, "the held QoS 2 delivery lost its PUBREC")
+	require.LessOrEqual(t, len(s.inflight), 2*len(s.byID)+16,
+		"inflight slice holds %d entries for %d in flight", len(s.inflight), len(s.byID))
 }
 
 // TestAcknowledgementsMatchQoSAndState: PUBACK completes only QoS 1,
@@ -199,37 +196,32 @@ func TestAcknowledgementsMatchQoSAndState(t *testing.T) {
 	s := New("c", false, 10, 0)
 	q1, _ := s.Push(del("one", 1), true)
 	q2, _ := s.Push(del("two", 2), true)
+	require.NotNil(t, q1, "QoS 1 delivery not admitted")
+	require.NotNil(t, q2, "QoS 2 delivery not admitted")
 	checks := []struct {
 		name string
 		got  *Delivery
-		want *Delivery
 	}{
-		{"PUBACK unknown", s.Puback(999), nil},
-		{"PUBACK on QoS 2", s.Puback(q2.PacketID), nil},
-		{"PUBREC on QoS 1", s.Pubrec(q1.PacketID), nil},
-		{"PUBCOMP before PUBREC", s.Pubcomp(q2.PacketID), nil},
-		{"PUBCOMP on QoS 1", s.Pubcomp(q1.PacketID), nil},
+		{"PUBACK unknown", s.Puback(999)},
+		{"PUBACK on QoS 2", s.Puback(q2.PacketID)},
+		{"PUBREC on QoS 1", s.Pubrec(q1.PacketID)},
+		{"PUBCOMP before PUBREC", s.Pubcomp(q2.PacketID)},
+		{"PUBCOMP on QoS 1", s.Pubcomp(q1.PacketID)},
 	}
 	for _, c := range checks {
-		if c.got != c.want {
-			t.Errorf("%s = %+v, want %v", c.name, c.got, c.want)
-		}
+		assert.Nil(t, c.got, "%s, want nil", c.name)
 	}
-	if s.InflightLen() != 2 || q2.Released {
-		t.Fatalf("state changed by refused acknowledgements: %d in flight, released %v", s.InflightLen(), q2.Released)
-	}
-	if s.Pubrec(q2.PacketID) != q2 || !q2.Released || s.InflightLen() != 2 {
-		t.Fatal("PUBREC did not mark the QoS 2 delivery released and keep it in flight")
-	}
-	if s.Pubrec(q2.PacketID) != q2 {
-		t.Fatal("a repeated PUBREC is refused")
-	}
-	if s.Puback(q1.PacketID) != q1 || s.Puback(q1.PacketID) != nil {
-		t.Fatal("PUBACK did not complete the QoS 1 delivery exactly once")
-	}
-	if s.Pubcomp(q2.PacketID) != q2 || s.Pubcomp(q2.PacketID) != nil || s.InflightLen() != 0 {
-		t.Fatal("PUBCOMP did not complete the QoS 2 delivery exactly once")
-	}
+	require.Equal(t, 2, s.InflightLen(), "state changed by refused acknowledgements: in flight")
+	require.False(t, q2.Released, "state changed by refused acknowledgements: QoS 2 released")
+	require.Same(t, q2, s.Pubrec(q2.PacketID), "PUBREC did not return the QoS 2 delivery")
+	require.True(t, q2.Released, "PUBREC did not mark the QoS 2 delivery released")
+	require.Equal(t, 2, s.InflightLen(), "PUBREC did not keep the QoS 2 delivery in flight")
+	require.Same(t, q2, s.Pubrec(q2.PacketID), "a repeated PUBREC is refused")
+	require.Same(t, q1, s.Puback(q1.PacketID), "PUBACK did not complete the QoS 1 delivery")
+	require.Nil(t, s.Puback(q1.PacketID), "PUBACK completed the QoS 1 delivery twice")
+	require.Same(t, q2, s.Pubcomp(q2.PacketID), "PUBCOMP did not complete the QoS 2 delivery")
+	require.Nil(t, s.Pubcomp(q2.PacketID), "PUBCOMP completed the QoS 2 delivery twice")
+	require.Zero(t, s.InflightLen(), "deliveries left in flight after every completion")
 }
 
 // TestInflightKeepsSendOrderAcrossOutOfOrderAcks: what is resent on
@@ -239,6 +231,7 @@ func TestInflightKeepsSendOrderAcrossOutOfOrderAcks(t *testing.T) {
 	var ds []*Delivery
 	for i := 0; i < 50; i++ {
 		d, _ := s.Push(del(fmt.Sprint(i), 1), true)
+		require.NotNil(t, d, "delivery %d not admitted", i)
 		ds = append(ds, d)
 	}
 	var want []string
@@ -249,31 +242,25 @@ func TestInflightKeepsSendOrderAcrossOutOfOrderAcks(t *testing.T) {
 		}
 		s.Puback(d.PacketID)
 	}
-	if got := payloadsOf(s.Inflight()); !slices.Equal(got, want) {
-		t.Fatalf("in flight %v, want %v", got, want)
-	}
+	require.Equal(t, want, payloadsOf(s.Inflight()), "in flight, in send order [MQTT-4.6.0-1]")
 }
 
 func TestRestoreKeepsIdentifiersAndState(t *testing.T) {
 	s := New("c", false, 10, 10)
-	if s.Restore(Delivery{Msg: msg("zero"), QoS: 1}) {
-		t.Fatal("Restore accepted packet identifier 0")
-	}
+	require.False(t, s.Restore(Delivery{Msg: msg("zero"), QoS: 1}), "Restore accepted packet identifier 0")
 	a := Delivery{Msg: msg("a"), QoS: 2, PacketID: 40, Released: true}
-	if !s.Restore(a) || s.Restore(Delivery{Msg: msg("dup"), QoS: 1, PacketID: 40}) {
-		t.Fatal("Restore: first refused or duplicate accepted")
-	}
+	require.True(t, s.Restore(a), "Restore refused the first delivery")
+	require.False(t, s.Restore(Delivery{Msg: msg("dup"), QoS: 1, PacketID: 40}), "Restore accepted a duplicate identifier")
 	s.Restore(Delivery{Msg: msg("b"), QoS: 1, PacketID: 7})
 	got := s.Inflight()
-	if len(got) != 2 || got[0].PacketID != 40 || !got[0].Released || got[1].PacketID != 7 {
-		t.Fatalf("restored %+v", got)
-	}
-	if d, _ := s.Push(del("new", 1), true); d == nil || d.PacketID == 40 || d.PacketID == 7 || d.PacketID == 0 {
-		t.Fatalf("new delivery after Restore got %+v", d)
-	}
-	if s.Pubcomp(40) == nil {
-		t.Fatal("restored released delivery not completed by PUBCOMP")
-	}
+	require.Len(t, got, 2, "restored %+v", got)
+	require.Equal(t, uint16(40), got[0].PacketID, "restored %+v", got)
+	require.True(t, got[0].Released, "restored %+v: released state lost", got)
+	require.Equal(t, uint16(7), got[1].PacketID, "restored %+v", got)
+	d, _ := s.Push(del("new", 1), true)
+	require.NotNil(t, d, "new delivery after Restore not admitted")
+	require.NotContains(t, []uint16{0, 7, 40}, d.PacketID, "new delivery after Restore got %+v", d)
+	require.NotNil(t, s.Pubcomp(40), "restored released delivery not completed by PUBCOMP")
 }
 
 func TestEnqueueIgnoresTheBound(t *testing.T) {
@@ -281,12 +268,9 @@ func TestEnqueueIgnoresTheBound(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		s.Enqueue(del(fmt.Sprint(i), 1))
 	}
-	if s.QueueLen() != 5 {
-		t.Fatalf("%d queued, want 5", s.QueueLen())
-	}
-	if _, ok := s.Push(del("x", 1), false); ok {
-		t.Fatal("Push accepted past the bound")
-	}
+	require.Equal(t, 5, s.QueueLen(), "queued")
+	_, ok := s.Push(del("x", 1), false)
+	require.False(t, ok, "Push accepted past the bound")
 }
 
 func TestDropQueuedQoS0KeepsTheOthersInOrder(t *testing.T) {
@@ -294,51 +278,42 @@ func TestDropQueuedQoS0KeepsTheOthersInOrder(t *testing.T) {
 	for i, q := range []byte{0, 1, 0, 2, 1, 0} {
 		s.Push(del(fmt.Sprint(i), q), false)
 	}
-	if got := payloadsOf(s.DropQueuedQoS0()); !slices.Equal(got, []string{"0", "2", "5"}) {
-		t.Fatalf("dropped %v, want [0 2 5]", got)
-	}
-	if got := payloadsOf(s.Queued()); !slices.Equal(got, []string{"1", "3", "4"}) {
-		t.Fatalf("kept %v, want [1 3 4]", got)
-	}
-	if got := s.DropQueuedQoS0(); len(got) != 0 {
-		t.Fatalf("second drop removed %v", got)
-	}
+	require.Equal(t, []string{"0", "2", "5"}, payloadsOf(s.DropQueuedQoS0()), "dropped")
+	require.Equal(t, []string{"1", "3", "4"}, payloadsOf(s.Queued()), "kept")
+	require.Empty(t, s.DropQueuedQoS0(), "second drop removed deliveries")
 }
 
 // TestInboundQoS2Identifiers: identifiers are held from PUBREC to PUBREL.
 // [MQTT-4.3.3-2]
 func TestInboundQoS2Identifiers(t *testing.T) {
 	s := New("c", false, 1, 1)
-	if s.Inbound(5) || s.ReleaseInbound(5) || len(s.InboundIDs()) != 0 {
-		t.Fatal("empty session reports inbound identifiers")
-	}
+	require.False(t, s.Inbound(5), "empty session reports inbound identifier 5")
+	require.False(t, s.ReleaseInbound(5), "empty session released inbound identifier 5")
+	require.Empty(t, s.InboundIDs(), "empty session reports inbound identifiers")
 	s.AddInbound(5)
 	s.AddInbound(9)
 	s.AddInbound(5)
 	ids := s.InboundIDs()
 	slices.Sort(ids)
-	if !s.Inbound(5) || !slices.Equal(ids, []uint16{5, 9}) {
-		t.Fatalf("inbound %v", ids)
-	}
-	if !s.ReleaseInbound(5) || s.Inbound(5) || s.ReleaseInbound(5) || !s.Inbound(9) {
-		t.Fatal("ReleaseInbound did not forget exactly id 5")
-	}
+	require.True(t, s.Inbound(5), "inbound %v: 5 missing", ids)
+	require.Equal(t, []uint16{5, 9}, ids, "inbound identifiers")
+	require.True(t, s.ReleaseInbound(5), "ReleaseInbound(5) found nothing [MQTT-4.3.3-2]")
+	require.False(t, s.Inbound(5), "ReleaseInbound did not forget id 5")
+	require.False(t, s.ReleaseInbound(5), "ReleaseInbound released id 5 twice")
+	require.True(t, s.Inbound(9), "ReleaseInbound(5) forgot id 9")
 }
 
 func TestSetLimits(t *testing.T) {
 	s := New("c", false, 1, 0)
 	s.SetLimits(0, 2) // an invalid window is ignored
 	s.Push(del("a", 1), true)
-	if d, ok := s.Push(del("b", 1), true); d != nil || !ok {
-		t.Fatalf("window 1, queue 2: Push = (%v, %v), want queued", d, ok)
-	}
+	d, ok := s.Push(del("b", 1), true)
+	require.Nil(t, d, "window 1, queue 2: Push returned a delivery to send")
+	require.True(t, ok, "window 1, queue 2: Push refused, want queued")
 	s.SetLimits(3, 0)
-	if s.Next() == nil {
-		t.Fatal("larger window did not let the queued delivery go")
-	}
-	if _, ok := s.Push(del("c", 1), false); ok {
-		t.Fatal("queue bound 0 accepted a delivery")
-	}
+	require.NotNil(t, s.Next(), "larger window did not let the queued delivery go")
+	_, ok = s.Push(del("c", 1), false)
+	require.False(t, ok, "queue bound 0 accepted a delivery")
 }
 
 // TestQueueMatchesAFIFOModel drives the ring buffer through growth,
@@ -358,20 +333,16 @@ func TestQueueMatchesAFIFOModel(t *testing.T) {
 			}
 			continue
 		}
-		for n := r.IntN(len(model) + 1); n > 0; n-- {
-			d := s.Next()
-			if d == nil || string(d.Msg.Payload) != model[0] {
-				t.Fatalf("step %d: Next = %+v, want %s", step, d, model[0])
-			}
-			model = model[1:]
+		n := r.IntN(len(model) + 1)
+		got := make([]string, n)
+		for i := range got {
+			got[i] = payloadOf(s.Next())
 		}
-		if s.QueueLen() != len(model) {
-			t.Fatalf("step %d: QueueLen %d, want %d", step, s.QueueLen(), len(model))
-		}
+		require.Equal(t, model[:n], got, "step %d: Next, %d times", step, n)
+		model = model[n:]
+		require.Equal(t, len(model), s.QueueLen(), "step %d: QueueLen", step)
 	}
-	if got := payloadsOf(s.Queued()); !slices.Equal(got, model) {
-		t.Fatal("Queued differs from the model")
-	}
+	require.Equal(t, model, payloadsOf(s.Queued()), "Queued differs from the model")
 }
 
 // TestQueuedReturnsACopy: changing the result does not change the queue.
@@ -381,7 +352,7 @@ func TestQueuedReturnsACopy(t *testing.T) {
 	q := s.Queued()
 	q[0].QoS = 0
 	q[0].Msg = msg("changed")
-	if d := s.Queued()[0]; d.QoS != 1 || string(d.Msg.Payload) != "a" {
-		t.Fatalf("queue changed through Queued: %+v", d)
-	}
+	d := s.Queued()[0]
+	require.Equal(t, byte(1), d.QoS, "queue changed through Queued: %+v", d)
+	require.Equal(t, "a", string(d.Msg.Payload), "queue changed through Queued: %+v", d)
 }

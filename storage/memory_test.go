@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/ternmq/tern/storage"
 	"github.com/ternmq/tern/storage/storagetest"
 )
@@ -20,26 +22,15 @@ func TestMemoryHandlesShareData(t *testing.T) {
 	a := storage.NewMemory()
 	b := a.Reopen()
 	op := storage.Op{Kind: storage.PutSession, Session: storage.Session{ClientID: "c"}}
-	if err := a.Write(ctx, []storage.Op{op}); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Close(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, a.Write(ctx, []storage.Op{op}), "Write")
+	require.NoError(t, a.Close(), "Close")
 	snap, err := b.Load(ctx) // b stays open when a is closed
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(snap.Sessions) != 1 || snap.Sessions[0].ClientID != "c" {
-		t.Fatalf("Load through the second handle: %+v, want session c", snap.Sessions)
-	}
+	require.NoError(t, err, "Load through the second handle")
+	require.Len(t, snap.Sessions, 1, "Load through the second handle: %+v, want session c", snap.Sessions)
+	require.Equal(t, "c", snap.Sessions[0].ClientID, "Load through the second handle: %+v, want session c", snap.Sessions)
 	snap, err = storage.NewMemory().Load(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(snap.Sessions) != 0 {
-		t.Fatalf("a new Memory shares data: %+v", snap.Sessions)
-	}
+	require.NoError(t, err, "Load of a new Memory")
+	require.Empty(t, snap.Sessions, "a new Memory shares data")
 }
 
 // The compiler checks that Memory is a Store.

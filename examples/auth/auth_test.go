@@ -1,12 +1,13 @@
 package main
 
 import (
-	"errors"
 	"testing"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ternmq/tern/brokertest"
 )
@@ -22,9 +23,7 @@ func connect(t *testing.T, srv *brokertest.Server, id, token string) (mqtt.Clien
 		SetClientID(id).SetUsername(id).SetPassword(token).
 		SetAutoReconnect(false).SetConnectTimeout(timeout))
 	tok := c.Connect()
-	if !tok.WaitTimeout(timeout) {
-		t.Fatal("paho connect: timed out")
-	}
+	require.True(t, tok.WaitTimeout(timeout), "paho connect: timed out")
 	if tok.Error() == nil {
 		t.Cleanup(func() { c.Disconnect(250) })
 	}
@@ -33,20 +32,14 @@ func connect(t *testing.T, srv *brokertest.Server, id, token string) (mqtt.Clien
 
 func wait(t *testing.T, tok mqtt.Token) {
 	t.Helper()
-	if !tok.WaitTimeout(timeout) {
-		t.Fatal("paho: timed out")
-	}
-	if err := tok.Error(); err != nil {
-		t.Fatalf("paho: %v", err)
-	}
+	require.True(t, tok.WaitTimeout(timeout), "paho: timed out")
+	require.NoError(t, tok.Error(), "paho")
 }
 
 func TestGoodTokenConnects(t *testing.T) {
 	srv := brokertest.New(t, brokertest.WithHook(tokens))
 	c, err := connect(t, srv, "dev1", "s3cret")
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
+	require.NoError(t, err, "connect")
 	wait(t, c.Publish("devices/dev1/temp", 1, false, "21"))
 	srv.Expect(t, "devices/dev1/temp", "21")
 }
@@ -63,9 +56,7 @@ func TestBadTokenRefused(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := connect(t, srv, tc.id, tc.token)
-			if !errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword) { // CONNACK 0x04
-				t.Errorf("connect: %v, want %v", err, packets.ErrorRefusedBadUsernameOrPassword)
-			}
+			assert.ErrorIs(t, err, packets.ErrorRefusedBadUsernameOrPassword, "connect: want CONNACK 0x04")
 		})
 	}
 }
@@ -75,18 +66,15 @@ func TestBadTokenRefused(t *testing.T) {
 func TestPublishOutsideSubtreeDropped(t *testing.T) {
 	srv := brokertest.New(t, brokertest.WithHook(tokens))
 	c, err := connect(t, srv, "dev1", "s3cret")
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
+	require.NoError(t, err, "connect")
 	wait(t, c.Publish("devices/dev2/cmd", 1, false, "unlock"))
 	wait(t, c.Publish("other/topic", 1, false, "x"))
 	wait(t, c.Publish("devices/dev1/temp", 1, false, "21"))
 	// The broker handles one client's messages in order: once the last is
 	// delivered, the first two would have been.
 	srv.Expect(t, "devices/dev1/temp", "21")
-	if got := srv.Messages("#"); len(got) != 1 {
-		t.Errorf("delivered %v, want devices/dev1/temp only", got)
-	}
+	got := srv.Messages("#")
+	assert.Len(t, got, 1, "delivered %v, want devices/dev1/temp only", got)
 	srv.Publish("devices/dev2/cmd", "from the application")
 	srv.Expect(t, "devices/dev2/cmd", "from the application")
 }
@@ -96,9 +84,7 @@ func TestPublishOutsideSubtreeDropped(t *testing.T) {
 func TestSubscribeOutsideSubtreeRefused(t *testing.T) {
 	srv := brokertest.New(t, brokertest.WithHook(tokens))
 	c, err := connect(t, srv, "dev1", "s3cret")
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
+	require.NoError(t, err, "connect")
 	// Paho calls the handler once per local filter that matches, refused
 	// or not: room for each.
 	got := make(chan string, 6)
@@ -120,18 +106,14 @@ func TestSubscribeOutsideSubtreeRefused(t *testing.T) {
 		"devices/dev1suffix/#": 0x80,
 	}
 	for filter, code := range tok.(*mqtt.SubscribeToken).Result() {
-		if code != want[filter] {
-			t.Errorf("SUBACK for %q: %#x, want %#x", filter, code, want[filter])
-		}
+		assert.Equal(t, want[filter], code, "SUBACK for %q", filter)
 	}
 	srv.Publish("devices/dev1/cmd", "on")
 	select {
 	case m := <-got:
-		if m != "devices/dev1/cmd on" {
-			t.Errorf("got %q, want devices/dev1/cmd on", m)
-		}
+		assert.Equal(t, "devices/dev1/cmd on", m, "message on the granted subscription")
 	case <-time.After(timeout):
-		t.Fatal("no message on the granted subscription")
+		require.FailNow(t, "no message on the granted subscription")
 	}
 }
 
@@ -153,17 +135,12 @@ func TestParseTokens(t *testing.T) {
 	}
 	for _, tc := range cases {
 		got, err := parseTokens(tc.in)
-		if (err != nil) != tc.wantErr {
-			t.Errorf("parseTokens(%q) error %v, want error %v", tc.in, err, tc.wantErr)
+		if !assert.Equal(t, tc.wantErr, err != nil, "parseTokens(%q) error %v: failed", tc.in, err) {
 			continue
 		}
-		if len(got) != len(tc.want) {
-			t.Errorf("parseTokens(%q) = %v, want %v", tc.in, got, tc.want)
-		}
+		assert.Len(t, got, len(tc.want), "parseTokens(%q) = %v, want %v", tc.in, got, tc.want)
 		for id, tok := range tc.want {
-			if got[id] != tok {
-				t.Errorf("parseTokens(%q)[%s] = %q, want %q", tc.in, id, got[id], tok)
-			}
+			assert.Equal(t, tok, got[id], "parseTokens(%q)[%s]", tc.in, id)
 		}
 	}
 }

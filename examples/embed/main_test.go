@@ -6,6 +6,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/listeners"
@@ -18,9 +20,7 @@ const timeout = 5 * time.Second
 // receives the device's report, and cancelling the context stops it cleanly.
 func TestRun(t *testing.T) {
 	l, err := listeners.TCP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "listen")
 	reports := make(chan tern.Message, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -39,41 +39,33 @@ func TestRun(t *testing.T) {
 	}))
 	select {
 	case beat := <-beats:
-		if _, err := time.Parse(time.RFC3339, beat); err != nil {
-			t.Errorf("heartbeat %q: %v", beat, err)
-		}
+		_, err := time.Parse(time.RFC3339, beat)
+		assert.NoError(t, err, "heartbeat %q is not an RFC 3339 time", beat)
 	case <-time.After(timeout):
-		t.Fatal("no heartbeat")
+		require.FailNow(t, "no heartbeat")
 	}
 
 	wait(t, device.Publish("devices/42/status", 1, false, "online"))
 	select {
 	case m := <-reports:
-		if m.Topic != "devices/42/status" || string(m.Payload) != "online" {
-			t.Errorf("report %s %q, want devices/42/status online", m.Topic, m.Payload)
-		}
+		assert.Equal(t, "devices/42/status", m.Topic, "report's topic")
+		assert.Equal(t, "online", string(m.Payload), "report's payload")
 	case <-time.After(timeout):
-		t.Fatal("the application got no report")
+		require.FailNow(t, "the application got no report")
 	}
 	device.Disconnect(250)
 
 	cancel()
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Errorf("run: %v", err)
-		}
+		assert.NoError(t, err, "run")
 	case <-time.After(timeout):
-		t.Fatal("run did not return after cancel")
+		require.FailNow(t, "run did not return after cancel")
 	}
 }
 
 func wait(t *testing.T, tok mqtt.Token) {
 	t.Helper()
-	if !tok.WaitTimeout(timeout) {
-		t.Fatal("paho: timed out")
-	}
-	if err := tok.Error(); err != nil {
-		t.Fatalf("paho: %v", err)
-	}
+	require.True(t, tok.WaitTimeout(timeout), "paho: timed out")
+	require.NoError(t, tok.Error(), "paho")
 }

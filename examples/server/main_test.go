@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,6 +10,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ternmq/tern/packets"
 )
@@ -73,7 +75,7 @@ func startRun(t *testing.T, args ...string) (addr string, stop func() error) {
 		case err := <-done:
 			return err
 		case <-time.After(2 * testTimeout):
-			t.Fatalf("run did not return after cancel\n%s", logs)
+			require.FailNow(t, "run did not return after cancel", "log:\n%s", logs)
 			return nil
 		}
 	}
@@ -81,9 +83,9 @@ func startRun(t *testing.T, args ...string) (addr string, stop func() error) {
 	select {
 	case addr = <-logs.addr:
 	case err := <-done:
-		t.Fatalf("run returned %v before listening\n%s", err, logs)
+		require.FailNow(t, "run returned before listening", "error %v; log:\n%s", err, logs)
 	case <-time.After(testTimeout):
-		t.Fatalf("no listening address logged\n%s", logs)
+		require.FailNow(t, "no listening address logged", "log:\n%s", logs)
 	}
 	return addr, stop
 }
@@ -98,39 +100,30 @@ type client struct {
 func dial(t *testing.T, addr string, cp *packets.Connect) (*client, *packets.Connack) {
 	t.Helper()
 	nc, err := net.DialTimeout("tcp", addr, testTimeout)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "dial")
 	t.Cleanup(func() { nc.Close() })
 	c := &client{t: t, nc: nc, r: packets.NewReader(nc, 0)}
 	cp.ProtocolName, cp.ProtocolLevel, cp.KeepAlive = "MQTT", 4, 60
 	c.send(cp)
-	ack, ok := c.recv().(*packets.Connack)
-	if !ok {
-		t.Fatal("expected CONNACK")
-	}
-	return c, ack
+	p := c.recv()
+	require.IsType(t, &packets.Connack{}, p, "expected CONNACK")
+	return c, p.(*packets.Connack)
 }
 
 func (c *client) send(p packets.Packet) {
 	c.t.Helper()
 	b, err := p.Append(nil)
-	if err != nil {
-		c.t.Fatal(err)
-	}
+	require.NoError(c.t, err, "encoding %T", p)
 	c.nc.SetWriteDeadline(time.Now().Add(testTimeout))
-	if _, err := c.nc.Write(b); err != nil {
-		c.t.Fatal(err)
-	}
+	_, err = c.nc.Write(b)
+	require.NoError(c.t, err, "writing %T", p)
 }
 
 func (c *client) recv() packets.Packet {
 	c.t.Helper()
 	c.nc.SetReadDeadline(time.Now().Add(testTimeout))
 	p, err := c.r.ReadPacket()
-	if err != nil {
-		c.t.Fatalf("recv: %v", err)
-	}
+	require.NoError(c.t, err, "recv")
 	return p
 }
 
@@ -144,9 +137,7 @@ func TestRunKeepsStateInTheDataDirectory(t *testing.T) {
 			addr, stop := startRun(t, "-data", dir, "-durability", durability)
 			sub, _ := dial(t, addr, &packets.Connect{ClientID: "keeper"})
 			sub.send(&packets.Subscribe{PacketID: 1, Subscriptions: []packets.Subscription{{Filter: "k/#", QoS: 1}}})
-			if _, ok := sub.recv().(*packets.Suback); !ok {
-				t.Fatal("expected SUBACK")
-			}
+			require.IsType(t, &packets.Suback{}, sub.recv(), "expected SUBACK")
 			sub.send(&packets.Disconnect{})
 			pub, _ := dial(t, addr, &packets.Connect{ClientID: "pub", CleanSession: true})
 			for i, m := range []packets.Publish{
@@ -154,34 +145,27 @@ func TestRunKeepsStateInTheDataDirectory(t *testing.T) {
 				{Topic: "r", Payload: []byte("retained"), QoS: 1, PacketID: 2, Retain: true},
 			} {
 				pub.send(&m)
-				if a, ok := pub.recv().(*packets.Puback); !ok || a.PacketID != uint16(i+1) {
-					t.Fatalf("expected PUBACK %d", i+1)
-				}
+				require.Equal(t, &packets.Puback{PacketID: uint16(i + 1)}, pub.recv(), "expected PUBACK %d", i+1)
 			}
-			if err := stop(); err != nil {
-				t.Fatalf("run: %v", err)
-			}
-			if _, err := os.Stat(filepath.Join(dir, "tern.db")); err != nil {
-				t.Fatalf("no data file: %v", err)
-			}
+			require.NoError(t, stop(), "run")
+			_, err := os.Stat(filepath.Join(dir, "tern.db"))
+			require.NoError(t, err, "no data file")
 
 			addr, stop = startRun(t, "-data", dir, "-durability", durability)
 			sub, ack := dial(t, addr, &packets.Connect{ClientID: "keeper"})
-			if ack.ReturnCode != 0 || !ack.SessionPresent {
-				t.Fatalf("CONNACK %+v, want the stored session", ack)
-			}
-			if p, ok := sub.recv().(*packets.Publish); !ok || string(p.Payload) != "for keeper" {
-				t.Fatalf("expected the queued message, got %+v", p)
-			}
+			require.Equal(t, packets.Accepted, ack.ReturnCode, "CONNACK %+v, want the stored session", ack)
+			require.True(t, ack.SessionPresent, "CONNACK %+v, want the stored session", ack)
+			p := sub.recv()
+			require.IsType(t, &packets.Publish{}, p, "expected the queued message, got %+v", p)
+			require.Equal(t, "for keeper", string(p.(*packets.Publish).Payload), "expected the queued message, got %+v", p)
 			late, _ := dial(t, addr, &packets.Connect{ClientID: "late", CleanSession: true})
 			late.send(&packets.Subscribe{PacketID: 1, Subscriptions: []packets.Subscription{{Filter: "r", QoS: 0}}})
 			late.recv() // SUBACK
-			if p, ok := late.recv().(*packets.Publish); !ok || string(p.Payload) != "retained" || !p.Retain {
-				t.Fatalf("expected the retained message, got %+v", p)
-			}
-			if err := stop(); err != nil {
-				t.Fatalf("run: %v", err)
-			}
+			p = late.recv()
+			require.IsType(t, &packets.Publish{}, p, "expected the retained message, got %+v", p)
+			require.Equal(t, "retained", string(p.(*packets.Publish).Payload), "expected the retained message, got %+v", p)
+			require.True(t, p.(*packets.Publish).Retain, "expected the retained message, got %+v", p)
+			require.NoError(t, stop(), "run")
 		})
 	}
 }
@@ -191,17 +175,13 @@ func TestRunKeepsStateInTheDataDirectory(t *testing.T) {
 // file lists a user with that hash accepts that password and no other.
 func TestHashPasswordGivesAHashTheAuthFileAccepts(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if err := run(context.Background(), []string{"-hash-password"}, strings.NewReader("s3cret pass\r\n"), &out, &errOut); err != nil {
-		t.Fatalf("-hash-password: %v", err)
-	}
+	err := run(context.Background(), []string{"-hash-password"}, strings.NewReader("s3cret pass\r\n"), &out, &errOut)
+	require.NoError(t, err, "-hash-password")
 	hash := strings.TrimSpace(out.String())
-	if !strings.HasPrefix(hash, "$2") || len(hash) != 60 {
-		t.Fatalf("output %q is not a bcrypt hash", out.String())
-	}
+	require.True(t, strings.HasPrefix(hash, "$2"), "output %q is not a bcrypt hash", out.String())
+	require.Len(t, hash, 60, "output %q is not a bcrypt hash", out.String())
 	authFile := filepath.Join(t.TempDir(), "auth.conf")
-	if err := os.WriteFile(authFile, []byte("user alice "+hash+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(authFile, []byte("user alice "+hash+"\n"), 0o600))
 	addr, _ := startRun(t, "-auth", authFile)
 	for _, tc := range []struct {
 		password string
@@ -211,14 +191,11 @@ func TestHashPasswordGivesAHashTheAuthFileAccepts(t *testing.T) {
 		{"s3cret pass\r", packets.RefusedBadUsernamePassword}, // a wrong one: the line ending is not part of it
 	} {
 		_, ack := dial(t, addr, &packets.Connect{ClientID: "a", CleanSession: true, UsernameFlag: true, Username: "alice", PasswordFlag: true, Password: []byte(tc.password)})
-		if ack.ReturnCode != tc.code {
-			t.Errorf("password %q: CONNACK 0x%02x, want 0x%02x", tc.password, ack.ReturnCode, tc.code)
-		}
+		assert.Equal(t, tc.code, ack.ReturnCode, "password %q: CONNACK return code", tc.password)
 	}
 
-	if err := run(context.Background(), []string{"-hash-password"}, strings.NewReader(""), &out, &errOut); err == nil {
-		t.Error("-hash-password with nothing on standard input succeeded")
-	}
+	err = run(context.Background(), []string{"-hash-password"}, strings.NewReader(""), &out, &errOut)
+	assert.Error(t, err, "-hash-password with nothing on standard input succeeded")
 }
 
 // TestRunRefusesBadConfiguration: bad flags and unusable files make run
@@ -226,16 +203,10 @@ func TestHashPasswordGivesAHashTheAuthFileAccepts(t *testing.T) {
 func TestRunRefusesBadConfiguration(t *testing.T) {
 	tmp := t.TempDir()
 	notDir := filepath.Join(tmp, "file")
-	if err := os.WriteFile(notDir, []byte("x"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(notDir, []byte("x"), 0o600))
 	corrupt := filepath.Join(tmp, "corrupt")
-	if err := os.MkdirAll(corrupt, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(corrupt, "tern.db"), bytes.Repeat([]byte("garbage "), 8192), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.MkdirAll(corrupt, 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(corrupt, "tern.db"), bytes.Repeat([]byte("garbage "), 8192), 0o600))
 	cases := []struct {
 		name string
 		args []string
@@ -259,15 +230,9 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 			defer cancel()
 			var stderr bytes.Buffer
 			err := run(ctx, tc.args, strings.NewReader(""), &bytes.Buffer{}, &stderr)
-			if err == nil {
-				t.Fatalf("run %v succeeded\n%s", tc.args, stderr.String())
-			}
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				t.Fatalf("run %v served until the deadline before failing: %v", tc.args, err)
-			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("run %v: %q does not mention %q", tc.args, err, tc.want)
-			}
+			require.Error(t, err, "run %v succeeded\n%s", tc.args, stderr.String())
+			require.NotErrorIs(t, ctx.Err(), context.DeadlineExceeded, "run %v served until the deadline before failing: %v", tc.args, err)
+			require.Contains(t, err.Error(), tc.want, "run %v: the error does not name the problem", tc.args)
 		})
 	}
 }

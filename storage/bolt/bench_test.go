@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/ternmq/tern/storage"
 )
 
@@ -24,9 +26,7 @@ func BenchmarkQoS1(b *testing.B) {
 		for _, writers := range []int{1, 8, 64} {
 			b.Run(fmt.Sprintf("%s/writers=%d", d, writers), func(b *testing.B) {
 				s, err := Open(filepath.Join(b.TempDir(), "tern.db"), Options{Durability: d})
-				if err != nil {
-					b.Fatal(err)
-				}
+				require.NoError(b, err, "Open")
 				defer s.Close()
 				ctx := context.Background()
 				var wg sync.WaitGroup
@@ -63,15 +63,13 @@ func BenchmarkQoS1(b *testing.B) {
 				wg.Wait()
 				if d == Async {
 					// Count the flush of what is pending.
-					if err := s.barrier(ctx); err != nil {
-						b.Fatal(err)
-					}
+					require.NoError(b, s.barrier(ctx), "flush of what is pending")
 				}
 				elapsed := time.Since(start).Seconds()
 				b.StopTimer()
 				close(errs)
 				for err := range errs {
-					b.Fatal(err)
+					require.NoError(b, err, "Write")
 				}
 				c := s.commits.Load() - commits
 				b.ReportMetric(float64(b.N)/elapsed, "msgs/s")

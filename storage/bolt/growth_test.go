@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/ternmq/tern/storage"
 	"github.com/ternmq/tern/storage/bolt"
 )
@@ -22,18 +25,14 @@ func TestFileSizeBounded(t *testing.T) {
 	const limit = 1 << 20 // measured: 256 KiB
 	path := filepath.Join(t.TempDir(), "tern.db")
 	st, err := bolt.Open(path, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "Open")
 	defer st.Close()
 	ctx := context.Background()
 	payload := make([]byte, 256)
-	if err := st.Write(ctx, []storage.Op{
+	require.NoError(t, st.Write(ctx, []storage.Op{
 		{Kind: storage.PutSession, Session: storage.Session{ClientID: "device-1"}},
 		{Kind: storage.PutSubscription, Subscription: storage.Subscription{ClientID: "device-1", Filter: "cmd/#", QoS: 1}},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	}), "Write of the session")
 	ops := make([]storage.Op, 0, 2*batch)
 	for seq := 0; seq < total+batch; seq += batch {
 		ops = ops[:0]
@@ -46,23 +45,14 @@ func TestFileSizeBounded(t *testing.T) {
 		for i := seq - batch; i >= 0 && i < seq; i++ {
 			ops = append(ops, storage.Op{Kind: storage.DeleteDelivery, Delivery: storage.Delivery{ClientID: "device-1", Seq: uint64(i)}})
 		}
-		if err := st.Write(ctx, ops); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, st.Write(ctx, ops), "Write of the batch at %d", seq)
 	}
 	snap, err := st.Load(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(snap.Deliveries) != 0 || len(snap.Sessions) != 1 || len(snap.Subscriptions) != 1 {
-		t.Fatalf("left %d deliveries, %d sessions, %d subscriptions; want 0, 1, 1", len(snap.Deliveries), len(snap.Sessions), len(snap.Subscriptions))
-	}
+	require.NoError(t, err, "Load")
+	require.Equal(t, []int{0, 1, 1}, []int{len(snap.Deliveries), len(snap.Sessions), len(snap.Subscriptions)},
+		"deliveries, sessions and subscriptions left")
 	info, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "Stat")
 	t.Logf("file size after %d deliveries (%d MiB of payload) put and deleted: %d bytes", total, total*len(payload)>>20, info.Size())
-	if info.Size() > limit {
-		t.Errorf("file grew to %d bytes, over %d", info.Size(), limit)
-	}
+	assert.LessOrEqual(t, info.Size(), int64(limit), "file size in bytes")
 }

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/ternmq/tern/storage"
 )
 
@@ -16,12 +19,12 @@ func FuzzClientKey(f *testing.F) {
 	f.Fuzz(func(t *testing.T, a, b string) {
 		ka := appendClientKey(nil, a)
 		id, inline, rest, err := parseClientKey(binary.BigEndian.AppendUint64(bytes.Clone(ka), 42))
-		if err != nil {
-			t.Fatalf("parse %q: %v", a, err)
+		require.NoError(t, err, "parse %q", a)
+		require.Equal(t, idInline(a), inline, "%q parses as %q inline=%v rest=%x", a, id, inline, rest)
+		if inline {
+			require.Equal(t, a, id, "%q parses as %q inline=%v rest=%x", a, id, inline, rest)
 		}
-		if inline != idInline(a) || (inline && id != a) || len(rest) != 8 {
-			t.Fatalf("%q parses as %q inline=%v rest=%x", a, id, inline, rest)
-		}
+		require.Len(t, rest, 8, "%q parses as %q inline=%v rest=%x", a, id, inline, rest)
 		if !inline {
 			return
 		}
@@ -31,11 +34,11 @@ func FuzzClientKey(f *testing.F) {
 		if !idInline(b) {
 			return
 		}
-		if got, want := bytes.Compare(ka, kb), strings.Compare(a, b); got != want {
-			t.Errorf("keys of %q and %q compare %d, identifiers %d", a, b, got, want)
-		}
-		if a != b && (bytes.HasPrefix(ka, kb) || bytes.HasPrefix(kb, ka)) {
-			t.Errorf("key of %q is a prefix of the key of %q or the reverse", a, b)
+		assert.Equal(t, strings.Compare(a, b), bytes.Compare(ka, kb),
+			"keys of %q and %q compare as the identifiers do", a, b)
+		if a != b {
+			assert.False(t, bytes.HasPrefix(ka, kb) || bytes.HasPrefix(kb, ka),
+				"key of %q is a prefix of the key of %q or the reverse", a, b)
 		}
 	})
 }
@@ -51,9 +54,7 @@ func FuzzDecode(f *testing.F) {
 		{Kind: storage.PutInbound, Inbound: storage.Inbound{ClientID: "c", PacketID: 9}},
 		{Kind: storage.PutRetained, Retained: storage.Message{Topic: "", Payload: []byte("p")}},
 	} {
-		if err := b.add(&op); err != nil {
-			f.Fatal(err)
-		}
+		require.NoError(f, b.add(&op), "seed op %v", op.Kind)
 		m := b.muts[len(b.muts)-1]
 		f.Add(m.bucket, b.buf[m.k0:m.k1], b.buf[m.v0:m.v1])
 	}

@@ -3,7 +3,6 @@ package bolt_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/ternmq/tern/storage"
@@ -24,9 +25,9 @@ func TestOpenRejectsBadOptions(t *testing.T) {
 		{Durability: bolt.Async, FlushInterval: -time.Second},
 		{LockTimeout: -1},
 	} {
-		if st, err := bolt.Open(path, opts); err == nil {
+		st, err := bolt.Open(path, opts)
+		if !assert.Error(t, err, "Open with %+v", opts) {
 			st.Close()
-			t.Errorf("Open with %+v: no error", opts)
 		}
 	}
 }
@@ -37,9 +38,7 @@ func filled(t *testing.T, n int) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "tern.db")
 	st, err := bolt.Open(path, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "Open")
 	ops := []storage.Op{{Kind: storage.PutSession, Session: storage.Session{ClientID: "c"}}}
 	for i := range n {
 		ops = append(ops, storage.Op{Kind: storage.PutDelivery, Delivery: storage.Delivery{
@@ -47,12 +46,8 @@ func filled(t *testing.T, n int) string {
 			Msg: storage.Message{Topic: "t", QoS: 1, Payload: fmt.Appendf(nil, "marker-%06d-%s", i, strings.Repeat("x", 200))},
 		}})
 	}
-	if err := st.Write(context.Background(), ops); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, st.Write(context.Background(), ops), "Write")
+	require.NoError(t, st.Close(), "Close")
 	return path
 }
 
@@ -70,16 +65,10 @@ func openAndLoad(path string) error {
 // checkCorrupt checks that err names path and wraps bolt.ErrCorrupt.
 func checkCorrupt(t *testing.T, err error, path string) {
 	t.Helper()
-	if err == nil {
-		t.Fatal("no error for a damaged file")
-	}
+	require.Error(t, err, "no error for a damaged file")
 	t.Log(err)
-	if !errors.Is(err, bolt.ErrCorrupt) {
-		t.Errorf("error %q does not wrap ErrCorrupt", err)
-	}
-	if !strings.Contains(err.Error(), path) {
-		t.Errorf("error %q does not name the file %s", err, path)
-	}
+	assert.ErrorIs(t, err, bolt.ErrCorrupt, "error for a damaged file")
+	assert.Contains(t, err.Error(), path, "error does not name the file")
 }
 
 func TestOpenFailsOnGarbage(t *testing.T) {
@@ -87,9 +76,7 @@ func TestOpenFailsOnGarbage(t *testing.T) {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "tern.db")
 			garbage := bytes.Repeat([]byte("not a bbolt file\x00\xa5"), size/18+1)[:size]
-			if err := os.WriteFile(path, garbage, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, os.WriteFile(path, garbage, 0o600))
 			checkCorrupt(t, openAndLoad(path), path)
 		})
 	}
@@ -98,30 +85,21 @@ func TestOpenFailsOnGarbage(t *testing.T) {
 func TestOpenFailsOnTruncatedFile(t *testing.T) {
 	src := filled(t, 2000)
 	whole, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	// The file's pages end at its high-water mark; bbolt may have grown
 	// the file past it.
 	db, err := bbolt.Open(src, 0o600, &bbolt.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "bbolt.Open")
 	var used int
-	if err := db.View(func(tx *bbolt.Tx) error { used = int(tx.Size()); return nil }); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, db.View(func(tx *bbolt.Tx) error { used = int(tx.Size()); return nil }))
 	page := db.Info().PageSize
 	db.Close()
-	if used > len(whole) || used < 20*page {
-		t.Fatalf("file of %d bytes, pages up to %d: not the file this test needs", len(whole), used)
-	}
+	require.LessOrEqual(t, used, len(whole), "pages end past the file: not the file this test needs")
+	require.GreaterOrEqual(t, used, 20*page, "fewer than 20 pages: not the file this test needs")
 	for _, size := range []int{used - page, used / 2, 4 * page, 2*page + 1, page + 10, page, 100} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "tern.db")
-			if err := os.WriteFile(path, whole[:size], 0o600); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, os.WriteFile(path, whole[:size], 0o600))
 			checkCorrupt(t, openAndLoad(path), path)
 		})
 	}
@@ -130,56 +108,41 @@ func TestOpenFailsOnTruncatedFile(t *testing.T) {
 func TestOpenFailsOnForeignBoltFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "other.db")
 	db, err := bbolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "bbolt.Open")
 	err = db.Update(func(tx *bbolt.Tx) error {
 		_, err := tx.CreateBucket([]byte("someone else's"))
 		return err
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "CreateBucket")
+	require.NoError(t, db.Close(), "Close")
 	checkCorrupt(t, openAndLoad(path), path)
 }
 
 func TestOpenFailsOnLockedFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tern.db")
 	first, err := bolt.Open(path, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "first Open")
 	defer first.Close()
 	start := time.Now()
 	second, err := bolt.Open(path, bolt.Options{LockTimeout: 50 * time.Millisecond})
-	if err == nil {
+	if !assert.Error(t, err, "a second Open of a locked file succeeded") {
 		second.Close()
-		t.Fatal("a second Open of a locked file succeeded")
+		t.FailNow()
 	}
-	if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "locked") {
-		t.Errorf("error %q does not say that %s is locked", err, path)
-	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("Open waited %s for a lock timeout of 50ms", d)
-	}
+	assert.Contains(t, err.Error(), path, "error does not say that the file is locked")
+	assert.Contains(t, err.Error(), "locked", "error does not say that the file is locked")
+	assert.LessOrEqual(t, time.Since(start), 10*time.Second, "Open's wait for a lock timeout of 50ms")
 }
 
 func TestOpenOrLoadFailsOnDamagedPage(t *testing.T) {
 	src := filled(t, 2000)
 	whole, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	page := os.Getpagesize()
 	// The store was written in one transaction, so each payload is on
 	// disk once, in a live page.
 	at := bytes.Index(whole, []byte("marker-001000"))
-	if at < 0 || bytes.Count(whole, []byte("marker-001000")) != 1 {
-		t.Fatalf("payload found at %d, %d times", at, bytes.Count(whole, []byte("marker-001000")))
-	}
+	require.Equal(t, 1, bytes.Count(whole, []byte("marker-001000")), "payload found at %d: times", at)
 	for name, fill := range map[string]byte{"zeros": 0x00, "ones": 0xff, "pattern": 0xa5} {
 		t.Run(name, func(t *testing.T) {
 			damaged := bytes.Clone(whole)
@@ -188,9 +151,7 @@ func TestOpenOrLoadFailsOnDamagedPage(t *testing.T) {
 				damaged[i] = fill
 			}
 			path := filepath.Join(t.TempDir(), "tern.db")
-			if err := os.WriteFile(path, damaged, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, os.WriteFile(path, damaged, 0o600))
 			checkCorrupt(t, openAndLoad(path), path)
 		})
 	}
@@ -220,28 +181,16 @@ func TestLoadFailsOnMalformedRecord(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "tern.db")
 			st, err := bolt.Open(path, bolt.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := st.Close(); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err, "Open")
+			require.NoError(t, st.Close(), "Close")
 			db, err := bbolt.Open(path, 0o600, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err, "bbolt.Open")
 			err = db.Update(func(tx *bbolt.Tx) error { return tx.Bucket([]byte(tc.bucket)).Put(tc.key, tc.value) })
-			if cerr := db.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err, "Put of the malformed record")
+			require.NoError(t, db.Close(), "bbolt Close")
 			err = openAndLoad(path)
 			checkCorrupt(t, err, path)
-			if !strings.Contains(err.Error(), tc.bucket) {
-				t.Errorf("error %q does not name the bucket %s", err, tc.bucket)
-			}
+			assert.Contains(t, err.Error(), tc.bucket, "error does not name the bucket")
 		})
 	}
 }

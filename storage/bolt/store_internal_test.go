@@ -3,14 +3,15 @@ package bolt
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ternmq/tern/storage"
 )
@@ -18,24 +19,14 @@ import (
 func open(t *testing.T, opts Options) *Store {
 	t.Helper()
 	s, err := Open(filepath.Join(t.TempDir(), "tern.db"), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "Open")
 	t.Cleanup(func() { s.Close() })
 	return s
 }
 
-// eventually polls cond until it holds, failing the test after 10 s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
+// waitFor is how long a test waits for the writer goroutine to reach a
+// state: generous, for a loaded machine.
+const waitFor = 10 * time.Second
 
 func (s *Store) queueLen() int {
 	s.mu.Lock()
@@ -55,13 +46,12 @@ func putOp(id string, seq uint64) []storage.Op {
 func blockWriter(t *testing.T, s *Store) (release func(), first <-chan error) {
 	t.Helper()
 	tx, err := s.db.Begin(true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "Begin")
 	done := make(chan error, 1)
 	taken := s.batches.Load()
 	go func() { done <- s.Write(context.Background(), putOp("first", 0)) }()
-	eventually(t, "the writer takes the first Write", func() bool { return s.batches.Load() > taken })
+	require.Eventually(t, func() bool { return s.batches.Load() > taken }, waitFor, time.Millisecond,
+		"the writer never took the first Write")
 	return func() { _ = tx.Rollback() }, done
 }
 
@@ -75,26 +65,18 @@ func TestConcurrentWritesShareOneCommit(t *testing.T) {
 	for i := range writers {
 		go func() { errs <- s.Write(context.Background(), putOp("c", uint64(i))) }()
 	}
-	eventually(t, "all Writes are queued", func() bool { return s.queueLen() == writers })
+	require.Eventually(t, func() bool { return s.queueLen() == writers }, waitFor, time.Millisecond,
+		"the Writes were never all queued")
 	release()
 	for range writers {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, <-errs, "queued Write")
 	}
-	if err := <-first; err != nil {
-		t.Fatal(err)
-	}
-	if n := s.commits.Load() - before; n != 2 {
-		t.Errorf("%d commits for one blocked Write and %d queued behind it, want 2", n, writers)
-	}
+	require.NoError(t, <-first, "blocked Write")
+	assert.Equal(t, uint64(2), s.commits.Load()-before,
+		"commits for one blocked Write and %d queued behind it", writers)
 	snap, err := s.Load(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(snap.Deliveries) != writers+1 {
-		t.Errorf("%d deliveries stored, want %d", len(snap.Deliveries), writers+1)
-	}
+	require.NoError(t, err, "Load")
+	assert.Len(t, snap.Deliveries, writers+1, "deliveries stored")
 }
 
 func TestCancelledWhileQueuedIsNotWritten(t *testing.T) {
@@ -103,60 +85,40 @@ func TestCancelledWhileQueuedIsNotWritten(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Write(ctx, putOp("cancelled", 1)) }()
-	eventually(t, "the Write is queued", func() bool { return s.queueLen() == 1 })
+	require.Eventually(t, func() bool { return s.queueLen() == 1 }, waitFor, time.Millisecond,
+		"the Write was never queued")
 	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Errorf("Write: %v, want context.Canceled", err)
-	}
+	assert.ErrorIs(t, <-done, context.Canceled, "Write cancelled while queued")
 	release()
-	if err := <-first; err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, <-first, "blocked Write")
 	// A later Write is committed after the writer dealt with the
 	// cancelled one.
-	if err := s.Write(context.Background(), putOp("later", 1)); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, s.Write(context.Background(), putOp("later", 1)), "later Write")
 	snap, err := s.Load(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "Load")
 	for _, d := range snap.Deliveries {
-		if d.ClientID == "cancelled" {
-			t.Error("the cancelled Write was committed")
-		}
+		assert.NotEqual(t, "cancelled", d.ClientID, "the cancelled Write was committed")
 	}
-	if len(snap.Deliveries) != 2 {
-		t.Errorf("%d deliveries, want 2 (first, later)", len(snap.Deliveries))
-	}
+	assert.Len(t, snap.Deliveries, 2, "deliveries, want first and later")
 }
 
 func TestAsyncWriteReturnsBeforeCommit(t *testing.T) {
 	s := open(t, Options{Durability: Async, FlushInterval: time.Hour})
 	s.maxPending = 1 << 10
-	if err := s.Write(context.Background(), putOp("c", 1)); err != nil {
-		t.Fatal(err)
-	}
-	if n := s.commits.Load(); n != 0 {
-		t.Fatalf("%d commits after an Async Write with an hour's interval", n)
-	}
+	require.NoError(t, s.Write(context.Background(), putOp("c", 1)), "Write")
+	require.Zero(t, s.commits.Load(), "commits after an Async Write with an hour's interval")
 	// Over the pending bound, a Write waits for its commit.
 	big := putOp("c", 2)
 	big[0].Delivery.Msg.Payload = make([]byte, s.maxPending)
-	if err := s.Write(context.Background(), big); err != nil {
-		t.Fatal(err)
-	}
-	if n := s.commits.Load(); n != 1 {
-		t.Fatalf("%d commits after a Write over the pending bound, want 1", n)
-	}
+	require.NoError(t, s.Write(context.Background(), big), "Write over the pending bound")
+	require.Equal(t, uint64(1), s.commits.Load(), "commits after a Write over the pending bound")
 }
 
 func TestAsyncFlushesOnInterval(t *testing.T) {
 	s := open(t, Options{Durability: Async, FlushInterval: time.Millisecond})
-	if err := s.Write(context.Background(), putOp("c", 1)); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "the interval's flush commits", func() bool { return s.commits.Load() == 1 })
+	require.NoError(t, s.Write(context.Background(), putOp("c", 1)), "Write")
+	require.Eventually(t, func() bool { return s.commits.Load() == 1 }, waitFor, time.Millisecond,
+		"the interval's flush never committed")
 }
 
 // syncBuffer is a log destination written by the writer goroutine.
@@ -180,63 +142,43 @@ func (w *syncBuffer) String() string {
 func TestAsyncCommitFailureStopsTheStore(t *testing.T) {
 	var logs syncBuffer
 	s := open(t, Options{Durability: Async, FlushInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err := s.Write(context.Background(), putOp("c", 1)); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, s.Write(context.Background(), putOp("c", 1)), "Write")
 	// The disk goes away under the store.
-	if err := s.db.Close(); err != nil {
-		t.Fatal(err)
+	require.NoError(t, s.db.Close(), "closing the database under the store")
+	_, err := s.Load(context.Background())
+	require.Error(t, err, "Load after a failed flush")
+	err = s.Write(context.Background(), putOp("c", 2))
+	if assert.Error(t, err, "Write after a failed flush") {
+		assert.Contains(t, err.Error(), s.path, "Write after a failed flush: want an error naming the file")
 	}
-	if _, err := s.Load(context.Background()); err == nil {
-		t.Fatal("Load after a failed flush: no error")
-	}
-	if err := s.Write(context.Background(), putOp("c", 2)); err == nil || !strings.Contains(err.Error(), s.path) {
-		t.Errorf("Write after a failed flush: %v, want an error naming the file", err)
-	}
-	if err := s.Close(); err == nil {
-		t.Error("Close after lost writes: no error")
-	}
-	if !strings.Contains(logs.String(), "commit failed") {
-		t.Errorf("the failure was not logged; logs: %q", logs.String())
-	}
+	assert.Error(t, s.Close(), "Close after lost writes")
+	assert.Contains(t, logs.String(), "commit failed", "the failure was not logged")
 }
 
 func TestSyncCommitFailureIsReportedToTheWriter(t *testing.T) {
 	s := open(t, Options{})
-	if err := s.db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Write(context.Background(), putOp("c", 1)); err == nil {
-		t.Fatal("Write on a closed database: no error")
-	}
-	if err := s.Close(); err != nil {
-		t.Errorf("Close: %v; the failed Write was reported to its caller", err)
-	}
+	require.NoError(t, s.db.Close(), "closing the database under the store")
+	require.Error(t, s.Write(context.Background(), putOp("c", 1)), "Write on a closed database")
+	assert.NoError(t, s.Close(), "Close: the failed Write was reported to its caller")
 }
 
 func TestCloseStopsTheWriter(t *testing.T) {
 	for _, d := range []Durability{Sync, Async} {
 		t.Run(d.String(), func(t *testing.T) {
 			s := open(t, Options{Durability: d})
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, s.Close(), "Close")
 			select {
 			case <-s.stopped:
 			default:
-				t.Fatal("the writer goroutine still runs after Close")
+				require.FailNow(t, "the writer goroutine still runs after Close")
 			}
-			if err := s.Close(); err != nil {
-				t.Errorf("second Close: %v", err)
-			}
+			assert.NoError(t, s.Close(), "second Close")
 		})
 	}
 }
 
 func TestDurabilityString(t *testing.T) {
 	for d, want := range map[Durability]string{Sync: "sync", Async: "async", 7: "Durability(7)"} {
-		if got := fmt.Sprint(d); got != want {
-			t.Errorf("%d prints as %q, want %q", d, got, want)
-		}
+		assert.Equal(t, want, fmt.Sprint(d), "Durability %d printed", int(d))
 	}
 }

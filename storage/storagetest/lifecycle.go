@@ -2,10 +2,12 @@ package storagetest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ternmq/tern/storage"
 )
@@ -39,9 +41,7 @@ func testAtomicOnBadOp(t *testing.T, h *harness) {
 			{Kind: kind},
 			putRetained(storage.Message{Topic: "t"}),
 		})
-		if err == nil {
-			t.Errorf("Write with an op of kind %d: no error", kind)
-		}
+		assert.Error(t, err, "Write with an op of kind %d", kind)
 	}
 	h.expectBoth(before)
 }
@@ -71,12 +71,9 @@ func testCancelledContext(t *testing.T, h *harness) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	err := h.st.Write(ctx, []storage.Op{putSession(storage.Session{ClientID: "c"})})
-	if !errors.Is(err, context.Canceled) {
-		t.Errorf("Write with a cancelled context: error %v, want one wrapping context.Canceled", err)
-	}
-	if _, err := h.st.Load(ctx); !errors.Is(err, context.Canceled) {
-		t.Errorf("Load with a cancelled context: error %v, want one wrapping context.Canceled", err)
-	}
+	assert.ErrorIs(t, err, context.Canceled, "Write with a cancelled context")
+	_, err = h.st.Load(ctx)
+	assert.ErrorIs(t, err, context.Canceled, "Load with a cancelled context")
 	h.expectBoth(&storage.Snapshot{})
 }
 
@@ -84,19 +81,12 @@ func testClose(t *testing.T, h *harness) {
 	want := fill(h, "c")
 	st := h.st
 	h.st = nil
-	if err := st.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	if err := st.Close(); err != nil {
-		t.Errorf("second Close: %v", err)
-	}
+	require.NoError(t, st.Close(), "Close")
+	assert.NoError(t, st.Close(), "second Close")
 	err := st.Write(context.Background(), []storage.Op{deleteSession("c")})
-	if !errors.Is(err, storage.ErrClosed) {
-		t.Errorf("Write after Close: error %v, want one wrapping storage.ErrClosed", err)
-	}
-	if _, err := st.Load(context.Background()); !errors.Is(err, storage.ErrClosed) {
-		t.Errorf("Load after Close: error %v, want one wrapping storage.ErrClosed", err)
-	}
+	assert.ErrorIs(t, err, storage.ErrClosed, "Write after Close")
+	_, err = st.Load(context.Background())
+	assert.ErrorIs(t, err, storage.ErrClosed, "Load after Close")
 	h.reopen()
 	h.expect(want)
 }
@@ -130,7 +120,7 @@ func testConcurrentWriters(t *testing.T, h *harness) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Error(err)
+		assert.NoError(t, err, "concurrent Write")
 	}
 	want := &storage.Snapshot{}
 	for w := range writers {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/ternmq/tern/storage"
 )
 
@@ -155,7 +157,8 @@ func testRandomOps(t *testing.T, h *harness) {
 			h.expect(m.snapshot())
 		}
 		if t.Failed() {
-			t.Fatalf("after write %d (seed %d)", i, seed)
+			require.FailNow(t, "stopped at the first write whose result differs",
+				"after write %d (seed %d)", i, seed)
 		}
 	}
 }

@@ -23,11 +23,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ternmq/tern/storage"
 )
@@ -71,9 +73,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Opener) {
 			h.reopen()
 			t.Cleanup(func() {
 				if h.st != nil {
-					if err := h.st.Close(); err != nil {
-						t.Errorf("Close: %v", err)
-					}
+					assert.NoError(t, h.st.Close(), "Close at the end of the test")
 				}
 			})
 			tc.fn(t, h)
@@ -93,36 +93,26 @@ type harness struct {
 func (h *harness) reopen() {
 	h.t.Helper()
 	if h.st != nil {
-		if err := h.st.Close(); err != nil {
-			h.t.Fatalf("Close: %v", err)
-		}
+		require.NoError(h.t, h.st.Close(), "Close before reopening")
 		h.st = nil
 	}
 	st, err := h.open()
-	if err != nil {
-		h.t.Fatalf("open: %v", err)
-	}
+	require.NoError(h.t, err, "open")
 	h.st = st
 }
 
 // write writes ops in one batch and fails the test on an error.
 func (h *harness) write(ops ...storage.Op) {
 	h.t.Helper()
-	if err := h.st.Write(context.Background(), ops); err != nil {
-		h.t.Fatalf("Write(%d ops): %v", len(ops), err)
-	}
+	require.NoError(h.t, h.st.Write(context.Background(), ops), "Write(%d ops)", len(ops))
 }
 
 // load loads and fails the test on an error.
 func (h *harness) load() *storage.Snapshot {
 	h.t.Helper()
 	snap, err := h.st.Load(context.Background())
-	if err != nil {
-		h.t.Fatalf("Load: %v", err)
-	}
-	if snap == nil {
-		h.t.Fatal("Load returned a nil snapshot and no error")
-	}
+	require.NoError(h.t, err, "Load")
+	require.NotNil(h.t, snap, "Load returned a nil snapshot and no error")
 	return snap
 }
 
@@ -133,10 +123,15 @@ func (h *harness) expect(want *storage.Snapshot) {
 	got := h.load()
 	checkDeliveryOrder(h.t, got.Deliveries)
 	g, w := canonical(got), canonical(want)
-	if reflect.DeepEqual(g, w) {
+	if assert.ObjectsAreEqual(w, g) {
 		return
 	}
-	h.t.Errorf("Load differs from what was written:\n got: %s\nwant: %s", describe(g), describe(w))
+	// Records hold payloads up to 1 MiB and identifiers up to 64 KiB: the
+	// failure shows abbreviated descriptions, as a diff where they differ.
+	if assert.Equal(h.t, describe(w), describe(g), "Load differs from what was written") {
+		assert.Fail(h.t, "Load differs from what was written in what the descriptions leave out"+
+			" (an empty list against none, or long values with equal abbreviations)", describe(g))
+	}
 }
 
 // expectBoth compares now and again after a reopen.
@@ -150,9 +145,9 @@ func (h *harness) expectBoth(want *storage.Snapshot) {
 func checkDeliveryOrder(t *testing.T, ds []storage.Delivery) {
 	t.Helper()
 	for i := 1; i < len(ds); i++ {
-		if compareDelivery(ds[i-1], ds[i]) >= 0 {
-			t.Errorf("deliveries out of (ClientID, Seq) order at %d: (%q, %d) then (%q, %d)",
-				i, ds[i-1].ClientID, ds[i-1].Seq, ds[i].ClientID, ds[i].Seq)
+		if !assert.Negative(t, compareDelivery(ds[i-1], ds[i]),
+			"deliveries out of (ClientID, Seq) order at %d: (%q, %d) then (%q, %d)",
+			i, ds[i-1].ClientID, ds[i-1].Seq, ds[i].ClientID, ds[i].Seq) {
 			return
 		}
 	}
@@ -162,9 +157,9 @@ func compareDelivery(a, b storage.Delivery) int {
 	return cmp.Or(strings.Compare(a.ClientID, b.ClientID), cmp.Compare(a.Seq, b.Seq))
 }
 
-// canonical returns a copy of s that compares with reflect.DeepEqual as the
-// contract means: lists sorted, empty lists and payloads nil, times in UTC
-// without a monotonic reading.
+// canonical returns a copy of s that compares with reflect.DeepEqual (which
+// testify's ObjectsAreEqual uses) as the contract means: lists sorted, empty
+// lists and payloads nil, times in UTC without a monotonic reading.
 func canonical(s *storage.Snapshot) storage.Snapshot {
 	var c storage.Snapshot
 	for _, x := range s.Sessions {

@@ -3,6 +3,9 @@ package alerts_test
 import (
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/ternmq/tern/brokertest"
 	"github.com/ternmq/tern/examples/testing/alerts"
 )
@@ -11,9 +14,7 @@ import (
 func start(t *testing.T, srv *brokertest.Server) {
 	t.Helper()
 	svc, err := alerts.Start(srv.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "starting the service")
 	t.Cleanup(svc.Close)
 }
 
@@ -50,10 +51,11 @@ func TestReadings(t *testing.T) {
 	srv.Publish("sensors/last/temp", "99")
 	srv.Expect(t, "alerts/last", "too hot")
 	for _, c := range cases {
-		got := len(srv.Messages("alerts/" + c.sensor))
-		if c.alert && got != 1 || !c.alert && got != 0 {
-			t.Errorf("sensor %s read %q: %d alerts, want alert %v", c.sensor, c.reading, got, c.alert)
+		want := 0
+		if c.alert {
+			want = 1
 		}
+		assert.Len(t, srv.Messages("alerts/"+c.sensor), want, "sensor %s read %q: alerts", c.sensor, c.reading)
 	}
 }
 
@@ -61,9 +63,9 @@ func TestStartFailsWithoutBroker(t *testing.T) {
 	srv := brokertest.New(t)
 	addr := srv.Addr()
 	srv.Close()
-	if svc, err := alerts.Start(addr); err == nil {
+	svc, err := alerts.Start(addr)
+	if !assert.Error(t, err, "Start succeeded with the broker closed") {
 		svc.Close()
-		t.Fatal("Start succeeded with the broker closed")
 	}
 }
 
@@ -71,9 +73,7 @@ func TestStartFailsWithoutBroker(t *testing.T) {
 func TestAlerts(t *testing.T) {
 	srv := brokertest.New(t)             // broker on loopback TCP and in memory, closed at cleanup
 	svc, err := alerts.Start(srv.Addr()) // the code under test, a real MQTT client
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(svc.Close)                 // stops before the broker does
 	srv.Publish("sensors/1/temp", "99")  // as a device would
 	srv.Expect(t, "alerts/1", "too hot") // waits up to 5 s for the service's alert
