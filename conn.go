@@ -507,7 +507,6 @@ func (c *conn) drain() {
 	var buf []byte
 	for {
 		c.mu.Lock()
-		c.writing = 0
 		if c.dead || len(c.out) == 0 {
 			c.flushing = false
 			if len(c.out) == 0 {
@@ -530,6 +529,9 @@ func (c *conn) drain() {
 		c.nc.SetWriteDeadline(time.Now().Add(b.opts.WriteTimeout))
 		n, err := c.nc.Write(buf)
 		b.stats.bytesSent.Add(int64(n))
+		c.mu.Lock()
+		c.writing = 0 // written: the queue may refill what it took
+		c.mu.Unlock()
 		if err != nil {
 			if isTimeout(err) {
 				c.setReason(ErrWriteTimeout)

@@ -59,7 +59,7 @@ func TestSubscribeReportsNewAndUnsubscribeReportsRemoved(t *testing.T) {
 	assert.True(t, s.Subscribe("a/+", 1), "first Subscribe not new")
 	// [MQTT-3.8.4-3] an identical filter replaces the subscription.
 	assert.False(t, s.Subscribe("a/+", 2), "re-Subscribe reported a new subscription [MQTT-3.8.4-3]")
-	assert.Equal(t, map[string]byte{"a/+": 2}, s.Subs, "re-Subscribe: want a/+ replaced with QoS 2 [MQTT-3.8.4-3]")
+	assert.Equal(t, map[string]uint32{"a/+": 2}, s.Subs, "re-Subscribe: want a/+ replaced with QoS 2 [MQTT-3.8.4-3]")
 	// [MQTT-3.10.4-1] only the identical filter is removed.
 	assert.False(t, s.Unsubscribe("a/#"), "Unsubscribe of a/# removed something [MQTT-3.10.4-1]")
 	assert.False(t, s.Unsubscribe("A/+"), "Unsubscribe of A/+ removed something [MQTT-3.10.4-1]")
