@@ -117,19 +117,19 @@ var bridgeOptions = []string{
 
 // cosmetic are options without effect in Tern, and what to tell the user.
 var cosmetic = map[string]string{
-	"autosave_interval":       "Tern's store is written as state changes (see -durability), not saved periodically",
-	"autosave_on_changes":     "Tern's store is written as state changes (see -durability), not saved periodically",
-	"persistence_file":        "Tern keeps its state in tern.db under persistence_location",
-	"connection_messages":     "Tern logs connections at debug level",
-	"log_timestamp":           "Tern's log lines always carry a time",
-	"log_timestamp_format":    "Tern's log lines carry RFC 3339 times",
-	"log_facility":            "syslog is not a Tern log destination",
-	"set_tcp_nodelay":         "Go sets TCP_NODELAY on every connection",
+	"autosave_interval":        "Tern's store is written as state changes (see -durability), not saved periodically",
+	"autosave_on_changes":      "Tern's store is written as state changes (see -durability), not saved periodically",
+	"persistence_file":         "Tern keeps its state in tern.db under persistence_location",
+	"connection_messages":      "Tern logs connections at debug level",
+	"log_timestamp":            "Tern's log lines always carry a time",
+	"log_timestamp_format":     "Tern's log lines carry RFC 3339 times",
+	"log_facility":             "syslog is not a Tern log destination",
+	"set_tcp_nodelay":          "Go sets TCP_NODELAY on every connection",
 	"allow_duplicate_messages": "Tern sends one copy of a message to a client whose subscriptions overlap",
-	"auto_id_prefix":          "Tern assigns its own client identifiers",
-	"dhparamfile":             "Go's TLS uses ECDHE key exchange, which needs no DH parameters",
-	"websockets_log_level":    "see -log-level",
-	"websockets_headers_size": "Go's HTTP server reads headers of up to 1 MiB",
+	"auto_id_prefix":           "Tern assigns its own client identifiers",
+	"dhparamfile":              "Go's TLS uses ECDHE key exchange, which needs no DH parameters",
+	"websockets_log_level":     "see -log-level",
+	"websockets_headers_size":  "Go's HTTP server reads headers of up to 1 MiB",
 }
 
 // onlyValue are options Tern supports with one value only (Mosquitto's
