@@ -306,4 +306,3 @@ include_dir `+dir+`/conf.d
 	require.Len(t, s.listeners, 1)
 	assert.Equal(t, ":1883", s.listeners[0].addr)
 }
-
