@@ -206,9 +206,9 @@ func startProcess(t *testing.T, bin string, args ...string) *process {
 
 // mosquittoClients runs mosquitto_pub and mosquitto_sub against a port.
 type mosquittoClients struct {
-	t        *testing.T
+	t              *testing.T
 	pubBin, subBin string
-	port     int
+	port           int
 }
 
 func (m mosquittoClients) args(extra []string) []string {
