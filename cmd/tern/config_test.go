@@ -74,7 +74,7 @@ func TestConfigErrorsNameFileLineAndKey(t *testing.T) {
 		{"mosquitto: unsupported log destination", "-c", "log_dest syslog\n", 1, "log_dest", "not supported by Tern"},
 		{"mosquitto: forbidden packet size", "-c", "max_packet_size 10\n", 1, "max_packet_size", "20 bytes"},
 		{"mosquitto: TLS without certificate", "-c", "listener 8883\ncafile ca.pem\nrequire_certificate true\n", 1, "listener", "certfile"},
-		{"mosquitto: topic alias per listener", "-c", "listener 1\nmax_topic_alias 5\nlistener 2\nmax_topic_alias 6\n", 4, "max_topic_alias", "one max_topic_alias"},
+		{"mosquitto: topic alias per listener", "-c", "listener 1\nmax_topic_alias 5\nlistener 2\nmax_topic_alias 6\n", 4, "max_topic_alias", "one max_topic_alias applies to every listener"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

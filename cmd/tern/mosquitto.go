@@ -529,7 +529,7 @@ func (p *mosqParser) finish() error {
 		}
 		if ln.topicAlias != nil {
 			if alias != nil && *alias != *ln.topicAlias {
-				return &configError{ln.topicAliasAt, fmt.Errorf("Tern has one max_topic_alias for every listener; %d was given on %s", *alias, aliasPos)}
+				return &configError{ln.topicAliasAt, fmt.Errorf("one max_topic_alias applies to every listener in Tern, and %d was given on %s", *alias, aliasPos)}
 			}
 			alias, aliasPos = ln.topicAlias, ln.topicAliasAt
 		}
