@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -305,4 +306,75 @@ func writeCert(t *testing.T, certFile, keyFile string, serial int64) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
 	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600))
+}
+
+// TestIdentityAsUsername: with use_identity_as_username, a client's
+// verified certificate names it; no password is checked (as Mosquitto
+// skips the password file there), and the ACL applies to that name.
+func TestIdentityAsUsername(t *testing.T) {
+	dir := t.TempDir()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(10), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	require.NoError(t, err)
+	caCert, err := x509.ParseCertificate(caDER)
+	require.NoError(t, err)
+	writeFile(t, dir, "ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})))
+	clientKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	clientDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: big.NewInt(11), Subject: pkix.Name{CommonName: "device1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, caCert, &clientKey.PublicKey, caKey)
+	require.NoError(t, err)
+	writeCert(t, filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key"), 1)
+
+	passwd := filepath.Join(dir, "passwd")
+	_, err = passwdRun("", "-c", "-b", passwd, "someone", "pw")
+	require.NoError(t, err)
+	writeFile(t, dir, "acl", "user device1\ntopic readwrite devices/device1/#\n")
+	port := freePort(t)
+	conf := writeFile(t, dir, "mosquitto.conf", "password_file "+passwd+"\nacl_file "+dir+"/acl\n"+
+		"listener "+strconv.Itoa(port)+" 127.0.0.1\ncertfile "+dir+"/server.pem\nkeyfile "+dir+"/server.key\ncafile "+dir+"/ca.pem\n"+
+		"require_certificate true\nuse_identity_as_username true\n")
+	srv := startRun(t, "-c", conf)
+	line := srv.logs.waitLine(t, 1, "msg=listening", "transport=tls")
+	assert.Contains(t, line, "client_certificates=true")
+	addr := addrOf(t, line)
+
+	cert := tls.Certificate{Certificate: [][]byte{clientDER}, PrivateKey: clientKey}
+	nc, err := tls.Dial("tcp", addr, &tls.Config{Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true}) //nolint:gosec // the server's certificate is self-signed
+	require.NoError(t, err)
+	c, ack := dialConn(t, nc, &packets.Connect{ClientID: "d1", CleanSession: true})
+	require.Equal(t, packets.Accepted, ack.ReturnCode, "no password: the certificate names the client")
+	c.send(&packets.Subscribe{PacketID: 1, Subscriptions: []packets.Subscription{{Filter: "#", QoS: 0}}})
+	require.IsType(t, &packets.Suback{}, c.recv())
+	c.send(&packets.Publish{Topic: "other/x", Payload: []byte("refused"), QoS: 1, PacketID: 2})
+	require.IsType(t, &packets.Puback{}, c.recv())
+	c.send(&packets.Publish{Topic: "devices/device1/state", Payload: []byte("allowed"), QoS: 1, PacketID: 3})
+	// The allowed message comes back to the client's own subscription;
+	// the refused one was acknowledged and dropped.
+	for {
+		p := c.recv()
+		if pub, ok := p.(*packets.Publish); ok {
+			assert.Equal(t, "devices/device1/state", pub.Topic, "the ACL of user device1 applies")
+			break
+		}
+		require.IsType(t, &packets.Puback{}, p)
+	}
+
+	// Without a client certificate the handshake fails.
+	nc, err = tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // as above
+	if err == nil {
+		nc.SetReadDeadline(time.Now().Add(testTimeout))
+		_, err = nc.Read(make([]byte, 1))
+		nc.Close()
+	}
+	assert.Error(t, err)
 }
