@@ -21,7 +21,7 @@ import (
 	"github.com/ternmq/tern/packets"
 )
 
-// Crash tests: examples/server runs as a process on a data directory with
+// Crash tests: cmd/tern runs as a process on a data directory with
 // -durability sync, is killed with SIGKILL in the middle of a stream of QoS
 // 1 and QoS 2 messages, and restarted on the same directory. Every message
 // whose PUBACK or PUBREC the publisher received must then reach the
@@ -120,14 +120,14 @@ func crRun(t *testing.T, bin string, online bool) {
 	srv.kill()
 }
 
-// crBuildServer builds examples/server into a temporary directory, with the
+// crBuildServer builds cmd/tern into a temporary directory, with the
 // race detector when this test binary has it (so the build reuses its
 // compiled packages, and the server is checked too).
 func crBuildServer(t *testing.T) string {
 	t.Helper()
 	goCmd, err := exec.LookPath("go")
 	if err != nil {
-		t.Skipf("no go command on PATH to build examples/server with: %v", err)
+		t.Skipf("no go command on PATH to build cmd/tern with: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "tern-server")
 	args := []string{"build", "-o", bin}
@@ -138,14 +138,14 @@ func crBuildServer(t *testing.T) string {
 			}
 		}
 	}
-	cmd := exec.Command(goCmd, append(args, "./examples/server")...)
+	cmd := exec.Command(goCmd, append(args, "./cmd/tern")...)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building examples/server: %v\n%s", err, out)
+		t.Fatalf("building cmd/tern: %v\n%s", err, out)
 	}
 	return bin
 }
 
-// crServer is a running examples/server process.
+// crServer is a running cmd/tern process.
 type crServer struct {
 	t    *testing.T
 	cmd  *exec.Cmd

@@ -1,161 +1,127 @@
-// Command server runs Tern as a standalone MQTT 3.1.1 broker, in place of
-// Mosquitto.
+// Command server shows how a standalone broker is assembled from the
+// library: a durable store, Mosquitto's password and ACL files reloaded on
+// SIGHUP, a TCP and a WebSocket listener, and a clean shutdown. The
+// complete standalone broker, with every option as a flag, config files
+// (Mosquitto's mosquitto.conf too), TLS and logs, is cmd/tern.
 //
-//	go run ./examples/server                       # MQTT on :1883
-//	go run ./examples/server -tcp 127.0.0.1:1883 -ws :8080 -http 127.0.0.1:8081
-//	go run ./examples/server -tls :8883 -cert server.pem -key server.key
-//	go run ./examples/server -auth auth.conf -data /var/lib/tern
-//	go run ./examples/server -hash-password < password.txt
-//
-// Several listeners may be given together; all serve the same broker. It
-// logs where it listens and exits cleanly on SIGINT or SIGTERM.
+//	go run ./examples/server -password-file passwd -acl-file acl -data /var/lib/tern
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
-	"fmt"
-	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
-	"runtime/pprof"
-	"strings"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/auth"
+	"github.com/ternmq/tern/listeners"
+	"github.com/ternmq/tern/storage/bolt"
 )
 
-// config holds the command line.
+// config is what the flags choose.
 type config struct {
-	tcp, tls, ws, wss, unix, http string
-	cert, key, cafile             string
-	certUser                      bool
-	authFile                      string
-	data, durability              string
-	hashPassword                  bool
-	verbose                       bool
-	maxConns                      int
-	cpuProfile                    string
-	expiry                        time.Duration
+	passwordFile, aclFile string // Mosquitto's files; both empty: no authentication
+	data                  string // directory of the store; empty: state in memory
 }
 
 func main() {
+	tcpAddr := flag.String("tcp", "127.0.0.1:1883", "MQTT over TCP listen address")
+	wsAddr := flag.String("ws", "127.0.0.1:8080", "MQTT over WebSocket listen address (path /mqtt)")
+	var cfg config
+	flag.StringVar(&cfg.passwordFile, "password-file", "", "Mosquitto password file (mosquitto_passwd)")
+	flag.StringVar(&cfg.aclFile, "acl-file", "", "Mosquitto ACL file")
+	flag.StringVar(&cfg.data, "data", "", "directory for persistent state")
+	flag.Parse()
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "server:", err)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	tcp, err := listeners.TCP(*tcpAddr)
+	if err != nil {
+		slog.Error("listen", "err", err)
+		os.Exit(1)
+	}
+	ws, err := listeners.ListenWebSocket(*wsAddr, nil, listeners.WebSocketOptions{})
+	if err != nil {
+		tcp.Close()
+		slog.Error("listen", "err", err)
+		os.Exit(1)
+	}
+	if err := run(ctx, cfg, []net.Listener{tcp, ws}, hup, slog.Default()); err != nil {
+		slog.Error("broker", "err", err)
 		os.Exit(1)
 	}
 }
 
-func parse(args []string, stderr io.Writer) (config, error) {
-	var c config
-	fs := flag.NewFlagSet("server", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&c.tcp, "tcp", ":1883", "MQTT over TCP listen address (empty disables)")
-	fs.StringVar(&c.tls, "tls", "", "MQTT over TLS listen address (needs -cert and -key)")
-	fs.StringVar(&c.ws, "ws", "", "MQTT over WebSocket listen address (path /mqtt)")
-	fs.StringVar(&c.wss, "wss", "", "MQTT over WebSocket with TLS listen address (path /mqtt; needs -cert and -key)")
-	fs.StringVar(&c.unix, "unix", "", "MQTT over a unix domain socket at this path")
-	fs.StringVar(&c.http, "http", "", "HTTP address for /healthz and /stats")
-	fs.StringVar(&c.cert, "cert", "", "TLS certificate file (PEM)")
-	fs.StringVar(&c.key, "key", "", "TLS private key file (PEM)")
-	fs.StringVar(&c.cafile, "cafile", "", "CA certificates (PEM): require client certificates signed by them")
-	fs.BoolVar(&c.certUser, "cert-username", false, "use the client certificate's Common Name as the user name (with -cafile)")
-	fs.StringVar(&c.authFile, "auth", "", "users and ACL file (see README, \"Authentication\")")
-	fs.BoolVar(&c.hashPassword, "hash-password", false, "read a password on standard input, print its bcrypt hash for -auth files, and exit")
-	fs.StringVar(&c.data, "data", "", "directory for persistent state (embedded bbolt file); empty keeps state in memory")
-	fs.StringVar(&c.durability, "durability", "sync", "with -data: sync (acknowledge only what is on disk) or async (flush every 100 ms)")
-	fs.IntVar(&c.maxConns, "max-connections", 0, "maximum concurrent connections (0: from the file-descriptor limit)")
-	fs.DurationVar(&c.expiry, "session-expiry", 0, "remove persistent sessions offline this long (0: never)")
-	fs.BoolVar(&c.verbose, "v", false, "debug logging")
-	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until exit")
-	if err := fs.Parse(args); err != nil {
-		return c, err
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if (c.tls != "" || c.wss != "") && (c.cert == "" || c.key == "") {
-		return c, errors.New("-tls and -wss need -cert and -key")
-	}
-	if c.durability != "sync" && c.durability != "async" {
-		return c, fmt.Errorf("-durability must be sync or async, got %q", c.durability)
-	}
-	return c, nil
-}
-
-// run is the whole program, testable without a process.
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	cfg, err := parse(args, stderr)
-	if err != nil {
-		return err
-	}
-	if cfg.hashPassword {
-		return hashPassword(stdin, stdout)
-	}
-	if cfg.cpuProfile != "" {
-		f, err := os.Create(cfg.cpuProfile)
-		if err != nil {
-			return err
+// run serves MQTT on ls until ctx ends. Each value on hup reloads the
+// password and ACL files.
+func run(ctx context.Context, cfg config, ls []net.Listener, hup <-chan os.Signal, log *slog.Logger) error {
+	closeAll := func() {
+		for _, l := range ls {
+			l.Close()
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
 	}
-	level := slog.LevelInfo
-	if cfg.verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-
-	opts := tern.Options{Logger: log, MaxConnections: cfg.maxConns, SessionExpiry: cfg.expiry, UseCertCNAsUsername: cfg.certUser}
-	closeStore := func() error { return nil }
+	opts := tern.Options{Logger: log}
 	if cfg.data != "" {
-		st, err := openStore(cfg.data, cfg.durability)
-		if err != nil {
+		if err := os.MkdirAll(cfg.data, 0o750); err != nil {
+			closeAll()
 			return err
 		}
+		st, err := bolt.Open(filepath.Join(cfg.data, "tern.db"), bolt.Options{})
+		if err != nil {
+			closeAll()
+			return err
+		}
+		defer st.Close() // after the broker's Close below
 		opts.Store = st
-		closeStore = st.Close
-		log.Info("persistent state", "dir", cfg.data, "durability", cfg.durability)
 	}
-	defer closeStore()
 	b, err := tern.New(opts)
 	if err != nil {
+		closeAll()
 		return err
 	}
-	if cfg.authFile != "" {
-		f, err := auth.Load(cfg.authFile)
+	var files *auth.Mosquitto
+	if cfg.passwordFile != "" || cfg.aclFile != "" {
+		files, err = auth.LoadMosquitto(auth.MosquittoFiles{PasswordFile: cfg.passwordFile, ACLFile: cfg.aclFile}, auth.Options{Logger: log})
+		if err == nil {
+			err = b.AddHook(files)
+		}
 		if err != nil {
-			return err
+			closeAll()
+			return errors.Join(err, b.Close(context.Background()))
 		}
-		if err := b.AddHook(f); err != nil {
-			return err
-		}
-		log.Info("authentication and ACL", "file", cfg.authFile)
 	}
-	errc := make(chan error, 8)
-	closers, err := listen(cfg, b, log, errc)
-	if err != nil {
-		b.Close(context.Background())
-		return err
+	errc := make(chan error, len(ls))
+	for _, l := range ls {
+		log.Info("listening", "addr", l.Addr().String())
+		go func() { errc <- b.Serve(l) }()
 	}
 	var serveErr error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-	case serveErr = <-errc:
-	}
-	for _, c := range closers {
-		c()
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case serveErr = <-errc:
+			break loop
+		case <-hup:
+			if files == nil {
+				continue
+			}
+			if err := files.Reload(); err != nil {
+				log.Error("reload: keeping the previous files", "err", err)
+			} else {
+				log.Info("reloaded the password and ACL files")
+			}
+		}
 	}
 	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -166,22 +132,4 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return serveErr
 	}
 	return nil
-}
-
-// hashPassword reads one line from stdin and prints its bcrypt hash.
-func hashPassword(stdin io.Reader, stdout io.Writer) error {
-	line, err := bufio.NewReader(stdin).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		return err
-	}
-	pw := strings.TrimRight(line, "\r\n")
-	if pw == "" {
-		return errors.New("no password on standard input")
-	}
-	h, err := auth.HashPassword([]byte(pw))
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(stdout, h)
-	return err
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Interoperability of the Tern server (examples/server) with MQTT clients
+# Interoperability of the Tern server (cmd/tern) with MQTT clients
 # written elsewhere.
 #
-# It builds examples/server, runs it on loopback with a TCP and a WebSocket
+# It builds cmd/tern, runs it on loopback with a TCP and a WebSocket
 # listener on free ports, and checks it with:
 #   - mosquitto_pub and mosquitto_sub (Debian package mosquitto-clients):
 #     QoS 0, 1 and 2, a retained message, a will, a persistent session
@@ -12,7 +12,10 @@
 #     checks, over TCP and over WebSocket;
 #   - MQTT.js (testdata/mqttjs/interop.mjs): every QoS to every QoS and a
 #     retained message, over TCP and over WebSocket;
-# and finally that the server exits cleanly on SIGTERM.
+# and that the server exits cleanly on SIGTERM; then it runs it again with
+# tern -c on a mosquitto.conf, a password file written by tern passwd and
+# an ACL file, and checks with mosquitto_pub and mosquitto_sub that the
+# files decide who connects, reads and writes.
 #
 # It prints PASS or FAIL for each check and exits 1 if any failed. Every
 # client call has a time limit of INTEROP_TIMEOUT seconds (default 20).
@@ -84,10 +87,10 @@ expect_line() {
 # --- build and start the server ---------------------------------------------
 
 build() {
-	timeout 600 go build -o "$work/server" ./examples/server &&
+	timeout 600 go build -o "$work/server" ./cmd/tern &&
 		timeout 600 go build -o "$work/pahoclient" ./testdata/interop/pahoclient
 }
-check "build examples/server and testdata/interop/pahoclient" build
+check "build cmd/tern and testdata/interop/pahoclient" build
 [ "$failed" -eq 0 ] || exit 1
 
 start_server() {
@@ -102,7 +105,7 @@ start_server() {
 }
 tcp=""
 ws=""
-check "start examples/server" start_server
+check "start cmd/tern" start_server
 [ "$failed" -eq 0 ] || exit 1
 tcp=$(grep -o 'transport=tcp addr=[^ ]*' "$work/server.log" | head -n 1 | sed 's/.*addr=//')
 ws=$(grep -o 'transport=ws addr=[^ ]*' "$work/server.log" | head -n 1 | sed 's/.*addr=//')
@@ -280,6 +283,66 @@ stop_server() {
 	return 1
 }
 check "server exits cleanly on SIGTERM" stop_server
+
+# --- a Mosquitto configuration, password file and ACL file ------------------
+
+# The same binary with tern -c on a mosquitto.conf whose password file is
+# written by tern passwd (mosquitto_passwd's format) and whose ACL file
+# lets alice write a/ and bob read it. Its own listener is a unix socket;
+# -tcp adds a TCP one on a free port for the clients.
+start_mosquitto_conf() {
+	"$work/server" passwd -c -b "$work/passwd" alice alice-pw &&
+		"$work/server" passwd -b "$work/passwd" bob bob-pw || return 1
+	printf 'user alice\ntopic write a/#\nuser bob\ntopic read a/#\n' >"$work/acl"
+	cat >"$work/mosquitto.conf" <<CONF
+allow_anonymous false
+password_file $work/passwd
+acl_file $work/acl
+listener 0 $work/tern.sock
+CONF
+	"$work/server" -c "$work/mosquitto.conf" -tcp 127.0.0.1:0 2>"$work/server.log" &
+	server_pid=$!
+	wait_for "$work/server.log" "transport=tcp addr=" || return 1
+	tcp=$(grep -o 'transport=tcp addr=[^ ]*' "$work/server.log" | head -n 1 | sed 's/.*addr=//')
+	host=${tcp%:*}
+	port=${tcp##*:}
+}
+
+mosquitto_conf_acl() {
+	local out="$work/mosquitto-conf.out"
+	msub "$out" -u bob -P bob-pw -q 1 -t 'a/#' -C 1 -W "$T" -F "MSG %t %p"
+	wait_for "$out" "received SUBACK" || return 1
+	mpub -u bob -P bob-pw -q 1 -t a/from-bob -m refused || return 1 # acknowledged, dropped by the ACL
+	mpub -u alice -P alice-pw -q 1 -t a/from-alice -m allowed || return 1
+	wait_sub "$out" && expect_line "$out" "MSG a/from-alice allowed"
+}
+
+mosquitto_conf_refused() {
+	local out="$work/mosquitto-conf-refused.out"
+	if mpub -u alice -P wrong -t a/x -m x >"$out" 2>&1; then
+		echo "a wrong password was accepted"
+		return 1
+	fi
+	grep -q "bad user name or password" "$out" || {
+		cat "$out"
+		return 1
+	}
+	if mpub -t a/x -m x >"$out" 2>&1; then
+		echo "an anonymous client was accepted"
+		return 1
+	fi
+	grep -q "not authorised" "$out" || {
+		cat "$out"
+		return 1
+	}
+}
+
+if command -v mosquitto_sub >/dev/null && command -v mosquitto_pub >/dev/null; then
+	check "mosquitto.conf: start with tern -c" start_mosquitto_conf
+	check "mosquitto.conf: the ACL file decides who reads and writes" mosquitto_conf_acl
+	check "mosquitto.conf: wrong password and anonymous refused" mosquitto_conf_refused
+	check "mosquitto.conf: server exits cleanly on SIGTERM" stop_server
+fi
 
 echo "interop: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
