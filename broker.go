@@ -49,7 +49,8 @@ type Broker struct {
 	closed    bool
 	idSeq     uint64
 
-	nconns atomic.Int64 // live network connections (for MaxConnections)
+	nconns       atomic.Int64 // live network connections (for MaxConnections)
+	internalSubs atomic.Int64 // Broker.Subscribe subscriptions
 
 	acceptLoggedAt atomic.Int64 // unix nanoseconds of the last accept-error log
 

@@ -75,6 +75,13 @@ func (s *sess) fireEvents() {
 	}
 }
 
+// ready reports whether the session's client is connected with room in
+// its write buffer.
+func (s *sess) ready() bool {
+	c := s.conn.Load()
+	return c != nil && c.roomFor()
+}
+
 func (s *sess) identity() Client {
 	s.mu.Lock()
 	defer s.mu.Unlock()

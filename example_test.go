@@ -26,7 +26,7 @@ func Example() {
 
 	// Receive what devices (or the application itself) publish.
 	got := make(chan tern.Message, 1)
-	cancel, err := b.Subscribe("sensors/+/temp", 1, func(m tern.Message) { got <- m })
+	cancel, err := b.Subscribe("sensors/+/temp", tern.SubscribeOptions{QoS: 1}, func(m tern.Message, from tern.Client) { got <- m })
 	if err != nil {
 		log.Fatal(err)
 	}

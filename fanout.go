@@ -17,6 +17,8 @@ type fanout struct {
 	msg  session.Message
 	kept *session.Message
 	from string // the publishing client's identifier, "" for the application
+	// fromClient is the publishing client, for in-process handlers.
+	fromClient Client
 	now  int64  // when it was routed, Unix nanoseconds
 	// enc holds the PUBLISH encoded once per shape: MQTT 3.1.1 or 5, the
 	// delivered QoS, the RETAIN flag; DUP 0, packet id 1 (patched per
@@ -69,7 +71,7 @@ func (f *fanout) reset(kick *[]*conn) {
 	if cap(f.buf) > 256<<10 {
 		f.buf = nil
 	}
-	f.kept, f.from = nil, ""
+	f.kept, f.from, f.fromClient = nil, "", Client{}
 	f.enc = [2][3][2][]byte{}
 	f.kick = kick
 	f.later = f.later[:0]

@@ -16,7 +16,7 @@ import (
 // inbox returns a handler that sends each message to the returned channel.
 func inbox(size int) (tern.Handler, chan tern.Message) {
 	ch := make(chan tern.Message, size)
-	return func(m tern.Message) { ch <- m }, ch
+	return func(m tern.Message, _ tern.Client) { ch <- m }, ch
 }
 
 // receive returns the next message from ch or fails after waitTimeout.
@@ -33,7 +33,7 @@ func receive(t testing.TB, ch <-chan tern.Message) tern.Message {
 
 func mustSubscribe(t testing.TB, b *tern.Broker, filter string, qos byte, h tern.Handler) func() {
 	t.Helper()
-	cancel, err := b.Subscribe(filter, qos, h)
+	cancel, err := b.Subscribe(filter, tern.SubscribeOptions{QoS: qos}, h)
 	if err != nil {
 		t.Fatalf("Subscribe(%q): %v", filter, err)
 	}
@@ -120,14 +120,14 @@ func TestBrokerPublishAndSubscribeAfterCloseReturnErrClosed(t *testing.T) {
 	if err := b.Publish(context.Background(), "a", nil, 0, false); !errors.Is(err, tern.ErrClosed) {
 		t.Errorf("Publish after Close = %v, want ErrClosed", err)
 	}
-	if _, err := b.Subscribe("a", 0, func(tern.Message) {}); !errors.Is(err, tern.ErrClosed) {
+	if _, err := b.Subscribe("a", tern.SubscribeOptions{}, func(tern.Message, tern.Client) {}); !errors.Is(err, tern.ErrClosed) {
 		t.Errorf("Subscribe after Close = %v, want ErrClosed", err)
 	}
 }
 
 func TestBrokerSubscribeValidatesItsArguments(t *testing.T) {
 	b, _ := startBroker(t, tern.Options{})
-	h := func(tern.Message) {}
+	h := func(tern.Message, tern.Client) {}
 	cases := []struct {
 		filter string
 		qos    byte
@@ -136,7 +136,7 @@ func TestBrokerSubscribeValidatesItsArguments(t *testing.T) {
 		{"", 0, h}, {"a/#/b", 0, h}, {"a+", 0, h}, {"a", 3, h}, {"a", 0, nil},
 	}
 	for _, tc := range cases {
-		if cancel, err := b.Subscribe(tc.filter, tc.qos, tc.h); err == nil {
+		if cancel, err := b.Subscribe(tc.filter, tern.SubscribeOptions{QoS: tc.qos}, tc.h); err == nil {
 			cancel()
 			t.Errorf("Subscribe(%q, %d, handler nil %v) succeeded", tc.filter, tc.qos, tc.h == nil)
 		}
@@ -236,7 +236,7 @@ func TestBrokerSubscribeCancelStopsDeliveryAndIsIdempotent(t *testing.T) {
 	// A handler may cancel its own subscription.
 	var self func()
 	calls := make(chan struct{}, 10)
-	self = mustSubscribe(t, b, "self", 0, func(tern.Message) { calls <- struct{}{}; self() })
+	self = mustSubscribe(t, b, "self", 0, func(tern.Message, tern.Client) { calls <- struct{}{}; self() })
 	for range 2 {
 		if err := b.Publish(ctx, "self", nil, 0, false); err != nil {
 			t.Fatal(err)
@@ -253,7 +253,7 @@ func TestPanickingHandlerIsLoggedAndKeepsItsSubscription(t *testing.T) {
 	logs := &hkLogBuffer{}
 	b, _ := startBroker(t, tern.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	got := make(chan string, 2)
-	mustSubscribe(t, b, "p", 0, func(m tern.Message) {
+	mustSubscribe(t, b, "p", 0, func(m tern.Message, _ tern.Client) {
 		if string(m.Payload) == "boom" {
 			panic("handler exploded")
 		}
@@ -286,7 +286,7 @@ func TestSlowHandlerDoesNotBlockPublishersAndOverflowIsCounted(t *testing.T) {
 	hkAdd(t, b, obs)
 	started, release := make(chan struct{}, n), make(chan struct{})
 	handled := make(chan tern.Message, n)
-	mustSubscribe(t, b, "load", 1, func(m tern.Message) {
+	mustSubscribe(t, b, "load", 1, func(m tern.Message, _ tern.Client) {
 		started <- struct{}{}
 		<-release
 		handled <- m

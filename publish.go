@@ -10,10 +10,12 @@ import (
 	"github.com/ternmq/tern/topics"
 )
 
-var (
-	errQueueFull = errors.New("tern: session queue full")
-	errRefused   = errors.New("tern: publish refused by a hook")
-)
+var errQueueFull = errors.New("tern: session queue full")
+
+// ErrRefused is wrapped by the error of Broker.Publish and PublishMessage
+// when a hook refused or dropped the message; the hook's own error is
+// wrapped too.
+var ErrRefused = errors.New("tern: publish refused by a hook")
 
 var matchPool = sync.Pool{New: func() any { s := make([]topics.Sub[subscriber], 0, 16); return &s }}
 
@@ -40,7 +42,7 @@ func (b *Broker) publish(from Client, via *conn, m *session.Message) (uint64, in
 			if err != nil {
 				b.stats.dropped.Add(1)
 				b.log.Debug("publish dropped: an interceptor produced an invalid message", "client", from.ID, "error", err)
-				return 0, 0, errors.Join(errRefused, err)
+				return 0, 0, errors.Join(ErrRefused, err)
 			}
 			nm.Expires = m.Expires // the interval runs from the original receipt
 			if pm.MessageExpiry == 0 {
@@ -49,19 +51,15 @@ func (b *Broker) publish(from Client, via *conn, m *session.Message) (uint64, in
 			m = &nm
 		}
 	}
-	id := from.ID
-	if from.Internal {
-		id = ""
-	}
-	lsn, matched := b.store(via, id, m)
+	lsn, matched := b.store(via, from, m)
 	return lsn, matched, nil
 }
 
 // store keeps a retained message and routes the message; no hooks. from
-// is the publishing client's identifier ("" for the application), for No
-// Local. It returns the storage LSN of the last change the message caused,
-// and how many subscriptions it matched.
-func (b *Broker) store(via *conn, from string, m *session.Message) (uint64, int) {
+// is the publishing client (for No Local, and in-process handlers). It
+// returns the storage LSN of the last change the message caused, and how
+// many subscriptions it matched.
+func (b *Broker) store(via *conn, from Client, m *session.Message) (uint64, int) {
 	var f *fanout
 	if via != nil {
 		f = &via.fan
@@ -70,7 +68,11 @@ func (b *Broker) store(via *conn, from string, m *session.Message) (uint64, int)
 		f = new(fanout)
 	}
 	f.msg = *m
-	f.from = from
+	f.fromClient = from
+	f.from = from.ID
+	if from.Internal {
+		f.from = ""
+	}
 	f.now = nowNano()
 	if m.Retain {
 		if len(m.Payload) == 0 {
@@ -118,8 +120,8 @@ func (b *Broker) route(via *conn, f *fanout) int {
 	readCheck := b.hooks.hasReadChecks()
 	n := 0
 	for _, m := range matches {
-		if _, group := m.Key.(*shareGroup); !group && readCheck && !b.hooks.authorizeRead(b, m.Key.identity(), topic) {
-			continue // a group checks each member it picks
+		if readCheck && !b.mayRead(m.Key, topic) {
+			continue
 		}
 		n++
 		m.Key.deliver(m, f)
@@ -164,3 +166,14 @@ func (b *Broker) sendRetained(s *sess, filter string, granted byte, id uint32) {
 }
 
 func validTopicName(t string) bool { return topics.ValidName(t) == nil }
+
+// mayRead reports whether the ReadAuthorizer hooks let subscriber k read
+// topic. Application code is trusted (in-process subscriptions are not
+// asked about), and a shared subscription asks for each member it picks.
+func (b *Broker) mayRead(k subscriber, topic string) bool {
+	switch k.(type) {
+	case *shareGroup, *handlerSub:
+		return true
+	}
+	return b.hooks.authorizeRead(b, k.identity(), topic)
+}

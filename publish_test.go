@@ -575,7 +575,7 @@ func TestTopicLengthLimit(t *testing.T) {
 	if err := b.Publish(context.Background(), tooLong, []byte("x"), 0, false); err == nil {
 		t.Error("Broker.Publish accepted a topic of 65536 bytes")
 	}
-	if cancel, err := b.Subscribe(tooLong, 0, func(tern.Message) {}); err == nil {
+	if cancel, err := b.Subscribe(tooLong, tern.SubscribeOptions{}, func(tern.Message, tern.Client) {}); err == nil {
 		cancel()
 		t.Error("Broker.Subscribe accepted a filter of 65536 bytes")
 	}

@@ -87,17 +87,27 @@ type shareGroup struct {
 	next    atomic.Uint32 // round-robin position
 }
 
-// shareMember is a session in a group, with its subscription's options.
+// shareMember is a member of a group, with its subscription's options.
 type shareMember struct {
-	s    *sess
+	s    shareTarget
 	opts uint32
+}
+
+// shareTarget is what can be a member of a shared subscription: a client
+// session or an in-process handler.
+type shareTarget interface {
+	deliverOpts(opts uint32, ids []uint32, f *fanout, share string)
+	identity() Client
+	// ready reports whether the member can take a message now (a
+	// connected client with room in its write buffer).
+	ready() bool
 }
 
 func (g *shareGroup) identity() Client { return Client{ID: g.full, Internal: true} }
 
 // join adds s with opts, or updates its options; it reports whether s is
 // new to the group.
-func (g *shareGroup) join(s *sess, opts uint32) bool {
+func (g *shareGroup) join(s shareTarget, opts uint32) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var old []shareMember
@@ -120,7 +130,7 @@ func (g *shareGroup) join(s *sess, opts uint32) bool {
 }
 
 // leave removes s and reports how many members remain.
-func (g *shareGroup) leave(s *sess) int {
+func (g *shareGroup) leave(s shareTarget) int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var old []shareMember
@@ -166,10 +176,10 @@ func (g *shareGroup) deliver(_ topics.Sub[subscriber], f *fanout) {
 	fallback := -1
 	for i := range ms {
 		m := ms[(start+i)%len(ms)]
-		if readCheck && !b.hooks.authorizeRead(b, m.s.identity(), f.msg.Topic) {
+		if id := m.s.identity(); readCheck && !id.Internal && !b.hooks.authorizeRead(b, id, f.msg.Topic) {
 			continue
 		}
-		if c := m.s.conn.Load(); c != nil && c.roomFor() {
+		if m.s.ready() {
 			m.s.deliverOpts(m.opts, nil, f, g.full)
 			return
 		}
@@ -184,8 +194,8 @@ func (g *shareGroup) deliver(_ topics.Sub[subscriber], f *fanout) {
 }
 
 // joinShare adds s to the shared subscription full (its name and filter
-// parsed), creating the group; s.mu is held.
-func (b *Broker) joinShare(s *sess, full, filter string, opts uint32) {
+// parsed), creating the group; a session's s.mu is held.
+func (b *Broker) joinShare(s shareTarget, full, filter string, opts uint32) {
 	b.sharesMu.Lock()
 	g := b.shares[full]
 	if g == nil {
@@ -200,7 +210,7 @@ func (b *Broker) joinShare(s *sess, full, filter string, opts uint32) {
 
 // leaveShare removes s from the shared subscription full; the group ends
 // with its last member.
-func (b *Broker) leaveShare(s *sess, full string) {
+func (b *Broker) leaveShare(s shareTarget, full string) {
 	b.sharesMu.Lock()
 	defer b.sharesMu.Unlock()
 	g := b.shares[full]

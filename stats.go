@@ -116,7 +116,7 @@ func (b *Broker) sysLoop(every time.Duration) {
 	defer t.Stop()
 	for {
 		for _, kv := range sysTopics(b.Stats()) {
-			b.store(nil, "", &session.Message{Topic: kv[0], Payload: []byte(kv[1]), Retain: true})
+			b.store(nil, Client{Internal: true}, &session.Message{Topic: kv[0], Payload: []byte(kv[1]), Retain: true})
 		}
 		select {
 		case <-t.C:

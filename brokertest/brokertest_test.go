@@ -116,12 +116,13 @@ func TestWithOptions(t *testing.T) {
 	assert.Equal(t, packets.RefusedServerUnavailable, connack(t, conn), "CONNACK return code over MaxConnections")
 }
 
-// refuseInternal refuses the application's publishes to "private/#".
+// refuseInternal drops the application's publishes to "private/#" (an
+// interceptor: authorizers are not asked about application code).
 type refuseInternal struct{}
 
 var errPrivate = errors.New("private topic")
 
-func (refuseInternal) AuthorizePublish(_ context.Context, c tern.Client, m tern.Message) error {
+func (refuseInternal) InterceptPublish(_ context.Context, c tern.Client, m *tern.Message) error {
 	if c.Internal && len(m.Topic) >= 8 && m.Topic[:8] == "private/" {
 		return errPrivate
 	}

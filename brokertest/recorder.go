@@ -91,13 +91,13 @@ type entry struct {
 // record subscribes a new recorder to every topic of b.
 func record(b *tern.Broker, size int) (*recorder, error) {
 	r := &recorder{max: size, changed: make(chan struct{})}
-	if _, err := b.Subscribe("#", 2, r.add); err != nil {
+	if _, err := b.Subscribe("#", tern.SubscribeOptions{QoS: 2}, r.add); err != nil {
 		return nil, fmt.Errorf("recording messages: %w", err)
 	}
 	return r, nil
 }
 
-func (r *recorder) add(m tern.Message) {
+func (r *recorder) add(m tern.Message, _ tern.Client) {
 	m.Payload = bytes.Clone(m.Payload) // the broker's copy is shared
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -35,8 +35,8 @@ func main() {
 		slog.Error("listen", "error", err)
 		os.Exit(1)
 	}
-	logReport := func(m tern.Message) {
-		slog.Info("device report", "topic", m.Topic, "payload", string(m.Payload))
+	logReport := func(m tern.Message, from tern.Client) {
+		slog.Info("device report", "client", from.ID, "topic", m.Topic, "payload", string(m.Payload))
 	}
 	if err := run(ctx, l, time.Second, logReport); err != nil {
 		slog.Error("broker", "error", err)
@@ -54,7 +54,7 @@ func run(ctx context.Context, l net.Listener, interval time.Duration, report ter
 		return err
 	}
 	// Consume from code: the handler runs on its own goroutine, in order.
-	if _, err := b.Subscribe("devices/+/status", 1, report); err != nil {
+	if _, err := b.Subscribe("devices/+/status", tern.SubscribeOptions{QoS: 1}, report); err != nil {
 		l.Close()
 		return errors.Join(err, b.Close(ctx))
 	}

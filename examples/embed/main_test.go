@@ -25,7 +25,7 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, l, 10*time.Millisecond, func(m tern.Message) { reports <- m }) }()
+	go func() { done <- run(ctx, l, 10*time.Millisecond, func(m tern.Message, _ tern.Client) { reports <- m }) }()
 
 	device := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + l.Addr().String()).
 		SetClientID("42").SetAutoReconnect(false).SetConnectTimeout(timeout))
