@@ -19,7 +19,7 @@ type fanout struct {
 	from string // the publishing client's identifier, "" for the application
 	// fromClient is the publishing client, for in-process handlers.
 	fromClient Client
-	now  int64  // when it was routed, Unix nanoseconds
+	now        int64 // when it was routed, Unix nanoseconds
 	// enc holds the PUBLISH encoded once per shape: MQTT 3.1.1 or 5, the
 	// delivered QoS, the RETAIN flag; DUP 0, packet id 1 (patched per
 	// delivery), no Subscription Identifier.
