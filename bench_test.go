@@ -16,78 +16,127 @@ import (
 //
 // The codec and the tries have their own benchmarks in packets/ and topics/.
 
+// benchShapes are the protocol shapes the broker benchmarks run in: MQTT
+// 3.1.1, MQTT 5 without properties, and MQTT 5 with four user properties
+// and a content type.
+var benchShapes = []struct {
+	name    string
+	version byte
+	props   bool
+}{
+	{"v311", packets.Level311, false},
+	{"v5", packets.Level5, false},
+	{"v5props", packets.Level5, true},
+}
+
+// benchClient connects a benchmark client at version.
+func benchClient(b *testing.B, addr, id string, version byte) *rawClient {
+	b.Helper()
+	c := dialRaw(b, addr)
+	c.r.SetVersion(version)
+	ack := c.connectWith(&packets.Connect{ProtocolName: "MQTT", ProtocolLevel: version, ClientID: id, CleanSession: true, KeepAlive: 60})
+	if ack.ReturnCode != 0 {
+		b.Fatalf("CONNACK %d", ack.ReturnCode)
+	}
+	return c
+}
+
+// benchPublish encodes the benchmark's PUBLISH in a shape.
+func benchPublish(version byte, props bool, topic string, qos byte) []byte {
+	p := &packets.Publish{Version: version, Topic: topic, Payload: make([]byte, 64), QoS: qos}
+	if qos > 0 {
+		p.PacketID = 1
+	}
+	if props {
+		p.Props.Raw, _ = packets.AppendPublishRaw(nil, &packets.Properties{ContentType: "application/octet-stream", User: []packets.UserProperty{
+			{Key: "device", Value: "d-0042"}, {Key: "site", Value: "north"}, {Key: "seq", Value: "12345"}, {Key: "fw", Value: "1.4.2"},
+		}})
+	}
+	enc, _ := p.Append(nil)
+	return enc
+}
+
 // BenchmarkRoundTrip publishes one message and waits for its delivery:
 // the broker's latency path (decode, match, encode, write).
 func BenchmarkRoundTrip(b *testing.B) {
-	for _, qos := range []byte{0, 1} {
-		b.Run(fmt.Sprintf("qos%d", qos), func(b *testing.B) {
-			_, addr := startBroker(b, tern.Options{})
-			sub := mustConnect(b, addr, "sub", true)
-			sub.subscribe(1, packets.Subscription{Filter: "bench/rt", QoS: qos})
-			pub := mustConnect(b, addr, "pub", true)
-			payload := make([]byte, 64)
-			enc, _ := (&packets.Publish{Topic: "bench/rt", Payload: payload, QoS: qos, PacketID: 1}).Append(nil)
-			b.SetBytes(int64(len(payload)))
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				pub.sendRaw(enc)
-				got := sub.recvPublish()
-				if qos == 1 {
-					sub.send(&packets.Puback{PacketID: got.PacketID})
-					pub.recv() // PUBACK
+	for _, shape := range benchShapes {
+		for _, qos := range []byte{0, 1} {
+			b.Run(fmt.Sprintf("%s/qos%d", shape.name, qos), func(b *testing.B) {
+				_, addr := startBroker(b, tern.Options{})
+				sub := benchClient(b, addr, "sub", shape.version)
+				sub.send(&packets.Subscribe{Version: shape.version, PacketID: 1, Subscriptions: []packets.Subscription{{Filter: "bench/rt", QoS: qos}}})
+				sub.recv()
+				pub := benchClient(b, addr, "pub", shape.version)
+				enc := benchPublish(shape.version, shape.props, "bench/rt", qos)
+				b.SetBytes(64)
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					pub.sendRaw(enc)
+					got := sub.recvPublish()
+					if qos == 1 {
+						sub.send(&packets.Puback{Version: shape.version, PacketID: got.PacketID})
+						pub.recv() // PUBACK
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
 // BenchmarkFanout publishes QoS 0 messages to N subscribers of one topic;
 // ns/op is per published message, deliveries/s is reported.
 func BenchmarkFanout(b *testing.B) {
-	for _, n := range []int{1, 10, 100} {
-		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
-			_, addr := startBroker(b, tern.Options{})
-			subs := make([]*rawClient, n)
-			for i := range subs {
-				subs[i] = mustConnect(b, addr, fmt.Sprintf("sub%d", i), true)
-				subs[i].subscribe(1, packets.Subscription{Filter: "bench/fan", QoS: 0})
-			}
-			pub := mustConnect(b, addr, "pub", true)
-			enc, _ := (&packets.Publish{Topic: "bench/fan", Payload: make([]byte, 64)}).Append(nil)
-			const window = 256 // messages ahead of the slowest subscriber
-			b.ReportAllocs()
-			b.ResetTimer()
-			var wg sync.WaitGroup
-			for _, s := range subs {
-				wg.Add(1)
-				go func(s *rawClient) {
-					defer wg.Done()
-					for i := 0; i < b.N; i++ {
-						if _, err := s.tryRecv(waitTimeout); err != nil {
-							b.Errorf("subscriber: %v after %d of %d", err, i, b.N)
-							return
-						}
-					}
-				}(s)
-			}
-			batch := make([]byte, 0, window*len(enc))
-			for sent := 0; sent < b.N; {
-				k := min(window, b.N-sent)
-				batch = batch[:0]
-				for j := 0; j < k; j++ {
-					batch = append(batch, enc...)
-				}
-				pub.sendRaw(batch)
-				sent += k
-				// Flow control without reading the subscribers' progress:
-				// a PINGREQ round trip orders the publisher behind its own
-				// messages, which the broker has routed by then.
-				pub.send(&packets.Pingreq{})
-				pub.recv()
-			}
-			wg.Wait()
-			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "deliveries/s")
-		})
+	for _, shape := range benchShapes {
+		for _, n := range []int{1, 10, 100} {
+			b.Run(fmt.Sprintf("%s/subs=%d", shape.name, n), func(b *testing.B) {
+				benchFanout(b, shape.version, shape.props, n)
+			})
+		}
 	}
+}
+
+func benchFanout(b *testing.B, version byte, props bool, n int) {
+	_, addr := startBroker(b, tern.Options{})
+	subs := make([]*rawClient, n)
+	for i := range subs {
+		subs[i] = benchClient(b, addr, fmt.Sprintf("sub%d", i), version)
+		subs[i].send(&packets.Subscribe{Version: version, PacketID: 1, Subscriptions: []packets.Subscription{{Filter: "bench/fan", QoS: 0}}})
+		subs[i].recv()
+	}
+	pub := benchClient(b, addr, "pub", version)
+	enc := benchPublish(version, props, "bench/fan", 0)
+	const window = 256 // messages ahead of the slowest subscriber
+	b.ReportAllocs()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for _, s := range subs {
+		wg.Add(1)
+		go func(s *rawClient) {
+			defer wg.Done()
+			for i := 0; i < b.N; i++ {
+				if _, err := s.tryRecv(waitTimeout); err != nil {
+					b.Errorf("subscriber: %v after %d of %d", err, i, b.N)
+					return
+				}
+			}
+		}(s)
+	}
+	batch := make([]byte, 0, window*len(enc))
+	for sent := 0; sent < b.N; {
+		k := min(window, b.N-sent)
+		batch = batch[:0]
+		for j := 0; j < k; j++ {
+			batch = append(batch, enc...)
+		}
+		pub.sendRaw(batch)
+		sent += k
+		// Flow control without reading the subscribers' progress:
+		// a PINGREQ round trip orders the publisher behind its own
+		// messages, which the broker has routed by then.
+		pub.send(&packets.Pingreq{Version: version})
+		pub.recv()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "deliveries/s")
 }
