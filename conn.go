@@ -166,10 +166,16 @@ func (c *conn) run() error {
 	if n := b.nconns.Add(1); b.opts.MaxConnections > 0 && n > int64(b.opts.MaxConnections) {
 		b.nconns.Add(-1)
 		b.stats.refused.Add(1)
-		// Read the CONNECT so that the client sees a CONNACK it expects.
+		// Read the CONNECT so that the client sees a CONNACK it expects, in
+		// its protocol's form: 0x03 server unavailable, or in MQTT 5 0x89
+		// server busy.
 		c.nc.SetReadDeadline(time.Now().Add(b.opts.ConnectTimeout))
-		if fh, _, err := c.r.ReadRaw(); err == nil && fh.Type == packets.TypeConnect {
-			c.writeNow([]byte{0x20, 2, 0, packets.RefusedServerUnavailable})
+		if fh, body, err := c.r.ReadRaw(); err == nil && fh.Type == packets.TypeConnect {
+			var cp packets.Connect
+			if cp.Decode(fh, body) == nil {
+				c.proto.version = cp.ProtocolLevel
+			}
+			c.writeNow(c.proto.connack(false, packets.ServerBusy, nil))
 		}
 		return errors.New("tern: connection limit reached")
 	}

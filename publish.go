@@ -145,7 +145,7 @@ func (b *Broker) sendRetained(s *sess, filter string, granted byte, id uint32) {
 	now := time.Now().UnixNano()
 	for _, m := range msgs {
 		if m.Expired(now) {
-			continue // [v5 MQTT-3.3.2-5]
+			continue // [v5 MQTT-3.3.2-5] never sent once expired
 		}
 		if readCheck && !b.hooks.authorizeRead(b, s.client, m.Topic) {
 			continue
