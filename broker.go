@@ -1,4 +1,7 @@
-// Package tern is an MQTT 3.1.1 broker as a Go library.
+// Package tern is an MQTT broker as a Go library, for MQTT 5.0 and 3.1.1
+// (and 3.1) clients at once: each connection speaks the level its CONNECT
+// asks for, and messages flow between levels (an MQTT 5 message's
+// properties reach MQTT 5 subscribers only).
 //
 // Create a Broker with New, give it listeners with Serve (any net.Listener:
 // see package listeners for TCP, TLS, WebSocket, unix sockets and an
@@ -27,7 +30,7 @@ const Version = "tern 0.1.0"
 // ErrClosed is returned by Serve, Publish and Subscribe after Close.
 var ErrClosed = errors.New("tern: broker closed")
 
-// Broker is an MQTT 3.1.1 server. Create it with New; it is safe for
+// Broker is an MQTT server. Create it with New; it is safe for
 // concurrent use.
 type Broker struct {
 	opts Options
