@@ -3,7 +3,6 @@ package tern_test
 import (
 	"context"
 	"fmt"
-	"slices"
 	"testing"
 	"time"
 
@@ -335,6 +334,3 @@ type m5SubAuth func(filter string) error
 func (f m5SubAuth) AuthorizeSubscribe(_ context.Context, _ tern.Client, filter string, _ byte) error {
 	return f(filter)
 }
-
-// m5Has reports whether ps holds a PUBLISH with this payload.
-func m5Has(ps []string, payload string) bool { return slices.Contains(ps, payload) }
