@@ -3,6 +3,7 @@ package tern_test
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -352,4 +353,28 @@ func TestV5SharedAndOwnSubscriptionSendTwoCopies(t *testing.T) {
 	}
 	assert.ElementsMatch(t, []uint32{1, 2}, ids)
 	m5Quiet(c)
+}
+
+// TestV5SharedExpiredMessagesNotRedistributed: a message queued for a
+// member whose session ends, and whose Message Expiry Interval has passed
+// since, is not given to another member.
+// [v5 MQTT-3.3.2-5]
+func TestV5SharedExpiredMessagesNotRedistributed(t *testing.T) {
+	b, addr := startBroker(t, tern.Options{})
+	a := m5Connect(t, addr, "exp-a", m5RecvMax(1))
+	m5Sub(a, "$share/g/sx/t", 1)
+	pub := m5Connect(t, addr, "exp-pub")
+	m5Pub(pub, "sx/t", "in flight", 1)
+	m5Publish(pub, &packets.Publish{Topic: "sx/t", QoS: 1, PacketID: 2, Payload: []byte("expires"),
+		Props: packets.PublishProps{HasMessageExpiry: true, MessageExpiry: 1}})
+	m5Publish(pub, &packets.Publish{Topic: "sx/t", QoS: 1, PacketID: 3, Payload: []byte("lasts"),
+		Props: packets.PublishProps{HasMessageExpiry: true, MessageExpiry: 600}})
+	expectPublish(a, "sx/t", "in flight", 1)
+	m5WaitQueued(t, b, "exp-a", 2)
+	other := m5Join(t, addr, "exp-b", "$share/g/sx/t", 1, true)
+	<-time.After(1500 * time.Millisecond) // lets the 1 s interval pass: the time under test
+	a.conn.Close()
+	m5Expect(other.c, "sx/t", "in flight", 1)
+	m5Expect(other.c, "sx/t", "lasts", 1)
+	m5Quiet(other.c)
 }
