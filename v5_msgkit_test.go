@@ -10,6 +10,7 @@ import (
 
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/packets"
+	"github.com/ternmq/tern/storage"
 )
 
 // A raw MQTT 5 client for the tests of messages, subscriptions, shared
@@ -319,6 +320,20 @@ func m5Hooks(t *testing.T, opts tern.Options, hooks ...any) (*tern.Broker, strin
 		require.NoError(t, b.AddHook(h))
 	}
 	return b, addr
+}
+
+// m5Memory is the memory store as a restartable backend (persist_test.go):
+// restarts in these tests use it only, as it keeps every MQTT 5 field.
+func m5Memory() psBackend {
+	return psBackend{"memory", func(t *testing.T) (storage.Store, func() storage.Store) {
+		mem := storage.NewMemory()
+		cur := mem
+		return mem, func() storage.Store {
+			cur.Close()
+			cur = mem.Reopen()
+			return cur
+		}
+	}}
 }
 
 // m5PubAuth adapts a function to the PublishAuthorizer hook.

@@ -9,7 +9,6 @@ import (
 
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/packets"
-	"github.com/ternmq/tern/storage"
 )
 
 // Conformance tests of the MQTT 5 PUBLISH (section 3.3): properties carried
@@ -153,17 +152,7 @@ func TestV5PublishExpiredMessageNeverDelivered(t *testing.T) {
 		m5Quiet(sub)
 	})
 	t.Run("restart", func(t *testing.T) {
-		// The memory store only: it keeps every MQTT 5 field.
-		mem := storage.NewMemory()
-		be := psBackend{"memory", func(t *testing.T) (storage.Store, func() storage.Store) {
-			cur := mem
-			return mem, func() storage.Store {
-				cur.Close()
-				cur = mem.Reopen()
-				return cur
-			}
-		}}
-		e := psStart(t, be, tern.Options{})
+		e := psStart(t, m5Memory(), tern.Options{})
 		sub := m5Connect(t, e.addr, "xs-sub", m5Expiry(600))
 		m5Sub(sub, "xs/q", 1)
 		m5Bye(sub)
@@ -302,10 +291,11 @@ func TestV5PublishTopicAliases(t *testing.T) {
 // ends the connection with a DISCONNECT that says why, and is not
 // forwarded: QoS 3, wildcards or a null character or invalid UTF-8 in the
 // topic, a Response Topic with a wildcard, a Content Type that is not
-// UTF-8, a Subscription Identifier from a client.
+// UTF-8, a Subscription Identifier from a client, a QoS 1 PUBLISH without
+// a packet identifier.
 // [v5 MQTT-3.3.1-4] [v5 MQTT-3.3.2-1] [v5 MQTT-3.3.2-2] [v5 MQTT-4.7.0-1]
 // [v5 MQTT-4.7.3-2] [v5 MQTT-3.3.2-13] [v5 MQTT-3.3.2-14] [v5 MQTT-3.3.2-19]
-// [v5 MQTT-3.3.4-6]
+// [v5 MQTT-3.3.4-6] [v5 MQTT-2.2.1-3]
 func TestV5PublishMalformedEndsConnection(t *testing.T) {
 	_, addr := startBroker(t, tern.Options{})
 	watcher := m5Connect(t, addr, "mal-watch")
@@ -317,11 +307,13 @@ func TestV5PublishMalformedEndsConnection(t *testing.T) {
 		code packets.ReasonCode
 	}{
 		{"QoS 3", m5RawPublish(0x36, "mal/t", 1, nil, "x"), packets.MalformedPacket},
+		{"QoS 1, packet identifier 0", m5RawPublish(0x32, "mal/t", 0, nil, "x"), packets.ProtocolError},
 		{"wildcard +", m5RawPublish(0x30, "mal/+", 0, nil, "x"), packets.ProtocolError},
 		{"wildcard #", m5RawPublish(0x30, "mal/#", 0, nil, "x"), packets.ProtocolError},
 		{"null character", m5RawPublish(0x30, "mal/\x00", 0, nil, "x"), packets.MalformedPacket},
 		{"invalid UTF-8 topic", m5RawPublish(0x30, "mal/\xc3", 0, nil, "x"), packets.MalformedPacket},
 		{"Response Topic with a wildcard", m5RawPublish(0x30, "mal/t", 0, str(packets.PropResponseTopic, "r/#"), "x"), packets.ProtocolError},
+		{"Response Topic not UTF-8", m5RawPublish(0x30, "mal/t", 0, str(packets.PropResponseTopic, "r/\xc3"), "x"), packets.MalformedPacket},
 		{"Content Type not UTF-8", m5RawPublish(0x30, "mal/t", 0, str(packets.PropContentType, "\xff"), "x"), packets.MalformedPacket},
 		{"Subscription Identifier", m5RawPublish(0x30, "mal/t", 0, []byte{byte(packets.PropSubscriptionID), 1}, "x"), packets.ProtocolError},
 	}

@@ -107,8 +107,11 @@ func TestV5PubrecErrorFreesThePacketIdentifier(t *testing.T) {
 
 // TestV5AcksForUnknownPacketIdentifiers: PUBREL for an identifier Tern
 // does not hold gets PUBCOMP 0x92, PUBREC for one it did not send PUBREL
-// 0x92; a PUBACK or PUBCOMP for an unknown identifier is ignored.
+// 0x92; a PUBACK or PUBCOMP for an unknown identifier is ignored. Tern
+// puts no Reason String or User Property on PUBREL and PUBCOMP, so none
+// can exceed the client's Maximum Packet Size.
 // [v5 MQTT-4.3.3-11] [v5 MQTT-3.6.2-1] [v5 MQTT-3.7.2-1] [v5 MQTT-2.2.1-5]
+// [v5 MQTT-3.6.2-2] [v5 MQTT-3.6.2-3] [v5 MQTT-3.7.2-2] [v5 MQTT-3.7.2-3]
 func TestV5AcksForUnknownPacketIdentifiers(t *testing.T) {
 	_, addr := startBroker(t, tern.Options{})
 	c := m5Connect(t, addr, "unknown-ids")
@@ -116,13 +119,31 @@ func TestV5AcksForUnknownPacketIdentifiers(t *testing.T) {
 	comp := recvAs[*packets.Pubcomp](c)
 	assert.Equal(t, uint16(41), comp.PacketID)
 	assert.Equal(t, packets.PacketIdentifierNotFound, comp.ReasonCode)
+	assert.Empty(t, comp.Properties.ReasonString)
+	assert.Empty(t, comp.Properties.User)
 	m5Send(c, &packets.Pubrec{PacketID: 42})
 	rel := recvAs[*packets.Pubrel](c)
 	assert.Equal(t, uint16(42), rel.PacketID)
 	assert.Equal(t, packets.PacketIdentifierNotFound, rel.ReasonCode)
+	assert.Empty(t, rel.Properties.ReasonString)
+	assert.Empty(t, rel.Properties.User)
 	m5Send(c, &packets.Puback{PacketID: 43})
 	m5Send(c, &packets.Pubcomp{PacketID: 44})
 	m5Quiet(c)
+}
+
+// TestV5PubrelWithWrongFlagsEndsConnection: a PUBREL whose fixed header
+// flags are not 0010 is malformed: DISCONNECT 0x81 and close.
+// [v5 MQTT-3.6.1-1]
+func TestV5PubrelWithWrongFlagsEndsConnection(t *testing.T) {
+	_, addr := startBroker(t, tern.Options{})
+	for _, first := range []byte{0x60, 0x63, 0x6A} {
+		c := m5Connect(t, addr, "pubrel-flags")
+		m5Send(c, &packets.Publish{Topic: "t", QoS: 2, PacketID: 1})
+		recvAs[*packets.Pubrec](c)
+		c.sendRaw([]byte{first, 2, 0, 1})
+		m5ExpectDisconnect(c, packets.MalformedPacket)
+	}
 }
 
 // TestV5ClientErrorAckCompletesDelivery: a PUBACK or PUBREC of 0x80 or more

@@ -378,3 +378,47 @@ func TestV5SharedExpiredMessagesNotRedistributed(t *testing.T) {
 	m5Expect(other.c, "sx/t", "lasts", 1)
 	m5Quiet(other.c)
 }
+
+// TestV5SharedWildcardsSkipDollarTopics: the filter of a shared
+// subscription starting with a wildcard matches no topic starting with
+// '$'.
+// [v5 MQTT-4.7.2-1]
+func TestV5SharedWildcardsSkipDollarTopics(t *testing.T) {
+	_, addr := startBroker(t, tern.Options{})
+	all := m5Join(t, addr, "dollar-all", "$share/g/#", 1, true)
+	plus := m5Join(t, addr, "dollar-plus", "$share/h/+/x", 1, false)
+	dollar := m5Join(t, addr, "dollar-own", "$share/i/$app/#", 1, true)
+	pub := m5Connect(t, addr, "dollar-pub")
+	m5Pub(pub, "$app/x", "dollar", 1)
+	m5Pub(pub, "app/x", "plain", 1)
+	for _, m := range []*m5Member{all, plus} {
+		got := m.drain(t)
+		require.Len(t, got, 1, m.name)
+		assert.Equal(t, "plain", string(got[0].Payload), m.name)
+	}
+	got := dollar.drain(t)
+	require.Len(t, got, 1)
+	assert.Equal(t, "dollar", string(got[0].Payload))
+}
+
+// TestV5SharedMessagesSurviveRestartForRedistribution: after a restart
+// (memory store), the messages a member held for a shared subscription
+// still belong to it: when the member's session then ends, they go to
+// another member.
+func TestV5SharedMessagesSurviveRestartForRedistribution(t *testing.T) {
+	e := psStart(t, m5Memory(), tern.Options{})
+	a := m5Connect(t, e.addr, "rs-a", m5RecvMax(1), m5Expiry(600))
+	m5Sub(a, "$share/g/rs/t", 1)
+	pub := m5Connect(t, e.addr, "rs-pub")
+	m5Pub(pub, "rs/t", "in flight", 1)
+	m5Pub(pub, "rs/t", "queued", 1)
+	expectPublish(a, "rs/t", "in flight", 1)
+	m5WaitQueued(t, e.b, "rs-a", 1)
+	e.restart()
+	other := m5Join(t, e.addr, "rs-b", "$share/g/rs/t", 1, true)
+	// Clean Start: rs-a's session ends now.
+	m5Connect(t, e.addr, "rs-a")
+	m5Expect(other.c, "rs/t", "in flight", 1)
+	m5Expect(other.c, "rs/t", "queued", 1)
+	m5Quiet(other.c)
+}

@@ -249,8 +249,10 @@ func TestV5SubackReasonCodes(t *testing.T) {
 
 // TestV5AckReasonStringsWithinMaximumPacketSize: a Reason String that
 // would make a SUBACK, PUBACK or PUBREC larger than the client's Maximum
-// Packet Size is left out; the packet itself is sent.
-// [v5 MQTT-3.9.2-1] [v5 MQTT-3.4.2-2] [v5 MQTT-3.5.2-2]
+// Packet Size is left out; the packet itself is sent. Tern puts no User
+// Property on them.
+// [v5 MQTT-3.9.2-1] [v5 MQTT-3.4.2-2] [v5 MQTT-3.5.2-2] [v5 MQTT-3.9.2-2]
+// [v5 MQTT-3.4.2-3] [v5 MQTT-3.5.2-3]
 func TestV5AckReasonStringsWithinMaximumPacketSize(t *testing.T) {
 	long := strings.Repeat("r", 200)
 	refusal := &tern.ReasonError{Code: packets.NotAuthorized, Reason: long}
@@ -266,14 +268,17 @@ func TestV5AckReasonStringsWithinMaximumPacketSize(t *testing.T) {
 		ack := m5Subscribe(c, 1, 0, packets.Subscription{Filter: "x"})
 		assert.Equal(t, []byte{byte(packets.NotAuthorized)}, ack.ReturnCodes)
 		assert.Equal(t, wantReason, ack.Properties.ReasonString, "SUBACK, Maximum Packet Size %d", limit)
+		assert.Empty(t, ack.Properties.User, "Tern sends no User Property on SUBACK")
 		m5Send(c, &packets.Publish{Topic: "x", QoS: 1, PacketID: 1})
 		puback := recvAs[*packets.Puback](c)
 		assert.Equal(t, packets.NotAuthorized, puback.ReasonCode)
 		assert.Equal(t, wantReason, puback.Properties.ReasonString, "PUBACK, Maximum Packet Size %d", limit)
+		assert.Empty(t, puback.Properties.User)
 		m5Send(c, &packets.Publish{Topic: "x", QoS: 2, PacketID: 2})
 		pubrec := recvAs[*packets.Pubrec](c)
 		assert.Equal(t, packets.NotAuthorized, pubrec.ReasonCode)
 		assert.Equal(t, wantReason, pubrec.Properties.ReasonString, "PUBREC, Maximum Packet Size %d", limit)
+		assert.Empty(t, pubrec.Properties.User)
 		m5Bye(c)
 	}
 }
@@ -335,6 +340,7 @@ func TestV5UnsubscribeCompletesDeliveriesInFlight(t *testing.T) {
 // 0x82 (protocol error).
 // [v5 MQTT-3.8.1-1] [v5 MQTT-3.8.3-1] [v5 MQTT-3.8.3-2] [v5 MQTT-3.8.3-5]
 // [v5 MQTT-3.10.1-1] [v5 MQTT-3.10.3-1] [v5 MQTT-3.10.3-2] [v5 MQTT-4.7.3-1]
+// [v5 MQTT-2.2.1-3] [v5 MQTT-4.7.3-2]
 func TestV5SubscribeMalformedEndsConnection(t *testing.T) {
 	_, addr := startBroker(t, tern.Options{})
 	id := []byte{0, 1}
@@ -347,11 +353,14 @@ func TestV5SubscribeMalformedEndsConnection(t *testing.T) {
 	}{
 		{"SUBSCRIBE flags 0000", packetBytes(0x80, id, noProps, sub("a", 0)), packets.MalformedPacket},
 		{"SUBSCRIBE without filters", packetBytes(0x82, id, noProps), packets.ProtocolError},
+		{"SUBSCRIBE packet identifier 0", packetBytes(0x82, []byte{0, 0}, noProps, sub("a", 0)), packets.ProtocolError},
+		{"UNSUBSCRIBE packet identifier 0", packetBytes(0xA2, []byte{0, 0}, noProps, mqttString("a")), packets.ProtocolError},
 		{"reserved option bits", packetBytes(0x82, id, noProps, sub("a", 0x40)), packets.MalformedPacket},
 		{"QoS 3", packetBytes(0x82, id, noProps, sub("a", 3)), packets.ProtocolError},
 		{"Retain Handling 3", packetBytes(0x82, id, noProps, sub("a", 0x30)), packets.ProtocolError},
 		{"filter not UTF-8", packetBytes(0x82, id, noProps, sub("a\xff", 0)), packets.MalformedPacket},
 		{"empty filter", packetBytes(0x82, id, noProps, sub("", 0)), packets.ProtocolError},
+		{"null character in a filter", packetBytes(0x82, id, noProps, sub("a/\x00", 0)), packets.MalformedPacket},
 		{"two Subscription Identifiers", packetBytes(0x82, id, []byte{4, 0x0B, 1, 0x0B, 2}, sub("a", 0)), packets.ProtocolError},
 		{"Subscription Identifier 0", packetBytes(0x82, id, []byte{2, 0x0B, 0}, sub("a", 0)), packets.ProtocolError},
 		{"UNSUBSCRIBE flags 0000", packetBytes(0xA0, id, noProps, mqttString("a")), packets.MalformedPacket},
