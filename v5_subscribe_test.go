@@ -434,3 +434,39 @@ func TestV5TopicMatching(t *testing.T) {
 	}
 	m5Quiet(only)
 }
+
+// TestV5SubscriptionOptionsSurviveRestart: after a restart (memory store)
+// a persistent session's subscription keeps its No Local, Retain As
+// Published and Subscription Identifier, and a queued message its
+// properties.
+// [v5 MQTT-3.8.3-3] [v5 MQTT-3.3.1-13] [v5 MQTT-3.3.4-3] [v5 MQTT-3.3.2-17]
+func TestV5SubscriptionOptionsSurviveRestart(t *testing.T) {
+	e := psStart(t, m5Memory(), tern.Options{})
+	c := m5Connect(t, e.addr, "so", m5Expiry(600))
+	m5Subscribe(c, 1, 5, packets.Subscription{Filter: "so/#", QoS: 1, NoLocal: true, RetainAsPublished: true})
+	m5Bye(c)
+	m5WaitOffline(t, e.b, "so")
+	pub := m5Connect(t, e.addr, "so-pub")
+	user := []packets.UserProperty{{Key: "b", Value: "1"}, {Key: "a", Value: "2"}}
+	m5Publish(pub, &packets.Publish{Topic: "so/q", QoS: 1, PacketID: 1, Payload: []byte("queued"),
+		Props: packets.PublishProps{HasPayloadFormat: true, PayloadFormat: 1, Raw: m5RawProps(t, &packets.Properties{ContentType: "ct", User: user})}})
+	m5WaitQueued(t, e.b, "so", 1)
+	e.restart()
+
+	c = m5Connect(t, e.addr, "so", m5Resume(), m5Expiry(600))
+	got := m5Expect(c, "so/q", "queued", 1)
+	props := m5Props(t, got)
+	assert.Equal(t, []uint32{5}, props.SubscriptionIDs)
+	assert.Equal(t, "ct", props.ContentType)
+	assert.Equal(t, user, props.User)
+	require.NotNil(t, props.PayloadFormat)
+	assert.Equal(t, byte(1), *props.PayloadFormat)
+
+	m5Send(c, &packets.Publish{Topic: "so/own", Retain: true, Payload: []byte("own")}) // No Local
+	pub = m5Connect(t, e.addr, "so-pub")
+	m5Publish(pub, &packets.Publish{Topic: "so/live", QoS: 1, PacketID: 2, Retain: true, Payload: []byte("live")})
+	got = m5Expect(c, "so/live", "live", 1)
+	assert.True(t, got.Retain, "Retain As Published")
+	assert.Equal(t, []uint32{5}, got.Props.SubscriptionIDs)
+	m5Quiet(c)
+}
