@@ -23,7 +23,7 @@ import (
 // Reason String unless the client asked for no problem information; the
 // refused message is not forwarded.
 // [v5 MQTT-3.3.4-1] [v5 MQTT-3.4.2-1] [v5 MQTT-3.5.2-1] [v5 MQTT-4.3.2-4]
-// [v5 MQTT-4.3.3-8]
+// [v5 MQTT-4.3.3-8] [v5 MQTT-2.2.1-5]
 func TestV5PublishAckReasonCodes(t *testing.T) {
 	_, addr := m5Hooks(t, tern.Options{}, m5PubAuth(func(m tern.Message) error {
 		switch m.Topic {
@@ -185,7 +185,7 @@ func TestV5ClientErrorAckCompletesDelivery(t *testing.T) {
 // unused among those in flight; SUBACK and UNSUBACK repeat the request's
 // identifier; a packet without properties carries a Property Length of 0.
 // [v5 MQTT-2.2.1-2] [v5 MQTT-2.2.1-4] [v5 MQTT-2.2.1-6] [v5 MQTT-2.2.2-1]
-// [v5 MQTT-4.3.1-1] [v5 MQTT-4.3.2-1] [v5 MQTT-4.3.3-1]
+// [v5 MQTT-4.3.1-1] [v5 MQTT-4.3.2-1] [v5 MQTT-4.3.3-1] [v5 MQTT-3.3.1-2]
 func TestV5PacketIdentifiersOnTheWire(t *testing.T) {
 	_, addr := startBroker(t, tern.Options{})
 	sub := m5Connect(t, addr, "ids-sub")
@@ -269,7 +269,7 @@ func TestV5QoS1Flow(t *testing.T) {
 // a new message.
 // [v5 MQTT-4.3.3-2] [v5 MQTT-4.3.3-3] [v5 MQTT-4.3.3-4] [v5 MQTT-4.3.3-5]
 // [v5 MQTT-4.3.3-6] [v5 MQTT-4.3.3-8] [v5 MQTT-4.3.3-10] [v5 MQTT-4.3.3-11]
-// [v5 MQTT-4.3.3-12]
+// [v5 MQTT-4.3.3-12] [v5 MQTT-2.2.1-5] [v5 MQTT-3.3.1-1]
 func TestV5QoS2Flow(t *testing.T) {
 	b, addr := startBroker(t, tern.Options{})
 	sub := m5Connect(t, addr, "q2-sub", m5Expiry(600))
