@@ -182,6 +182,19 @@ func (c *conn) onPublish(fh packets.FixedHeader, body []byte) error {
 			lsn, matched, err := b.publish(c.client, c, &m)
 			c.waitFor(lsn)
 			code, reason = pubackCode(err, matched)
+			if code.IsError() && c.proto.v5() {
+				// [v5 MQTT-4.3.3-9] after PUBREC 0x80 or more no PUBREL
+				// comes: the identifier starts a new message, and the
+				// refused PUBLISH no longer counts against the Receive
+				// Maximum (section 4.9). A 3.1.1 client, told nothing,
+				// still sends PUBREL.
+				s.mu.Lock()
+				if s.s.ReleaseInbound(p.PacketID) && b.persistent(s) {
+					b.record(c, storage.Op{Kind: storage.DeleteInbound, Inbound: storage.Inbound{ClientID: s.s.ID, PacketID: p.PacketID}})
+				}
+				s.mu.Unlock()
+				c.qos2In = max(c.qos2In-1, 0)
+			}
 		}
 		c.pubAck(2, p.PacketID, code, reason)
 	}

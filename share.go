@@ -252,13 +252,22 @@ func orphans(s *sess) []orphan {
 }
 
 // redistribute gives the messages of a member that left to the rest of
-// its groups; none are lost while a group has members. No lock is held.
+// its groups; none are lost while a group has members, but those whose
+// Message Expiry Interval has passed: no delivery starts for them
+// [v5 MQTT-3.3.2-5]. No lock is held.
 func (b *Broker) redistribute(os []orphan) {
+	now := nowNano()
 	for _, o := range os {
 		b.sharesMu.Lock()
 		g := b.shares[o.share]
 		b.sharesMu.Unlock()
 		if g == nil {
+			continue
+		}
+		if o.msg.Expired(now) {
+			b.stats.dropped.Add(1)
+			b.log.Debug("message dropped", "share", o.share, "topic", o.msg.Topic, "reason", errExpired)
+			b.hooks.onDrop(b, g.identity(), o.msg, errExpired)
 			continue
 		}
 		f := new(fanout)
