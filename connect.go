@@ -368,7 +368,7 @@ func (b *Broker) attach(c *conn, id string, a *attachment) error {
 	// the connection's identity may not read is dropped instead.
 	readCheck := b.hooks.hasReadChecks()
 	now := time.Now().UnixNano()
-	for _, d := range s.s.Inflight() {
+	for _, d := range s.s.Resend(a.window) {
 		if !d.Released && readCheck && !b.hooks.authorizeRead(b, c.client, d.Msg.Topic) {
 			s.dropDelivery(d, errNotReadable)
 			continue

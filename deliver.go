@@ -287,7 +287,7 @@ func (s *sess) pump(c *conn) {
 // the connection's current identity first: a message the client may not
 // read (any more) is dropped, never sent.
 func (s *sess) pumpLocked(c *conn) {
-	if s.s.QueueLen() == 0 || s.conn.Load() != c {
+	if !s.s.Waiting() || s.conn.Load() != c {
 		return
 	}
 	b := s.b
@@ -302,11 +302,11 @@ func (s *sess) pumpLocked(c *conn) {
 		if !room {
 			break
 		}
-		d := s.s.Next()
+		d, resend := s.s.Next()
 		if d == nil {
 			break
 		}
-		if d.Msg.Expired(now) {
+		if !resend && d.Msg.Expired(now) {
 			// [v5 MQTT-3.3.2-5] expired before onward delivery started.
 			s.dropDelivery(d, errExpired)
 			continue
@@ -317,14 +317,14 @@ func (s *sess) pumpLocked(c *conn) {
 		}
 		c.mu.Lock()
 		start := len(c.out)
-		c.out = c.appendDelivery(c.buffer(), d, false, now)
+		c.out = c.appendDelivery(c.buffer(), d, resend, now)
 		if !c.proto.fits(len(c.out) - start) {
 			c.out = c.out[:start]
 			c.mu.Unlock()
 			s.dropDelivery(d, errTooLarge) // [v5 MQTT-3.1.2-25]
 			continue
 		}
-		if stored {
+		if stored && !resend {
 			if d.QoS == 0 {
 				b.persist.add(deleteDeliveryOp(s.s.ID, d.Seq)) // done once written
 			} else if lsn, wait := b.recordDelivery(s.s.ID, d, false); wait {

@@ -210,9 +210,6 @@ func TestV5FlowOrderedTopics(t *testing.T) {
 // order and with their packet identifiers.
 // [v5 MQTT-3.3.4-9] [v5 MQTT-4.9.0-1]
 func TestV5FlowReceiveMaximumOnReconnect(t *testing.T) {
-	t.Skip("BUG: attach (connect.go) resends every PUBLISH in flight on reconnect, even more than the client's new Receive Maximum " +
-		"(5 in flight, reconnect with Receive Maximum 2: all 5 are sent) [v5 MQTT-3.3.4-9]; the session needs in-flight deliveries " +
-		"that keep their packet identifier but wait to be sent again, which pump sends as acknowledgements free places")
 	b, addr := startBroker(t, tern.Options{})
 	sub := m5Connect(t, addr, "rmr", m5RecvMax(5), m5Expiry(600))
 	m5Sub(sub, "rmr/#", 1)

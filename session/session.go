@@ -51,6 +51,10 @@ type Delivery struct {
 	// Released is set when PUBREC has been received for a QoS 2 delivery:
 	// the PUBLISH is done and PUBREL is what remains to be acknowledged.
 	Released bool
+	// Unsent marks a delivery in flight, with its packet identifier, that
+	// waits to be sent again on the current connection: more were in
+	// flight than the new connection's window (see Resend).
+	Unsent bool
 	// Seq orders deliveries for storage; the broker assigns it.
 	Seq uint64
 	// SubIDs are the MQTT 5 Subscription Identifiers of the subscriptions
@@ -82,6 +86,8 @@ type Session struct {
 	nextID   uint16
 
 	queue queue
+	// unsent counts the deliveries in flight marked Unsent.
+	unsent int
 
 	// inbound holds the packet identifiers of QoS 2 PUBLISH packets received
 	// and acknowledged with PUBREC, awaiting PUBREL [MQTT-4.3.3-2].
@@ -135,7 +141,7 @@ func (s *Session) Unsubscribe(filter string) bool {
 // QoS 0 deliveries are queued only (they have no window); online QoS 0 is
 // written by the caller without calling Push.
 func (s *Session) Push(d Delivery, online bool) (send *Delivery, ok bool) {
-	if online && d.QoS > 0 && s.queue.len() == 0 && s.inflightLen() < s.maxInflight {
+	if online && d.QoS > 0 && s.queue.len() == 0 && s.unsent == 0 && s.inflightLen() < s.maxInflight {
 		return s.admit(d), true
 	}
 	if s.queue.len() >= s.maxQueued {
@@ -145,21 +151,66 @@ func (s *Session) Push(d Delivery, online bool) (send *Delivery, ok bool) {
 	return nil, true
 }
 
-// Next moves the next queued delivery into flight, if the window has room,
-// and returns it to be sent. A queued QoS 0 delivery is returned without
+// Next returns the next delivery to send, if the window has room: first a
+// delivery in flight that waits to be sent again (resend is then true: it
+// goes with its packet identifier and DUP set), then the next queued one,
+// which moves into flight. A queued QoS 0 delivery is returned without
 // entering the window. It returns nil when nothing can be sent.
-func (s *Session) Next() *Delivery {
+func (s *Session) Next() (d *Delivery, resend bool) {
+	if s.unsent > 0 {
+		if s.inflightLen()-s.unsent >= s.maxInflight {
+			return nil, false
+		}
+		for _, p := range s.inflight {
+			if p != nil && p.Unsent {
+				p.Unsent = false
+				s.unsent--
+				return p, true
+			}
+		}
+	}
 	if s.queue.len() == 0 {
-		return nil
+		return nil, false
 	}
 	if s.queue.peek().QoS > 0 && s.inflightLen() >= s.maxInflight {
-		return nil
+		return nil, false
 	}
-	d := s.queue.pop()
-	if d.QoS == 0 {
-		return &d
+	q := s.queue.pop()
+	if q.QoS == 0 {
+		return &q, false
 	}
-	return s.admit(d)
+	return s.admit(q), false
+}
+
+// Resend returns, in their original order, what a new connection must be
+// sent again of the deliveries in flight [MQTT-4.4.0-1]: every delivery
+// released by PUBREC (its PUBREL goes again) and at most window of the
+// others (their PUBLISH goes again, DUP set); the rest are marked Unsent
+// and go as acknowledgements free the window (Next), so that a client's
+// Receive Maximum holds from the start of its connection [v5 MQTT-3.3.4-9].
+func (s *Session) Resend(window int) []*Delivery {
+	out := make([]*Delivery, 0, len(s.byID))
+	sent := 0
+	for _, d := range s.inflight {
+		if d == nil {
+			continue
+		}
+		switch {
+		case d.Released:
+			out = append(out, d)
+		case sent < window:
+			if d.Unsent {
+				d.Unsent = false
+				s.unsent--
+			}
+			out = append(out, d)
+			sent++
+		case !d.Unsent:
+			d.Unsent = true
+			s.unsent++
+		}
+	}
+	return out
 }
 
 func (s *Session) admit(d Delivery) *Delivery {
@@ -261,6 +312,10 @@ func (s *Session) Drop(d *Delivery) bool {
 
 func (s *Session) complete(d *Delivery) {
 	delete(s.byID, d.PacketID)
+	if d.Unsent {
+		d.Unsent = false
+		s.unsent--
+	}
 	for i, p := range s.inflight {
 		if p == d {
 			s.inflight[i] = nil
@@ -301,6 +356,10 @@ func (s *Session) inflightLen() int { return len(s.byID) }
 
 // InflightLen reports how many deliveries are in flight.
 func (s *Session) InflightLen() int { return len(s.byID) }
+
+// Waiting reports whether deliveries wait to be sent: queued, or in flight
+// and marked Unsent.
+func (s *Session) Waiting() bool { return s.queue.len() > 0 || s.unsent > 0 }
 
 // QueueLen reports how many deliveries are queued.
 func (s *Session) QueueLen() int { return s.queue.len() }

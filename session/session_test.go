@@ -105,33 +105,33 @@ func TestNextFillsTheWindowInOrder(t *testing.T) {
 		s.Push(p, false)
 	}
 	var sent []string
-	for d := s.Next(); d != nil; d = s.Next() {
+	for d := next(s); d != nil; d = next(s) {
 		sent = append(sent, string(d.Msg.Payload))
 	}
 	require.Equal(t, []string{"a", "b"}, sent, "sent while the window had room")
 	require.Equal(t, 2, s.InflightLen(), "in flight after filling the window")
 	inflight := s.Inflight()
 	s.Puback(inflight[0].PacketID)
-	d := s.Next()
+	d := next(s)
 	require.Equal(t, "c", payloadOf(d), "Next after PUBACK = %+v", d)
 	require.NotZero(t, d.PacketID, "Next after PUBACK = %+v, want c with an identifier", d)
 	// A full window does not hold back a QoS 0 delivery at the head, but
 	// holds back the QoS 1 one behind it.
-	d = s.Next()
+	d = next(s)
 	require.Equal(t, "d", payloadOf(d), "Next with a full window and QoS 0 at the head = %+v", d)
 	require.Zero(t, d.PacketID, "Next = %+v, want d without an identifier", d)
-	require.Nil(t, s.Next(), "Next with a full window and QoS 1 at the head")
+	require.Nil(t, next(s), "Next with a full window and QoS 1 at the head")
 	s.Pubrec(inflight[1].PacketID)
-	require.Nil(t, s.Next(), "Next after PUBREC only, want nil (PUBREC frees no place)")
+	require.Nil(t, next(s), "Next after PUBREC only, want nil (PUBREC frees no place)")
 	s.Pubcomp(inflight[1].PacketID)
-	d = s.Next()
+	d = next(s)
 	require.Equal(t, "e", payloadOf(d), "Next after PUBCOMP = %+v", d)
-	require.Nil(t, s.Next(), "queue not empty")
+	require.Nil(t, next(s), "queue not empty")
 	require.Zero(t, s.QueueLen(), "queue not empty")
 	full := New("c", false, 1, 10)
 	full.Push(del("x", 1), true)
 	full.Push(del("q0", 0), false)
-	d = full.Next()
+	d = next(full)
 	require.NotNil(t, d, "QoS 0 at the head behind a full window: Next = nil")
 	require.Zero(t, d.QoS, "QoS 0 at the head behind a full window: Next = %+v", d)
 }
@@ -311,7 +311,7 @@ func TestSetLimits(t *testing.T) {
 	require.Nil(t, d, "window 1, queue 2: Push returned a delivery to send")
 	require.True(t, ok, "window 1, queue 2: Push refused, want queued")
 	s.SetLimits(3, 0)
-	require.NotNil(t, s.Next(), "larger window did not let the queued delivery go")
+	require.NotNil(t, next(s), "larger window did not let the queued delivery go")
 	_, ok = s.Push(del("c", 1), false)
 	require.False(t, ok, "queue bound 0 accepted a delivery")
 }
@@ -336,7 +336,7 @@ func TestQueueMatchesAFIFOModel(t *testing.T) {
 		n := r.IntN(len(model) + 1)
 		got := make([]string, n)
 		for i := range got {
-			got[i] = payloadOf(s.Next())
+			got[i] = payloadOf(next(s))
 		}
 		require.Equal(t, model[:n], got, "step %d: Next, %d times", step, n)
 		model = model[n:]
@@ -355,4 +355,62 @@ func TestQueuedReturnsACopy(t *testing.T) {
 	d := s.Queued()[0]
 	require.Equal(t, byte(1), d.QoS, "queue changed through Queued: %+v", d)
 	require.Equal(t, "a", string(d.Msg.Payload), "queue changed through Queued: %+v", d)
+}
+
+// next is Session.Next without the resend flag.
+func next(s *Session) *Delivery {
+	d, _ := s.Next()
+	return d
+}
+
+// [MQTT-4.4.0-1] [v5 MQTT-3.3.4-9] Resend gives a new connection every
+// PUBREL to send again and at most its window of PUBLISHes; the others
+// wait in flight, with their identifiers, and Next hands them out, before
+// anything queued, as acknowledgements free the window.
+func TestResendWithinTheNewWindow(t *testing.T) {
+	s := New("c", false, 10, 10)
+	var ids []uint16
+	for i := range 5 {
+		d, ok := s.Push(Delivery{Msg: &Message{Topic: "t"}, QoS: 1, Seq: uint64(i)}, true)
+		require.True(t, ok)
+		require.NotNil(t, d)
+		ids = append(ids, d.PacketID)
+	}
+	q2, _ := s.Push(Delivery{Msg: &Message{Topic: "q2"}, QoS: 2}, true)
+	require.NotNil(t, s.Pubrec(q2.PacketID))
+	d, ok := s.Push(Delivery{Msg: &Message{Topic: "queued"}, QoS: 1}, false) // offline: queued
+	require.True(t, ok)
+	require.Nil(t, d)
+	s.SetLimits(2, 10) // the new connection's Receive Maximum
+
+	again := s.Resend(2)
+	require.Len(t, again, 3)
+	assert.Equal(t, ids[0], again[0].PacketID)
+	assert.Equal(t, ids[1], again[1].PacketID)
+	assert.True(t, again[2].Released, "the PUBREL goes again too")
+	d, resend := s.Next()
+	assert.Nil(t, d, "window full: nothing more until an acknowledgement")
+	assert.False(t, resend)
+
+	require.NotNil(t, s.Puback(ids[0]))
+	d, _ = s.Next()
+	assert.Nil(t, d, "the released QoS 2 delivery still holds a place until PUBCOMP")
+	require.NotNil(t, s.Pubcomp(q2.PacketID))
+	d, resend = s.Next()
+	require.NotNil(t, d)
+	assert.True(t, resend, "a delivery in flight is sent again before the queue")
+	assert.Equal(t, ids[2], d.PacketID, "with its packet identifier")
+	require.NotNil(t, s.Puback(ids[1]))
+	require.NotNil(t, s.Puback(ids[2]))
+	for _, want := range ids[3:] {
+		d, resend = s.Next()
+		require.NotNil(t, d)
+		assert.True(t, resend)
+		assert.Equal(t, want, d.PacketID)
+		require.NotNil(t, s.Puback(d.PacketID))
+	}
+	d, resend = s.Next()
+	require.NotNil(t, d)
+	assert.False(t, resend)
+	assert.Equal(t, "queued", d.Msg.Topic, "then the queue")
 }
