@@ -145,7 +145,7 @@ func (b *Broker) Serve(l net.Listener) error {
 			}
 			b.stats.acceptErrors.Add(1)
 			refused := reserve.shed(l, err)
-			b.stats.refused.Add(int64(refused))
+			b.stats.refuse(RefusedFDLimit, refused)
 			delay = nextAcceptDelay(delay)
 			b.logAcceptError(err, delay, refused)
 			select {
@@ -188,6 +188,7 @@ func (b *Broker) startConn(nc net.Conn) bool {
 	b.conns[c] = struct{}{}
 	b.wg.Add(1)
 	b.mu.Unlock()
+	b.stats.opened.Add(1)
 	b.runReader(c, false)
 	return true
 }

@@ -120,7 +120,7 @@ func (h *handlerSub) deliver(sub topics.Sub[subscriber], f *fanout) {
 	m.QoS, m.Retain = min(f.msg.QoS, sub.QoS()), false
 	select {
 	case h.ch <- m:
-		f.sent++
+		f.sent[m.QoS]++
 	default:
 		f.drop(h.b, h.who, errQueueFull)
 	}
