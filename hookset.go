@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
-	"time"
 
 	"github.com/ternmq/tern/session"
 )
@@ -93,7 +92,7 @@ func appendHook[T any](list *[]T, h any) bool {
 // call runs f, turning a panic into an error so that a faulty hook refuses
 // instead of crashing the broker.
 func call(b *Broker, what string, f func() error) (err error) {
-	defer b.stats.hookDone(what, time.Now())
+	defer b.hookDone(what, b.clock())
 	defer func() {
 		if r := recover(); r != nil {
 			b.log.Error("hook panicked; treated as a refusal", "hook", what, "panic", fmt.Sprint(r))
