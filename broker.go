@@ -149,7 +149,7 @@ func (b *Broker) Serve(l net.Listener) error {
 			}
 			b.stats.acceptErrors.Add(1)
 			refused := reserve.shed(l, err)
-			b.stats.refused.Add(int64(refused))
+			b.stats.refuse(RefusedFDLimit, refused)
 			delay = nextAcceptDelay(delay)
 			b.logAcceptError(err, delay, refused)
 			select {
@@ -192,6 +192,7 @@ func (b *Broker) startConn(nc net.Conn) bool {
 	b.conns[c] = struct{}{}
 	b.wg.Add(1)
 	b.mu.Unlock()
+	b.stats.opened.Add(1)
 	b.runReader(c, false)
 	return true
 }

@@ -165,7 +165,7 @@ func (c *conn) run() error {
 	b := c.b
 	if n := b.nconns.Add(1); b.opts.MaxConnections > 0 && n > int64(b.opts.MaxConnections) {
 		b.nconns.Add(-1)
-		b.stats.refused.Add(1)
+		b.stats.refuse(RefusedConnectionLimit, 1)
 		// Read the CONNECT so that the client sees a CONNACK it expects, in
 		// its protocol's form: 0x03 server unavailable, or in MQTT 5 0x89
 		// server busy.
@@ -203,6 +203,7 @@ func (c *conn) run() error {
 			// [MQTT-3.1.2-2] [v5 MQTT-3.1.2-2] unsupported protocol level:
 			// CONNACK 0x01 in the 3.1.1 form (a client of an unknown
 			// version may not read the MQTT 5 one), close.
+			b.stats.refuse(RefusedProtocolVersion, 1)
 			c.writeNow([]byte{0x20, 2, 0, packets.RefusedProtocolVersion})
 		case errors.As(err, &pe) && pe.Version == packets.Level5:
 			// [v5 MQTT-3.1.4-1] a malformed MQTT 5 CONNECT: CONNACK with

@@ -29,7 +29,7 @@ const neverExpires = 0xFFFFFFFF
 func (c *conn) refuse(code packets.ReasonCode, reason string, why error) error {
 	// Counted before the CONNACK leaves, so that a client that saw the
 	// refusal also sees it in Stats.
-	c.b.stats.refused.Add(1)
+	c.b.stats.refuse(connackRefusal(code, why), 1)
 	var props packets.Properties
 	props.ReasonString = reason // a CONNACK may carry it whatever the client asked
 	c.writeNow(c.proto.connack(false, code, &props))
@@ -388,7 +388,7 @@ func (b *Broker) attach(c *conn, id string, a *attachment) error {
 			continue
 		}
 		c.mu.Unlock()
-		b.stats.publishSent.Add(1)
+		b.stats.sent(d.QoS)
 	}
 	// Bound only now: the QoS 0 fast path of deliver reads s.conn without
 	// s.mu, and must not write a PUBLISH before the CONNACK [MQTT-3.2.0-1].

@@ -221,7 +221,7 @@ func (s *sess) deliverOpts(opts uint32, ids []uint32, f *fanout, share string) {
 			f.drop(b, s.client, errTooLarge)
 			return
 		}
-		f.sent++
+		f.sent[qos]++
 		if c.touchLocked() {
 			f.touched(c)
 		}
@@ -256,7 +256,7 @@ func (s *sess) sendQoS0(c *conn, f *fanout, retain bool, ids []uint32) {
 			f.drop(s.b, c.client, errTooLarge) // [v5 MQTT-3.1.2-25]
 			break
 		}
-		f.sent++
+		f.sent[0]++
 		if c.touchLocked() {
 			f.touched(c)
 		}
@@ -336,11 +336,11 @@ func (s *sess) pumpLocked(c *conn) {
 			s.noteDelivered(d)
 		}
 		n++
+		b.stats.sent(d.QoS)
 	}
 	c.mu.Lock()
 	kick := n > 0 && c.touchLocked()
 	c.mu.Unlock()
-	b.stats.publishSent.Add(int64(n))
 	if kick {
 		c.startWriter()
 	}
@@ -362,7 +362,7 @@ func (s *sess) dropDelivery(d *session.Delivery, why error) {
 	if b.persistent(s) {
 		b.persist.add(deleteDeliveryOp(s.s.ID, d.Seq))
 	}
-	b.stats.dropped.Add(1)
+	b.stats.drop(dropReasonOf(why))
 	b.log.Debug("message dropped", "client", s.s.ID, "user", s.client.Username, "topic", d.Msg.Topic, "reason", why)
 	b.hooks.onDrop(b, s.client, d.Msg, why)
 }

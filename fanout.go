@@ -27,8 +27,8 @@ type fanout struct {
 	buf     []byte   // backs enc, reused
 	kick    *[]*conn // nil: start writers at once
 	later   []*conn  // writers to start when kick is nil
-	sent    int64
-	drops   int64
+	sent    [3]int64 // by QoS
+	drops   dropCounts
 	lsn     uint64    // storage LSN of the last change this message caused
 	dropFor []dropped // for DropObserver hooks, only when there are some
 	// deliveredTo are the QoS 0 deliveries, for DeliveryObserver hooks,
@@ -59,7 +59,7 @@ var (
 // drop counts a delivery that was not made and notes, for the DropObserver
 // hooks, for whom and why.
 func (f *fanout) drop(b *Broker, c Client, why error) {
-	f.drops++
+	f.drops[dropReasonOf(why)]++
 	if b.hooks.hasDropObservers() {
 		f.dropFor = append(f.dropFor, dropped{c, why})
 	}
@@ -75,7 +75,7 @@ func (f *fanout) reset(kick *[]*conn) {
 	f.enc = [2][3][2][]byte{}
 	f.kick = kick
 	f.later = f.later[:0]
-	f.sent, f.drops, f.lsn = 0, 0, 0
+	f.sent, f.drops, f.lsn = [3]int64{}, dropCounts{}, 0
 	f.dropFor = f.dropFor[:0]
 	f.deliveredTo = f.deliveredTo[:0]
 }
@@ -127,12 +127,8 @@ func (f *fanout) finish(b *Broker) {
 	for _, c := range f.later {
 		c.startWriter()
 	}
-	if f.sent > 0 {
-		b.stats.publishSent.Add(f.sent)
-	}
-	if f.drops > 0 {
-		b.stats.dropped.Add(f.drops)
-	}
+	b.stats.addSent(&f.sent)
+	b.stats.addDrops(&f.drops)
 	for _, d := range f.dropFor {
 		b.hooks.onDrop(b, d.c, f.keep(), d.why)
 	}

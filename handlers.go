@@ -119,7 +119,7 @@ func (c *conn) onPublish(fh packets.FixedHeader, body []byte) error {
 		return err
 	}
 	b := c.b
-	b.stats.publishReceived.Add(1)
+	b.stats.received(p.QoS)
 	m := session.Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain}
 	if c.proto.v5() {
 		if err := c.publishProps(p, &m); err != nil {
@@ -134,7 +134,7 @@ func (c *conn) onPublish(fh packets.FixedHeader, body []byte) error {
 		// publish there is acknowledged as its QoS requires but neither
 		// stored nor forwarded, so nobody can forge them (section 4.7.2).
 		// Other $-topics work as any topic.
-		b.stats.dropped.Add(1)
+		b.stats.drop(DropSysTopic)
 		b.log.Debug("publish to $SYS/broker dropped", "client", c.client.ID, "topic", m.Topic)
 		c.pubAck(p.QoS, p.PacketID, packets.NotAuthorized, "")
 		return nil
@@ -142,7 +142,7 @@ func (c *conn) onPublish(fh packets.FixedHeader, body []byte) error {
 	if p.QoS > 0 && c.proto.v5() && b.opts.ValidatePayloadFormat && m.HasFormat && m.Format == 1 && !utf8.Valid(m.Payload) {
 		// [v5 section 3.3.2.3.2] a receiver that checks the payload
 		// answers 0x99 and does not take the message.
-		b.stats.dropped.Add(1)
+		b.stats.drop(DropPayloadFormat)
 		c.pubAck(p.QoS, p.PacketID, packets.PayloadFormatInvalid, "")
 		return nil
 	}

@@ -92,6 +92,7 @@ func appendHook[T any](list *[]T, h any) bool {
 // call runs f, turning a panic into an error so that a faulty hook refuses
 // instead of crashing the broker.
 func call(b *Broker, what string, f func() error) (err error) {
+	defer b.hookDone(what, b.clock())
 	defer func() {
 		if r := recover(); r != nil {
 			b.log.Error("hook panicked; treated as a refusal", "hook", what, "panic", fmt.Sprint(r))

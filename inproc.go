@@ -216,7 +216,7 @@ func (h *handlerSub) deliverOpts(opts uint32, _ []uint32, f *fanout, _ string) {
 	m.Retain = f.msg.Retain && optRAPSet(opts)
 	select {
 	case h.ch <- delivery{m, f.fromClient}:
-		f.sent++
+		f.sent[m.QoS]++
 	default:
 		f.drop(h.b, h.who, errQueueFull)
 	}

@@ -20,6 +20,7 @@ import (
 // precedes the state it promises.
 type persister struct {
 	store storage.Store
+	stats *counters
 	log   interface {
 		Error(string, ...any)
 		Info(string, ...any)
@@ -43,7 +44,7 @@ type persister struct {
 }
 
 func newPersister(st storage.Store, b *Broker) *persister {
-	p := &persister{store: st, log: b.log, done: make(chan struct{})}
+	p := &persister{store: st, stats: &b.stats, log: b.log, done: make(chan struct{})}
 	p.cond = sync.NewCond(&p.mu)
 	go p.loop()
 	return p
@@ -171,7 +172,9 @@ func (p *persister) loop() {
 		p.mu.Unlock()
 		var err error
 		if len(batch) > 0 {
+			start := time.Now()
 			err = p.store.Write(context.Background(), batch)
+			p.stats.commit(len(batch), time.Since(start), err)
 		}
 		p.mu.Lock()
 		if err != nil {

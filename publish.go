@@ -33,14 +33,14 @@ func (b *Broker) publish(from Client, via *conn, m *session.Message) (uint64, in
 	if b.hooks.hasPublishChecks() {
 		pm := publicMessage(m, 0)
 		if err := b.hooks.checkPublish(b.ctx, b, from, &pm); err != nil {
-			b.stats.dropped.Add(1)
+			b.stats.drop(DropPublishRefused)
 			return 0, 0, err
 		}
 		if b.hooks.hasInterceptors() {
 			// An interceptor may have changed anything.
 			nm, err := sessionMessage(&pm, time.Now())
 			if err != nil {
-				b.stats.dropped.Add(1)
+				b.stats.drop(DropPublishRefused)
 				b.log.Debug("publish dropped: an interceptor produced an invalid message", "client", from.ID, "error", err)
 				return 0, 0, errors.Join(ErrRefused, err)
 			}

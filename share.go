@@ -265,7 +265,7 @@ func (b *Broker) redistribute(os []orphan) {
 			continue
 		}
 		if o.msg.Expired(now) {
-			b.stats.dropped.Add(1)
+			b.stats.drop(DropExpired)
 			b.log.Debug("message dropped", "share", o.share, "topic", o.msg.Topic, "reason", errExpired)
 			b.hooks.onDrop(b, g.identity(), o.msg, errExpired)
 			continue

@@ -83,7 +83,7 @@ func newFlagSet(s *settings, stderr io.Writer) (*flag.FlagSet, []flagGroup, erro
 
 	fs.StringVar(&s.data, "data", "", "`directory` for persistent state (embedded bbolt file tern.db); empty keeps state in memory")
 
-	fs.StringVar(&s.http, "http", "", "HTTP `address` for /healthz and /stats")
+	fs.StringVar(&s.http, "http", "", "HTTP `address` for /healthz, /stats and /metrics")
 	fs.StringVar(&s.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.StringVar(&s.logLevel, "log-level", "info", "log `level`: debug, info, warn, error or none")
 	fs.BoolVar(&s.verbose, "v", false, "debug logging (as -log-level debug)")

@@ -17,6 +17,7 @@ import (
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/auth"
 	"github.com/ternmq/tern/listeners"
+	"github.com/ternmq/tern/metrics"
 	"github.com/ternmq/tern/storage/bolt"
 )
 
@@ -87,7 +88,7 @@ func serve(ctx context.Context, s *settings, e env) (err error) {
 	}
 	var stopHTTP func()
 	if s.http != "" {
-		if stopHTTP, err = serveOps(s.http, b, log); err != nil {
+		if stopHTTP, err = serveOps(s.http, b, hook, log); err != nil {
 			for _, l := range ls {
 				l.Close()
 			}
@@ -198,26 +199,33 @@ func (h identityAuth) Authenticate(ctx context.Context, c tern.ConnectInfo) erro
 	return h.Mosquitto.Authenticate(ctx, c)
 }
 
-// serveOps serves /healthz and /stats on addr, and returns what stops it.
-func serveOps(addr string, b *tern.Broker, log *slog.Logger) (func(), error) {
+// serveOps serves /healthz, /stats and /metrics on addr, and returns what
+// stops it. hook is the authentication hook, nil for none.
+func serveOps(addr string, b *tern.Broker, hook any, log *slog.Logger) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("-http listener on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: opsHandler(b), ReadHeaderTimeout: 5 * time.Second}
-	log.Info("listening", "transport", "http", "addr", ln.Addr().String(), "paths", "/healthz /stats")
+	srv := &http.Server{Handler: opsHandler(b, hook), ReadHeaderTimeout: 5 * time.Second}
+	log.Info("listening", "transport", "http", "addr", ln.Addr().String(), "paths", "/healthz /stats /metrics")
 	done := make(chan struct{})
 	go func() { srv.Serve(ln); close(done) }()
 	return func() { srv.Close(); <-done }, nil
 }
 
-// opsHandler is the operations endpoint: health and statistics. The
-// Prometheus /metrics handler is mounted here too, beside them.
-func opsHandler(b *tern.Broker) http.Handler {
+// opsHandler is the operations endpoint: health, statistics as JSON, and
+// the Prometheus metrics (with the Go runtime and process metrics, and the
+// password checks of hook when it is one of the auth package's).
+func opsHandler(b *tern.Broker, hook any) http.Handler {
 	mux := http.NewServeMux()
 	ops := listeners.HTTPHandler(func() any { return b.Stats() }, b.Serving)
 	mux.Handle("/healthz", ops)
 	mux.Handle("/stats", ops)
+	var opts []metrics.Option
+	if a, ok := hook.(metrics.AuthStats); ok {
+		opts = append(opts, metrics.WithAuth(a))
+	}
+	mux.Handle("GET /metrics", metrics.Handler(b, opts...))
 	return mux
 }
 
