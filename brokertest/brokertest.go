@@ -73,8 +73,9 @@ import (
 	"github.com/ternmq/tern/listeners"
 )
 
-// DefaultTimeout is how long Expect and Next wait for a message, and how long
-// the cleanup waits for goroutines to end, unless WithTimeout says otherwise.
+// DefaultTimeout is how long Expect, Next, NextFunc and Request wait for a
+// message, and how long the cleanup waits for clients to disconnect and for
+// goroutines to end, unless WithTimeout says otherwise.
 const DefaultTimeout = 5 * time.Second
 
 // DefaultHistory is how many messages the server keeps for Expect, Next and
@@ -122,8 +123,9 @@ func WithHook(h any) Option { return func(c *config) { c.hooks = append(c.hooks,
 // Dial and DialContext connect.
 func WithoutTCP() Option { return func(c *config) { c.tcp = false } }
 
-// WithTimeout sets how long Expect and Next wait for a message and how long
-// the cleanup waits for goroutines to end (default DefaultTimeout).
+// WithTimeout sets how long Expect, Next, NextFunc and Request wait for a
+// message, and how long the cleanup waits for clients to disconnect and for
+// goroutines to end (default DefaultTimeout).
 func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
 
 // WithHistory sets how many recorded messages the server keeps (default

@@ -36,7 +36,8 @@ func (s *Server) Next(t testing.TB, filter string) tern.Message {
 }
 
 // NextFunc returns the earliest recorded message on a topic matching filter
-// that match accepts and no Expect or Next has taken yet, waiting for one
+// that match accepts and no Expect, Next, NextFunc or Request has taken
+// yet, waiting for one
 // until the timeout; it fails t if none comes. It suits checks on more than
 // the payload, such as MQTT 5 properties:
 //
