@@ -12,26 +12,44 @@
 //		srv.Expect(t, "alerts/1", "too hot") // waits, with a deadline
 //	}
 //
-// The broker listens on a TCP loopback port (Addr, URL), because real client
-// code dials a network address, and on an in-memory listener (Dial,
-// DialContext) for tests that want no network at all; WithoutTCP leaves only
-// the in-memory listener. Eclipse Paho connects through Dial with a custom
-// connection function:
+// The broker serves MQTT 3.1.1 and MQTT 5 clients. It listens on a TCP
+// loopback port (Addr, URL, ServerURL), because real client code dials a
+// network address, and on an in-memory listener (Dial, DialContext) for
+// tests that want no network at all; WithoutTCP leaves only the in-memory
+// listener. Each client library takes these its own way:
 //
+//	// Eclipse Paho (MQTT 3.1.1): URL, or Dial through a custom connection.
+//	opts.AddBroker(srv.URL())
 //	opts.SetCustomOpenConnectionFn(func(*url.URL, mqtt.ClientOptions) (net.Conn, error) {
 //		return srv.Dial()
 //	})
 //
-// From New on, the server records every message published to a topic that
-// "#" matches (topics starting with '$' are not recorded), so Expect and Next
-// see messages published before they were called as well as after. Each
-// recorded message satisfies at most one Expect or Next.
+//	// paho.golang (MQTT 5): any net.Conn.
+//	conn, err := net.Dial("tcp", srv.Addr()) // or srv.Dial()
+//	c := paho.NewClient(paho.ClientConfig{Conn: conn})
 //
-// At cleanup, after closing the broker, the server waits for the goroutines
-// started since New to end, and fails the test with their stacks if some are
-// still running: a client the test did not disconnect, a service it did not
-// stop. Register the code under test's own cleanup after New (t.Cleanup runs
-// cleanups last-in first-out) so that it runs first.
+//	// autopaho: ServerURL, or DialContext through AttemptConnection.
+//	cfg := autopaho.ClientConfig{ServerUrls: []*url.URL{srv.ServerURL()}}
+//	cfg.AttemptConnection = func(ctx context.Context, _ autopaho.ClientConfig, _ *url.URL) (net.Conn, error) {
+//		return srv.DialContext(ctx)
+//	}
+//
+// From New on, the server records every message published to a topic that
+// "#" matches (topics starting with '$' are not recorded), with its MQTT 5
+// properties, so Expect, Next and NextFunc see messages published before
+// they were called as well as after. Each recorded message satisfies at
+// most one Expect, Next, NextFunc or Request. Request sends a request as an
+// MQTT 5 requester does (a Response Topic and Correlation Data) and waits
+// for the response, for tests of services that answer requests.
+//
+// At cleanup the server checks that the test cleaned up after itself:
+// first that no client is still connected (it waits for disconnections in
+// progress), then, after closing the broker, that the goroutines started
+// since New have ended. Either failure fails the test, naming the clients
+// or showing the goroutines' stacks: a client the test did not disconnect,
+// a service it did not stop. Register the code under test's own cleanup
+// after New (t.Cleanup runs cleanups last-in first-out) so that it runs
+// first.
 //
 // The helpers fail the test through testify, so their failures read as the
 // test's own assertions do: an "Error:" line saying what was missing, and
@@ -42,7 +60,9 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,8 +73,9 @@ import (
 	"github.com/ternmq/tern/listeners"
 )
 
-// DefaultTimeout is how long Expect and Next wait for a message, and how long
-// the cleanup waits for goroutines to end, unless WithTimeout says otherwise.
+// DefaultTimeout is how long Expect, Next, NextFunc and Request wait for a
+// message, and how long the cleanup waits for clients to disconnect and for
+// goroutines to end, unless WithTimeout says otherwise.
 const DefaultTimeout = 5 * time.Second
 
 // DefaultHistory is how many messages the server keeps for Expect, Next and
@@ -75,6 +96,7 @@ type Server struct {
 	served  chan error // one result per Serve call
 	rec     *recorder
 	close   sync.Once
+	reqs    atomic.Uint64 // requests sent, for their Correlation Data
 }
 
 // Option configures New.
@@ -101,19 +123,21 @@ func WithHook(h any) Option { return func(c *config) { c.hooks = append(c.hooks,
 // Dial and DialContext connect.
 func WithoutTCP() Option { return func(c *config) { c.tcp = false } }
 
-// WithTimeout sets how long Expect and Next wait for a message and how long
-// the cleanup waits for goroutines to end (default DefaultTimeout).
+// WithTimeout sets how long Expect, Next, NextFunc and Request wait for a
+// message, and how long the cleanup waits for clients to disconnect and for
+// goroutines to end (default DefaultTimeout).
 func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
 
 // WithHistory sets how many recorded messages the server keeps (default
 // DefaultHistory); when more arrive, the oldest are forgotten.
 func WithHistory(n int) Option { return func(c *config) { c.history = n } }
 
-// WithoutLeakCheck turns off the goroutine check at cleanup, for tests that
-// leave goroutines behind on purpose. The check tells a test's goroutines
-// from those of tests running in parallel by who started them; one whose
-// starter has ended counts as the test's, which can blame a test for a
-// parallel test's leak.
+// WithoutLeakCheck turns off the checks at cleanup (no client still
+// connected, no goroutine left running), for tests that leave clients or
+// goroutines behind on purpose. The goroutine check tells a test's
+// goroutines from those of tests running in parallel by who started them;
+// one whose starter has ended counts as the test's, which can blame a test
+// for a parallel test's leak.
 func WithoutLeakCheck() Option { return func(c *config) { c.leakCheck = false } }
 
 // New starts a broker for the test t and stops it when the test ends. It
@@ -139,6 +163,9 @@ func New(t testing.TB, opts ...Option) *Server {
 	require.NoError(t, err, "brokertest: starting the broker")
 	s := &Server{Broker: b, t: t, cfg: cfg, mem: listeners.NewMemory(), served: make(chan error, 2)}
 	t.Cleanup(func() {
+		if cfg.leakCheck {
+			s.checkClients()
+		}
 		s.Close()
 		if cfg.leakCheck {
 			s.checkLeaks(before)
@@ -177,10 +204,18 @@ func (s *Server) Addr() string {
 	return s.tcp.Addr().String()
 }
 
-// URL returns "tcp://" + Addr(), the form Eclipse Paho's AddBroker takes.
+// URL returns "tcp://" + Addr(), the form Eclipse Paho's AddBroker takes
+// (autopaho and MQTT.js take it too). It fails the test after WithoutTCP.
 func (s *Server) URL() string {
 	s.t.Helper()
 	return "tcp://" + s.Addr()
+}
+
+// ServerURL returns URL() as a *url.URL, the form autopaho's
+// ClientConfig.ServerUrls takes. It fails the test after WithoutTCP.
+func (s *Server) ServerURL() *url.URL {
+	s.t.Helper()
+	return &url.URL{Scheme: "tcp", Host: s.Addr()}
 }
 
 // Dial connects to the broker's in-memory listener.
@@ -197,11 +232,13 @@ func (s *Server) Publish(topic, payload string) {
 	s.PublishMessage(tern.Message{Topic: topic, Payload: []byte(payload)})
 }
 
-// PublishMessage publishes m with its QoS and Retain flag. It fails the test
-// on error.
+// PublishMessage publishes m with its QoS, Retain flag and MQTT 5
+// properties, as the application would with Broker.PublishMessage. MQTT 5
+// subscribers get the properties; MQTT 3.1.1 subscribers get the message
+// without them. It fails the test on error.
 func (s *Server) PublishMessage(m tern.Message) {
 	s.t.Helper()
-	err := s.Broker.Publish(context.Background(), m.Topic, m.Payload, m.QoS, m.Retain)
+	_, err := s.Broker.PublishMessage(context.Background(), m)
 	require.NoError(s.t, err, "brokertest: publish to %q", m.Topic)
 }
 

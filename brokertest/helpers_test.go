@@ -1,13 +1,16 @@
 package brokertest_test
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/paho"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -101,7 +104,10 @@ func mustFail(t *testing.T, f *fakeTB, want ...string) {
 	}
 }
 
-const waitTimeout = 5 * time.Second
+const (
+	waitTimeout = 5 * time.Second
+	waitTick    = 10 * time.Millisecond
+)
 
 // pahoConnect connects a Paho client with opts and disconnects it in a
 // cleanup, which runs before the brokertest cleanup registered earlier.
@@ -118,4 +124,46 @@ func wait(t *testing.T, what string, tok mqtt.Token) {
 	t.Helper()
 	require.True(t, tok.WaitTimeout(waitTimeout), "paho %s: timed out", what)
 	require.NoError(t, tok.Error(), "paho %s", what)
+}
+
+// pahoV5 connects a paho.golang (MQTT 5) client over conn with client id
+// id, handing what it receives to onPublish (if not nil). The caller
+// disconnects it.
+func pahoV5(t testing.TB, conn net.Conn, id string, onPublish func(*paho.Publish)) (*paho.Client, error) {
+	t.Helper()
+	cfg := paho.ClientConfig{Conn: conn}
+	if onPublish != nil {
+		cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){
+			func(r paho.PublishReceived) (bool, error) { onPublish(r.Packet); return true, nil },
+		}
+	}
+	c := paho.NewClient(cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	_, err := c.Connect(ctx, &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 30})
+	return c, err
+}
+
+// pahoV5Connect connects a paho.golang client as pahoV5 does and
+// disconnects it in a cleanup, which runs before the brokertest cleanup
+// registered earlier.
+func pahoV5Connect(t *testing.T, conn net.Conn, id string, onPublish func(*paho.Publish)) *paho.Client {
+	t.Helper()
+	c, err := pahoV5(t, conn, id, onPublish)
+	require.NoError(t, err, "paho.golang connect")
+	t.Cleanup(func() { _ = c.Disconnect(&paho.Disconnect{}) })
+	return c
+}
+
+// receive waits for a message on ch.
+func receive[M any](t *testing.T, ch <-chan M, what string) M {
+	t.Helper()
+	select {
+	case m := <-ch:
+		return m
+	case <-time.After(waitTimeout):
+		require.FailNow(t, "no "+what)
+		var zero M
+		return zero
+	}
 }

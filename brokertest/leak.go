@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/ternmq/tern"
 )
 
 // goroutines is a snapshot of the running goroutines, as runtime.Stack
@@ -24,6 +26,37 @@ type stack struct {
 	text    string
 	creator int64 // the goroutine that started it; 0 when not printed
 	test    bool  // it runs a test function (testing.tRunner)
+}
+
+// checkClients waits, until the timeout, for the network clients to be
+// disconnected, and fails the test naming those still connected. Closing
+// the broker would end their connections and, with them, the goroutines of
+// a client that does not reconnect (paho.golang's Client, Paho with
+// auto-reconnect off), so the goroutine check alone would not see a client
+// the test forgot. A test that closed the server itself is not checked:
+// the broker cut its clients off.
+func (s *Server) checkClients() {
+	s.t.Helper()
+	if !s.Broker.Serving() {
+		return
+	}
+	assert.EventuallyWithT(s.t, func(c *assert.CollectT) {
+		if ids := connected(s.Broker.Clients()); len(ids) > 0 {
+			c.Errorf("brokertest: %d client(s) still connected at the end of the test: %s (disconnect clients and stop services in a t.Cleanup registered after brokertest.New, or use WithoutLeakCheck)",
+				len(ids), strings.Join(ids, ", "))
+		}
+	}, s.cfg.timeout, 10*time.Millisecond, "brokertest: clients still connected %v after the test", s.cfg.timeout)
+}
+
+// connected names the connected clients among cs, with their addresses.
+func connected(cs []tern.ClientInfo) []string {
+	var out []string
+	for _, c := range cs {
+		if c.Connected {
+			out = append(out, fmt.Sprintf("%q from %v", c.ID, c.RemoteAddr))
+		}
+	}
+	return out
 }
 
 // checkLeaks waits, until the timeout, for the goroutines started since

@@ -3,6 +3,7 @@ package brokertest
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -27,11 +28,38 @@ func (s *Server) Expect(t testing.TB, filter, payload string) {
 }
 
 // Next returns the earliest recorded message on a topic matching filter that
-// no Expect or Next has taken yet, waiting for one until the timeout; it
+// no Expect, Next, NextFunc or Request has taken yet, waiting for one until the timeout; it
 // fails t if none comes.
 func (s *Server) Next(t testing.TB, filter string) tern.Message {
 	t.Helper()
 	return s.wait(t, filter, "message", func(tern.Message) bool { return true })
+}
+
+// NextFunc returns the earliest recorded message on a topic matching filter
+// that match accepts and no Expect, Next, NextFunc or Request has taken
+// yet, waiting for one
+// until the timeout; it fails t if none comes. It suits checks on more than
+// the payload, such as MQTT 5 properties:
+//
+//	m := srv.NextFunc(t, "devices/+/status", func(m tern.Message) bool {
+//		v, _ := brokertest.UserProperty(m, "reason")
+//		return v == "shutdown"
+//	})
+func (s *Server) NextFunc(t testing.TB, filter string, match func(tern.Message) bool) tern.Message {
+	t.Helper()
+	return s.wait(t, filter, "matching message", match)
+}
+
+// UserProperty returns the value of the first MQTT 5 User Property of m
+// named name, and whether m has one. A message from an MQTT 3.1.1 client
+// has none.
+func UserProperty(m tern.Message, name string) (string, bool) {
+	for _, p := range m.UserProperties {
+		if p.Key == name {
+			return p.Value, true
+		}
+	}
+	return "", false
 }
 
 // Messages returns the recorded messages on topics matching filter, taken
@@ -43,7 +71,7 @@ func (s *Server) Messages(filter string) []tern.Message {
 	defer s.rec.mu.Unlock()
 	for _, e := range s.rec.log {
 		if topics.Matches(filter, e.m.Topic) {
-			out = append(out, e.m)
+			out = append(out, clone(e.m))
 		}
 	}
 	return out
@@ -98,7 +126,7 @@ func record(b *tern.Broker, size int) (*recorder, error) {
 }
 
 func (r *recorder) add(m tern.Message, _ tern.Client) {
-	m.Payload = bytes.Clone(m.Payload) // the broker's copy is shared
+	m = clone(m) // the broker's copy is shared with other subscribers
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.changed == nil {
@@ -111,6 +139,16 @@ func (r *recorder) add(m tern.Message, _ tern.Client) {
 	r.log = append(r.log, entry{m: m})
 	close(r.changed)
 	r.changed = make(chan struct{})
+}
+
+// clone returns a copy of m that shares no memory with it, so that a test
+// may change what it is given without changing the record.
+func clone(m tern.Message) tern.Message {
+	m.Payload = bytes.Clone(m.Payload)
+	m.CorrelationData = bytes.Clone(m.CorrelationData)
+	m.UserProperties = slices.Clone(m.UserProperties)
+	m.SubscriptionIDs = slices.Clone(m.SubscriptionIDs)
+	return m
 }
 
 // stop wakes the waiters for good: no message will come after it.
@@ -132,7 +170,7 @@ func (r *recorder) take(ok func(tern.Message) bool) (tern.Message, bool, <-chan 
 	for i := range r.log {
 		if e := &r.log[i]; !e.taken && ok(e.m) {
 			e.taken = true
-			return e.m, true, nil
+			return clone(e.m), true, nil
 		}
 	}
 	return tern.Message{}, false, r.changed
@@ -147,7 +185,7 @@ func (r *recorder) describe(filter string) string {
 	var on, recent []string
 	for _, e := range r.log {
 		if topics.Matches(filter, e.m.Topic) {
-			s := fmt.Sprintf("%s %q", e.m.Topic, e.m.Payload)
+			s := describeMessage(e.m)
 			if e.taken {
 				s += " (taken)"
 			}
@@ -174,4 +212,27 @@ func (r *recorder) describe(filter string) string {
 		fmt.Fprintf(&b, "; %d older ones forgotten (WithHistory)", r.forgotten)
 	}
 	return b.String()
+}
+
+// describeMessage shows a recorded message as a failure lists it: its
+// topic, payload and the MQTT 5 properties a test may wait on.
+func describeMessage(m tern.Message) string {
+	var props []string
+	if m.ResponseTopic != "" {
+		props = append(props, fmt.Sprintf("response topic %q", m.ResponseTopic))
+	}
+	if m.CorrelationData != nil {
+		props = append(props, fmt.Sprintf("correlation data %q", m.CorrelationData))
+	}
+	if m.ContentType != "" {
+		props = append(props, fmt.Sprintf("content type %q", m.ContentType))
+	}
+	for _, p := range m.UserProperties {
+		props = append(props, fmt.Sprintf("%q=%q", p.Key, p.Value))
+	}
+	s := fmt.Sprintf("%s %q", m.Topic, m.Payload)
+	if len(props) > 0 {
+		s += " [" + strings.Join(props, ", ") + "]"
+	}
+	return s
 }

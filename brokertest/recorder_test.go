@@ -166,3 +166,56 @@ func TestRecordedPayloadIsACopy(t *testing.T) {
 	require.NotEmpty(t, ms, "Messages(t)")
 	assert.Equal(t, "first", string(ms[0].Payload), "recorded payload after the publisher reused its buffer")
 }
+
+// TestRecordedProperties: recorded messages keep their MQTT 5 properties,
+// and NextFunc picks messages by them.
+func TestRecordedProperties(t *testing.T) {
+	srv := brokertest.New(t, brokertest.WithoutTCP())
+	for _, reason := range []string{"reboot", "shutdown"} {
+		srv.PublishMessage(tern.Message{
+			Topic: "devices/1/status", Payload: []byte("offline"), ContentType: "text/plain",
+			ResponseTopic: "devices/1/ack", CorrelationData: []byte(reason[:1]),
+			UserProperties: []tern.UserProperty{{Key: "reason", Value: reason}, {Key: "reason", Value: "second"}},
+		})
+	}
+	m := srv.NextFunc(t, "devices/+/status", func(m tern.Message) bool {
+		v, _ := brokertest.UserProperty(m, "reason")
+		return v == "shutdown"
+	})
+	assert.Equal(t, []byte("s"), m.CorrelationData, "NextFunc took the message with reason=shutdown")
+	assert.Equal(t, "devices/1/ack", m.ResponseTopic, "Response Topic")
+	assert.Equal(t, "text/plain", m.ContentType, "Content Type")
+	v, ok := brokertest.UserProperty(m, "reason")
+	assert.True(t, ok, "UserProperty(reason) found nothing in %+v", m.UserProperties)
+	assert.Equal(t, "shutdown", v, "UserProperty returns the first value")
+	assert.Len(t, m.UserProperties, 2, "user properties, repeated names kept")
+	assert.Equal(t, []byte("r"), srv.Next(t, "devices/+/status").CorrelationData, "Next after NextFunc took the other")
+}
+
+// TestNextFuncFailureShowsProperties: the failure lists what was recorded
+// with the properties a test may have waited on.
+func TestNextFuncFailureShowsProperties(t *testing.T) {
+	f := newFake(t)
+	var srv *brokertest.Server
+	f.run(func() { srv = brokertest.New(f, brokertest.WithoutTCP(), brokertest.WithTimeout(50*time.Millisecond)) })
+	srv.PublishMessage(tern.Message{Topic: "a", Payload: []byte("p"), ResponseTopic: "r", CorrelationData: []byte("c"),
+		ContentType: "ct", UserProperties: []tern.UserProperty{{Key: "k", Value: "v"}}})
+	f.run(func() { srv.NextFunc(f, "a", func(tern.Message) bool { return false }) })
+	mustFail(t, f, `no matching message on "a" within 50ms`,
+		`a "p" [response topic "r", correlation data "c", content type "ct", "k"="v"]`)
+}
+
+// TestRecordedPropertiesAreCopies: a test that changes a recorded message
+// changes neither the record nor what other subscribers got.
+func TestRecordedPropertiesAreCopies(t *testing.T) {
+	srv := brokertest.New(t, brokertest.WithoutTCP())
+	srv.PublishMessage(tern.Message{Topic: "t", CorrelationData: []byte("cd"),
+		UserProperties: []tern.UserProperty{{Key: "k", Value: "v"}}})
+	m := srv.Next(t, "t")
+	m.CorrelationData[0] = 'X'
+	m.UserProperties[0].Value = "changed"
+	again := srv.Messages("t")
+	require.Len(t, again, 1, "Messages(t)")
+	assert.Equal(t, []byte("cd"), again[0].CorrelationData, "recorded Correlation Data after the test changed its copy")
+	assert.Equal(t, "v", again[0].UserProperties[0].Value, "recorded user property after the test changed its copy")
+}
