@@ -54,6 +54,8 @@ type Broker struct {
 
 	nconns       atomic.Int64 // live network connections (for MaxConnections)
 	internalSubs atomic.Int64 // Broker.Subscribe subscriptions
+	clientSubs   atomic.Int64 // clients' subscriptions
+	sysRetained  atomic.Int64 // retained $SYS topics
 
 	acceptLoggedAt atomic.Int64 // unix nanoseconds of the last accept-error log
 

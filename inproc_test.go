@@ -213,12 +213,12 @@ func TestBrokerSubscribeCancelStopsDeliveryAndIsIdempotent(t *testing.T) {
 	cancel1 := mustSubscribe(t, b, "t", 0, h1)
 	h2, ch2 := inbox(10)
 	mustSubscribe(t, b, "t", 0, h2)
-	if n := b.Stats().Subscriptions; n != 2 {
+	if n := b.Stats().InternalSubscriptions; n != 2 {
 		t.Fatalf("Subscriptions %d, want 2", n)
 	}
 	cancel1()
 	cancel1()
-	if n := b.Stats().Subscriptions; n != 1 {
+	if n := b.Stats().InternalSubscriptions; n != 1 {
 		t.Fatalf("Subscriptions %d after cancel, want 1", n)
 	}
 	if err := b.Publish(ctx, "t", []byte("after"), 0, false); err != nil {
@@ -243,7 +243,7 @@ func TestBrokerSubscribeCancelStopsDeliveryAndIsIdempotent(t *testing.T) {
 		}
 	}
 	<-calls
-	eventually(t, "the self-cancelled subscription to go", func() bool { return b.Stats().Subscriptions == 1 })
+	eventually(t, "the self-cancelled subscription to go", func() bool { return b.Stats().InternalSubscriptions == 1 })
 	if len(calls) != 0 {
 		t.Fatal("handler called after cancelling itself")
 	}

@@ -120,8 +120,15 @@ type Stats struct {
 	PublishDropped  int64 `json:"publish_dropped"`
 	BytesReceived   int64 `json:"bytes_received"`
 	BytesSent       int64 `json:"bytes_sent"`
-	Subscriptions   int   `json:"subscriptions"`
-	Retained        int   `json:"retained"`
+	// Subscriptions counts the clients' subscriptions (shared ones
+	// included); InternalSubscriptions the application's Broker.Subscribe
+	// ones.
+	Subscriptions         int `json:"subscriptions"`
+	InternalSubscriptions int `json:"internal_subscriptions"`
+	// Retained counts the retained messages, the broker's own $SYS topics
+	// included (as Mosquitto counts them); SysRetained counts those.
+	Retained    int `json:"retained"`
+	SysRetained int `json:"sys_retained"`
 }
 
 // Stats returns a snapshot of the broker's counters.
@@ -151,8 +158,10 @@ func (b *Broker) Stats() Stats {
 		PublishDropped:      sum(st.dropped[:]),
 		BytesReceived:       st.bytesReceived.Load(),
 		BytesSent:           st.bytesSent.Load(),
-		Subscriptions:       b.subs.Len(),
-		Retained:            b.retained.Len(),
+		Subscriptions:         int(b.clientSubs.Load()),
+		InternalSubscriptions: int(b.internalSubs.Load()),
+		Retained:              b.retained.Len(),
+		SysRetained:           int(b.sysRetained.Load()),
 	}
 }
 
@@ -191,9 +200,11 @@ func (b *Broker) sysLoop(every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		for _, kv := range sysTopics(b.Stats()) {
+		topics := sysTopics(b.Stats())
+		for _, kv := range topics {
 			b.store(nil, Client{Internal: true}, &session.Message{Topic: kv[0], Payload: []byte(kv[1]), Retain: true})
 		}
+		b.sysRetained.Store(int64(len(topics)))
 		select {
 		case <-t.C:
 		case <-b.closing:

@@ -106,6 +106,9 @@ func checkFilter(f string) (string, error) {
 func (b *Broker) subscribe(s *sess, sub *packets.Subscription, id uint32) bool {
 	opts := packOpts(sub, id)
 	isNew := s.s.Subscribe(sub.Filter, opts)
+	if isNew {
+		b.clientSubs.Add(1)
+	}
 	if _, filter, shared, _ := parseShare(sub.Filter); shared {
 		b.joinShare(s, sub.Filter, filter, opts)
 	} else {
@@ -117,6 +120,7 @@ func (b *Broker) subscribe(s *sess, sub *packets.Subscription, id uint32) bool {
 // unsubscribe removes s's subscription to filter from the index or from
 // its shared subscription; s.mu is held.
 func (b *Broker) unsubscribe(s *sess, filter string) {
+	b.clientSubs.Add(-1)
 	if _, _, shared, _ := parseShare(filter); shared {
 		b.leaveShare(s, filter)
 		return
