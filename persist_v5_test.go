@@ -437,8 +437,6 @@ func TestPersist5SharedSubscriptionMembershipSurvivesRestart(t *testing.T) {
 // after a restart, the message goes to another member.
 // [v5 MQTT-4.8.2-3] [v5 MQTT-4.8.2-4]
 func TestPersist5SharedQueuedMessageGoesToAnotherMemberAfterRestart(t *testing.T) {
-	t.Skip("the broker does not store a delivery's shared subscription: persist.go's deliveryOp and restore " +
-		"must copy Delivery.Share; remove this skip with that change")
 	psEach(t, func(t *testing.T, be psBackend) {
 		e := psStart(t, be, tern.Options{})
 		members := []string{"m1", "m2"}
