@@ -34,9 +34,10 @@ const (
 	layoutCurrent = layoutV2
 )
 
-// layoutUpgrades[v] turns a file of layout v into layout v+1, within the
-// transaction that then records layout v+1. A nil entry: every record of
-// layout v reads as it is in v+1, and only the version changes.
+// layoutUpgrades[v] turns a file of layout v into layout v+1. upgrade runs
+// the ones a file needs in the transaction that records the current
+// layout. A nil entry: every record of layout v reads as it is in v+1, and
+// only the version changes.
 var layoutUpgrades = [layoutCurrent]func(tx *bbolt.Tx) error{
 	// Format 1 values read in layout 2 as they always did, the MQTT 5
 	// fields at their defaults (a session never expires, as every
