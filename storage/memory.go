@@ -133,7 +133,7 @@ func (d *memData) apply(op *Op) {
 	case PutDelivery:
 		dl := op.Delivery
 		dl.Msg = cloneMessage(dl.Msg)
-		dl.SubIDs = slices.Clone(dl.SubIDs)
+		dl.SubIDs = cloneIDs(dl.SubIDs)
 		c := d.client(dl.ClientID)
 		if c.deliveries == nil {
 			c.deliveries = make(map[uint64]Delivery)
@@ -165,7 +165,8 @@ func (d *memData) apply(op *Op) {
 // Load returns a copy of everything stored: the caller owns it. Sessions,
 // subscriptions and inbound identifiers come in ClientID order, retained
 // messages in Topic order, deliveries in (ClientID, Seq) order. An empty
-// payload is returned as nil.
+// payload, property block or list of subscription identifiers is returned
+// as nil.
 func (m *Memory) Load(ctx context.Context) (*Snapshot, error) {
 	if m.closed.Load() {
 		return nil, fmt.Errorf("storage: memory load: %w", ErrClosed)
@@ -194,7 +195,7 @@ func (m *Memory) Load(ctx context.Context) (*Snapshot, error) {
 		for _, seq := range slices.Sorted(maps.Keys(c.deliveries)) {
 			dl := c.deliveries[seq]
 			dl.Msg = cloneMessage(dl.Msg)
-			dl.SubIDs = slices.Clone(dl.SubIDs)
+			dl.SubIDs = cloneIDs(dl.SubIDs)
 			snap.Deliveries = append(snap.Deliveries, dl)
 		}
 		for _, pid := range slices.Sorted(maps.Keys(c.inbound)) {
@@ -206,6 +207,15 @@ func (m *Memory) Load(ctx context.Context) (*Snapshot, error) {
 	}
 	slices.SortFunc(snap.Retained, func(a, b Message) int { return cmp.Compare(a.Topic, b.Topic) })
 	return snap, nil
+}
+
+// cloneIDs copies a delivery's subscription identifiers; none is nil, as
+// an empty payload is.
+func cloneIDs(ids []uint32) []uint32 {
+	if len(ids) == 0 {
+		return nil
+	}
+	return slices.Clone(ids)
 }
 
 // cloneMessage copies m's byte slices; empty ones become nil.

@@ -28,12 +28,6 @@ const (
 	numBuckets
 )
 
-// metaBucket holds formatKey: the format of the file, one byte.
-var (
-	metaBucket = []byte("tern")
-	formatKey  = []byte("format")
-)
-
 // A mutation changes one bucket: a put, a delete, or the delete of every
 // key with a prefix. Keys and values are offsets in the batch's buffer.
 type mutation struct {

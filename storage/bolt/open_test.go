@@ -176,6 +176,19 @@ func TestLoadFailsOnMalformedRecord(t *testing.T) {
 		{"identifier in value and key", "subscriptions", []byte("c\x00f"), []byte{1, 0x40, 1, 1, 'c'}},
 		{"empty value", "retained", []byte("t"), []byte{}},
 		{"hashed topic of wrong length", "retained", []byte("\x00abc"), []byte{1, 0x80, 0, 0, 1, 't'}},
+		// Format 2: the MQTT 5 fields.
+		{"format 1 value with a format 2 flag", "sessions", []byte("c\x00"), []byte{1, 0x04, 0, 5}},
+		{"format 2 unknown flag", "sessions", []byte("c\x00"), []byte{2, 0x20, 0}},
+		{"session expiry over 32 bits", "sessions", []byte("c\x00"), []byte{2, 0x04, 0, 0x80, 0x80, 0x80, 0x80, 0x10}},
+		{"unknown will flag", "sessions", []byte("c\x00"), []byte{2, 0x08, 0, 0x80, 0, 1, 't', 0}},
+		{"will cut short", "sessions", []byte("c\x00"), []byte{2, 0x08, 0, 0x02, 0, 1, 't', 0}},
+		{"subscription identifier over 32 bits", "subscriptions", []byte("c\x00f"), []byte{2, 0x08, 1, 0x80, 0x80, 0x80, 0x80, 0x10}},
+		{"empty extension", "deliveries", []byte("c\x00\x00\x00\x00\x00\x00\x00\x00\x01"), []byte{2, 0x08, 0, 0, 1, 1, 1, 't', 0, 0}},
+		{"unknown extension flag", "deliveries", []byte("c\x00\x00\x00\x00\x00\x00\x00\x00\x01"), []byte{2, 0x08, 0, 0, 1, 1, 1, 't', 0, 0x40}},
+		{"no subscription identifiers", "deliveries", []byte("c\x00\x00\x00\x00\x00\x00\x00\x00\x01"), []byte{2, 0x08, 0, 0, 1, 1, 1, 't', 0, 0x10, 0}},
+		{"subscription identifiers past the end", "deliveries", []byte("c\x00\x00\x00\x00\x00\x00\x00\x00\x01"), []byte{2, 0x08, 0, 0, 1, 1, 1, 't', 0, 0x10, 3, 1}},
+		{"retained extension flag of a delivery", "retained", []byte("t"), []byte{2, 0x08, 0, 0, 0x20, 1, 's'}},
+		{"inbound in format 2", "inbound", []byte("c\x00\x00\x01"), []byte{2, 0}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

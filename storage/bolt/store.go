@@ -122,7 +122,10 @@ type Store struct {
 // Open opens the store in the file at path, creating it if needed. It
 // fails, naming the file, if the file is locked by another process for
 // longer than Options.LockTimeout, is empty, or is not a readable Tern
-// store.
+// store (wrapping ErrCorrupt), or was written by a later version of Tern
+// in a layout this one does not know (wrapping ErrNewerLayout). A file of
+// an earlier layout is upgraded to the current one, in one transaction;
+// the versions of Tern that wrote it then refuse it.
 func Open(path string, opts Options) (*Store, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
@@ -195,14 +198,16 @@ func openDB(path string, timeout time.Duration) (db *bbolt.DB, err error) {
 	return nil, fmt.Errorf("storage/bolt: open %s: %w: %w", path, ErrCorrupt, err)
 }
 
-// prepare checks that the file is whole and a Tern store, and makes a new
-// file one.
+// prepare checks that the file is whole, a Tern store, and of a layout
+// this package reads; makes a new file a store; and upgrades a file of an
+// earlier layout to the current one, in one transaction.
 func (s *Store) prepare() error {
 	info, err := os.Stat(s.path)
 	if err != nil {
 		return err
 	}
 	fresh := false
+	var layout uint64
 	err = s.db.View(func(tx *bbolt.Tx) error {
 		if need := tx.Size(); need > info.Size() {
 			return fmt.Errorf("%w: truncated: %d bytes, its pages need %d", ErrCorrupt, info.Size(), need)
@@ -216,8 +221,12 @@ func (s *Store) prepare() error {
 			}
 			return nil
 		}
-		if f := meta.Get(formatKey); len(f) != 1 || f[0] != formatV1 {
-			return fmt.Errorf("%w: unknown format %x", ErrCorrupt, f)
+		var err error
+		if layout, err = readLayout(meta); err != nil {
+			return err
+		}
+		if err := checkLayout(layout); err != nil {
+			return err
 		}
 		for _, name := range bucketNames {
 			if tx.Bucket(name) == nil {
@@ -226,8 +235,11 @@ func (s *Store) prepare() error {
 		}
 		return nil
 	})
-	if err == nil && fresh {
-		err = s.db.Update(func(tx *bbolt.Tx) error {
+	switch {
+	case err != nil:
+		return err
+	case fresh:
+		return s.db.Update(func(tx *bbolt.Tx) error {
 			for _, name := range bucketNames {
 				if _, err := tx.CreateBucket(name); err != nil {
 					return err
@@ -237,10 +249,15 @@ func (s *Store) prepare() error {
 			if err != nil {
 				return err
 			}
-			return meta.Put(formatKey, []byte{formatV1})
+			return meta.Put(formatKey, appendLayout(nil, layoutCurrent))
 		})
+	case layout < layoutCurrent:
+		if err := s.db.Update(func(tx *bbolt.Tx) error { return upgrade(tx, layout) }); err != nil {
+			return err
+		}
+		s.opts.Logger.Info("storage/bolt: data file upgraded", "file", s.path, "from_layout", layout, "to_layout", layoutCurrent)
 	}
-	return err
+	return nil
 }
 
 var errNotEmpty = errors.New("not empty")
@@ -284,9 +301,10 @@ func (s *Store) Close() error {
 
 // Load returns everything stored, after committing what an Async store
 // holds pending: deliveries in (ClientID, Seq) order, the other records in
-// key order. The caller owns the snapshot; an empty payload is nil. A
-// malformed record fails Load with an error naming the file and the
-// record and wrapping ErrCorrupt, and the store then refuses writes.
+// key order. The caller owns the snapshot; an empty payload, property
+// block or list of subscription identifiers is nil. A malformed record
+// fails Load with an error naming the file and the record and wrapping
+// ErrCorrupt, and the store then refuses writes.
 func (s *Store) Load(ctx context.Context) (*storage.Snapshot, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("storage/bolt: load %s: %w", s.path, err)

@@ -10,7 +10,9 @@
 //	}
 //
 // The suite checks each record type written, read back, replaced and
-// deleted; DeleteSession removing everything a client owns and nothing
+// deleted, with and without each of its MQTT 5 fields (session expiry and
+// will; subscription options and identifier; message properties and
+// expiry; a delivery's subscription identifiers and shared subscription); DeleteSession removing everything a client owns and nothing
 // else; ops applied in order and atomically; deliveries loaded in
 // (ClientID, Seq) order; empty, binary and 1 MiB payloads; unusual client
 // identifiers, filters and topics (empty, unicode, NUL bytes, up to 65535
@@ -54,6 +56,9 @@ func Run(t *testing.T, newBackend func(t *testing.T) Opener) {
 		{"Deliveries", testDeliveries},
 		{"Inbound", testInbound},
 		{"Retained", testRetained},
+		{"Sessions5", testSessions5},
+		{"Subscriptions5", testSubscriptions5},
+		{"Messages5", testMessages5},
 		{"OpsApplyInOrder", testOpsInOrder},
 		{"DeleteSessionCascades", testDeleteSessionCascades},
 		{"DeliveryOrder", testDeliveryOrder},
@@ -62,6 +67,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Opener) {
 		{"Restart", testRestart},
 		{"AtomicOnBadOp", testAtomicOnBadOp},
 		{"CallerOwnsBuffers", testCallerOwnsBuffers},
+		{"CallerOwnsBuffers5", testCallerOwnsBuffers5},
 		{"CancelledContext", testCancelledContext},
 		{"Close", testClose},
 		{"ConcurrentWriters", testConcurrentWriters},
@@ -164,6 +170,12 @@ func canonical(s *storage.Snapshot) storage.Snapshot {
 	var c storage.Snapshot
 	for _, x := range s.Sessions {
 		x.LastSeen = x.LastSeen.UTC()
+		if x.Will != nil {
+			w := *x.Will
+			w.PublishAt = w.PublishAt.UTC()
+			w.Msg = canonicalMsg(w.Msg)
+			x.Will = &w
+		}
 		c.Sessions = append(c.Sessions, x)
 	}
 	slices.SortFunc(c.Sessions, func(a, b storage.Session) int { return strings.Compare(a.ClientID, b.ClientID) })
@@ -172,7 +184,10 @@ func canonical(s *storage.Snapshot) storage.Snapshot {
 		return cmp.Or(strings.Compare(a.ClientID, b.ClientID), strings.Compare(a.Filter, b.Filter))
 	})
 	for _, d := range s.Deliveries {
-		d.Msg.Payload = nilIfEmpty(d.Msg.Payload)
+		d.Msg = canonicalMsg(d.Msg)
+		if len(d.SubIDs) == 0 {
+			d.SubIDs = nil
+		}
 		c.Deliveries = append(c.Deliveries, d)
 	}
 	slices.SortFunc(c.Deliveries, compareDelivery)
@@ -181,11 +196,18 @@ func canonical(s *storage.Snapshot) storage.Snapshot {
 		return cmp.Or(strings.Compare(a.ClientID, b.ClientID), cmp.Compare(a.PacketID, b.PacketID))
 	})
 	for _, m := range s.Retained {
-		m.Payload = nilIfEmpty(m.Payload)
-		c.Retained = append(c.Retained, m)
+		c.Retained = append(c.Retained, canonicalMsg(m))
 	}
 	slices.SortFunc(c.Retained, func(a, b storage.Message) int { return strings.Compare(a.Topic, b.Topic) })
 	return c
+}
+
+// canonicalMsg makes m's empty payload and properties nil: a backend may
+// return either for what was written either way.
+func canonicalMsg(m storage.Message) storage.Message {
+	m.Payload = nilIfEmpty(m.Payload)
+	m.Props = nilIfEmpty(m.Props)
+	return m
 }
 
 func nilIfEmpty(p []byte) []byte {
@@ -200,14 +222,20 @@ func describe(s storage.Snapshot) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "{\n")
 	for _, x := range s.Sessions {
-		fmt.Fprintf(&b, "  session %s clean=%v lastSeen=%s user=%s\n", short(x.ClientID), x.Clean, x.LastSeen.Format(time.RFC3339Nano), short(x.Username))
+		fmt.Fprintf(&b, "  session %s clean=%v lastSeen=%s user=%s expiry=%d",
+			short(x.ClientID), x.Clean, x.LastSeen.Format(time.RFC3339Nano), short(x.Username), x.Expiry)
+		if w := x.Will; w != nil {
+			fmt.Fprintf(&b, " will={delay=%d publishAt=%s msg=%s}", w.Delay, w.PublishAt.Format(time.RFC3339Nano), describeMsg(w.Msg))
+		}
+		b.WriteString("\n")
 	}
 	for _, x := range s.Subscriptions {
-		fmt.Fprintf(&b, "  subscription %s %s qos=%d\n", short(x.ClientID), short(x.Filter), x.QoS)
+		fmt.Fprintf(&b, "  subscription %s %s qos=%d noLocal=%v rap=%v rh=%d id=%d\n",
+			short(x.ClientID), short(x.Filter), x.QoS, x.NoLocal, x.RetainAsPublished, x.RetainHandling, x.ID)
 	}
 	for _, x := range s.Deliveries {
-		fmt.Fprintf(&b, "  delivery %s seq=%d pid=%d qos=%d retain=%v released=%v msg=%s\n",
-			short(x.ClientID), x.Seq, x.PacketID, x.QoS, x.Retain, x.Released, describeMsg(x.Msg))
+		fmt.Fprintf(&b, "  delivery %s seq=%d pid=%d qos=%d retain=%v released=%v subIDs=%v share=%s msg=%s\n",
+			short(x.ClientID), x.Seq, x.PacketID, x.QoS, x.Retain, x.Released, x.SubIDs, short(x.Share), describeMsg(x.Msg))
 	}
 	for _, x := range s.Inbound {
 		fmt.Fprintf(&b, "  inbound %s pid=%d\n", short(x.ClientID), x.PacketID)
@@ -220,7 +248,8 @@ func describe(s storage.Snapshot) string {
 }
 
 func describeMsg(m storage.Message) string {
-	return fmt.Sprintf("{topic=%s qos=%d retain=%v payload=%s}", short(m.Topic), m.QoS, m.Retain, short(string(m.Payload)))
+	return fmt.Sprintf("{topic=%s qos=%d retain=%v payload=%s hasFormat=%v format=%d props=%s expires=%d}",
+		short(m.Topic), m.QoS, m.Retain, short(string(m.Payload)), m.HasFormat, m.Format, short(string(m.Props)), m.Expires)
 }
 
 // short quotes s, or abbreviates it with its length and a hash when long.
