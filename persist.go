@@ -320,11 +320,13 @@ func (b *Broker) restore(ctx context.Context) error {
 		return fmt.Errorf("tern: restoring state: %w", err)
 	}
 	now := time.Now()
-	expired := 0
+	var gone []storage.Op
 	for i := range snap.Retained {
 		r := &snap.Retained[i]
 		if r.Expires != 0 && now.UnixNano() > r.Expires {
-			expired++ // [v5 MQTT-3.3.2-5]
+			// [v5 MQTT-3.3.2-5] expired while the broker was down: not
+			// restored, and removed from the store.
+			gone = append(gone, storage.Op{Kind: storage.DeleteRetained, Retained: storage.Message{Topic: r.Topic}})
 			continue
 		}
 		m := restoredMessage(r)
@@ -384,7 +386,12 @@ func (b *Broker) restore(ctx context.Context) error {
 	for _, r := range snap.Inbound {
 		get(r.ClientID).s.AddInbound(r.PacketID)
 	}
-	b.log.Info("state restored", "sessions", len(b.sessions), "retained", len(snap.Retained)-expired, "deliveries", len(snap.Deliveries), "wills", len(wills))
+	if len(gone) > 0 {
+		if err := b.opts.Store.Write(ctx, gone); err != nil {
+			b.log.Warn("expired retained messages not removed from the store", "error", err)
+		}
+	}
+	b.log.Info("state restored", "sessions", len(b.sessions), "retained", len(snap.Retained)-len(gone), "deliveries", len(snap.Deliveries), "wills", len(wills))
 	return nil
 }
 

@@ -563,8 +563,6 @@ func TestPersist5QueuedMessagePropertiesSurviveRestart(t *testing.T) {
 // loads it again, at every restart until the topic is published again.
 // [v5 MQTT-3.3.2-5]
 func TestPersist5ExpiredRetainedLeavesTheStoreAtRestart(t *testing.T) {
-	t.Skip("the broker does not remove from the store the retained messages that expired while it was down: " +
-		"persist.go's restore must delete them; remove this skip with that change")
 	psEach(t, func(t *testing.T, be psBackend) {
 		e := psStart(t, be, tern.Options{})
 		pub, _ := ps5Connect(t, e.addr, &packets.Connect{ClientID: "pub", CleanSession: true})
