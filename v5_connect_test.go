@@ -1,0 +1,485 @@
+package tern_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ternmq/tern"
+	"github.com/ternmq/tern/packets"
+)
+
+// Conformance tests of the MQTT 5 CONNECT and CONNACK (sections 3.1, 3.2),
+// PINGREQ (3.12), and the helpers the v5_ tests of connections, sessions,
+// wills, enhanced authentication and errors share (prefix c5).
+
+// c5Dial dials addr with a client that reads packets in their MQTT 5 form.
+func c5Dial(t testing.TB, addr string) *rawClient {
+	t.Helper()
+	c := dialRaw(t, addr)
+	c.r.SetVersion(packets.Level5)
+	return c
+}
+
+// c5Conn is an MQTT 5 CONNECT with keepalive 60 and no properties.
+func c5Conn(id string, clean bool) *packets.Connect {
+	return &packets.Connect{ProtocolName: "MQTT", ProtocolLevel: packets.Level5, ClientID: id, CleanSession: clean, KeepAlive: 60}
+}
+
+// c5Persistent is c5Conn with a Session Expiry Interval.
+func c5Persistent(id string, clean bool, expiry uint32) *packets.Connect {
+	cp := c5Conn(id, clean)
+	cp.Properties.SessionExpiry = new(expiry)
+	return cp
+}
+
+// c5Connack sends cp and requires a CONNACK as the answer.
+func c5Connack(c *rawClient, cp *packets.Connect) *packets.Connack {
+	c.t.Helper()
+	c.send(cp)
+	p := c.recv()
+	ack, ok := p.(*packets.Connack)
+	require.Truef(c.t, ok, "expected CONNACK, got %v %+v", p.Type(), p)
+	return ack
+}
+
+// c5Connect dials and connects with cp, requiring CONNACK 0x00
+// [v5 MQTT-3.1.4-5].
+func c5Connect(t testing.TB, addr string, cp *packets.Connect) (*rawClient, *packets.Connack) {
+	t.Helper()
+	c := c5Dial(t, addr)
+	ack := c5Connack(c, cp)
+	require.Equalf(t, byte(packets.Success), ack.ReturnCode, "CONNACK for %q: %s", cp.ClientID, packets.ReasonCode(ack.ReturnCode))
+	return c, ack
+}
+
+// c5Must connects a clean MQTT 5 client with no properties.
+func c5Must(t testing.TB, addr, id string) *rawClient {
+	t.Helper()
+	c, _ := c5Connect(t, addr, c5Conn(id, true))
+	return c
+}
+
+// c5Refused requires the next packet to be a CONNACK with code and session
+// present 0 [v5 MQTT-3.2.2-6], then the connection to close
+// [v5 MQTT-3.2.2-7, MQTT-4.13.2-1]. It returns the CONNACK.
+func c5Refused(c *rawClient, code packets.ReasonCode) *packets.Connack {
+	c.t.Helper()
+	p := c.recv()
+	ack, ok := p.(*packets.Connack)
+	require.Truef(c.t, ok, "expected CONNACK %s, got %v %+v", code, p.Type(), p)
+	assert.Equalf(c.t, code, packets.ReasonCode(ack.ReturnCode), "CONNACK reason code: %s", packets.ReasonCode(ack.ReturnCode))
+	assert.False(c.t, ack.SessionPresent, "session present with a refusal")
+	c.expectClosed()
+	return ack
+}
+
+// c5Disconnected requires the next packet to be a DISCONNECT from the
+// server with code, without a Session Expiry Interval [v5 MQTT-3.14.2-2],
+// then the connection to close [v5 MQTT-4.13.2-1]. It returns the
+// DISCONNECT.
+func c5Disconnected(c *rawClient, code packets.ReasonCode) *packets.Disconnect {
+	c.t.Helper()
+	p := c.recv()
+	d, ok := p.(*packets.Disconnect)
+	require.Truef(c.t, ok, "expected DISCONNECT %s, got %v %+v", code, p.Type(), p)
+	assert.Equalf(c.t, code, d.ReasonCode, "DISCONNECT reason code: %s", d.ReasonCode)
+	assert.Nil(c.t, d.Properties.SessionExpiry, "a server DISCONNECT carries no Session Expiry Interval")
+	c.expectClosed()
+	return d
+}
+
+// c5Subscribe subscribes c to filter at qos and requires it granted.
+func c5Subscribe(c *rawClient, id uint16, filter string, qos byte) {
+	c.t.Helper()
+	c.send(&packets.Subscribe{Version: packets.Level5, PacketID: id, Subscriptions: []packets.Subscription{{Filter: filter, QoS: qos}}})
+	p := c.recv()
+	ack, ok := p.(*packets.Suback)
+	require.Truef(c.t, ok, "expected SUBACK, got %v %+v", p.Type(), p)
+	require.Equal(c.t, []byte{qos}, ack.ReturnCodes, "SUBACK codes")
+}
+
+// c5Recv receives a PUBLISH and acknowledges it as its QoS requires.
+func c5Recv(c *rawClient) *packets.Publish {
+	c.t.Helper()
+	p := c.recv()
+	pub, ok := p.(*packets.Publish)
+	require.Truef(c.t, ok, "expected PUBLISH, got %v %+v", p.Type(), p)
+	switch pub.QoS {
+	case 1:
+		c.send(&packets.Puback{Version: packets.Level5, PacketID: pub.PacketID})
+	case 2:
+		c.send(&packets.Pubrec{Version: packets.Level5, PacketID: pub.PacketID})
+		rel, ok := c.recv().(*packets.Pubrel)
+		require.True(c.t, ok && rel.PacketID == pub.PacketID, "expected PUBREL")
+		c.send(&packets.Pubcomp{Version: packets.Level5, PacketID: pub.PacketID})
+	}
+	return pub
+}
+
+// c5Ping checks that c is connected and served: PINGREQ gets PINGRESP
+// [v5 MQTT-3.12.4-1].
+func c5Ping(c *rawClient) {
+	c.t.Helper()
+	c.send(&packets.Pingreq{Version: packets.Level5})
+	p := c.recv()
+	require.Equalf(c.t, packets.TypePingresp, p.Type(), "expected PINGRESP, got %+v", p)
+}
+
+// c5Publish publishes a QoS 1 message from the application and waits
+// until it is routed.
+func c5Publish(t testing.TB, b *tern.Broker, topic, payload string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	require.NoError(t, b.Publish(ctx, topic, []byte(payload), 1, false))
+}
+
+// c5Session reports whether the broker holds a session for id.
+func c5Session(b *tern.Broker, id string) bool {
+	for _, ci := range b.Clients() {
+		if ci.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+func TestV5ConnackAnnouncesTheBrokersLimits(t *testing.T) {
+	// [v5 MQTT-3.1.4-5] [v5 MQTT-3.2.2-2] [v5 MQTT-3.2.2-3] [v5 MQTT-3.2.2-1]
+	// [v5 MQTT-4.12.0-6] [v5 MQTT-3.1.2-28]
+	t.Run("configured", func(t *testing.T) {
+		_, addr := startBroker(t, tern.Options{ReceiveMaximum: 10, MaxPacketSize: 4096, TopicAliasMaximum: 5})
+		_, ack := c5Connect(t, addr, c5Conn("limits", true))
+		assert.False(t, ack.SessionPresent)
+		p := ack.Properties
+		require.NotNil(t, p.ReceiveMaximum, "Receive Maximum")
+		assert.Equal(t, uint16(10), *p.ReceiveMaximum)
+		require.NotNil(t, p.MaximumPacketSize, "Maximum Packet Size")
+		assert.Equal(t, uint32(4096), *p.MaximumPacketSize)
+		require.NotNil(t, p.TopicAliasMaximum, "Topic Alias Maximum")
+		assert.Equal(t, uint16(5), *p.TopicAliasMaximum)
+		// The client chose its identifier, asked for nothing, and used no
+		// enhanced authentication.
+		assert.Empty(t, p.AssignedClientID)
+		assert.Empty(t, p.ResponseInfo)
+		assert.Empty(t, p.AuthMethod)
+		assert.Nil(t, p.AuthData)
+		assert.Nil(t, p.ServerKeepAlive)
+		assert.Nil(t, p.SessionExpiry)
+	})
+	t.Run("defaults", func(t *testing.T) {
+		_, addr := startBroker(t, tern.Options{})
+		_, ack := c5Connect(t, addr, c5Conn("defaults", true))
+		p := ack.Properties
+		require.NotNil(t, p.ReceiveMaximum)
+		assert.Equal(t, uint16(tern.DefaultReceiveMaximum), *p.ReceiveMaximum)
+		require.NotNil(t, p.MaximumPacketSize)
+		assert.Equal(t, uint32(tern.DefaultMaxPacketSize), *p.MaximumPacketSize)
+		require.NotNil(t, p.TopicAliasMaximum)
+		assert.Equal(t, uint16(tern.DefaultTopicAliasMaximum), *p.TopicAliasMaximum)
+	})
+	t.Run("no topic aliases", func(t *testing.T) {
+		// Absent means 0: the client may send none [v5 MQTT-3.2.2-18].
+		_, addr := startBroker(t, tern.Options{TopicAliasMaximum: -1, ReceiveMaximum: 65535})
+		_, ack := c5Connect(t, addr, c5Conn("noalias", true))
+		assert.Nil(t, ack.Properties.TopicAliasMaximum)
+		// 65535 is the default Receive Maximum of the protocol: no need to
+		// announce it (section 3.2.2.3.3).
+		assert.Nil(t, ack.Properties.ReceiveMaximum)
+	})
+}
+
+func TestV5AssignedClientIdentifier(t *testing.T) {
+	// [v5 MQTT-3.1.3-6] [v5 MQTT-3.1.3-7] [v5 MQTT-3.2.2-16] [v5 MQTT-3.1.3-2]
+	b, addr := startBroker(t, tern.Options{})
+	seen := map[string]bool{}
+	var kept string
+	for i, clean := range []bool{true, false, true, false} {
+		c, ack := c5Connect(t, addr, c5Persistent("", clean, 60))
+		id := ack.Properties.AssignedClientID
+		require.NotEmptyf(t, id, "connection %d: no Assigned Client Identifier", i)
+		assert.Falsef(t, seen[id], "identifier %q assigned twice", id)
+		assert.False(t, ack.SessionPresent, "a new identifier has no session")
+		seen[id] = true
+		if !clean {
+			// The session is stored under the assigned identifier: the
+			// client resumes it by that name.
+			c5Subscribe(c, 1, "assigned/"+id, 1)
+			kept = id
+		}
+		c.send(&packets.Disconnect{Version: packets.Level5})
+		c.expectClosed()
+	}
+	// A client that chose the identifier the broker would assign next
+	// holds it: the broker assigns another one.
+	var next string
+	last := -1
+	for id := range seen {
+		i := strings.LastIndexByte(id, '-')
+		if n, err := strconv.Atoi(id[i+1:]); err == nil && n > last {
+			next, last = fmt.Sprintf("%s%d", id[:i+1], n+1), n
+		}
+	}
+	if next != "" {
+		t.Logf("a client takes %q", next)
+		squatter, _ := c5Connect(t, addr, c5Persistent(next, true, 60))
+		_, ack := c5Connect(t, addr, c5Conn("", true))
+		assert.NotEqual(t, next, ack.Properties.AssignedClientID, "assigned the identifier of a live session")
+		assert.NotContains(t, seen, ack.Properties.AssignedClientID)
+		c5Ping(squatter)
+	}
+
+	c, ack := c5Connect(t, addr, c5Persistent(kept, false, 60))
+	assert.True(t, ack.SessionPresent, "the session of the assigned identifier was not kept")
+	assert.Empty(t, ack.Properties.AssignedClientID, "assigned an identifier to a client that gave one")
+	c5Publish(t, b, "assigned/"+kept, "hello")
+	assert.Equal(t, "assigned/"+kept, c5Recv(c).Topic, "the subscription came with the session")
+}
+
+func TestV5ServerKeepAlive(t *testing.T) {
+	// [v5 MQTT-3.1.2-21] [v5 MQTT-3.2.2-21] [v5 MQTT-3.2.2-22]
+	// [v5 MQTT-3.1.2-22]
+	_, addr := startBroker(t, tern.Options{MaxKeepAlive: time.Second})
+	keepAlive := func(id string, asked uint16) (*rawClient, *packets.Connack) {
+		cp := c5Conn(id, true)
+		cp.KeepAlive = asked
+		return c5Connect(t, addr, cp)
+	}
+	// A client that asks for less than the maximum keeps its own value:
+	// no Server Keep Alive.
+	short := c5Dial(t, addr)
+	cp := c5Conn("short", true)
+	cp.KeepAlive = 1
+	ack := c5Connack(short, cp)
+	assert.Nil(t, ack.Properties.ServerKeepAlive, "Server Keep Alive for a client within the maximum")
+	c5Ping(short)
+
+	// No keepalive, or a longer one: the broker's maximum, announced and
+	// enforced. Both clients stay silent; each is closed after one and a
+	// half times the Server Keep Alive, with DISCONNECT 0x8D.
+	none, ackNone := keepAlive("none", 0)
+	long, ackLong := keepAlive("long", 60)
+	start := time.Now()
+	for _, ack := range []*packets.Connack{ackNone, ackLong} {
+		require.NotNil(t, ack.Properties.ServerKeepAlive, "no Server Keep Alive")
+		assert.Equal(t, uint16(1), *ack.Properties.ServerKeepAlive)
+	}
+	c5Disconnected(none, packets.KeepAliveTimeout)
+	c5Disconnected(long, packets.KeepAliveTimeout)
+	// Closed for the Server Keep Alive (1.5 s), not the client's 60 s nor
+	// at once; the upper bound is the read deadline of c5Disconnected.
+	assert.GreaterOrEqual(t, time.Since(start), time.Second, "closed before one and a half Server Keep Alive")
+}
+
+func TestV5ResponseInformationOnlyWhenRequested(t *testing.T) {
+	// [v5 MQTT-3.1.2-28]
+	ask := func(addr, id string, req *byte) string {
+		cp := c5Conn(id, true)
+		cp.Properties.RequestResponseInfo = req
+		_, ack := c5Connect(t, addr, cp)
+		return ack.Properties.ResponseInfo
+	}
+	_, addr := startBroker(t, tern.Options{ResponseInformation: "replies/"})
+	assert.Equal(t, "replies/", ask(addr, "asks", new(byte(1))))
+	assert.Empty(t, ask(addr, "declines", new(byte(0))), "Response Information after Request Response Information 0")
+	assert.Empty(t, ask(addr, "silent", nil), "Response Information without a request")
+	_, bare := startBroker(t, tern.Options{})
+	assert.Empty(t, ask(bare, "asks-none", new(byte(1))), "Response Information that is not configured")
+}
+
+func TestV5RequestProblemInformation(t *testing.T) {
+	// [v5 MQTT-3.1.2-29]: with Request Problem Information 0, a refused
+	// PUBACK, PUBREC or SUBACK carries its reason code but no Reason String;
+	// with 1 (or absent) it carries the hook's Reason String. CONNACK and
+	// DISCONNECT may carry one either way.
+	b, addr := startBroker(t, tern.Options{})
+	hkAdd(t, b, hkPubAuth(func(_ tern.Client, m tern.Message) error {
+		return &tern.ReasonError{Code: packets.NotAuthorized, Reason: "no publishing to " + m.Topic}
+	}))
+	hkAdd(t, b, hkSubAuth(func(_ tern.Client, filter string, _ byte) error {
+		return &tern.ReasonError{Code: packets.NotAuthorized, Reason: "no subscribing to " + filter}
+	}))
+	hkAdd(t, b, hkAuth(func(ci tern.ConnectInfo) error {
+		if ci.Username == "intruder" {
+			return &tern.ReasonError{Code: packets.BadUserNameOrPassword, Reason: "unknown user"}
+		}
+		return nil
+	}))
+	for _, tc := range []struct {
+		name   string
+		rpi    *byte
+		reason bool
+	}{
+		{"absent", nil, true},
+		{"one", new(byte(1)), true},
+		{"zero", new(byte(0)), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cp := c5Conn("rpi-"+tc.name, true)
+			cp.Properties.RequestProblemInfo = tc.rpi
+			c, _ := c5Connect(t, addr, cp)
+			want := func(s string) string {
+				if tc.reason {
+					return s
+				}
+				return ""
+			}
+
+			c.send(&packets.Publish{Version: packets.Level5, Topic: "closed/1", QoS: 1, PacketID: 1, Payload: []byte("x")})
+			puback, ok := c.recv().(*packets.Puback)
+			require.True(t, ok, "expected PUBACK")
+			assert.Equal(t, packets.NotAuthorized, puback.ReasonCode)
+			assert.Equal(t, want("no publishing to closed/1"), puback.Properties.ReasonString)
+
+			c.send(&packets.Publish{Version: packets.Level5, Topic: "closed/2", QoS: 2, PacketID: 2, Payload: []byte("x")})
+			pubrec, ok := c.recv().(*packets.Pubrec)
+			require.True(t, ok, "expected PUBREC")
+			assert.Equal(t, packets.NotAuthorized, pubrec.ReasonCode)
+			assert.Equal(t, want("no publishing to closed/2"), pubrec.Properties.ReasonString)
+
+			c.send(&packets.Subscribe{Version: packets.Level5, PacketID: 3, Subscriptions: []packets.Subscription{{Filter: "closed/#"}}})
+			suback, ok := c.recv().(*packets.Suback)
+			require.True(t, ok, "expected SUBACK")
+			assert.Equal(t, []byte{byte(packets.NotAuthorized)}, suback.ReturnCodes)
+			assert.Equal(t, want("no subscribing to closed/#"), suback.Properties.ReasonString)
+
+			// A refused CONNACK may carry it whatever the client asked.
+			cp = c5Conn("rpi-intruder-"+tc.name, true)
+			cp.Properties.RequestProblemInfo = tc.rpi
+			cp.UsernameFlag, cp.Username = true, "intruder"
+			refused := c5Dial(t, addr)
+			refused.send(cp)
+			ack := c5Refused(refused, packets.BadUserNameOrPassword)
+			assert.Equal(t, "unknown user", ack.Properties.ReasonString)
+		})
+	}
+}
+
+func TestV5ClientIdentifierNotValid(t *testing.T) {
+	// [v5 MQTT-3.1.3-8] [v5 MQTT-3.2.2-6] [v5 MQTT-3.2.2-7] [v5 MQTT-4.13.2-1]
+	_, addr := startBroker(t, tern.Options{MaxClientIDLength: 8})
+	c := c5Dial(t, addr)
+	c.send(c5Conn("much-too-long", true))
+	c5Refused(c, packets.ClientIdentifierNotValid)
+	c5Ping(c5Must(t, addr, "short"))
+}
+
+func TestV5ConnackComesFirstAndOnce(t *testing.T) {
+	// [v5 MQTT-3.2.0-1] [v5 MQTT-3.2.0-2] [v5 MQTT-3.12.4-1]: packets sent
+	// right behind the CONNECT, in the same write, are answered after the
+	// CONNACK, and no second CONNACK follows.
+	b, addr := startBroker(t, tern.Options{})
+	require.NoError(t, b.Publish(context.Background(), "first/retained", []byte("r"), 1, true))
+	c := c5Dial(t, addr)
+	var out []byte
+	for _, p := range []packets.Packet{
+		c5Conn("first", true),
+		&packets.Subscribe{Version: packets.Level5, PacketID: 1, Subscriptions: []packets.Subscription{{Filter: "first/#", QoS: 1}}},
+		&packets.Pingreq{Version: packets.Level5},
+	} {
+		var err error
+		out, err = p.Append(out)
+		require.NoError(t, err)
+	}
+	c.sendRaw(out)
+	var got []packets.Type
+	for range 4 {
+		p := c.recv()
+		got = append(got, p.Type())
+		if pub, ok := p.(*packets.Publish); ok {
+			c.send(&packets.Puback{Version: packets.Level5, PacketID: pub.PacketID})
+		}
+	}
+	require.Equal(t, packets.TypeConnack, got[0], "the first packet is not CONNACK: %v", got)
+	assert.ElementsMatch(t, []packets.Type{packets.TypeSuback, packets.TypePublish, packets.TypePingresp}, got[1:])
+	c5Ping(c)
+}
+
+func TestV5RefusedConnectProcessesNothingAfterIt(t *testing.T) {
+	// [v5 MQTT-3.1.4-6] [v5 MQTT-3.1.4-2]: a PUBLISH right behind a refused
+	// CONNECT is not routed.
+	b, addr := startBroker(t, tern.Options{})
+	hkAdd(t, b, hkAuth(func(ci tern.ConnectInfo) error {
+		if ci.ClientID == "refused" {
+			return tern.ErrNotAuthorized
+		}
+		return nil
+	}))
+	w := c5Must(t, addr, "watcher")
+	c5Subscribe(w, 1, "after/#", 0)
+	c := c5Dial(t, addr)
+	out, err := c5Conn("refused", true).Append(nil)
+	require.NoError(t, err)
+	out, err = (&packets.Publish{Version: packets.Level5, Topic: "after/refusal", Payload: []byte("no")}).Append(out)
+	require.NoError(t, err)
+	c.sendRaw(out)
+	c5Refused(c, packets.NotAuthorized)
+	c5Publish(t, b, "after/marker", "m")
+	assert.Equal(t, "after/marker", c5Recv(w).Topic, "a PUBLISH behind a refused CONNECT was routed")
+}
+
+func TestV5AndV311ClientsOnOneBroker(t *testing.T) {
+	// Each connection gets the CONNACK of its own protocol level: the
+	// two-byte 3.1.1 form with a return code, the MQTT 5 form with a reason
+	// code and properties. [MQTT-3.2.2-4] [v5 MQTT-3.2.2-3] [v5 MQTT-3.2.2-6]
+	b, addr := startBroker(t, tern.Options{})
+	hkAdd(t, b, hkAuth(func(ci tern.ConnectInfo) error {
+		switch ci.Username {
+		case "stranger":
+			return tern.ErrNotAuthorized
+		case "typo":
+			return tern.ErrBadCredentials
+		}
+		return nil
+	}))
+	raw := func(c *rawClient) []byte {
+		c.t.Helper()
+		c.conn.SetReadDeadline(time.Now().Add(waitTimeout))
+		fh, body, err := c.r.ReadRaw()
+		require.NoError(c.t, err)
+		require.Equal(c.t, packets.TypeConnack, fh.Type)
+		return body
+	}
+	for _, tc := range []struct {
+		user   string
+		code5  packets.ReasonCode
+		code31 byte
+	}{
+		{"", packets.Success, packets.Accepted},
+		{"stranger", packets.NotAuthorized, packets.RefusedNotAuthorized},
+		{"typo", packets.BadUserNameOrPassword, packets.RefusedBadUsernamePassword},
+	} {
+		t.Run(fmt.Sprintf("user %q", tc.user), func(t *testing.T) {
+			old := dialRaw(t, addr)
+			cp := &packets.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: "old-" + tc.user, CleanSession: true, KeepAlive: 60}
+			cp.UsernameFlag, cp.Username = tc.user != "", tc.user
+			old.send(cp)
+			assert.Equal(t, []byte{0, tc.code31}, raw(old), "3.1.1 CONNACK")
+
+			v5 := c5Dial(t, addr)
+			cp = c5Conn("new-"+tc.user, true)
+			cp.UsernameFlag, cp.Username = tc.user != "", tc.user
+			v5.send(cp)
+			body := raw(v5)
+			require.Greater(t, len(body), 2, "MQTT 5 CONNACK without properties")
+			ack := packets.Connack{Version: packets.Level5}
+			require.NoError(t, ack.Decode(packets.FixedHeader{Type: packets.TypeConnack, Remaining: len(body)}, body))
+			assert.Equal(t, tc.code5, packets.ReasonCode(ack.ReturnCode))
+			if tc.code5 != packets.Success {
+				old.expectClosed()
+				v5.expectClosed()
+				return
+			}
+			assert.NotNil(t, ack.Properties.MaximumPacketSize)
+			pingOK(old)
+			c5Ping(v5)
+		})
+	}
+}
