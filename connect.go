@@ -308,10 +308,16 @@ func (b *Broker) attach(c *conn, id string, a *attachment) error {
 			old.kill()
 			s.conn.Store(nil)
 		}
-		// [v5 MQTT-3.1.3-9] a new connection before the Will Delay
-		// Interval has passed: the pending will is not sent.
-		s.cancelTimers()
 		discard := a.clean || s.s.Clean
+		if discard && s.will != nil {
+			// [v5 MQTT-3.1.2-8] Clean Start ends the session before its
+			// pending will's delay has passed: the will is published now
+			// (the new connection is not to that session).
+			defer b.publishWill(s.client, s.will)
+		}
+		// [v5 MQTT-3.1.3-9] a new connection to the session before the
+		// Will Delay Interval has passed: the pending will is not sent.
+		s.cancelTimers()
 		if discard {
 			// [MQTT-3.1.2-6] a clean session starts from nothing.
 			s.gone = true
