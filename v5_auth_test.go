@@ -315,3 +315,40 @@ func TestV5ReauthenticationProtocolErrors(t *testing.T) {
 		c5Disconnected(c, packets.ProtocolError)
 	})
 }
+
+func TestV5EnhancedAuthenticationComesBeforeTakeover(t *testing.T) {
+	// A CONNECT for a connected client identifier takes the session over
+	// only once it has authenticated: a failed exchange leaves the old
+	// connection alone; a successful one ends it with DISCONNECT 0x8E
+	// [v5 MQTT-3.1.4-3].
+	_, addr := c5AuthBroker(t, c5Challenger{})
+	old := c5Authed(t, addr, "held", 0)
+	c := c5Dial(t, addr)
+	c.send(c5AuthConnect("held"))
+	c5Challenge(c)
+	c.send(c5Auth(packets.ContinueAuthentication, []byte("a guess")))
+	c5Refused(c, packets.NotAuthorized)
+	c5Ping(old)
+
+	c5Ping(c5Authed(t, addr, "held", 0))
+	c5Disconnected(old, packets.SessionTakenOver)
+}
+
+func TestV5FailedReauthenticationPublishesTheWill(t *testing.T) {
+	// The broker ends the connection: no DISCONNECT from the client, so
+	// the will is published [v5 MQTT-3.1.2-8].
+	b, addr := c5AuthBroker(t, c5Challenger{})
+	w := c5Watch(t, addr, "watcher", "reauth/will")
+	c := c5Dial(t, addr)
+	cp := c5WithWill(c5AuthConnect("reauth-will"), "reauth/will", "failed again", 0)
+	c.send(cp)
+	c.send(c5Auth(packets.ContinueAuthentication, c5Answer(c5Challenge(c))))
+	ack, ok := c.recv().(*packets.Connack)
+	require.True(t, ok && ack.ReturnCode == 0, "expected CONNACK 0x00")
+	c.send(c5Auth(packets.ReAuthenticate, nil))
+	c5Challenge(c)
+	c.send(c5Auth(packets.ContinueAuthentication, nil))
+	c5Disconnected(c, packets.NotAuthorized)
+	assert.Equal(t, "failed again", string(c5Recv(w).Payload))
+	c5Gone(t, b, "reauth-will")
+}

@@ -483,3 +483,97 @@ func TestV5AndV311ClientsOnOneBroker(t *testing.T) {
 		})
 	}
 }
+
+func TestV5ClientMaximumPacketSize(t *testing.T) {
+	// [v5 MQTT-3.1.2-24] nothing larger than the client's Maximum Packet
+	// Size is sent; [v5 MQTT-3.1.2-25] a message too large is discarded as
+	// if it had been sent: not resent, not left in flight.
+	b, addr := startBroker(t, tern.Options{})
+	cp := c5Persistent("small", false, 60)
+	cp.Properties.MaximumPacketSize = new(uint32(64))
+	c, _ := c5Connect(t, addr, cp)
+	c5Subscribe(c, 1, "mps/#", 1)
+	c5Publish(t, b, "mps/big", strings.Repeat("x", 100))
+	c5Publish(t, b, "mps/small", "fits")
+	assert.Equal(t, "fits", string(c5Recv(c).Payload))
+	c5Ping(c)
+	assert.Zero(t, clientInfo(t, b, "small").Inflight, "the discarded message is still in flight")
+	c5Leave(c, nil)
+	c, ack := c5Connect(t, addr, cp)
+	assert.True(t, ack.SessionPresent)
+	c5Ping(c) // nothing resent
+	ci := clientInfo(t, b, "small")
+	assert.Zero(t, ci.Inflight+ci.Queued, "the discarded message came back")
+}
+
+func TestV5ConnackFitsTheClientsMaximumPacketSize(t *testing.T) {
+	// [v5 MQTT-3.2.2-19] [v5 MQTT-3.2.2-20] [v5 MQTT-3.1.2-24] the Reason
+	// String (and User Properties) of a CONNACK are left out when they
+	// would make it larger than the client accepts.
+	b, addr := startBroker(t, tern.Options{})
+	long := strings.Repeat("refused ", 40)
+	hkAdd(t, b, hkAuth(func(ci tern.ConnectInfo) error {
+		if ci.Username == "refused" {
+			return &tern.ReasonError{Code: packets.NotAuthorized, Reason: long}
+		}
+		return nil
+	}))
+	for _, tc := range []struct {
+		name    string
+		maxSize *uint32
+		reason  string
+	}{
+		{"no limit", nil, long},
+		{"small limit", new(uint32(32)), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, user := range []string{"refused", "welcome"} {
+				cp := c5Conn("fit-"+user, true)
+				cp.UsernameFlag, cp.Username = true, user
+				cp.Properties.MaximumPacketSize = tc.maxSize
+				c := c5Dial(t, addr)
+				c.send(cp)
+				c.conn.SetReadDeadline(time.Now().Add(waitTimeout))
+				fh, body, err := c.r.ReadRaw()
+				require.NoError(t, err)
+				require.Equal(t, packets.TypeConnack, fh.Type)
+				if tc.maxSize != nil {
+					assert.LessOrEqual(t, fh.Size(), int(*tc.maxSize), "CONNACK larger than the client accepts")
+				}
+				ack := packets.Connack{Version: packets.Level5}
+				require.NoError(t, ack.Decode(fh, body))
+				if user == "refused" {
+					assert.Equal(t, byte(packets.NotAuthorized), ack.ReturnCode)
+					assert.Equal(t, tc.reason, ack.Properties.ReasonString)
+					c.expectClosed()
+				} else {
+					assert.Equal(t, byte(packets.Success), ack.ReturnCode)
+				}
+			}
+		})
+	}
+}
+
+func TestV5PasswordWithoutUserName(t *testing.T) {
+	// Section 3.1.2.9: MQTT 5 allows a password without a user name.
+	// [v5 MQTT-3.1.2-18] [v5 MQTT-3.1.2-19]
+	b, addr := startBroker(t, tern.Options{})
+	seen := make(chan tern.ConnectInfo, 1)
+	hkAdd(t, b, hkAuth(func(ci tern.ConnectInfo) error {
+		seen <- ci
+		return nil
+	}))
+	cp := c5Conn("token", true)
+	cp.PasswordFlag, cp.Password = true, []byte("s3cret")
+	c, _ := c5Connect(t, addr, cp)
+	var ci tern.ConnectInfo
+	select {
+	case ci = <-seen:
+	case <-time.After(waitTimeout):
+		require.FailNow(t, "the Authenticator was not asked")
+	}
+	assert.False(t, ci.HasUsername)
+	assert.True(t, ci.HasPassword)
+	assert.Equal(t, []byte("s3cret"), ci.Password)
+	c5Ping(c)
+}

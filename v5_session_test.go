@@ -338,3 +338,44 @@ func c5Memory(t testing.TB) psBackend {
 	require.FailNow(t, "no memory backend")
 	return psBackend{}
 }
+
+func TestV5SessionsAcrossProtocolLevels(t *testing.T) {
+	// A session is the client identifier's, whatever protocol level each
+	// connection speaks [v5 MQTT-3.1.3-2]: an MQTT 5 client resumes a
+	// 3.1.1 persistent session and the other way round, each on its
+	// level's terms (MQTT 5 by its Session Expiry Interval, 3.1.1 without
+	// expiry).
+	b, addr := startBroker(t, tern.Options{})
+	old := mustConnect(t, addr, "switcher", false)
+	old.subscribe(1, packets.Subscription{Filter: "switch/topic", QoS: 1})
+	old.send(&packets.Disconnect{})
+	old.expectClosed()
+	c5Publish(t, b, "switch/topic", "for the MQTT 5 client")
+
+	c, present := c5Resume(t, addr, "switcher", 0)
+	require.True(t, present, "the 3.1.1 session was not resumed")
+	assert.Equal(t, "for the MQTT 5 client", string(c5Recv(c).Payload))
+	c5Leave(c, nil)
+	c5Gone(t, b, "switcher") // expiry 0: it ended with the connection
+
+	c, _ = c5Resume(t, addr, "switcher", 60)
+	c5Subscribe(c, 1, "switch/topic", 1)
+	c5Leave(c, nil)
+	c5Publish(t, b, "switch/topic", "for the 3.1.1 client")
+	old = psResume(t, addr, "switcher")
+	assert.Equal(t, "for the 3.1.1 client", string(recvAcked(old).Payload))
+}
+
+func TestV5TakeoverAcrossProtocolLevels(t *testing.T) {
+	// [v5 MQTT-3.1.4-3] an MQTT 5 connection taken over by a 3.1.1 one
+	// gets DISCONNECT 0x8E; a 3.1.1 connection taken over by an MQTT 5 one
+	// is closed without it (3.1.1 has no server DISCONNECT).
+	_, addr := startBroker(t, tern.Options{})
+	v5, _ := c5Connect(t, addr, c5Persistent("crosser", false, 60))
+	v311 := psResume(t, addr, "crosser")
+	c5Disconnected(v5, packets.SessionTakenOver)
+	v5, ack := c5Connect(t, addr, c5Persistent("crosser", false, 60))
+	assert.True(t, ack.SessionPresent)
+	v311.expectClosed()
+	c5Ping(v5)
+}

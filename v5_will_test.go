@@ -291,22 +291,28 @@ func TestV5DelayedWillSurvivesARestart(t *testing.T) {
 	c5Subscribe(w, 1, "restart/#", 1)
 	c5Leave(w, nil)
 
+	// Two wills wait 2 s; a third waits 60 s, but its session expires
+	// after 2 s, and it is published then.
 	const delay = 2
 	dropped, _ := c5Connect(t, e.addr, c5WithWill(c5Persistent("dropped", false, 60), "restart/dropped", "dropped", delay))
 	held, _ := c5Connect(t, e.addr, c5WithWill(c5Persistent("held", false, 60), "restart/held", "held", delay))
+	expiring, _ := c5Connect(t, e.addr, c5WithWill(c5Persistent("expiring", false, delay), "restart/expiring", "expiring", 60))
 	closed := time.Now()
 	disc := watchDisconnects(t, e.b)
 	dropped.conn.Close()
+	expiring.conn.Close()
 	disc.wait(t, "dropped")
+	disc.wait(t, "expiring")
 	e.restart() // ends held's connection too, without DISCONNECT
 	c5Disconnected(held, packets.ServerShuttingDown)
 
 	w, present := c5Resume(t, e.addr, "watcher", 3600)
 	require.True(t, present)
 	got := map[string]bool{}
-	for range 2 {
+	for range 3 {
 		got[string(c5Recv(w).Payload)] = true
 	}
-	assert.Equal(t, map[string]bool{"dropped": true, "held": true}, got)
+	assert.Equal(t, map[string]bool{"dropped": true, "held": true, "expiring": true}, got)
 	assert.GreaterOrEqual(t, time.Since(closed), delay*time.Second, "a delayed will was published before its delay")
+	assert.False(t, c5Session(e.b, "expiring"))
 }
