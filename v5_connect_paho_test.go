@@ -127,7 +127,7 @@ func TestV5AutopahoReconnectsToItsSession(t *testing.T) {
 		KeepAlive:                     30,
 		CleanStartOnInitialConnection: true,
 		SessionExpiryInterval:         60,
-		ConnectRetryDelay:             50 * time.Millisecond,
+		ReconnectBackoff:              autopaho.NewConstantBackoff(50 * time.Millisecond),
 		OnConnectionUp:                func(_ *autopaho.ConnectionManager, ack *paho.Connack) { ups <- ack },
 		WillMessage:                   &paho.WillMessage{Topic: "auto/will", Payload: []byte("dropped"), QoS: 1},
 		ClientConfig: paho.ClientConfig{
