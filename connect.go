@@ -87,8 +87,9 @@ func (c *conn) connect(cp *packets.Connect) error {
 		// tell an MQTT 5 client which [v5 MQTT-3.1.3-7, MQTT-3.2.2-16].
 		id = b.nextClientID()
 		a.props.AssignedClientID = id
-	}
-	if len(id) > b.opts.MaxClientIDLength {
+	} else if len(id) > b.opts.MaxClientIDLength {
+		// The limit is on what clients send; an assigned identifier may
+		// be longer.
 		return c.refuse(packets.ClientIdentifierNotValid, "", fmt.Errorf("client identifier longer than %d bytes", b.opts.MaxClientIDLength))
 	}
 	if cp.WillFlag {
