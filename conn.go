@@ -166,10 +166,18 @@ func (c *conn) run() error {
 	if n := b.nconns.Add(1); b.opts.MaxConnections > 0 && n > int64(b.opts.MaxConnections) {
 		b.nconns.Add(-1)
 		b.stats.refused.Add(1)
-		// Read the CONNECT so that the client sees a CONNACK it expects.
+		// Read the CONNECT so that the client sees a CONNACK it expects:
+		// 0x03 (server unavailable), for MQTT 5 in its own form with a
+		// Connect Reason Code, 0x89 (server busy) [v5 MQTT-3.2.2-8].
 		c.nc.SetReadDeadline(time.Now().Add(b.opts.ConnectTimeout))
-		if fh, _, err := c.r.ReadRaw(); err == nil && fh.Type == packets.TypeConnect {
-			c.writeNow([]byte{0x20, 2, 0, packets.RefusedServerUnavailable})
+		if fh, body, err := c.r.ReadRaw(); err == nil && fh.Type == packets.TypeConnect {
+			var cp packets.Connect
+			if cp.Decode(fh, body) == nil && cp.ProtocolLevel == packets.Level5 {
+				c.proto.version = packets.Level5
+				c.writeNow(c.proto.connack(false, packets.ServerBusy, nil))
+			} else {
+				c.writeNow([]byte{0x20, 2, 0, packets.RefusedServerUnavailable})
+			}
 		}
 		return errors.New("tern: connection limit reached")
 	}
