@@ -9,6 +9,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -351,4 +352,15 @@ func TestV5FailedReauthenticationPublishesTheWill(t *testing.T) {
 	c5Disconnected(c, packets.NotAuthorized)
 	assert.Equal(t, "failed again", string(c5Recv(w).Payload))
 	c5Gone(t, b, "reauth-will")
+}
+
+func TestV5EnhancedAuthenticationTimesOut(t *testing.T) {
+	// A client that does not answer the challenge is closed at the connect
+	// timeout, without CONNACK and without DISCONNECT [v5 MQTT-3.14.0-1].
+	b, addr := startBroker(t, tern.Options{ConnectTimeout: 300 * time.Millisecond})
+	hkAdd(t, b, c5Challenger{})
+	c := c5Dial(t, addr)
+	c.send(c5AuthConnect("silent"))
+	c5Challenge(c)
+	c.expectClosed()
 }

@@ -577,3 +577,29 @@ func TestV5PasswordWithoutUserName(t *testing.T) {
 	assert.Equal(t, []byte("s3cret"), ci.Password)
 	c5Ping(c)
 }
+
+func TestV5AssignedIdentifierIgnoresTheClientIdentifierLimit(t *testing.T) {
+	// [v5 MQTT-3.1.3-6] [v5 MQTT-3.1.3-7] Options.MaxClientIDLength bounds
+	// the identifiers clients send, not the ones the broker assigns.
+	_, addr := startBroker(t, tern.Options{MaxClientIDLength: 4})
+	c, ack := c5Connect(t, addr, c5Conn("", true))
+	assert.NotEmpty(t, ack.Properties.AssignedClientID)
+	c5Ping(c)
+	old := mustConnect(t, addr, "", true) // 3.1.1 [MQTT-3.1.3-6]
+	pingOK(old)
+}
+
+func TestV5ConnectionLimitAnswersInTheClientsForm(t *testing.T) {
+	// [v5 MQTT-3.2.2-8] [v5 MQTT-3.2.2-6] [v5 MQTT-3.2.2-7] a CONNECT over
+	// Options.MaxConnections gets a CONNACK the client can read: for MQTT 5
+	// a Connect Reason Code, 0x89 (server busy), with its properties; for
+	// 3.1.1 the return code 0x03.
+	_, addr := startBroker(t, tern.Options{MaxConnections: 1})
+	c5Ping(c5Must(t, addr, "first"))
+	over := c5Dial(t, addr)
+	over.send(c5Conn("second", true))
+	c5Refused(over, packets.ServerBusy)
+	old := dialRaw(t, addr)
+	old.send(&packets.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: "third", CleanSession: true})
+	expectRefused(old, packets.RefusedServerUnavailable)
+}

@@ -83,6 +83,8 @@ func TestV5MalformedConnectGetsConnackNotDisconnect(t *testing.T) {
 		{"unknown property", c5ConnectRaw(flagClean, c5Prop(0x7F, 0), id), malformed},
 		{"property length past the end", c5ConnectRaw(flagClean, c5Prop(packets.PropSessionExpiry, 0, 0), id), malformed},
 		{"will delay in CONNECT properties", c5ConnectRaw(flagClean, c5Prop(packets.PropWillDelay, 0, 0, 0, 1), id), malformed},
+		// [v5 MQTT-3.3.2-2] a will topic is a topic name: no wildcards.
+		{"will topic with a wildcard", c5ConnectRaw(flagCleanWill, nil, id, []byte{0}, mqttString("malformed/+"), mqttString("x")), protocol},
 		{"session expiry in will properties", c5ConnectRaw(flagCleanWill, nil, id, []byte{5, byte(packets.PropSessionExpiry), 0, 0, 0, 1}, mqttString("malformed/will"), mqttString("x")), malformed},
 	}
 	for _, tc := range cases {
