@@ -153,7 +153,7 @@ func c5Session(b *tern.Broker, id string) bool {
 
 func TestV5ConnackAnnouncesTheBrokersLimits(t *testing.T) {
 	// [v5 MQTT-3.1.4-5] [v5 MQTT-3.2.2-2] [v5 MQTT-3.2.2-3] [v5 MQTT-3.2.2-1]
-	// [v5 MQTT-4.12.0-6] [v5 MQTT-3.1.2-28]
+	// [v5 MQTT-4.12.0-6] [v5 MQTT-3.1.2-28] [v5 MQTT-3.2.2-9]
 	t.Run("configured", func(t *testing.T) {
 		_, addr := startBroker(t, tern.Options{ReceiveMaximum: 10, MaxPacketSize: 4096, TopicAliasMaximum: 5})
 		_, ack := c5Connect(t, addr, c5Conn("limits", true))
@@ -173,6 +173,10 @@ func TestV5ConnackAnnouncesTheBrokersLimits(t *testing.T) {
 		assert.Nil(t, p.AuthData)
 		assert.Nil(t, p.ServerKeepAlive)
 		assert.Nil(t, p.SessionExpiry)
+		// Tern supports QoS 2 and retained messages: no Maximum QoS
+		// [v5 MQTT-3.2.2-9], no Retain Available 0 (section 3.2.2.3.5).
+		assert.Nil(t, p.MaximumQoS)
+		assert.Nil(t, p.RetainAvailable)
 	})
 	t.Run("defaults", func(t *testing.T) {
 		_, addr := startBroker(t, tern.Options{})
@@ -602,4 +606,24 @@ func TestV5ConnectionLimitAnswersInTheClientsForm(t *testing.T) {
 	old := dialRaw(t, addr)
 	old.send(&packets.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: "third", CleanSession: true})
 	expectRefused(old, packets.RefusedServerUnavailable)
+}
+
+func TestV5NoTopicAliasesToClients(t *testing.T) {
+	// [v5 MQTT-3.1.2-26] [v5 MQTT-3.1.2-27] Tern sends no Topic Alias: not
+	// to a client that allows none, nor to one that allows some.
+	b, addr := startBroker(t, tern.Options{})
+	none := c5Must(t, addr, "no-aliases")
+	c5Subscribe(none, 1, "alias/#", 1)
+	cp := c5Conn("aliases", true)
+	cp.Properties.TopicAliasMaximum = new(uint16(10))
+	some, _ := c5Connect(t, addr, cp)
+	c5Subscribe(some, 1, "alias/#", 1)
+	for range 2 {
+		c5Publish(t, b, "alias/topic", "x")
+		for _, c := range []*rawClient{none, some} {
+			p := c5Recv(c)
+			assert.Equal(t, "alias/topic", p.Topic)
+			assert.False(t, p.Props.HasTopicAlias, "a Topic Alias from the server")
+		}
+	}
 }

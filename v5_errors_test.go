@@ -238,3 +238,32 @@ func TestV5BrokerDisconnectSendsAdministrativeAction(t *testing.T) {
 	c5Disconnected(c, packets.AdministrativeAction)
 	assert.Equal(t, "kicked out", string(c5Recv(w).Payload))
 }
+
+func TestV5ServerDisconnectOnEachTransport(t *testing.T) {
+	// The DISCONNECT that says why reaches the client whichever way its
+	// connection waits for input: parked on the poller, blocked in Read, or
+	// in memory. 0x8E for a takeover [v5 MQTT-3.1.4-3], 0x8D for a keep
+	// alive timeout [v5 MQTT-3.1.2-22], 0x98 for Broker.Disconnect.
+	for _, tr := range takeoverTransports {
+		t.Run(tr.name, func(t *testing.T) {
+			b, dial := serveOn(t, tr, tern.Options{MaxKeepAlive: time.Second})
+			connect := func(id string, keepAlive uint16) *rawClient {
+				c := dial()
+				c.r.SetVersion(packets.Level5)
+				cp := c5Conn(id, true)
+				cp.KeepAlive = keepAlive
+				ack := c5Connack(c, cp)
+				require.Equal(t, byte(packets.Success), ack.ReturnCode)
+				return c
+			}
+			silent := connect("silent", 0)
+			old := connect("taken", 1)
+			connect("taken", 1)
+			c5Disconnected(old, packets.SessionTakenOver)
+			kicked := connect("kicked", 1)
+			require.NoError(t, b.Disconnect("kicked"))
+			c5Disconnected(kicked, packets.AdministrativeAction)
+			c5Disconnected(silent, packets.KeepAliveTimeout)
+		})
+	}
+}
