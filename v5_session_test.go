@@ -136,16 +136,17 @@ func testV5SessionExpires(t *testing.T, b *tern.Broker, addr string) {
 // the queued message), and while connected the session is not discarded,
 // however long that lasts [v5 MQTT-4.1.0-1] [v5 MQTT-3.1.2-5].
 func testV5SessionResumedInTime(t *testing.T, b *tern.Broker, addr string) {
-	c, _ := c5Resume(t, addr, "returning", 1)
+	const expiry = 2 // the client is back well within it
+	c, _ := c5Resume(t, addr, "returning", expiry)
 	c5Subscribe(c, 1, "returning", 1)
 	c5Leave(c, nil)
 	c5Publish(t, b, "returning", "kept")
-	c, present := c5Resume(t, addr, "returning", 1)
+	c, present := c5Resume(t, addr, "returning", expiry)
 	require.True(t, present, "the session was not resumed before its expiry")
 	assert.Equal(t, "kept", string(c5Recv(c).Payload))
 	// A probe session with the same expiry, left after this one came
 	// back, expires; this one, connected, stays.
-	probe, _ := c5Resume(t, addr, "returning-probe", 1)
+	probe, _ := c5Resume(t, addr, "returning-probe", expiry)
 	c5Leave(probe, nil)
 	c5Gone(t, b, "returning-probe")
 	require.True(t, c5Session(b, "returning"), "a connected session was discarded")
