@@ -74,8 +74,10 @@ func c5Auth(code packets.ReasonCode, data []byte) *packets.Auth {
 }
 
 // c5Challenge requires the next packet to be the server's challenge: AUTH
-// 0x18 with the method [v5 MQTT-4.12.0-2] [v5 MQTT-4.12.0-5], and returns
-// its nonce.
+// 0x18 with the method [v5 MQTT-4.12.0-2] [v5 MQTT-4.12.0-5]
+// [v5 MQTT-3.15.2-1], without Reason String or User Properties (Tern sends
+// none on AUTH, so none can exceed the client's Maximum Packet Size
+// [v5 MQTT-3.15.2-2, MQTT-3.15.2-3]), and returns its nonce.
 func c5Challenge(c *rawClient) []byte {
 	c.t.Helper()
 	p := c.recv()
@@ -83,6 +85,8 @@ func c5Challenge(c *rawClient) []byte {
 	require.Truef(c.t, ok, "expected AUTH, got %v %+v", p.Type(), p)
 	assert.Equal(c.t, packets.ContinueAuthentication, a.ReasonCode)
 	assert.Equal(c.t, c5Method, a.Properties.AuthMethod)
+	assert.Empty(c.t, a.Properties.ReasonString)
+	assert.Empty(c.t, a.Properties.User)
 	require.Len(c.t, a.Properties.AuthData, 16, "nonce")
 	return a.Properties.AuthData
 }
@@ -264,7 +268,8 @@ func TestV5ReauthenticationFailureDisconnects(t *testing.T) {
 	// [v5 MQTT-4.12.1-2] a failed re-authentication: DISCONNECT 0x87, and
 	// the connection closes. A Reason String that would make the
 	// DISCONNECT larger than the client's Maximum Packet Size is left out
-	// [v5 MQTT-3.14.2-3].
+	// [v5 MQTT-3.14.2-3] (as User Properties would be [v5 MQTT-3.14.2-4];
+	// Tern sends none on DISCONNECT).
 	long := strings.Repeat("no ", 100)
 	for _, tc := range []struct {
 		name    string
@@ -282,6 +287,7 @@ func TestV5ReauthenticationFailureDisconnects(t *testing.T) {
 			c.send(c5Auth(packets.ContinueAuthentication, []byte("a guess")))
 			d := c5Disconnected(c, packets.NotAuthorized)
 			assert.Equal(t, tc.reason, d.Properties.ReasonString)
+			assert.Empty(t, d.Properties.User)
 		})
 	}
 }

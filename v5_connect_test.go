@@ -82,8 +82,10 @@ func c5Refused(c *rawClient, code packets.ReasonCode) *packets.Connack {
 
 // c5Disconnected requires the next packet to be a DISCONNECT from the
 // server with code, without a Session Expiry Interval [v5 MQTT-3.14.2-2],
-// then the connection to close [v5 MQTT-4.13.2-1]. It returns the
-// DISCONNECT.
+// then the connection to close with nothing after the DISCONNECT
+// [v5 MQTT-3.14.4-1, MQTT-3.14.4-2, MQTT-4.13.2-1]. Its reason code is
+// one of the DISCONNECT codes, or the codec would refuse it
+// [v5 MQTT-3.14.2-1]. It returns the DISCONNECT.
 func c5Disconnected(c *rawClient, code packets.ReasonCode) *packets.Disconnect {
 	c.t.Helper()
 	p := c.recv()

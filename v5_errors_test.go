@@ -34,7 +34,8 @@ func c5Prop(id packets.PropID, value ...byte) []byte {
 }
 
 func TestV5MalformedConnectGetsConnackNotDisconnect(t *testing.T) {
-	// [v5 MQTT-3.1.4-1] a CONNECT that breaks section 3.1 closes the
+	// [v5 MQTT-3.1.4-1] [v5 MQTT-3.1.3-1] a CONNECT that breaks section 3.1
+	// (here a field missing from its place, or a forbidden value) closes the
 	// connection, after a CONNACK with 0x81 (malformed) or 0x82 (protocol
 	// error) (section 4.13.1) [v5 MQTT-4.13.1-1] [v5 MQTT-4.13.2-1], never a
 	// DISCONNECT before a successful CONNACK [v5 MQTT-3.14.0-1].
@@ -242,7 +243,7 @@ func TestV5BrokerDisconnectSendsAdministrativeAction(t *testing.T) {
 func TestV5ServerDisconnectOnEachTransport(t *testing.T) {
 	// The DISCONNECT that says why reaches the client whichever way its
 	// connection waits for input: parked on the poller, blocked in Read, or
-	// in memory. 0x8E for a takeover [v5 MQTT-3.1.4-3], 0x8D for a keep
+	// in memory (ordered, lossless byte streams [v5 MQTT-4.2-1]). 0x8E for a takeover [v5 MQTT-3.1.4-3], 0x8D for a keep
 	// alive timeout [v5 MQTT-3.1.2-22], 0x98 for Broker.Disconnect.
 	for _, tr := range takeoverTransports {
 		t.Run(tr.name, func(t *testing.T) {
@@ -265,5 +266,34 @@ func TestV5ServerDisconnectOnEachTransport(t *testing.T) {
 			c5Disconnected(kicked, packets.AdministrativeAction)
 			c5Disconnected(silent, packets.KeepAliveTimeout)
 		})
+	}
+}
+
+func TestV5FirstPacketMustBeConnect(t *testing.T) {
+	// [v5 MQTT-3.1.0-1] anything before CONNECT, AUTH included, closes the
+	// connection without CONNACK or DISCONNECT [v5 MQTT-3.14.0-1].
+	_, addr := startBroker(t, tern.Options{})
+	auth := &packets.Auth{Version: packets.Level5, ReasonCode: packets.ContinueAuthentication, Properties: packets.Properties{AuthMethod: "TEST-CR"}}
+	for _, p := range []packets.Packet{auth, &packets.Pingreq{Version: packets.Level5}, &packets.Disconnect{Version: packets.Level5}} {
+		t.Run(p.Type().String(), func(t *testing.T) {
+			c := c5Dial(t, addr)
+			c.send(p)
+			c.expectClosed()
+		})
+	}
+}
+
+func TestV5TopicAliasBeyondTheMaximum(t *testing.T) {
+	// [v5 MQTT-3.2.2-17] [v5 MQTT-3.2.2-18] a Topic Alias above the Topic
+	// Alias Maximum of the CONNACK, or any when it announced none:
+	// DISCONNECT 0x94 (section 3.3.2.3.4).
+	for _, tc := range []struct {
+		max   int
+		alias byte
+	}{{2, 3}, {-1, 1}} {
+		_, addr := startBroker(t, tern.Options{TopicAliasMaximum: tc.max})
+		c := c5Must(t, addr, "aliaser")
+		c.sendRaw(packetBytes(0x30, mqttString("alias/topic"), []byte{3}, c5Prop(packets.PropTopicAlias, 0, tc.alias), []byte("x")))
+		c5Disconnected(c, packets.TopicAliasInvalid)
 	}
 }
