@@ -346,15 +346,17 @@ func (c *conn) end(err error) {
 // protocol violation, takeover), or with an MQTT 5 DISCONNECT other than
 // 0x00; after its Will Delay Interval if it has one and the session
 // outlives the connection. On a takeover it is published only when the
-// session ends with the old connection and there is no delay: a new
-// connection for the client identifier came [v5 MQTT-3.1.3-9], and when
-// the session carries on the client is online again (as Mosquitto does).
+// session ends with the old connection (its expiry is 0, or the new
+// connection has Clean Start 1), at once whatever its delay: the session
+// ended first, and the new connection is not to that session (section
+// 3.1.4, step 1). When the session carries on, a new connection to it came
+// [v5 MQTT-3.1.3-9] and the client is online again (as Mosquitto does).
 func (b *Broker) willAtEnd(c *conn, s *sess, reason error) {
 	if c.will == nil || !c.willDone.CompareAndSwap(false, true) {
 		return
 	}
 	if errors.Is(reason, ErrTakenOver) {
-		if c.keepsSession() || c.willDelay > 0 {
+		if c.keepsSession() {
 			return
 		}
 		b.publishWill(c.client, c.will)

@@ -87,8 +87,9 @@ func (c *conn) connect(cp *packets.Connect) error {
 		// tell an MQTT 5 client which [v5 MQTT-3.1.3-7, MQTT-3.2.2-16].
 		id = b.nextClientID()
 		a.props.AssignedClientID = id
-	}
-	if len(id) > b.opts.MaxClientIDLength {
+	} else if len(id) > b.opts.MaxClientIDLength {
+		// The limit is on what clients send; an assigned identifier may
+		// be longer.
 		return c.refuse(packets.ClientIdentifierNotValid, "", fmt.Errorf("client identifier longer than %d bytes", b.opts.MaxClientIDLength))
 	}
 	if cp.WillFlag {
@@ -313,10 +314,16 @@ func (b *Broker) attach(c *conn, id string, a *attachment) error {
 			old.kill()
 			s.conn.Store(nil)
 		}
-		// [v5 MQTT-3.1.3-9] a new connection before the Will Delay
-		// Interval has passed: the pending will is not sent.
-		s.cancelTimers()
 		discard := a.clean || s.s.Clean
+		if discard && s.will != nil {
+			// [v5 MQTT-3.1.2-8] Clean Start ends the session before its
+			// pending will's delay has passed: the will is published now
+			// (the new connection is not to that session).
+			defer b.publishWill(s.client, s.will)
+		}
+		// [v5 MQTT-3.1.3-9] a new connection to the session before the
+		// Will Delay Interval has passed: the pending will is not sent.
+		s.cancelTimers()
 		if discard {
 			// [MQTT-3.1.2-6] a clean session starts from nothing.
 			s.gone = true

@@ -85,7 +85,7 @@ func (c *conn) authenticateEnhanced(ctx context.Context, info *ConnectInfo) ([]b
 			// is a protocol error [v5 MQTT-3.1.2-30].
 			next, rerr := c.readAuth(packets.ContinueAuthentication)
 			if rerr != nil {
-				return nil, c.refuseErr(rerr, packets.ProtocolError)
+				return nil, c.refuseAuth(rerr)
 			}
 			x.Data, x.Step = next.Properties.AuthData, x.Step+1
 			data, done, err = b.authStep(ctx, h, x)
@@ -95,8 +95,27 @@ func (c *conn) authenticateEnhanced(ctx context.Context, info *ConnectInfo) ([]b
 	return nil, c.refuse(packets.BadAuthenticationMethod, "", fmt.Errorf("%w: %q", ErrAuthMethodNotSupported, info.AuthMethod))
 }
 
+// refuseAuth ends an enhanced authentication whose next packet was not a
+// valid AUTH: a Malformed Packet or Protocol Error gets CONNACK 0x81 or
+// 0x82 (section 4.13.1); a DISCONNECT, a network error or the connect
+// timeout just close the connection.
+func (c *conn) refuseAuth(err error) error {
+	var pe *packets.Error
+	switch {
+	case errors.As(err, &pe) && pe.Code.ValidFor(packets.TypeConnack) && pe.Code.IsError():
+		return c.refuseErr(err, pe.Code)
+	case errors.Is(err, packets.ErrMalformed):
+		return c.refuseErr(err, packets.MalformedPacket)
+	case errors.Is(err, ErrProtocol):
+		return c.refuseErr(err, packets.ProtocolError)
+	}
+	return err
+}
+
 // readAuth reads the client's next packet, which must be an AUTH with
-// reason code want and the connection's Authentication Method.
+// reason code want and the connection's Authentication Method, or a
+// DISCONNECT: until CONNACK the client sends nothing else
+// [v5 MQTT-3.1.2-30].
 func (c *conn) readAuth(want packets.ReasonCode) (*packets.Auth, error) {
 	fh, body, err := c.r.ReadRaw()
 	if err != nil {
@@ -106,6 +125,13 @@ func (c *conn) readAuth(want packets.ReasonCode) (*packets.Auth, error) {
 		return nil, err
 	}
 	c.b.stats.packetsReceived.Add(1)
+	if fh.Type == packets.TypeDisconnect {
+		d := packets.Disconnect{Version: packets.Level5}
+		if err := d.Decode(fh, body); err != nil {
+			return nil, err
+		}
+		return nil, errDisconnect // the client gave up
+	}
 	if fh.Type != packets.TypeAuth {
 		return nil, fmt.Errorf("%w: %v during enhanced authentication [v5 MQTT-3.1.2-30]", ErrProtocol, fh.Type)
 	}

@@ -38,7 +38,8 @@ type Options struct {
 	MaxPacketSize int
 
 	// MaxConnections bounds concurrent network connections; a CONNECT over
-	// the limit gets CONNACK 0x03 (server unavailable).
+	// the limit gets CONNACK 0x03 (server unavailable), or for MQTT 5 0x89
+	// (server busy).
 	//
 	// 0 takes a default from the process's file-descriptor limit (the
 	// RLIMIT_NOFILE soft limit when New runs; Go raises it to the hard limit
