@@ -218,6 +218,13 @@ func h5Cases() []h5Case {
 			raw: h5Connect(hoClean|hoWill|0x18, none, mqttString("h5-c27"), none, mqttString("hostile5/w"), mqttString("w"))},
 		{name: "CONNECT Will Retain without the Will Flag [v5 MQTT-3.1.2-13]", want: h5Connack, code: packets.ProtocolError,
 			raw: h5Connect(hoClean|0x20, none, mqttString("h5-c28"))},
+		{name: "CONNECT client identifier with U+0000 [v5 MQTT-1.5.4-2] [v5 MQTT-3.1.3-4]", raw: conn("h5-\x00"), want: h5Connack, code: packets.MalformedPacket},
+		{name: "CONNECT user name not UTF-8 [v5 MQTT-3.1.3-12] [v5 MQTT-1.5.4-1]", want: h5Connack, code: packets.MalformedPacket,
+			raw: h5Connect(hoClean|hoUser, none, mqttString("h5-c29"), mqttString("us\xffer"))},
+		{name: "CONNECT with bytes after its last field [v5 MQTT-3.1.4-1]", want: h5Connack, code: packets.MalformedPacket,
+			raw: h5Connect(hoClean, none, mqttString("h5-c30"), []byte("junk"))},
+		{name: "CONNECT with an empty client identifier and Clean Start 0 is given one [v5 MQTT-3.1.3-6] [v5 MQTT-3.1.3-7]",
+			pre: h5ViaConn, want: h5Served, replies: []h5Reply{connack}, raw: h5Connect(0, none, mqttString(""))},
 		// Will Properties: the same rules (section 3.1.3.2).
 		{name: "Will Delay Interval " + dup + " (3.1.3.2.2)", raw: will("h5-w1", "hostile5/will", h5Props(willDelay, willDelay)), want: h5Connack, code: packets.ProtocolError},
 		{name: "Will Payload Format Indicator 2 (3.1.3.2.3: a Protocol Error)", raw: will("h5-w2", "hostile5/will", h5Props(h5P(packets.PropPayloadFormat, []byte{2}))), want: h5Connack, code: packets.ProtocolError},
@@ -285,6 +292,8 @@ func h5Cases() []h5Case {
 		{name: "PUBLISH Remaining Length not in its shortest form [v5 MQTT-1.5.5-1]", pre: h5V5,
 			raw: slices.Concat([]byte{0x30, 0x80 | 13, 0x00}, mqttString("hostile5/t"), none), code: packets.MalformedPacket},
 		{name: "PUBLISH QoS 3 [v5 MQTT-3.3.1-4]", pre: h5V5, raw: h5Pub(0x36, "hostile5/t", hoID(1), none, "p"), code: packets.MalformedPacket},
+		{name: "PUBLISH QoS 1 with packet identifier 0 [v5 MQTT-2.2.1-3]", pre: h5V5, raw: h5Pub(0x32, "hostile5/t", hoID(0), none, "p"), code: packets.ProtocolError},
+		{name: "PUBLISH QoS 0 with DUP set [v5 MQTT-3.3.1-2]", pre: h5V5, raw: h5Pub(0x38, "hostile5/t", nil, none, "p"), code: packets.MalformedPacket},
 		{name: "PUBLISH topic with '+' [v5 MQTT-3.3.2-2] [v5 MQTT-4.7.0-1]", pre: h5V5, raw: pub0("hostile5/+"), code: packets.ProtocolError},
 		{name: "PUBLISH larger than the Maximum Packet Size in CONNACK gets 0x95 (3.2.2.3.6, Options.MaxPacketSize)", pre: h5V5,
 			raw: h5Pub(0x30, "hostile5/big", nil, none, big), code: packets.PacketTooLarge},
@@ -304,6 +313,8 @@ func h5Cases() []h5Case {
 			raw: h5Sub(h5Props(h5P(packets.PropSubscriptionID, []byte{0})), "hostile5/s", 0), code: packets.ProtocolError},
 		{name: "SUBSCRIBE Subscription Identifier not in its shortest form [v5 MQTT-1.5.5-1]", pre: h5V5,
 			raw: h5Sub(h5Props(h5P(packets.PropSubscriptionID, []byte{0x87, 0x00})), "hostile5/s", 0), code: packets.MalformedPacket},
+		{name: "SUBSCRIBE Subscription Identifier of five bytes (1.5.5)", pre: h5V5,
+			raw: h5Sub(h5Props(h5P(packets.PropSubscriptionID, []byte{0xff, 0xff, 0xff, 0xff, 0x01})), "hostile5/s", 0), code: packets.MalformedPacket},
 		{name: "SUBSCRIBE with a Session Expiry Interval " + wrongKind, pre: h5V5, raw: h5Sub(h5Props(sessionExpiry), "hostile5/s", 0), code: packets.MalformedPacket},
 		{name: "SUBSCRIBE Retain Handling 3 (3.8.3.1: a Protocol Error)", pre: h5V5, raw: h5Sub(none, "hostile5/s", 0x30), code: packets.ProtocolError},
 		{name: "SUBSCRIBE No Local on a shared subscription [v5 MQTT-3.8.3-4]", pre: h5V5, raw: h5Sub(none, "$share/g/hostile5/s", 0x04), code: packets.ProtocolError},
@@ -338,7 +349,7 @@ func h5Cases() []h5Case {
 		{name: "DISCONNECT setting a Session Expiry Interval after CONNECT set 0 is no DISCONNECT: 0x82 and the will is published (3.14.2.2.2) [v5 MQTT-3.1.2-8]",
 			pre: h5ViaConn, replies: []h5Reply{connack}, code: packets.ProtocolError, forwarded: []string{"hostile5/will/d5"},
 			raw: slices.Concat(will("h5-d5", "hostile5/will/d5", none), h5Disc(0, h5Props(sessionExpiry)))},
-		{name: "DISCONNECT 0x04 closes and publishes the will [v5 MQTT-3.14.4-3] [v5 MQTT-3.1.2-8]", pre: h5ViaConn, want: h5Closed,
+		{name: "DISCONNECT 0x04 closes and publishes the will (3.14.2.1) [v5 MQTT-3.1.2-8]", pre: h5ViaConn, want: h5Closed,
 			replies: []h5Reply{connack}, forwarded: []string{"hostile5/will/d6"},
 			raw: slices.Concat(will("h5-d6", "hostile5/will/d6", none), h5Disc(0x04, none))},
 
@@ -361,7 +372,7 @@ func h5Cases() []h5Case {
 		// --- Anything else after CONNACK --------------------------------
 		{name: "second CONNECT [v5 MQTT-3.1.0-2]", pre: h5V5, raw: conn("h5-again"), code: packets.ProtocolError},
 		{name: "CONNACK from a client (2.1.2: sent by the server only)", pre: h5V5, raw: []byte{0x20, 3, 0, 0, 0}, code: packets.ProtocolError},
-		{name: "reserved packet type 0 [v5 MQTT-2.1.3-1]", pre: h5V5, raw: []byte{0x00, 0x00}, code: packets.MalformedPacket},
+		{name: "reserved packet type 0 (2.1.2: forbidden)", pre: h5V5, raw: []byte{0x00, 0x00}, code: packets.MalformedPacket},
 		{name: "PINGREQ with a Remaining Length not in its shortest form [v5 MQTT-1.5.5-1]", pre: h5V5, raw: []byte{0xC0, 0x80, 0x00}, code: packets.MalformedPacket},
 
 		// --- Valid MQTT 5 in unusual shapes: served ---------------------
