@@ -79,10 +79,9 @@ type h5Case struct {
 
 // The limits of the broker the table runs against.
 const (
-	h5MaxPacket   = 32 << 10
-	h5ReceiveMax  = 4
-	h5AliasMax    = 8
-	h5HostileRoot = "hostile5/"
+	h5MaxPacket  = 32 << 10
+	h5ReceiveMax = 4
+	h5AliasMax   = 8
 )
 
 // Wire building blocks for MQTT 5 (section 2.2.2): properties are written
