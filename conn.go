@@ -319,9 +319,10 @@ func (c *conn) end(err error) {
 	if code, why, ok := disconnectReason(*c.reason.Load()); ok {
 		last = c.proto.disconnect(code, why)
 	}
-	if err == nil || last != nil || errors.Is(err, ErrProtocol) || errors.Is(err, packets.ErrMalformed) {
+	if err == nil || last != nil || errors.Is(err, errDisconnectWithWill) || errors.Is(err, ErrProtocol) || errors.Is(err, packets.ErrMalformed) {
 		// The socket still works: what the broker answered before the
-		// violation (a CONNACK, acknowledgements) goes out before the close.
+		// client's DISCONNECT (whatever its reason code) or the violation
+		// (a CONNACK, acknowledgements) goes out before the close.
 		c.flushBeforeClose(last)
 	}
 	c.kill()

@@ -25,12 +25,18 @@ import (
 // input, within a deadline), and no goroutine left behind once the fuzzed
 // connection is closed.
 //
-// An input whose first byte is below 0x80 is written as it is: a raw byte
-// stream (the seeds are valid packet sequences, which the fuzzer mutates).
-// An input whose first byte is 0x80 or more is a program: the bytes after
-// it choose well-formed packets (CONNECT, PUBLISH at each QoS, the
-// acknowledgements, SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT), raw bytes
-// and write boundaries, so that valid packets arrive in every order.
+// The first byte of an input chooses what it is. From 0x10 to 0x7F, it is
+// written as it is: a raw byte stream (the seeds are valid MQTT 3.1.1
+// packet sequences, which the fuzzer mutates). From 0x80, it is a program:
+// the bytes after it choose well-formed MQTT 3.1.1 packets (CONNECT,
+// PUBLISH at each QoS, the acknowledgements, SUBSCRIBE, UNSUBSCRIBE,
+// PINGREQ, DISCONNECT), raw bytes and write boundaries, so that valid
+// packets arrive in every order. Below 0x10 (packet type 0, which no valid
+// stream starts with), it is an MQTT 5 input: a valid MQTT 5 CONNECT with
+// properties, then raw bytes or an MQTT 5 program (fuzz_v5_test.go).
+//
+// Two well-behaved clients, one of each protocol level, are served after
+// every input.
 //
 // One broker, on the in-memory listener, serves every input of a fuzzing
 // process. Run it with
@@ -39,7 +45,7 @@ import (
 //
 // Crashers are kept under testdata/fuzz/FuzzBroker and run by plain go test.
 func FuzzBroker(f *testing.F) {
-	for _, seed := range fzSeeds() {
+	for _, seed := range append(fzSeeds(), fzSeeds5()...) {
 		f.Add(seed)
 	}
 	var (
@@ -73,28 +79,39 @@ type fzEnv struct {
 	b        *tern.Broker
 	l        *listeners.Memory
 	served   chan error
-	before   int // goroutines before the broker started
-	baseline int // goroutines with the broker and the good client idle
-	idle     int // reader goroutines waiting for work at the baseline
-	good     *fzGood
+	before   int     // goroutines before the broker started
+	baseline int     // goroutines with the broker and the good client idle
+	idle     int     // reader goroutines waiting for work at the baseline
+	good     *fzGood // MQTT 3.1.1
+	good5    *fzGood // MQTT 5
 }
 
 func newFzEnv() (*fzEnv, error) {
 	e := &fzEnv{before: runtime.NumGoroutine(), l: listeners.NewMemory(), served: make(chan error, 1)}
 	b, err := tern.New(tern.Options{
-		SysInterval:    -1,
-		MaxQueued:      64,
-		MaxInflight:    16,
-		MaxPacketSize:  256 << 10,
-		ConnectTimeout: 2 * time.Second,
-		WriteTimeout:   2 * time.Second,
+		SysInterval:           -1,
+		MaxQueued:             64,
+		MaxInflight:           16,
+		MaxPacketSize:         256 << 10,
+		ConnectTimeout:        2 * time.Second,
+		WriteTimeout:          2 * time.Second,
+		ReceiveMaximum:        8,
+		TopicAliasMaximum:     4,
+		ValidatePayloadFormat: true,
+		ResponseInformation:   "fz/response/",
 	})
 	if err != nil {
 		return nil, err
 	}
+	if err := b.AddHook(fzAuth{}); err != nil {
+		return nil, err
+	}
 	e.b = b
 	go func() { e.served <- b.Serve(e.l) }()
-	if e.good, err = newFzGood(e.l); err != nil {
+	if e.good, err = newFzGood(e.l, packets.Level311); err == nil {
+		e.good5, err = newFzGood(e.l, packets.Level5)
+	}
+	if err != nil {
 		b.Close(context.Background())
 		return nil, err
 	}
@@ -104,6 +121,7 @@ func newFzEnv() (*fzEnv, error) {
 
 func (e *fzEnv) close(tb testing.TB) {
 	e.good.nc.Close()
+	e.good5.nc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), fzDeadline)
 	defer cancel()
 	if err := e.b.Close(ctx); err != nil {
@@ -150,14 +168,19 @@ func (e *fzEnv) run(t *testing.T, data []byte) {
 			break // the broker closed the connection: that is allowed
 		}
 	}
-	if err := e.good.roundTrip(); err != nil {
-		t.Fatalf("the well-behaved client was not served after the input: %v\n%s", err, fzStacks())
-	}
+	e.roundTrips(t, "after the input")
 	nc.Close()
 	<-drained
 	e.waitIdle(t)
-	if err := e.good.roundTrip(); err != nil {
-		t.Fatalf("the well-behaved client was not served after the connection closed: %v\n%s", err, fzStacks())
+	e.roundTrips(t, "after the connection closed")
+}
+
+// roundTrips checks that both well-behaved clients are served.
+func (e *fzEnv) roundTrips(t *testing.T, when string) {
+	for _, g := range []*fzGood{e.good, e.good5} {
+		if err := g.roundTrip(); err != nil {
+			t.Fatalf("the well-behaved MQTT level %d client was not served %s: %v\n%s", g.version, when, err, fzStacks())
+		}
 	}
 }
 
@@ -170,7 +193,7 @@ func (e *fzEnv) waitIdle(t *testing.T) {
 	for {
 		connected := 0
 		for _, ci := range e.b.Clients() {
-			if ci.Connected && ci.ID != e.good.id {
+			if ci.Connected && ci.ID != e.good.id && ci.ID != e.good5.id {
 				connected++
 			}
 		}
@@ -192,28 +215,32 @@ func fzStacks() []byte {
 	return buf[:runtime.Stack(buf, true)]
 }
 
-// fzGood is the well-behaved client: subscribed at QoS 1 to a topic of its
+// fzGood is a well-behaved client: subscribed at QoS 1 to a topic of its
 // own, it publishes there at QoS 1 and expects both the PUBACK and its
-// message back, acknowledging on the way what the inputs published. Its client identifier and topic are random, so that no
-// input can take its session over.
+// message back, acknowledging on the way what the inputs published. Its
+// client identifier and topic are random, so that no input can take its
+// session over. The MQTT 5 one publishes with properties, and subscribes
+// with a Subscription Identifier and to a shared subscription as well.
 type fzGood struct {
+	version   byte
 	id, topic string
 	nc        net.Conn
 	r         *packets.Reader
 	seq       uint16
 }
 
-func newFzGood(l *listeners.Memory) (*fzGood, error) {
+func newFzGood(l *listeners.Memory, version byte) (*fzGood, error) {
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
-	g := &fzGood{id: "good-" + hex.EncodeToString(rnd[:])}
+	g := &fzGood{version: version, id: fmt.Sprintf("good%d-%s", version, hex.EncodeToString(rnd[:]))}
 	g.topic = "good/" + g.id
 	nc, err := l.Dial()
 	if err != nil {
 		return nil, err
 	}
 	g.nc, g.r = nc, packets.NewReader(nc, 0)
-	if err := g.send(&packets.Connect{ClientID: g.id, CleanSession: true}); err != nil {
+	g.r.SetVersion(version)
+	if err := g.send(&packets.Connect{ProtocolName: "MQTT", ProtocolLevel: version, ClientID: g.id, CleanSession: true}); err != nil {
 		return nil, err
 	}
 	if p, err := g.next(); err != nil {
@@ -224,7 +251,12 @@ func newFzGood(l *listeners.Memory) (*fzGood, error) {
 	// It also takes everything the inputs publish under fz/, so that a
 	// broker that stops writing to a subscriber after some input fails the
 	// round trip.
-	if err := g.send(&packets.Subscribe{PacketID: 1, Subscriptions: []packets.Subscription{{Filter: g.topic, QoS: 1}, {Filter: "fz/#", QoS: 1}}}); err != nil {
+	sub := &packets.Subscribe{Version: version, PacketID: 1, Subscriptions: []packets.Subscription{{Filter: g.topic, QoS: 1}, {Filter: "fz/#", QoS: 1}}}
+	if version == packets.Level5 {
+		sub.Properties.SubscriptionIDs = []uint32{5}
+		sub.Subscriptions = append(sub.Subscriptions, packets.Subscription{Filter: "$share/good/fz/#", QoS: 1})
+	}
+	if err := g.send(sub); err != nil {
 		return nil, err
 	}
 	if p, err := g.next(); err != nil {
@@ -255,7 +287,12 @@ func (g *fzGood) next() (packets.Packet, error) {
 func (g *fzGood) roundTrip() error {
 	g.seq = g.seq%65535 + 1
 	payload := []byte(fmt.Sprintf("good %d", g.seq))
-	if err := g.send(&packets.Publish{Topic: g.topic, QoS: 1, PacketID: g.seq, Payload: payload}); err != nil {
+	pub := &packets.Publish{Version: g.version, Topic: g.topic, QoS: 1, PacketID: g.seq, Payload: payload}
+	if g.version == packets.Level5 {
+		pub.Props = packets.PublishProps{HasMessageExpiry: true, MessageExpiry: 60, HasPayloadFormat: true, PayloadFormat: 1}
+		pub.Props.Raw, _ = packets.AppendPublishRaw(nil, &packets.Properties{User: []packets.UserProperty{{Key: "good", Value: "5"}}})
+	}
+	if err := g.send(pub); err != nil {
 		return err
 	}
 	gotAck, gotMsg := false, false
@@ -266,13 +303,13 @@ func (g *fzGood) roundTrip() error {
 		}
 		switch p := p.(type) {
 		case *packets.Puback:
-			if p.PacketID != g.seq {
-				return fmt.Errorf("PUBACK %d, want %d", p.PacketID, g.seq)
+			if p.PacketID != g.seq || p.ReasonCode != packets.Success {
+				return fmt.Errorf("PUBACK %d 0x%02x, want %d 0x00", p.PacketID, byte(p.ReasonCode), g.seq)
 			}
 			gotAck = true
 		case *packets.Publish:
 			if p.QoS > 0 {
-				if err := g.send(&packets.Puback{PacketID: p.PacketID}); err != nil {
+				if err := g.send(&packets.Puback{Version: g.version, PacketID: p.PacketID}); err != nil {
 					return err
 				}
 			}
@@ -293,6 +330,9 @@ func (g *fzGood) roundTrip() error {
 // fzChunks turns an input into the writes to make: a raw input is one
 // write; a program is compiled to packets, split where it says so.
 func fzChunks(data []byte) [][]byte {
+	if fzIsV5(data) {
+		return fzChunks5(data)
+	}
 	if len(data) == 0 || data[0] < 0x80 {
 		return [][]byte{data}
 	}
