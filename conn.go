@@ -51,6 +51,12 @@ type conn struct {
 	mu        sync.Mutex // guards the fields below
 	out       []byte     // encoded packets waiting for the writer
 	writing   int        // bytes the writer has taken from out and not yet written
+	// When the connection ends while a writer runs, the writer is handed
+	// the last words (a server DISCONNECT) and the end waits for it.
+	lastWords []byte
+	closing   atomic.Bool
+	idle      *sync.Cond // signalled when the writer stops, for waiters
+	waiters   int
 	flushing  bool       // a writer goroutine is running
 	scheduled bool       // a publisher will start the writer after its batch
 	dead      bool       // closed: nothing more is written
@@ -477,13 +483,19 @@ func putBuf(b []byte) {
 }
 
 // flushBeforeClose writes what is queued for c, then last (a server
-// DISCONNECT, or nil), within a short deadline, unless a writer is busy.
-// Queued bytes that still wait for the store are dropped: what they
-// announce is not stored.
+// DISCONNECT, or nil), within a short deadline; nothing is written after
+// it. Queued bytes that still wait for the store are dropped: what they
+// announce is not stored. When a writer goroutine is running, it is handed
+// the last words and waited for (at most lastWordsTimeout): it writes them
+// after the batch it holds, or instead of it if that waits for the store.
 func (c *conn) flushBeforeClose(last []byte) {
 	c.mu.Lock()
-	if c.flushing || c.dead || (len(c.out) == 0 && last == nil) {
+	if c.dead || (len(c.out) == 0 && last == nil && !c.flushing) {
 		c.mu.Unlock()
+		return
+	}
+	if c.flushing {
+		c.handOver(last)
 		return
 	}
 	out := c.out
@@ -493,15 +505,78 @@ func (c *conn) flushBeforeClose(last []byte) {
 	out = append(out, last...)
 	c.out = nil
 	c.flushing = true
+	c.dead = true // the last words: nothing goes after them [v5 MQTT-3.14.4-1]
 	c.mu.Unlock()
-	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	c.nc.SetWriteDeadline(time.Now().Add(lastWordsTimeout))
 	if n, err := c.nc.Write(out); err == nil {
 		c.b.stats.bytesSent.Add(int64(n))
 	}
 	c.mu.Lock()
-	c.flushing = false
+	c.stopFlushingLocked()
 	c.mu.Unlock()
 	putBuf(out)
+}
+
+// lastWordsTimeout bounds the write of a closing connection's last bytes.
+const lastWordsTimeout = time.Second
+
+// handOver gives the running writer the last words and waits, bounded,
+// until it has written them; c.mu is held and is released.
+func (c *conn) handOver(last []byte) {
+	c.lastWords = last
+	c.closing.Store(true)
+	if c.idle == nil {
+		c.idle = sync.NewCond(&c.mu)
+	}
+	c.waiters++
+	c.mu.Unlock()
+	if p := c.b.persist; p != nil {
+		p.wake() // a writer waiting for the store gives up on its batch
+	}
+	deadline := time.Now().Add(lastWordsTimeout + 500*time.Millisecond)
+	c.nc.SetWriteDeadline(time.Now().Add(lastWordsTimeout)) // a blocked write returns
+	t := time.AfterFunc(time.Until(deadline), func() {
+		c.mu.Lock()
+		c.idle.Broadcast()
+		c.mu.Unlock()
+	})
+	c.mu.Lock()
+	for c.flushing && time.Now().Before(deadline) {
+		c.idle.Wait()
+	}
+	c.waiters--
+	c.mu.Unlock()
+	t.Stop()
+}
+
+// stopFlushingLocked ends a writer's run; c.mu is held.
+func (c *conn) stopFlushingLocked() {
+	c.flushing = false
+	if c.waiters > 0 {
+		c.idle.Broadcast()
+	}
+}
+
+// writeLastWords is the end of a writer handed the last words: it writes
+// what is queued (unless it waits for the store) and the last words, then
+// nothing more.
+func (c *conn) writeLastWords() {
+	c.mu.Lock()
+	out := c.out
+	if c.waitsForStoreLocked() {
+		out = out[:0]
+	}
+	out = append(out, c.lastWords...)
+	c.out, c.lastWords = nil, nil
+	c.dead = true // [v5 MQTT-3.14.4-1] nothing after them
+	c.mu.Unlock()
+	c.nc.SetWriteDeadline(time.Now().Add(lastWordsTimeout))
+	if n, err := c.nc.Write(out); err == nil {
+		c.b.stats.bytesSent.Add(int64(n))
+	}
+	c.mu.Lock()
+	c.stopFlushingLocked()
+	c.mu.Unlock()
 }
 
 // writeLoop is the writer goroutine.
@@ -516,9 +591,14 @@ func (c *conn) drain() {
 	b := c.b
 	var buf []byte
 	for {
+		if c.closing.Load() {
+			putBuf(buf)
+			c.writeLastWords()
+			return
+		}
 		c.mu.Lock()
 		if c.dead || len(c.out) == 0 {
-			c.flushing = false
+			c.stopFlushingLocked()
 			if len(c.out) == 0 {
 				putBuf(c.out) // an idle connection holds no buffer
 				c.out = nil
@@ -531,10 +611,15 @@ func (c *conn) drain() {
 		c.writing = len(buf) // still pending: counted against MaxPending
 		lsn := c.needLSN
 		c.mu.Unlock()
-		if lsn > 0 {
-			// Write-ahead: the state these bytes announce (a PUBACK, a
-			// PUBLISH with its packet identifier) is stored first.
-			b.persist.wait(lsn)
+		if lsn > 0 && !b.persist.waitUnless(lsn, &c.closing) {
+			// The connection closes while these bytes wait for the store:
+			// what they announce is not stored, so they are dropped.
+			c.mu.Lock()
+			c.writing = 0
+			c.mu.Unlock()
+			putBuf(buf)
+			c.writeLastWords()
+			return
 		}
 		c.nc.SetWriteDeadline(time.Now().Add(b.opts.WriteTimeout))
 		n, err := c.nc.Write(buf)
@@ -549,7 +634,7 @@ func (c *conn) drain() {
 				c.setReason(fmt.Errorf("tern: write: %w", err))
 			}
 			c.mu.Lock()
-			c.flushing = false
+			c.stopFlushingLocked()
 			c.mu.Unlock()
 			c.kill()
 			putBuf(buf)

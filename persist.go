@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ternmq/tern/packets"
@@ -147,6 +148,24 @@ func (p *persister) waitCtx(ctx context.Context, lsn uint64) error {
 		return fmt.Errorf("%w: not stored: %w", ErrClosed, p.err)
 	}
 	return fmt.Errorf("%w: not stored", ErrClosed)
+}
+
+// waitUnless is wait that gives up when stop is set (wake then makes it
+// look); it reports whether the ops were written.
+func (p *persister) waitUnless(lsn uint64, stop *atomic.Bool) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.durable < lsn && !p.stopped && !(p.abandoned && p.err != nil) && !stop.Load() {
+		p.cond.Wait()
+	}
+	return p.durable >= lsn
+}
+
+// wake makes the waiters look again at what they wait for.
+func (p *persister) wake() {
+	p.mu.Lock()
+	p.cond.Broadcast()
+	p.mu.Unlock()
 }
 
 // failing reports whether the store's last write failed (it is being

@@ -303,9 +303,6 @@ func TestV5ServerDisconnectWhileAWriteIsInFlight(t *testing.T) {
 	// (here waiting for the store before it writes a PUBACK): the client
 	// still gets DISCONNECT 0x98 (what waits for the store is dropped, as
 	// flushBeforeClose does), and nothing after it [v5 MQTT-3.14.4-1].
-	t.Skip("BUG: conn.flushBeforeClose gives up when a writer goroutine is running (c.flushing), and closeWith then " +
-		"closes the socket: Broker.Disconnect (0x98) and Broker.Close (0x8B) send no DISCONNECT to an MQTT 5 client whose " +
-		"writer is busy, waiting for the store, or still finishing its last write (seen right after a CONNACK)")
 	e, gate := psStartGated(t, tern.Options{})
 	c, _ := c5Connect(t, e.addr, c5Persistent("busy", false, 60))
 	c5Subscribe(c, 1, "busy/topic", 1)
