@@ -134,6 +134,8 @@ func TestV5ClientIdentifierCharactersAccepted(t *testing.T) {
 	c5Ping(c5Must(t, addr, "0"))
 }
 
+// [v5 MQTT-3.14.4-1] [v5 MQTT-3.14.4-2] after its DISCONNECT the server
+// sends nothing more and closes the connection (c5Disconnected checks).
 func TestV5ErrorsAfterConnackGetDisconnect(t *testing.T) {
 	// [v5 MQTT-4.13.1-1] a Malformed Packet or Protocol Error after CONNACK:
 	// DISCONNECT with 0x81 or 0x82 (or the more specific code), then the
