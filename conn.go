@@ -48,19 +48,19 @@ type conn struct {
 	takeover  takeover      // a new connection with the same client id waits
 	done      chan struct{} // closed when end has finished
 
-	mu        sync.Mutex // guards the fields below
-	out       []byte     // encoded packets waiting for the writer
-	writing   int        // bytes the writer has taken from out and not yet written
+	mu      sync.Mutex // guards the fields below
+	out     []byte     // encoded packets waiting for the writer
+	writing int        // bytes the writer has taken from out and not yet written
 	// When the connection ends while a writer runs, the writer is handed
 	// the last words (a server DISCONNECT) and the end waits for it.
 	lastWords []byte
 	closing   atomic.Bool
 	idle      *sync.Cond // signalled when the writer stops, for waiters
 	waiters   int
-	flushing  bool       // a writer goroutine is running
-	scheduled bool       // a publisher will start the writer after its batch
-	dead      bool       // closed: nothing more is written
-	needLSN   uint64     // storage LSN that must be written before out
+	flushing  bool   // a writer goroutine is running
+	scheduled bool   // a publisher will start the writer after its batch
+	dead      bool   // closed: nothing more is written
+	needLSN   uint64 // storage LSN that must be written before out
 
 	// Parking (park_linux.go): an idle connection has no goroutine.
 	raw       syscall.RawConn // nil: this transport cannot be parked
