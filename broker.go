@@ -43,6 +43,9 @@ type Broker struct {
 	hooks    hookSet
 	stats    counters
 	persist  *persister // nil without Options.Store
+	cluster  Cluster    // nil without Options.Cluster
+	interest map[interestKey]int
+	intMu    sync.Mutex // guards interest
 	started  time.Time
 
 	mu        sync.Mutex
@@ -98,6 +101,16 @@ func New(opts Options) (*Broker, error) {
 		}
 		b.persist = newPersister(o.Store, b)
 		b.startTimers()
+	}
+	if o.Cluster != nil {
+		b.cluster = o.Cluster
+		b.interest = make(map[interestKey]int)
+		if err := b.cluster.Start(b.ctx, &ClusterNode{b: b}); err != nil {
+			b.cancel()
+			return nil, fmt.Errorf("tern: joining the cluster: %w", err)
+		}
+		b.wg.Add(1)
+		go b.clusterSaveLoop(clusterSaveEvery)
 	}
 	if o.SysInterval > 0 {
 		b.wg.Add(1)
@@ -256,6 +269,11 @@ func (b *Broker) Close(ctx context.Context) error {
 		b.wg.Wait()
 		if b.persist != nil {
 			b.persist.stop() // write what the ending connections changed
+		}
+		if b.cluster != nil {
+			if err := b.cluster.Stop(ctx); err != nil {
+				b.log.Warn("leaving the cluster", "error", err)
+			}
 		}
 		close(done)
 	}()

@@ -52,6 +52,9 @@ type attachment struct {
 	props  packets.Properties
 	will   *session.Message // the will, with willDelay
 	delay  uint32           // Will Delay Interval in seconds
+	// cluster is the session the cluster kept for the client identifier
+	// (nil: none, or no cluster).
+	cluster *ClusterSession
 }
 
 // connect handles a decoded CONNECT: identifier rules, authentication,
@@ -165,13 +168,59 @@ func (c *conn) connect(cp *packets.Connect) error {
 	if p.v5() {
 		c.negotiate(cp, &a)
 	}
+	if b.cluster != nil {
+		// The client identifier is held by one connection in the whole
+		// cluster: a connection on another node ends first, and the
+		// session comes from the cluster.
+		if err := c.claim(ctx, &info, &a); err != nil {
+			return err
+		}
+	}
 	// A connection that holds the session first handles what it has
 	// received, then ends [MQTT-3.1.4-2] [v5 MQTT-3.1.4-3].
 	b.takeOver(id, a.clean)
 	if err := b.attach(c, id, &a); err != nil {
 		return c.refuseErr(err, packets.NotAuthorized)
 	}
+	if b.cluster != nil && a.expiry > 0 {
+		// The CONNACK leaves once the cluster has the session.
+		b.saveSession(c.s)
+	}
 	b.hooks.onConnect(b, c.client)
+	return nil
+}
+
+// claim takes the client identifier in the cluster for c. A persistent
+// session the cluster cannot confirm is refused (CONNACK 0x03, or for
+// MQTT 5 0x88); a clean session goes on on this node alone.
+func (c *conn) claim(ctx context.Context, info *ConnectInfo, a *attachment) error {
+	b := c.b
+	claim := &ClusterClaim{
+		ClientID: info.ClientID, Username: info.Username, Clean: a.clean,
+		Allow: func(ctx context.Context, owner string) error {
+			if owner == info.Username {
+				return nil
+			}
+			return b.hooks.authorizeSession(ctx, b, *info, Client{ID: info.ClientID, Username: owner})
+		},
+	}
+	cs, err := b.cluster.Claim(ctx, claim)
+	switch {
+	case err == nil:
+		if !a.clean {
+			a.cluster = cs
+		}
+		a.owner = info.Username
+		if cs != nil {
+			a.owner = cs.Username
+		}
+		return nil
+	case errors.Is(err, ErrSessionOwned), !errors.Is(err, ErrClusterUnavailable) && !errors.Is(err, context.DeadlineExceeded):
+		return c.refuseErr(err, packets.NotAuthorized)
+	case a.expiry > 0:
+		return c.refuse(packets.ServerUnavailable, "", err)
+	}
+	b.log.Warn("cluster unavailable: a clean session goes on on this node alone", "client", info.ClientID, "error", err)
 	return nil
 }
 
@@ -299,6 +348,18 @@ func connectInfo(cp *packets.Connect, id, username string, c *conn, certUser boo
 func (b *Broker) attach(c *conn, id string, a *attachment) error {
 	b.mu.Lock()
 	s := b.sessions[id]
+	if b.cluster != nil && s != nil && s.conn.Load() == nil && (a.cluster == nil || a.cluster.Revision != s.revision) {
+		// This node's copy of an offline session is stale: the cluster's
+		// record is newer, or the session ended elsewhere.
+		b.mu.Unlock()
+		b.forgetSession(s)
+		b.mu.Lock()
+		s = b.sessions[id]
+	}
+	if s == nil && a.cluster != nil {
+		s = b.sessionFromCluster(a.cluster, a.window)
+		b.sessions[id] = s
+	}
 	if s != nil {
 		s.mu.Lock()
 		if who := s.client.Username; who != c.client.Username && who != a.owner {
@@ -425,8 +486,12 @@ func (b *Broker) attach(c *conn, id string, a *attachment) error {
 func (b *Broker) detach(s *sess, c *conn) {
 	var os []orphan
 	var ended *Client
+	release, kept := false, (*ClusterSession)(nil)
 	defer func() { // runs after the locks are released
 		b.redistribute(os)
+		if release {
+			b.releaseSession(s, kept)
+		}
 		if ended != nil {
 			b.hooks.onSession(b, *ended, SessionEvent{Kind: SessionEnded, Reason: ErrSessionClosed})
 		}
@@ -440,6 +505,7 @@ func (b *Broker) detach(s *sess, c *conn) {
 	}
 	s.conn.Store(nil)
 	s.lastSeen = time.Now()
+	release = b.cluster != nil
 	if s.s.Clean {
 		s.gone = true
 		os = b.dropSubscriptions(s)
@@ -458,6 +524,9 @@ func (b *Broker) detach(s *sess, c *conn) {
 			ops = append(ops, deleteDeliveryOp(s.s.ID, d.Seq))
 		}
 		b.persist.add(ops...)
+	}
+	if release {
+		kept = s.clusterRecord()
 	}
 	b.scheduleExpiry(s)
 }

@@ -48,6 +48,10 @@ type sess struct {
 	// events are deliveries for the DeliveryObserver hooks, told once
 	// s.mu is released (fireEvents).
 	events []Message
+
+	// revision is the cluster's version of the session's record (see
+	// ClusterSession.Revision).
+	revision uint64
 }
 
 // noteDelivered records, with s.mu held, a delivery for the
@@ -117,6 +121,11 @@ func (s *sess) deliver(sub topics.Sub[subscriber], f *fanout) {
 func (s *sess) overlapping(f *fanout) (opts uint32, ids []uint32, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.overlappingLocked(f)
+}
+
+// overlappingLocked is overlapping with s.mu held.
+func (s *sess) overlappingLocked(f *fanout) (opts uint32, ids []uint32, ok bool) {
 	var qos byte
 	rap := false
 	for filter, o := range s.s.Subs {

@@ -19,6 +19,8 @@ type fanout struct {
 	from string // the publishing client's identifier, "" for the application
 	// fromClient is the publishing client, for in-process handlers.
 	fromClient Client
+	// remote: the message came from another node of the cluster.
+	remote bool
 	now        int64 // when it was routed, Unix nanoseconds
 	// enc holds the PUBLISH encoded once per shape: MQTT 3.1.1 or 5, the
 	// delivered QoS, the RETAIN flag; DUP 0, packet id 1 (patched per
@@ -71,7 +73,7 @@ func (f *fanout) reset(kick *[]*conn) {
 	if cap(f.buf) > 256<<10 {
 		f.buf = nil
 	}
-	f.kept, f.from, f.fromClient = nil, "", Client{}
+	f.kept, f.from, f.fromClient, f.remote = nil, "", Client{}, false
 	f.enc = [2][3][2][]byte{}
 	f.kick = kick
 	f.later = f.later[:0]
@@ -85,6 +87,7 @@ func (f *fanout) reset(kick *[]*conn) {
 func (f *fanout) keep() *session.Message {
 	if f.kept == nil {
 		m := f.msg
+		m.Published = f.now
 		m.Payload = append([]byte(nil), m.Payload...)
 		if m.Props != nil {
 			m.Props = append([]byte(nil), m.Props...)

@@ -151,6 +151,9 @@ func (c *conn) onPublish(fh packets.FixedHeader, body []byte) error {
 		b.publish(c.client, c, &m)
 	case 1:
 		lsn, matched, err := b.publish(c.client, c, &m)
+		if err := c.undurable(err); err != nil {
+			return err
+		}
 		// [MQTT-4.3.2-2] [v5 MQTT-4.3.2-4] acknowledge with PUBACK after
 		// taking ownership: with a Store, once the message is stored.
 		c.waitFor(lsn)
@@ -182,7 +185,8 @@ func (c *conn) onPublish(fh packets.FixedHeader, body []byte) error {
 			lsn, matched, err := b.publish(c.client, c, &m)
 			c.waitFor(lsn)
 			code, reason = pubackCode(err, matched)
-			if code.IsError() && c.proto.v5() {
+			closing := c.undurable(err)
+			if code.IsError() && (c.proto.v5() || closing != nil) {
 				// [v5 MQTT-4.3.3-9] after PUBREC 0x80 or more no PUBREL
 				// comes: the identifier starts a new message, and the
 				// refused PUBLISH no longer counts against the Receive
@@ -194,6 +198,10 @@ func (c *conn) onPublish(fh packets.FixedHeader, body []byte) error {
 				}
 				s.mu.Unlock()
 				c.qos2In = max(c.qos2In-1, 0)
+			}
+			if closing != nil {
+				// Not taken: the retransmission is a new message.
+				return closing
 			}
 		}
 		c.pubAck(2, p.PacketID, code, reason)
@@ -247,6 +255,18 @@ func pubackCode(err error, matched int) (packets.ReasonCode, string) {
 		return packets.NoMatchingSubscribers, ""
 	}
 	return packets.Success, ""
+}
+
+// undurable is the error that ends an MQTT 3.1.1 connection whose QoS 1
+// or 2 PUBLISH the cluster could not make durable: 3.1.1 has no negative
+// acknowledgement, and a client that is not acknowledged sends the
+// message again when it reconnects [MQTT-4.4.0-1]. An MQTT 5 client gets
+// PUBACK or PUBREC 0x80 instead.
+func (c *conn) undurable(err error) error {
+	if err != nil && !c.proto.v5() && errors.Is(err, ErrClusterUnavailable) {
+		return err
+	}
+	return nil
 }
 
 // pubAck acknowledges a PUBLISH as its QoS requires: PUBACK at QoS 1,

@@ -153,6 +153,7 @@ func (b *Broker) Subscribe(filter string, o SubscribeOptions, handler Handler) (
 		b.joinShare(h, filter, inner, opts)
 	} else {
 		b.subs.Subscribe(h, filter, opts)
+		b.addInterest(filter, "")
 	}
 	b.internalSubs.Add(1)
 	// Snapshot the retained messages after subscribing: a message published
@@ -176,6 +177,7 @@ func (b *Broker) Subscribe(filter string, o SubscribeOptions, handler Handler) (
 				b.leaveShare(h, filter)
 			} else {
 				b.subs.Unsubscribe(h, filter)
+				b.dropInterest(filter, "")
 			}
 			b.internalSubs.Add(-1)
 			close(h.done)

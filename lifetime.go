@@ -96,6 +96,9 @@ func (b *Broker) expire(s *sess) {
 	s.mu.Unlock()
 	b.mu.Unlock()
 	b.log.Debug("session expired", "client", s.s.ID)
+	if b.cluster != nil {
+		b.releaseSession(s, nil)
+	}
 	b.redistribute(os)
 	b.hooks.onSession(b, client, SessionEvent{Kind: SessionEnded, Reason: ErrSessionExpired})
 	if will != nil {

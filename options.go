@@ -146,6 +146,13 @@ type Options struct {
 	// SharedSubscriptions chooses which member of a shared subscription
 	// group ($share/NAME/FILTER) gets each message. Default ShareRoundRobin.
 	SharedSubscriptions ShareStrategy
+
+	// Cluster joins this broker to others as one (see Cluster and package
+	// cluster/nats): messages, retained messages, client identifiers and
+	// persistent sessions are shared. nil: a broker on its own. The
+	// cluster keeps the state, so Store must be nil. The broker stops the
+	// Cluster at Close.
+	Cluster Cluster
 }
 
 // ShareStrategy chooses the member of a shared subscription group that
@@ -276,6 +283,9 @@ func (o Options) withDefaults() (Options, error) {
 		o.TopicAliasMaximum = DefaultTopicAliasMaximum
 	case o.TopicAliasMaximum == -1:
 		o.TopicAliasMaximum = 0
+	}
+	if o.Cluster != nil && o.Store != nil {
+		return o, fmt.Errorf("tern: Options.Cluster and Options.Store cannot both be set: the cluster keeps the state")
 	}
 	if o.SharedSubscriptions > ShareHashTopic {
 		return o, fmt.Errorf("tern: Options.SharedSubscriptions: unknown strategy %d", o.SharedSubscriptions)

@@ -89,6 +89,8 @@ func reasonFor(err error, t packets.Type, def packets.ReasonCode) (packets.Reaso
 		code = packets.NotAuthorized
 	case errors.Is(err, errQuotaExceeded):
 		code = packets.QuotaExceeded
+	case errors.Is(err, ErrClusterUnavailable):
+		return packets.UnspecifiedError, "cluster unavailable"
 	default:
 		return def, ""
 	}

@@ -2,6 +2,7 @@ package tern
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -52,6 +53,21 @@ func (b *Broker) publish(from Client, via *conn, m *session.Message) (uint64, in
 		}
 	}
 	lsn, matched := b.store(via, from, m)
+	if b.cluster != nil {
+		// The other nodes' subscribers, and the cluster's retained
+		// message; for QoS 1 and 2 durable before the sender is
+		// acknowledged. Whether another node had subscribers is not
+		// known here: no "no matching subscribers".
+		cm := clusterMessageOf(m, from)
+		cm.Published = nowNano()
+		if err := b.cluster.Forward(b.ctx, cm); err != nil {
+			if m.QoS > 0 {
+				return lsn, matched, fmt.Errorf("%w: %w", ErrClusterUnavailable, err)
+			}
+			b.log.Debug("cluster forward failed", "topic", m.Topic, "error", err)
+		}
+		matched = max(matched, 1)
+	}
 	return lsn, matched, nil
 }
 
@@ -120,6 +136,9 @@ func (b *Broker) route(via *conn, f *fanout) int {
 	readCheck := b.hooks.hasReadChecks()
 	n := 0
 	for _, m := range matches {
+		if _, group := m.Key.(*shareGroup); group && b.cluster != nil {
+			continue // a shared subscription gets its messages through the cluster
+		}
 		if readCheck && !b.mayRead(m.Key, topic) {
 			continue
 		}

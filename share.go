@@ -203,6 +203,7 @@ func (b *Broker) joinShare(s shareTarget, full, filter string, opts uint32) {
 		b.shares[full] = g
 		// One index entry for the whole group; its members' QoS applies.
 		b.subs.Subscribe(g, filter, 2)
+		b.addInterest(filter, full)
 	}
 	g.join(s, opts)
 	b.sharesMu.Unlock()
@@ -220,6 +221,7 @@ func (b *Broker) leaveShare(s shareTarget, full string) {
 	if g.leave(s) == 0 {
 		delete(b.shares, full)
 		b.subs.Unsubscribe(g, g.filter)
+		b.dropInterest(g.filter, full)
 	}
 }
 

@@ -84,6 +84,7 @@ func (c *conn) onSubscribe(p *packets.Subscribe) error {
 	s.pumpLocked(c)
 	s.mu.Unlock()
 	s.fireEvents()
+	b.saveSession(s)
 	for i, sub := range p.Subscriptions {
 		if granted[i] {
 			b.hooks.onSubscribe(b, c.client, sub.Filter, sub.QoS)
@@ -113,6 +114,9 @@ func (b *Broker) subscribe(s *sess, sub *packets.Subscription, id uint32) bool {
 		b.joinShare(s, sub.Filter, filter, opts)
 	} else {
 		b.subs.Subscribe(s, sub.Filter, opts)
+		if isNew {
+			b.addInterest(sub.Filter, "")
+		}
 	}
 	return isNew
 }
@@ -126,6 +130,7 @@ func (b *Broker) unsubscribe(s *sess, filter string) {
 		return
 	}
 	b.subs.Unsubscribe(s, filter)
+	b.dropInterest(filter, "")
 }
 
 // onUnsubscribe handles an UNSUBSCRIBE as a sequence of one per filter,
@@ -161,6 +166,9 @@ func (c *conn) onUnsubscribe(p *packets.Unsubscribe) error {
 		}
 	}
 	s.mu.Unlock()
+	if len(removed) > 0 {
+		b.saveSession(s)
+	}
 	// [MQTT-3.10.4-4, MQTT-3.10.4-5] [v5 MQTT-3.10.4-4, MQTT-3.10.4-5,
 	// MQTT-3.11.3-1] UNSUBACK, even when nothing matched.
 	c.queue(c.proto.unsuback(nil, p.PacketID, codes))

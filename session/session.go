@@ -31,6 +31,9 @@ type Message struct {
 	// Expires is when the message expires (Message Expiry Interval), in
 	// Unix nanoseconds; 0: never.
 	Expires int64
+	// Published is when the broker took the message, Unix nanoseconds (a
+	// clustered broker resumes sessions from a time).
+	Published int64
 }
 
 // Expired reports whether m has expired at now (Unix nanoseconds).

@@ -35,8 +35,9 @@ func optionStructs(s *settings) []optStruct {
 		{
 			name: "tern.Options", ptr: &s.opts,
 			skip: map[string]string{
-				"Logger": "set by -log-format, -log-level, -v and mosquitto.conf's log_dest and log_type",
-				"Store":  "set by -data (mosquitto.conf's persistence and persistence_location)",
+				"Logger":  "set by -log-format, -log-level, -v and mosquitto.conf's log_dest and log_type",
+				"Store":   "set by -data (mosquitto.conf's persistence and persistence_location)",
+				"Cluster": "the clustered build of tern (module cluster/nats) sets it",
 			},
 		},
 		{

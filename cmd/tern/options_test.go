@@ -49,7 +49,7 @@ func TestEveryOptionHasAFlag(t *testing.T) {
 	typ := reflect.TypeFor[tern.Options]()
 	for i := range typ.NumField() {
 		f := typ.Field(i)
-		if f.Name == "Logger" || f.Name == "Store" {
+		if f.Name == "Logger" || f.Name == "Store" || f.Name == "Cluster" {
 			continue
 		}
 		assert.NotNil(t, fs.Lookup(kebab(f.Name)), "tern.Options.%s has no flag", f.Name)
