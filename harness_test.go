@@ -217,14 +217,23 @@ func (c *rawClient) publishQoS(id uint16, topic, payload string, qos byte, retai
 	}
 }
 
-// clientInfo returns the Broker.Clients entry of client id.
+// clientInfo returns the Broker.Clients entry of client id, failing the
+// test if there is none.
 func clientInfo(t testing.TB, b *tern.Broker, id string) tern.ClientInfo {
 	t.Helper()
+	ci, ok := findClient(b, id)
+	require.True(t, ok, "client %q not in Clients()", id)
+	return ci
+}
+
+// findClient returns the Broker.Clients entry of client id, if any. Unlike
+// clientInfo it does not fail the test, so an eventually condition (which
+// runs on a goroutine of its own) may call it.
+func findClient(b *tern.Broker, id string) (tern.ClientInfo, bool) {
 	for _, ci := range b.Clients() {
 		if ci.ID == id {
-			return ci
+			return ci, true
 		}
 	}
-	require.FailNow(t, "client not in Clients()", "client %q", id)
-	return tern.ClientInfo{}
+	return tern.ClientInfo{}, false
 }
