@@ -6,6 +6,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestConformanceDocNamesRealTests keeps CONFORMANCE.md honest: every test
@@ -13,9 +16,7 @@ import (
 // mentions the statement in its row.
 func TestConformanceDocNamesRealTests(t *testing.T) {
 	doc, err := os.ReadFile("CONFORMANCE.md")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	// All test sources, by package directory.
 	sources := map[string]string{}
 	err = filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
@@ -34,24 +35,18 @@ func TestConformanceDocNamesRealTests(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	row := regexp.MustCompile(`(?m)^\| (MQTT-[0-9.-]+) \|.*$`)
 	name := regexp.MustCompile("`(?:([a-z/]+)\\.)?((?:Test|Fuzz|Example)\\w*)`")
 	rows := row.FindAllStringSubmatch(string(doc), -1)
-	if len(rows) != 141 {
-		t.Fatalf("CONFORMANCE.md has %d statement rows, Appendix B has 141", len(rows))
-	}
+	require.Equal(t, 141, len(rows), "CONFORMANCE.md statement rows: Appendix B has 141")
 	for _, r := range rows {
 		for _, m := range name.FindAllStringSubmatch(r[0], -1) {
 			dir := "."
 			if m[1] != "" {
 				dir = filepath.FromSlash(m[1])
 			}
-			if !regexp.MustCompile(`func ` + m[2] + `\(`).MatchString(sources[dir]) {
-				t.Errorf("%s names %s, which is not a test in %s", r[1], m[0], dir)
-			}
+			assert.True(t, regexp.MustCompile(`func `+m[2]+`\(`).MatchString(sources[dir]), "%s names %s, which is not a test in %s", r[1], m[0], dir)
 		}
 	}
 }
