@@ -234,8 +234,11 @@ func TestConnectTimeoutClosesSilentConnection(t *testing.T) {
 			t.Parallel()
 			const timeout = 200 * time.Millisecond
 			b, addr := startBroker(t, tern.Options{ConnectTimeout: timeout})
-			c := dialRaw(t, addr)
+			// The broker's timer starts once it has accepted the connection,
+			// so after this: the test being descheduled between dialling and
+			// reading the clock must not make the close look early.
 			start := time.Now()
+			c := dialRaw(t, addr)
 			if tc.send != nil {
 				c.sendRaw(tc.send)
 			}
