@@ -2,11 +2,12 @@ package tern_test
 
 import (
 	"context"
-	"errors"
 	"net"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/packets"
@@ -30,63 +31,49 @@ func TestNewRejectsBadOptionsNamingTheField(t *testing.T) {
 	}
 	for _, tc := range cases {
 		_, err := tern.New(tc.opts)
-		if err == nil || !strings.Contains(err.Error(), "Options."+tc.field) {
-			t.Errorf("New(%+v) = %v, want an error naming Options.%s", tc.opts, err, tc.field)
-		}
+		assert.ErrorContains(t, err, "Options."+tc.field, "New(%+v) must fail naming the field", tc.opts)
 	}
 }
 
 func TestCloseIsIdempotentAndStopsServe(t *testing.T) {
 	b, err := tern.New(tern.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	served := make(chan error, 1)
 	go func() { served <- b.Serve(l) }()
 	c := mustConnect(t, l.Addr().String(), "c1", true)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	if err := b.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Close(ctx); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
-	if err := <-served; !errors.Is(err, tern.ErrClosed) {
-		t.Fatalf("Serve = %v, want ErrClosed", err)
-	}
+	require.NoError(t, b.Close(ctx), "Close")
+	require.NoError(t, b.Close(ctx), "second Close")
+	require.ErrorIs(t, <-served, tern.ErrClosed, "Serve")
 	c.expectClosed()
-	if err := b.Serve(l); !errors.Is(err, tern.ErrClosed) {
-		t.Fatalf("Serve after Close = %v", err)
-	}
+	assert.ErrorIs(t, b.Serve(l), tern.ErrClosed, "Serve after Close")
 }
 
 func TestPublishSubscribeEachQoS(t *testing.T) {
 	_, addr := startBroker(t, tern.Options{})
 	sub := mustConnect(t, addr, "sub", true)
 	ack := sub.subscribe(1, packets.Subscription{Filter: "a/+", QoS: 2})
-	if len(ack.ReturnCodes) != 1 || ack.ReturnCodes[0] != 2 {
-		t.Fatalf("SUBACK %v", ack.ReturnCodes)
-	}
+	require.Equal(t, []byte{2}, ack.ReturnCodes, "SUBACK return codes")
 	pub := mustConnect(t, addr, "pub", true)
 	for qos := byte(0); qos <= 2; qos++ {
 		pub.publishQoS(uint16(qos+1), "a/b", "hello", qos, false)
 		got := sub.recvPublish()
-		if got.Topic != "a/b" || string(got.Payload) != "hello" || got.QoS != qos || got.Retain || got.Dup {
-			t.Fatalf("qos %d: got %+v", qos, got)
-		}
+		require.Equal(t, "a/b", got.Topic, "qos %d: topic", qos)
+		require.Equal(t, "hello", string(got.Payload), "qos %d: payload", qos)
+		require.Equal(t, qos, got.QoS, "qos %d: QoS", qos)
+		require.False(t, got.Retain, "qos %d: RETAIN", qos)
+		require.False(t, got.Dup, "qos %d: DUP", qos)
 		switch qos {
 		case 1:
 			sub.send(&packets.Puback{PacketID: got.PacketID})
 		case 2:
 			sub.send(&packets.Pubrec{PacketID: got.PacketID})
-			if rel, ok := sub.recv().(*packets.Pubrel); !ok || rel.PacketID != got.PacketID {
-				t.Fatalf("expected PUBREL")
-			}
+			rel, ok := sub.recv().(*packets.Pubrel)
+			require.True(t, ok, "expected PUBREL")
+			require.Equal(t, got.PacketID, rel.PacketID, "PUBREL packet identifier")
 			sub.send(&packets.Pubcomp{PacketID: got.PacketID})
 		}
 	}
@@ -101,12 +88,10 @@ func TestClientPublishToSysBrokerIsAcknowledgedButDropped(t *testing.T) {
 	pub.publishQoS(2, "$SYS/broker/uptime", "forged", 2, false)
 	pub.publishQoS(3, "ok", "marker", 0, false)
 	// The marker is the first thing the subscriber sees: nothing from $SYS.
-	if got := sub.recvPublish(); got.Topic != "ok" {
-		t.Fatalf("got %q, want only the marker", got.Topic)
-	}
-	if st := b.Stats(); st.Retained != 0 || st.PublishDropped != 2 {
-		t.Fatalf("retained %d, dropped %d; want 0 and 2", st.Retained, st.PublishDropped)
-	}
+	require.Equal(t, "ok", sub.recvPublish().Topic, "want only the marker")
+	st := b.Stats()
+	assert.Zero(t, st.Retained, "retained")
+	assert.EqualValues(t, 2, st.PublishDropped, "dropped")
 }
 
 // A violation right behind an accepted CONNECT, in the same write, still
@@ -117,9 +102,10 @@ func TestConnackLeavesBeforeTheCloseOfAViolationInTheSameWrite(t *testing.T) {
 		c := dialRaw(t, addr)
 		connect, _ := (&packets.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: "v", CleanSession: true}).Append(nil)
 		c.sendRaw(append(connect, 0xC1, 0)) // PINGREQ with a reserved flag set
-		if ack, ok := c.recv().(*packets.Connack); !ok || ack.ReturnCode != 0 {
-			t.Fatalf("run %d: expected CONNACK 0, got %+v", i, ack)
-		}
+		p := c.recv()
+		ack, ok := p.(*packets.Connack)
+		require.True(t, ok, "run %d: expected CONNACK, got %v %+v", i, p.Type(), p)
+		require.Zero(t, ack.ReturnCode, "run %d: CONNACK return code", i)
 		c.expectClosed()
 	}
 }

@@ -6,6 +6,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestConformanceDocNamesRealTests keeps CONFORMANCE.md honest: every test
@@ -13,9 +16,7 @@ import (
 // mentions the statement in its row.
 func TestConformanceDocNamesRealTests(t *testing.T) {
 	doc, err := os.ReadFile("CONFORMANCE.md")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	// All test sources, by package directory.
 	sources := map[string]string{}
 	err = filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
@@ -34,9 +35,7 @@ func TestConformanceDocNamesRealTests(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	// 3.1.1 rows start "| MQTT-", MQTT 5.0 rows "| v5 MQTT-".
 	row := regexp.MustCompile(`(?m)^\| (v5 )?(MQTT-[0-9.-]+) \|.*$`)
 	name := regexp.MustCompile("`(?:([a-z/]+)\\.)?((?:Test|Fuzz|Example)\\w*)`")
@@ -47,21 +46,15 @@ func TestConformanceDocNamesRealTests(t *testing.T) {
 			n5++
 		}
 	}
-	if n311 := len(rows) - n5; n311 != 141 {
-		t.Fatalf("CONFORMANCE.md has %d MQTT 3.1.1 statement rows, Appendix B has 141", n311)
-	}
-	if n5 != 251 {
-		t.Fatalf("CONFORMANCE.md has %d MQTT 5.0 statement rows, the specification has 251", n5)
-	}
+	require.Equal(t, 141, len(rows)-n5, "CONFORMANCE.md MQTT 3.1.1 statement rows: Appendix B has 141")
+	require.Equal(t, 251, n5, "CONFORMANCE.md MQTT 5.0 statement rows: the specification has 251")
 	for _, r := range rows {
 		for _, m := range name.FindAllStringSubmatch(r[0], -1) {
 			dir := "."
 			if m[1] != "" {
 				dir = filepath.FromSlash(m[1])
 			}
-			if !regexp.MustCompile(`func ` + m[2] + `\(`).MatchString(sources[dir]) {
-				t.Errorf("%s%s names %s, which is not a test in %s", r[1], r[2], m[0], dir)
-			}
+			assert.True(t, regexp.MustCompile(`func `+m[2]+`\(`).MatchString(sources[dir]), "%s%s names %s, which is not a test in %s", r[1], r[2], m[0], dir)
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package tern_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +9,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/packets"
@@ -71,9 +73,8 @@ func connectBytes(name string, level, flags byte, fields ...[]byte) []byte {
 func pingOK(c *rawClient) {
 	c.t.Helper()
 	c.send(&packets.Pingreq{})
-	if p := c.recv(); p.Type() != packets.TypePingresp {
-		c.t.Fatalf("expected PINGRESP, got %v %+v", p.Type(), p)
-	}
+	p := c.recv()
+	require.Equal(c.t, packets.TypePingresp, p.Type(), "expected PINGRESP, got %+v", p)
 }
 
 // freshClientWorks checks that the broker still accepts and serves a new
@@ -90,12 +91,9 @@ func expectRefused(c *rawClient, code byte) {
 	c.t.Helper()
 	c.conn.SetReadDeadline(time.Now().Add(waitTimeout))
 	fh, body, err := c.r.ReadRaw()
-	if err != nil {
-		c.t.Fatalf("expected CONNACK 0x%02x, got error %v", code, err)
-	}
-	if fh.Type != packets.TypeConnack || !bytes.Equal(body, []byte{0, code}) {
-		c.t.Fatalf("expected CONNACK [0 %d], got %v %v", code, fh.Type, body)
-	}
+	require.NoError(c.t, err, "expected CONNACK 0x%02x", code)
+	require.Equal(c.t, packets.TypeConnack, fh.Type, "expected CONNACK [0 %d]", code)
+	require.Equal(c.t, []byte{0, code}, body, "expected CONNACK [0 %d]", code)
 	c.expectClosed()
 }
 
@@ -109,9 +107,7 @@ type disconnects struct {
 func watchDisconnects(t testing.TB, b *tern.Broker) *disconnects {
 	t.Helper()
 	d := &disconnects{ch: make(map[string]chan error)}
-	if err := b.AddHook(d); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, b.AddHook(d))
 	return d
 }
 
@@ -138,7 +134,7 @@ func (d *disconnects) wait(t testing.TB, id string) error {
 	case r := <-d.of(id):
 		return r
 	case <-time.After(waitTimeout):
-		t.Fatalf("timed out waiting for %q to disconnect", id)
+		require.FailNow(t, "timed out waiting for a disconnect", "client %q", id)
 		return nil
 	}
 }
@@ -176,9 +172,8 @@ func TestFirstPacketOtherThanConnectClosesWithoutConnack(t *testing.T) {
 	// The PUBLISH sent before CONNECT was not routed: the next message the
 	// watcher gets is a later one.
 	watcher.send(&packets.Publish{Topic: "first/marker", Payload: []byte("m")})
-	if p := watcher.recvPublish(); p.Topic != "first/marker" {
-		t.Fatalf("a PUBLISH sent before CONNECT was routed: %+v", p)
-	}
+	p := watcher.recvPublish()
+	require.Equal(t, "first/marker", p.Topic, "a PUBLISH sent before CONNECT was routed: %+v", p)
 	freshClientWorks(t, addr, "fresh")
 }
 
@@ -189,9 +184,7 @@ func TestSecondConnectIsAProtocolViolation(t *testing.T) {
 	c := mustConnect(t, addr, "twice", true)
 	c.send(&packets.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: "twice", CleanSession: true})
 	c.expectClosed()
-	if err := disc.wait(t, "twice"); !errors.Is(err, tern.ErrProtocol) {
-		t.Fatalf("disconnect reason %v, want ErrProtocol", err)
-	}
+	require.ErrorIs(t, disc.wait(t, "twice"), tern.ErrProtocol, "disconnect reason")
 	freshClientWorks(t, addr, "twice")
 }
 
@@ -237,14 +230,13 @@ func TestMQTT31ClientIsAccepted(t *testing.T) {
 	_, addr := startBroker(t, tern.Options{})
 	c := dialRaw(t, addr)
 	ack := c.connectWith(&packets.Connect{ProtocolName: "MQIsdp", ProtocolLevel: 3, ClientID: "legacy-31", CleanSession: true, KeepAlive: 60})
-	if ack.ReturnCode != packets.Accepted || ack.SessionPresent {
-		t.Fatalf("CONNACK %+v", ack)
-	}
+	require.Equal(t, packets.Accepted, ack.ReturnCode, "CONNACK %+v", ack)
+	require.False(t, ack.SessionPresent, "CONNACK %+v", ack)
 	c.subscribe(1, packets.Subscription{Filter: "legacy/t", QoS: 1})
 	c.send(&packets.Publish{Topic: "legacy/t", Payload: []byte("hello")})
-	if p := c.recvPublish(); p.Topic != "legacy/t" || string(p.Payload) != "hello" {
-		t.Fatalf("got %+v", p)
-	}
+	p := c.recvPublish()
+	assert.Equal(t, "legacy/t", p.Topic)
+	assert.Equal(t, "hello", string(p.Payload))
 }
 
 func TestMalformedConnectClosesWithoutConnack(t *testing.T) {
@@ -296,44 +288,34 @@ func TestCleanSessionZeroResumesTheStoredSession(t *testing.T) {
 	disc := watchDisconnects(t, b)
 	ctx := context.Background()
 	c := dialRaw(t, addr)
-	if ack := c.connect("keeper", false); ack.ReturnCode != 0 || ack.SessionPresent {
-		t.Fatalf("first CONNACK %+v, want session present 0", ack) // [MQTT-3.2.2-3]
-	}
+	ack := c.connect("keeper", false)
+	require.Zero(t, ack.ReturnCode, "first CONNACK return code")
+	require.False(t, ack.SessionPresent, "first CONNACK: want session present 0") // [MQTT-3.2.2-3]
 	c.subscribe(1, packets.Subscription{Filter: "keep/+", QoS: 1})
 	c.send(&packets.Disconnect{})
 	c.expectClosed()
 	disc.wait(t, "keeper")
 
 	// While the client is away, QoS 1 is stored; QoS 0 is not (QueueQoS0 off).
-	if err := b.Publish(ctx, "keep/zero", []byte("q0"), 0, false); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Publish(ctx, "keep/one", []byte("q1"), 1, false); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, b.Publish(ctx, "keep/zero", []byte("q0"), 0, false))
+	require.NoError(t, b.Publish(ctx, "keep/one", []byte("q1"), 1, false))
 	// Another identifier has its own (new) session [MQTT-3.1.3-2].
 	other := dialRaw(t, addr)
-	if ack := other.connect("other", false); ack.SessionPresent {
-		t.Fatal("a new client identifier got session present 1")
-	}
+	require.False(t, other.connect("other", false).SessionPresent, "a new client identifier got session present 1")
 
 	c = dialRaw(t, addr)
-	if ack := c.connect("keeper", false); ack.ReturnCode != 0 || !ack.SessionPresent {
-		t.Fatalf("resumed CONNACK %+v, want session present 1", ack) // [MQTT-3.2.2-2]
-	}
+	ack = c.connect("keeper", false)
+	require.Zero(t, ack.ReturnCode, "resumed CONNACK return code")
+	require.True(t, ack.SessionPresent, "resumed CONNACK: want session present 1") // [MQTT-3.2.2-2]
 	// The CONNACK came first (connect requires it), then the stored message.
 	p := c.recvPublish()
-	if p.Topic != "keep/one" || string(p.Payload) != "q1" || p.QoS != 1 {
-		t.Fatalf("stored message: got %+v", p)
-	}
+	require.Equal(t, "keep/one", p.Topic, "stored message")
+	require.Equal(t, "q1", string(p.Payload), "stored message")
+	require.Equal(t, byte(1), p.QoS, "stored message")
 	c.send(&packets.Puback{PacketID: p.PacketID})
 	// The subscription is part of the resumed session.
-	if err := b.Publish(ctx, "keep/live", []byte("live"), 1, false); err != nil {
-		t.Fatal(err)
-	}
-	if p := c.recvPublish(); p.Topic != "keep/live" {
-		t.Fatalf("live message: got %+v", p)
-	}
+	require.NoError(t, b.Publish(ctx, "keep/live", []byte("live"), 1, false))
+	assert.Equal(t, "keep/live", c.recvPublish().Topic, "live message")
 }
 
 func TestCleanSessionOneDiscardsAndIsNotReused(t *testing.T) {
@@ -346,40 +328,28 @@ func TestCleanSessionOneDiscardsAndIsNotReused(t *testing.T) {
 	c.send(&packets.Disconnect{})
 	c.expectClosed()
 	disc.wait(t, "fickle")
-	if err := b.Publish(ctx, "fickle/t", []byte("stored"), 1, false); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, b.Publish(ctx, "fickle/t", []byte("stored"), 1, false))
 
 	// A clean connect discards the stored session: session present 0, no
 	// stored message, no subscription.
 	c = dialRaw(t, addr)
-	if ack := c.connect("fickle", true); ack.ReturnCode != 0 || ack.SessionPresent {
-		t.Fatalf("CONNACK %+v, want session present 0", ack) // [MQTT-3.2.2-1]
-	}
-	if err := b.Publish(ctx, "fickle/t", []byte("after"), 1, false); err != nil {
-		t.Fatal(err)
-	}
+	ack := c.connect("fickle", true)
+	require.Zero(t, ack.ReturnCode, "CONNACK return code")
+	require.False(t, ack.SessionPresent, "CONNACK: want session present 0") // [MQTT-3.2.2-1]
+	require.NoError(t, b.Publish(ctx, "fickle/t", []byte("after"), 1, false))
 	pingOK(c) // a stored or routed message would come before PINGRESP
 	// The clean session's own state lasts as long as its connection...
 	c.subscribe(2, packets.Subscription{Filter: "fickle/clean", QoS: 1})
-	if err := b.Publish(ctx, "fickle/clean", []byte("x"), 1, false); err != nil {
-		t.Fatal(err)
-	}
-	if p := c.recvPublish(); p.Topic != "fickle/clean" {
-		t.Fatalf("got %+v", p)
-	}
+	require.NoError(t, b.Publish(ctx, "fickle/clean", []byte("x"), 1, false))
+	require.Equal(t, "fickle/clean", c.recvPublish().Topic)
 	c.send(&packets.Disconnect{})
 	c.expectClosed()
 	disc.wait(t, "fickle")
 
 	// ...and is not reused by the next session, even a persistent one.
 	c = dialRaw(t, addr)
-	if ack := c.connect("fickle", false); ack.SessionPresent {
-		t.Fatal("session present 1 after a clean session ended")
-	}
-	if err := b.Publish(ctx, "fickle/clean", []byte("y"), 1, false); err != nil {
-		t.Fatal(err)
-	}
+	require.False(t, c.connect("fickle", false).SessionPresent, "session present 1 after a clean session ended")
+	require.NoError(t, b.Publish(ctx, "fickle/clean", []byte("y"), 1, false))
 	pingOK(c)
 }
 
@@ -394,9 +364,10 @@ func TestRetainedMessagesOutliveTheSession(t *testing.T) {
 	disc.wait(t, "retainer")
 	s := mustConnect(t, addr, "reader", true)
 	s.subscribe(1, packets.Subscription{Filter: "kept/r"})
-	if p := s.recvPublish(); p.Topic != "kept/r" || string(p.Payload) != "still here" || !p.Retain {
-		t.Fatalf("got %+v", p)
-	}
+	p := s.recvPublish()
+	assert.Equal(t, "kept/r", p.Topic)
+	assert.Equal(t, "still here", string(p.Payload))
+	assert.True(t, p.Retain, "RETAIN")
 }
 
 func TestEmptyClientIDWithCleanSessionGetsAUniqueID(t *testing.T) {
@@ -404,22 +375,20 @@ func TestEmptyClientIDWithCleanSessionGetsAUniqueID(t *testing.T) {
 	b, addr := startBroker(t, tern.Options{})
 	x, y := dialRaw(t, addr), dialRaw(t, addr)
 	for _, c := range []*rawClient{x, y} {
-		if ack := c.connect("", true); ack.ReturnCode != 0 || ack.SessionPresent {
-			t.Fatalf("CONNACK %+v", ack)
-		}
+		ack := c.connect("", true)
+		require.Zero(t, ack.ReturnCode, "CONNACK %+v", ack)
+		require.False(t, ack.SessionPresent, "CONNACK %+v", ack)
 	}
 	// Neither took the other over: both are served.
 	pingOK(x)
 	pingOK(y)
 	clients := b.Clients()
-	if len(clients) != 2 || clients[0].ID == "" || clients[0].ID == clients[1].ID {
-		t.Fatalf("clients %+v, want two distinct assigned identifiers", clients)
-	}
+	require.Len(t, clients, 2, "want two distinct assigned identifiers")
+	require.NotEmpty(t, clients[0].ID, "clients %+v, want two distinct assigned identifiers", clients)
+	require.NotEqual(t, clients[0].ID, clients[1].ID, "want two distinct assigned identifiers")
 	x.subscribe(1, packets.Subscription{Filter: "anon/t"})
 	y.publishQoS(0, "anon/t", "hi", 0, false)
-	if p := x.recvPublish(); p.Topic != "anon/t" {
-		t.Fatalf("got %+v", p)
-	}
+	assert.Equal(t, "anon/t", x.recvPublish().Topic)
 }
 
 func TestEmptyClientIDWithoutCleanSessionIsRejected(t *testing.T) {
@@ -444,13 +413,10 @@ func TestClientIdentifiersAccepted(t *testing.T) {
 	}
 	for _, id := range ids {
 		c := dialRaw(t, addr)
-		if ack := c.connect(id, true); ack.ReturnCode != 0 {
-			t.Fatalf("id %q: CONNACK %+v", id, ack)
-		}
+		require.Zero(t, c.connect(id, true).ReturnCode, "id %q: CONNACK return code", id)
 		pingOK(c)
-		if !slices.ContainsFunc(b.Clients(), func(ci tern.ClientInfo) bool { return ci.ID == id }) {
-			t.Fatalf("id %q not listed by Clients", id)
-		}
+		require.True(t, slices.ContainsFunc(b.Clients(), func(ci tern.ClientInfo) bool { return ci.ID == id }),
+			"id %q not listed by Clients", id)
 	}
 }
 
@@ -482,23 +448,17 @@ func TestTakeoverClosesTheExistingConnection(t *testing.T) {
 	old := mustConnect(t, addr, "twin", false)
 	old.subscribe(1, packets.Subscription{Filter: "twin/t", QoS: 1})
 	c := dialRaw(t, addr)
-	if ack := c.connect("twin", false); ack.ReturnCode != 0 || !ack.SessionPresent {
-		t.Fatalf("CONNACK %+v, want accepted with session present 1", ack)
-	}
+	ack := c.connect("twin", false)
+	require.Zero(t, ack.ReturnCode, "CONNACK: want accepted")
+	require.True(t, ack.SessionPresent, "CONNACK: want session present 1")
 	old.expectClosed()
-	if err := disc.wait(t, "twin"); !errors.Is(err, tern.ErrTakenOver) {
-		t.Fatalf("disconnect reason %v, want ErrTakenOver", err)
-	}
+	require.ErrorIs(t, disc.wait(t, "twin"), tern.ErrTakenOver, "disconnect reason")
 	// The new connection owns the session and its subscription.
-	if err := b.Publish(context.Background(), "twin/t", []byte("hi"), 1, false); err != nil {
-		t.Fatal(err)
-	}
-	if p := c.recvPublish(); p.Topic != "twin/t" {
-		t.Fatalf("got %+v", p)
-	}
-	if cl := b.Clients(); len(cl) != 1 || !cl[0].Connected {
-		t.Fatalf("clients %+v", cl)
-	}
+	require.NoError(t, b.Publish(context.Background(), "twin/t", []byte("hi"), 1, false))
+	require.Equal(t, "twin/t", c.recvPublish().Topic)
+	cl := b.Clients()
+	require.Len(t, cl, 1)
+	assert.True(t, cl[0].Connected, "clients %+v", cl)
 }
 
 func TestAuthenticatorRefusalsGetConnackAndClose(t *testing.T) {
@@ -521,18 +481,17 @@ func TestAuthenticatorRefusalsGetConnackAndClose(t *testing.T) {
 		}
 		return errors.New("store unavailable")
 	}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	login := func(pw string) []byte {
 		return connectBytes("MQTT", 4, flagUsername|flagPassword, mqttString("owner"), mqttString("u"), mqttString(pw))
 	}
 	// A stored session exists for "owner", and its client stays connected.
 	owner := dialRaw(t, addr)
 	owner.sendRaw(login("good"))
-	if ack, ok := owner.recv().(*packets.Connack); !ok || ack.ReturnCode != 0 {
-		t.Fatalf("expected CONNACK 0, got %+v", ack)
-	}
+	p := owner.recv()
+	ack, ok := p.(*packets.Connack)
+	require.True(t, ok, "expected CONNACK, got %v %+v", p.Type(), p)
+	require.Zero(t, ack.ReturnCode, "CONNACK return code")
 	watcher := mustConnect(t, addr, "watcher", true)
 	watcher.subscribe(1, packets.Subscription{Filter: "refused/#"})
 	cases := []struct {
@@ -556,9 +515,8 @@ func TestAuthenticatorRefusalsGetConnackAndClose(t *testing.T) {
 	// The refused attempts neither took over the session nor published.
 	pingOK(owner)
 	watcher.send(&packets.Publish{Topic: "refused/marker"})
-	if p := watcher.recvPublish(); p.Topic != "refused/marker" {
-		t.Fatalf("data after a refused CONNECT was processed: %+v", p)
-	}
+	pub := watcher.recvPublish()
+	require.Equal(t, "refused/marker", pub.Topic, "data after a refused CONNECT was processed: %+v", pub)
 	owner.send(&packets.Disconnect{})
 	disc.wait(t, "owner")
 	// Refused with a stored session: session present is still 0.
@@ -572,12 +530,10 @@ func TestUserNameAndPasswordReachTheAuthenticator(t *testing.T) {
 	// [MQTT-3.1.3-1] [MQTT-3.1.4-4]
 	b, addr := startBroker(t, tern.Options{})
 	seen := make(chan tern.ConnectInfo, 1)
-	if err := b.AddHook(authFunc(func(_ context.Context, c tern.ConnectInfo) error {
+	require.NoError(t, b.AddHook(authFunc(func(_ context.Context, c tern.ConnectInfo) error {
 		seen <- c
 		return nil
-	})); err != nil {
-		t.Fatal(err)
-	}
+	})))
 	cases := []struct {
 		name string
 		in   packets.Connect
@@ -595,14 +551,15 @@ func TestUserNameAndPasswordReachTheAuthenticator(t *testing.T) {
 			p.ProtocolName, p.ProtocolLevel, p.CleanSession, p.KeepAlive = "MQTT", 4, true, 60
 			p.ClientID = fmt.Sprintf("cred-%d", i)
 			c := dialRaw(t, addr)
-			if ack := c.connectWith(&p); ack.ReturnCode != 0 {
-				t.Fatalf("CONNACK %+v", ack)
-			}
+			require.Zero(t, c.connectWith(&p).ReturnCode, "CONNACK return code")
 			got := <-seen
-			if got.ClientID != p.ClientID || got.HasUsername != p.UsernameFlag || got.Username != p.Username ||
-				got.HasPassword != p.PasswordFlag || !bytes.Equal(got.Password, p.Password) || !got.CleanSession || got.ProtocolLevel != 4 {
-				t.Fatalf("authenticator saw %+v for %+v", got, p)
-			}
+			assert.Equal(t, p.ClientID, got.ClientID, "authenticator saw %+v for %+v", got, p)
+			assert.Equal(t, p.UsernameFlag, got.HasUsername, "authenticator saw %+v for %+v", got, p)
+			assert.Equal(t, p.Username, got.Username, "authenticator saw %+v for %+v", got, p)
+			assert.Equal(t, p.PasswordFlag, got.HasPassword, "authenticator saw %+v for %+v", got, p)
+			assert.Equal(t, p.Password, got.Password, "authenticator saw %+v for %+v", got, p)
+			assert.True(t, got.CleanSession, "authenticator saw %+v for %+v", got, p)
+			assert.Equal(t, byte(4), got.ProtocolLevel, "authenticator saw %+v for %+v", got, p)
 		})
 	}
 }
@@ -610,9 +567,7 @@ func TestUserNameAndPasswordReachTheAuthenticator(t *testing.T) {
 func TestConnackIsTheFirstPacketEvenWhenTheClientPipelines(t *testing.T) {
 	// [MQTT-3.2.0-1] [MQTT-3.1.4-4]
 	b, addr := startBroker(t, tern.Options{})
-	if err := b.Publish(context.Background(), "pipe/r", []byte("retained"), 0, true); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, b.Publish(context.Background(), "pipe/r", []byte("retained"), 0, true))
 	c := dialRaw(t, addr)
 	var raw []byte
 	for _, p := range []packets.Packet{
@@ -621,16 +576,13 @@ func TestConnackIsTheFirstPacketEvenWhenTheClientPipelines(t *testing.T) {
 		&packets.Pingreq{},
 	} {
 		var err error
-		if raw, err = p.Append(raw); err != nil {
-			t.Fatal(err)
-		}
+		raw, err = p.Append(raw)
+		require.NoError(t, err)
 	}
 	c.sendRaw(raw)
 	want := []packets.Type{packets.TypeConnack, packets.TypeSuback, packets.TypePublish, packets.TypePingresp}
 	for i, w := range want {
-		if p := c.recv(); p.Type() != w {
-			t.Fatalf("packet %d: got %v, want %v", i, p.Type(), w)
-		}
+		require.Equal(t, w, c.recv().Type(), "packet %d", i)
 	}
 }
 

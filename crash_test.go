@@ -18,6 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/ternmq/tern/packets"
 )
 
@@ -58,15 +61,11 @@ func crRun(t *testing.T, bin string, online bool) {
 	srv := crStart(t, bin, dir)
 	sub := &crSubscriber{}
 	c, err := crDial(srv.addr, "crash-sub", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.send(&packets.Subscribe{PacketID: 1, Subscriptions: []packets.Subscription{{Filter: "crash/#", QoS: 2}}}); err != nil {
-		t.Fatal(err)
-	}
-	if p, err := c.recv(waitTimeout); err != nil || p.Type() != packets.TypeSuback {
-		t.Fatalf("SUBACK: %v %v", p, err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, c.send(&packets.Subscribe{PacketID: 1, Subscriptions: []packets.Subscription{{Filter: "crash/#", QoS: 2}}}))
+	p, err := c.recv(waitTimeout)
+	require.NoError(t, err, "SUBACK")
+	require.Equal(t, packets.TypeSuback, p.Type(), "SUBACK: %+v", p)
 	subDone := make(chan error, 1)
 	if online {
 		go func() { subDone <- sub.receive(c, nil, time.Hour) }()
@@ -77,18 +76,16 @@ func crRun(t *testing.T, bin string, online bool) {
 
 	pub := &crPublisher{}
 	pc, err := crDial(srv.addr, "crash-pub", true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	halfway := make(chan struct{})
 	pubDone := make(chan error, 1)
 	go func() { pubDone <- pub.run(pc, halfway) }()
 	select {
 	case <-halfway:
 	case err := <-pubDone:
-		t.Fatalf("publisher ended before the kill: %v\n%s", err, srv.log())
+		require.FailNow(t, "publisher ended before the kill", "%v\n%s", err, srv.log())
 	case <-time.After(10 * time.Second):
-		t.Fatalf("only %d of %d messages acknowledged in 10 s\n%s", pub.acks.Load(), 2*crMessages, srv.log())
+		require.FailNow(t, "too few messages acknowledged", "only %d of %d messages acknowledged in 10 s\n%s", pub.acks.Load(), 2*crMessages, srv.log())
 	}
 	srv.kill()
 	<-pubDone // the connection breaks; the publisher's state is final
@@ -96,22 +93,16 @@ func crRun(t *testing.T, bin string, online bool) {
 		<-subDone
 	}
 	acked := pub.acks.Load()
-	if acked >= 2*crMessages {
-		t.Fatalf("every message was acknowledged before the kill: the broker was not killed mid-stream")
-	}
+	require.Less(t, acked, int64(2*crMessages), "every message was acknowledged before the kill: the broker was not killed mid-stream")
 	t.Logf("%d of %d messages acknowledged when the broker was killed", acked, 2*crMessages)
 
 	srv = crStart(t, bin, dir)
 	c, err = crDial(srv.addr, "crash-sub", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !c.ack.SessionPresent {
-		t.Fatal("the persistent session did not survive the crash (session present 0)")
-	}
+	require.NoError(t, err)
+	require.True(t, c.ack.SessionPresent, "the persistent session did not survive the crash (session present 0)")
 	complete := func() bool { return sub.has(0, pub.acked[0]) && sub.has(1, pub.acked[1]) }
 	if err := sub.receive(c, complete, 10*time.Second); err != nil {
-		t.Fatalf("after the restart: %v; missing QoS 1 %v, QoS 2 %v\n%s", err,
+		require.FailNow(t, "after the restart", "%v; missing QoS 1 %v, QoS 2 %v\n%s", err,
 			sub.missing(0, pub.acked[0]), sub.missing(1, pub.acked[1]), srv.log())
 	}
 	sub.check(t)
@@ -139,9 +130,8 @@ func crBuildServer(t *testing.T) string {
 		}
 	}
 	cmd := exec.Command(goCmd, append(args, "./cmd/tern")...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building cmd/tern: %v\n%s", err, out)
-	}
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "building cmd/tern:\n%s", out)
 	return bin
 }
 
@@ -163,12 +153,8 @@ func crStart(t *testing.T, bin, dir string) *crServer {
 	s := &crServer{t: t, done: make(chan struct{})}
 	s.cmd = exec.Command(bin, "-tcp", "127.0.0.1:0", "-data", dir, "-durability", "sync")
 	stderr, err := s.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, s.cmd.Start())
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -191,9 +177,9 @@ func crStart(t *testing.T, bin, dir string) *crServer {
 	select {
 	case s.addr = <-addr:
 	case <-s.done:
-		t.Fatalf("server exited before listening\n%s", s.log())
+		require.FailNow(t, "server exited before listening", s.log())
 	case <-time.After(waitTimeout):
-		t.Fatalf("server did not report its address\n%s", s.log())
+		require.FailNow(t, "server did not report its address", s.log())
 	}
 	return s
 }
@@ -412,14 +398,10 @@ func (s *crSubscriber) missing(q int, acked [crMessages]bool) []int {
 func (s *crSubscriber) check(t *testing.T) {
 	t.Helper()
 	for seq, n := range s.got[1] {
-		if n > 1 {
-			t.Errorf("QoS 2 message %d delivered %d times", seq, n)
-		}
+		assert.LessOrEqual(t, n, 1, "QoS 2 message %d delivered %d times", seq, n)
 	}
 	for q := range 2 {
-		if !slices.IsSorted(s.first[q]) {
-			t.Errorf("crash/q%d first delivered out of order: %v", q+1, s.first[q])
-		}
+		assert.True(t, slices.IsSorted(s.first[q]), "crash/q%d first delivered out of order: %v", q+1, s.first[q])
 	}
 	dups := 0
 	for _, n := range s.got[0] {

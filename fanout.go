@@ -21,7 +21,7 @@ type fanout struct {
 	fromClient Client
 	// remote: the message came from another node of the cluster.
 	remote bool
-	now        int64 // when it was routed, Unix nanoseconds
+	now    int64 // when it was routed, Unix nanoseconds
 	// enc holds the PUBLISH encoded once per shape: MQTT 3.1.1 or 5, the
 	// delivered QoS, the RETAIN flag; DUP 0, packet id 1 (patched per
 	// delivery), no Subscription Identifier.

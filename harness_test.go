@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/packets"
 )
@@ -23,9 +26,7 @@ func startBroker(t testing.TB, opts tern.Options) (*tern.Broker, string) {
 	t.Helper()
 	before := runtime.NumGoroutine()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return serveBroker(t, before, opts, l), l.Addr().String()
 }
 
@@ -46,55 +47,42 @@ func serveBroker(t testing.TB, before int, opts tern.Options, l net.Listener, ho
 	b, err := tern.New(opts)
 	if err != nil {
 		l.Close()
-		t.Fatalf("New: %v", err)
 	}
+	require.NoError(t, err, "New")
 	for _, h := range hooks {
-		if err := b.AddHook(h); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, b.AddHook(h), "AddHook")
 	}
 	served := make(chan error, 1)
 	go func() { served <- b.Serve(l) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 		defer cancel()
-		if err := b.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-		if err := <-served; !errors.Is(err, tern.ErrClosed) {
-			t.Errorf("Serve returned %v, want ErrClosed", err)
-		}
+		assert.NoError(t, b.Close(ctx), "Close")
+		assert.ErrorIs(t, <-served, tern.ErrClosed, "Serve's return")
 		waitGoroutines(t, before)
 	})
 	return b
 }
 
-// waitGoroutines polls until the goroutine count is back to at most n.
+// waitGoroutines waits until the goroutine count is back to at most n,
+// and on failure prints every goroutine's stack to show what was left.
 func waitGoroutines(t testing.TB, n int) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for runtime.NumGoroutine() > n {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			t.Errorf("goroutines left behind: %d, want <= %d\n%s", runtime.NumGoroutine(), n, buf)
-			return
-		}
-		runtime.Gosched()
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
+	// Eventually runs the condition on a goroutine of its own: that one is
+	// the measurement's, not left behind, so it does not count.
+	back := func() bool { return runtime.NumGoroutine()-1 <= n }
+	if !assert.Eventually(t, back, waitTimeout, 5*time.Millisecond, "goroutines left behind: want <= %d", n) {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		t.Logf("%d goroutines:\n%s", runtime.NumGoroutine(), buf)
 	}
 }
 
-// eventually polls cond until it holds or the deadline passes.
+// eventually waits, failing the test after waitTimeout, until cond holds.
+// cond runs on a goroutine of its own, so it must not call t.FailNow.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond) // polling interval
-	}
+	require.Eventually(t, cond, waitTimeout, 2*time.Millisecond, "timed out waiting for %s", what)
 }
 
 // rawClient speaks MQTT packet by packet, so tests can send anything and
@@ -108,9 +96,7 @@ type rawClient struct {
 func dialRaw(t testing.TB, addr string) *rawClient {
 	t.Helper()
 	nc, err := net.DialTimeout("tcp", addr, waitTimeout)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
+	require.NoError(t, err, "dial")
 	t.Cleanup(func() { nc.Close() })
 	return &rawClient{t: t, conn: nc, r: packets.NewReader(nc, 0)}
 }
@@ -118,17 +104,14 @@ func dialRaw(t testing.TB, addr string) *rawClient {
 func (c *rawClient) sendRaw(b []byte) {
 	c.t.Helper()
 	c.conn.SetWriteDeadline(time.Now().Add(waitTimeout))
-	if _, err := c.conn.Write(b); err != nil {
-		c.t.Fatalf("write: %v", err)
-	}
+	_, err := c.conn.Write(b)
+	require.NoError(c.t, err, "write")
 }
 
 func (c *rawClient) send(p packets.Packet) {
 	c.t.Helper()
 	b, err := p.Append(nil)
-	if err != nil {
-		c.t.Fatalf("encode %v: %v", p.Type(), err)
-	}
+	require.NoError(c.t, err, "encode %v", p.Type())
 	c.sendRaw(b)
 }
 
@@ -136,9 +119,7 @@ func (c *rawClient) send(p packets.Packet) {
 func (c *rawClient) recv() packets.Packet {
 	c.t.Helper()
 	p, err := c.tryRecv(waitTimeout)
-	if err != nil {
-		c.t.Fatalf("recv: %v", err)
-	}
+	require.NoError(c.t, err, "recv")
 	return p
 }
 
@@ -153,11 +134,10 @@ func (c *rawClient) expectClosed() {
 	c.t.Helper()
 	p, err := c.tryRecv(waitTimeout)
 	if err == nil {
-		c.t.Fatalf("expected the connection to close, got %v %+v", p.Type(), p)
+		require.Failf(c.t, "expected the connection to close", "got %v %+v", p.Type(), p)
 	}
-	if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !isReset(err) {
-		c.t.Fatalf("expected the connection to close, got error %v", err)
-	}
+	require.True(c.t, errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isReset(err),
+		"expected the connection to close, got error %v", err)
 }
 
 func isReset(err error) bool {
@@ -169,12 +149,10 @@ func (c *rawClient) expectNothing(d time.Duration) {
 	c.t.Helper()
 	p, err := c.tryRecv(d)
 	if err == nil {
-		c.t.Fatalf("expected no packet, got %v %+v", p.Type(), p)
+		require.Failf(c.t, "expected no packet", "got %v %+v", p.Type(), p)
 	}
 	var ne net.Error
-	if !errors.As(err, &ne) || !ne.Timeout() {
-		c.t.Fatalf("expected silence, got error %v", err)
-	}
+	require.True(c.t, errors.As(err, &ne) && ne.Timeout(), "expected silence, got error %v", err)
 	// A read deadline that fired mid-packet would corrupt the stream; these
 	// tests only use expectNothing when the broker is silent.
 }
@@ -187,10 +165,9 @@ func (c *rawClient) connect(id string, clean bool) *packets.Connack {
 func (c *rawClient) connectWith(p *packets.Connect) *packets.Connack {
 	c.t.Helper()
 	c.send(p)
-	ack, ok := c.recv().(*packets.Connack)
-	if !ok {
-		c.t.Fatalf("expected CONNACK")
-	}
+	got := c.recv()
+	ack, ok := got.(*packets.Connack)
+	require.True(c.t, ok, "expected CONNACK, got %v %+v", got.Type(), got)
 	return ack
 }
 
@@ -198,9 +175,7 @@ func (c *rawClient) connectWith(p *packets.Connect) *packets.Connack {
 func mustConnect(t testing.TB, addr, id string, clean bool) *rawClient {
 	t.Helper()
 	c := dialRaw(t, addr)
-	if ack := c.connect(id, clean); ack.ReturnCode != 0 {
-		t.Fatalf("CONNACK return code %d", ack.ReturnCode)
-	}
+	require.Zero(t, c.connect(id, clean).ReturnCode, "CONNACK return code of %s", id)
 	return c
 }
 
@@ -209,9 +184,7 @@ func (c *rawClient) subscribe(id uint16, subs ...packets.Subscription) *packets.
 	c.send(&packets.Subscribe{PacketID: id, Subscriptions: subs})
 	p := c.recv()
 	ack, ok := p.(*packets.Suback)
-	if !ok {
-		c.t.Fatalf("expected SUBACK, got %v", p.Type())
-	}
+	require.True(c.t, ok, "expected SUBACK, got %v", p.Type())
 	return ack
 }
 
@@ -219,9 +192,7 @@ func (c *rawClient) recvPublish() *packets.Publish {
 	c.t.Helper()
 	p := c.recv()
 	pub, ok := p.(*packets.Publish)
-	if !ok {
-		c.t.Fatalf("expected PUBLISH, got %v %+v", p.Type(), p)
-	}
+	require.True(c.t, ok, "expected PUBLISH, got %v %+v", p.Type(), p)
 	return pub
 }
 
@@ -235,28 +206,34 @@ func (c *rawClient) publishQoS(id uint16, topic, payload string, qos byte, retai
 	c.send(p)
 	switch qos {
 	case 1:
-		if ack, ok := c.recv().(*packets.Puback); !ok || ack.PacketID != id {
-			c.t.Fatalf("expected PUBACK %d", id)
-		}
+		ack, ok := c.recv().(*packets.Puback)
+		require.True(c.t, ok && ack.PacketID == id, "expected PUBACK %d", id)
 	case 2:
-		if rec, ok := c.recv().(*packets.Pubrec); !ok || rec.PacketID != id {
-			c.t.Fatalf("expected PUBREC %d", id)
-		}
+		rec, ok := c.recv().(*packets.Pubrec)
+		require.True(c.t, ok && rec.PacketID == id, "expected PUBREC %d", id)
 		c.send(&packets.Pubrel{PacketID: id})
-		if comp, ok := c.recv().(*packets.Pubcomp); !ok || comp.PacketID != id {
-			c.t.Fatalf("expected PUBCOMP %d", id)
-		}
+		comp, ok := c.recv().(*packets.Pubcomp)
+		require.True(c.t, ok && comp.PacketID == id, "expected PUBCOMP %d", id)
 	}
 }
 
-// clientInfo returns the Broker.Clients entry of client id.
+// clientInfo returns the Broker.Clients entry of client id, failing the
+// test if there is none.
 func clientInfo(t testing.TB, b *tern.Broker, id string) tern.ClientInfo {
 	t.Helper()
+	ci, ok := findClient(b, id)
+	require.True(t, ok, "client %q not in Clients()", id)
+	return ci
+}
+
+// findClient returns the Broker.Clients entry of client id, if any. Unlike
+// clientInfo it does not fail the test, so an eventually condition (which
+// runs on a goroutine of its own) may call it.
+func findClient(b *tern.Broker, id string) (tern.ClientInfo, bool) {
 	for _, ci := range b.Clients() {
 		if ci.ID == id {
-			return ci
+			return ci, true
 		}
 	}
-	t.Fatalf("client %q not in Clients()", id)
-	return tern.ClientInfo{}
+	return tern.ClientInfo{}, false
 }

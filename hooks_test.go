@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/packets"
@@ -79,16 +81,14 @@ func (o hkObserver) next(t testing.TB, kind string) hkEvent {
 				return e
 			}
 		case <-deadline:
-			t.Fatalf("timed out waiting for %s event", kind)
+			require.FailNow(t, "timed out waiting for an observer event", "event %s", kind)
 		}
 	}
 }
 
 func hkAdd(t testing.TB, b *tern.Broker, h any) {
 	t.Helper()
-	if err := b.AddHook(h); err != nil {
-		t.Fatalf("AddHook(%T): %v", h, err)
-	}
+	require.NoError(t, b.AddHook(h), "AddHook(%T)", h)
 }
 
 // hkLogBuffer is a concurrency-safe log sink.
@@ -112,13 +112,9 @@ func (l *hkLogBuffer) String() string {
 func TestAddHookRefusesValueImplementingNoInterface(t *testing.T) {
 	b, _ := startBroker(t, tern.Options{})
 	for _, v := range []any{nil, 42, "hook", struct{}{}, func(tern.ConnectInfo) error { return nil }} {
-		if err := b.AddHook(v); !errors.Is(err, tern.ErrNotAHook) {
-			t.Errorf("AddHook(%T) = %v, want ErrNotAHook", v, err)
-		}
+		assert.ErrorIs(t, b.AddHook(v), tern.ErrNotAHook, "AddHook(%T)", v)
 	}
-	if err := b.AddHook(newHkObserver()); err != nil {
-		t.Errorf("AddHook(observer) = %v, want nil", err)
-	}
+	assert.NoError(t, b.AddHook(newHkObserver()), "AddHook(observer)")
 }
 
 func TestHooksRunInOrderAndFirstRefusalWins(t *testing.T) {
@@ -148,16 +144,10 @@ func TestHooksRunInOrderAndFirstRefusalWins(t *testing.T) {
 	}
 
 	mustConnect(t, addr, "accepted", true)
-	if got := taken(); !slices.Equal(got, []string{"first", "second", "third"}) {
-		t.Fatalf("accepted CONNECT ran hooks %v, want first, second, third", got)
-	}
+	require.Equal(t, []string{"first", "second", "third"}, taken(), "hooks an accepted CONNECT ran")
 	c := dialRaw(t, addr)
-	if ack := c.connect("refused", true); ack.ReturnCode != packets.RefusedBadUsernamePassword {
-		t.Fatalf("CONNACK 0x%02x, want 0x04", ack.ReturnCode)
-	}
-	if got := taken(); !slices.Equal(got, []string{"first", "second"}) {
-		t.Fatalf("refused CONNECT ran hooks %v, want first, second (the third is not asked)", got)
-	}
+	require.Equal(t, packets.RefusedBadUsernamePassword, c.connect("refused", true).ReturnCode, "CONNACK return code")
+	assert.Equal(t, []string{"first", "second"}, taken(), "hooks a refused CONNECT ran (the third is not asked)")
 }
 
 // [MQTT-3.2.2-4] [MQTT-3.2.2-5] a panicking hook refuses like any other.
@@ -186,36 +176,28 @@ func TestPanickingHookIsRecoveredLoggedAndRefuses(t *testing.T) {
 	hkAdd(t, b, obs)
 
 	c := dialRaw(t, addr)
-	if ack := c.connect("boom", true); ack.ReturnCode != packets.RefusedNotAuthorized || ack.SessionPresent {
-		t.Fatalf("CONNACK %+v, want 0x05 with session present 0", ack)
-	}
+	ack := c.connect("boom", true)
+	require.Equal(t, packets.RefusedNotAuthorized, ack.ReturnCode, "CONNACK return code")
+	require.False(t, ack.SessionPresent, "CONNACK: want session present 0")
 	c.expectClosed()
-	if !strings.Contains(logs.String(), "authenticator exploded") {
-		t.Errorf("the panic was not logged; logs:\n%s", logs)
-	}
+	assert.Contains(t, logs.String(), "authenticator exploded", "the panic was not logged")
 
 	// The broker keeps serving; the other panicking hooks refuse too.
 	sub := mustConnect(t, addr, "sub", true)
-	if ack := sub.subscribe(1, packets.Subscription{Filter: "boom", QoS: 1}, packets.Subscription{Filter: "#", QoS: 1}); !bytes.Equal(ack.ReturnCodes, []byte{packets.SubackFailure, 1}) {
-		t.Fatalf("SUBACK %v, want [0x80 1]", ack.ReturnCodes)
-	}
+	suback := sub.subscribe(1, packets.Subscription{Filter: "boom", QoS: 1}, packets.Subscription{Filter: "#", QoS: 1})
+	require.Equal(t, []byte{packets.SubackFailure, 1}, suback.ReturnCodes, "SUBACK return codes")
 	pub := mustConnect(t, addr, "pub", true)
 	dropped := b.Stats().PublishDropped
 	pub.publishQoS(1, "boom", "x", 1, false)
-	if e := obs.next(t, "drop"); e.msg.Topic != "boom" || e.client.ID != "pub" || e.reason == nil {
-		t.Fatalf("drop event %+v", e)
-	}
+	e := obs.next(t, "drop")
+	require.Equal(t, "boom", e.msg.Topic, "drop event %+v", e)
+	require.Equal(t, "pub", e.client.ID, "drop event %+v", e)
+	require.Error(t, e.reason, "drop event %+v", e)
 	pub.publishQoS(2, "fine", "y", 1, false)
-	if got := sub.recvPublish(); got.Topic != "fine" {
-		t.Fatalf("subscriber got %q, want only the publish that the panicking hook did not see", got.Topic)
-	}
-	if d := b.Stats().PublishDropped - dropped; d != 1 {
-		t.Errorf("PublishDropped grew by %d, want 1", d)
-	}
+	require.Equal(t, "fine", sub.recvPublish().Topic, "want only the publish that the panicking hook did not see")
+	assert.EqualValues(t, 1, b.Stats().PublishDropped-dropped, "PublishDropped growth")
 	for _, want := range []string{"publish authorizer exploded", "subscribe authorizer exploded"} {
-		if !strings.Contains(logs.String(), want) {
-			t.Errorf("panic %q not logged", want)
-		}
+		assert.Contains(t, logs.String(), want, "panic not logged")
 	}
 }
 
@@ -225,9 +207,7 @@ func TestPanickingObserverDoesNotDisturbTheClient(t *testing.T) {
 	c := mustConnect(t, addr, "c", true)
 	c.subscribe(1, packets.Subscription{Filter: "t", QoS: 0})
 	c.publishQoS(1, "t", "still served", 0, false)
-	if got := c.recvPublish(); string(got.Payload) != "still served" {
-		t.Fatalf("got %q", got.Payload)
-	}
+	assert.Equal(t, "still served", string(c.recvPublish().Payload))
 }
 
 type hkPanicObserver struct{}
@@ -257,20 +237,19 @@ func TestAuthenticatorErrorChoosesReturnCode(t *testing.T) {
 			hkAdd(t, b, hkAuth(func(tern.ConnectInfo) error { return tc.err }))
 			c := dialRaw(t, addr)
 			ack := c.connect("dev", false)
-			if ack.ReturnCode != tc.code || (tc.code != 0 && ack.SessionPresent) {
-				t.Fatalf("CONNACK %+v, want return code 0x%02x", ack, tc.code)
+			require.Equal(t, tc.code, ack.ReturnCode, "CONNACK return code")
+			if tc.code != 0 {
+				require.False(t, ack.SessionPresent, "a refused CONNACK has session present 0")
 			}
 			st := b.Stats()
 			if tc.code == packets.Accepted {
-				if st.Refused != 0 || st.Connects != 1 {
-					t.Fatalf("Stats refused %d connects %d, want 0 and 1", st.Refused, st.Connects)
-				}
+				assert.Zero(t, st.Refused, "Stats().Refused")
+				assert.EqualValues(t, 1, st.Connects, "Stats().Connects")
 				return
 			}
 			c.expectClosed()
-			if st.Refused != 1 || st.Connects != 0 {
-				t.Fatalf("Stats refused %d connects %d, want 1 and 0", st.Refused, st.Connects)
-			}
+			assert.EqualValues(t, 1, st.Refused, "Stats().Refused")
+			assert.Zero(t, st.Connects, "Stats().Connects")
 		})
 	}
 }
@@ -284,22 +263,22 @@ func TestAuthenticatorSeesConnectFields(t *testing.T) {
 		ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: "dev-1", KeepAlive: 30,
 		UsernameFlag: true, Username: "alice", PasswordFlag: true, Password: []byte("s3cret"),
 	})
-	if ack.ReturnCode != 0 {
-		t.Fatalf("CONNACK 0x%02x", ack.ReturnCode)
-	}
+	require.Zero(t, ack.ReturnCode, "CONNACK return code")
 	got := <-seen
 	want := tern.ConnectInfo{
 		ClientID: "dev-1", Username: "alice", Password: []byte("s3cret"),
 		HasUsername: true, HasPassword: true, CleanSession: false, ProtocolLevel: 4,
 	}
-	if got.ClientID != want.ClientID || got.Username != want.Username || !bytes.Equal(got.Password, want.Password) ||
-		got.HasUsername != want.HasUsername || got.HasPassword != want.HasPassword ||
-		got.CleanSession != want.CleanSession || got.ProtocolLevel != want.ProtocolLevel || got.TLS != nil {
-		t.Fatalf("ConnectInfo %+v, want %+v", got, want)
-	}
-	if got.RemoteAddr == nil || got.RemoteAddr.String() != c.conn.LocalAddr().String() {
-		t.Fatalf("RemoteAddr %v, want the client's address %v", got.RemoteAddr, c.conn.LocalAddr())
-	}
+	assert.Equal(t, want.ClientID, got.ClientID, "ConnectInfo.ClientID")
+	assert.Equal(t, want.Username, got.Username, "ConnectInfo.Username")
+	assert.Equal(t, want.Password, got.Password, "ConnectInfo.Password")
+	assert.Equal(t, want.HasUsername, got.HasUsername, "ConnectInfo.HasUsername")
+	assert.Equal(t, want.HasPassword, got.HasPassword, "ConnectInfo.HasPassword")
+	assert.Equal(t, want.CleanSession, got.CleanSession, "ConnectInfo.CleanSession")
+	assert.Equal(t, want.ProtocolLevel, got.ProtocolLevel, "ConnectInfo.ProtocolLevel")
+	assert.Nil(t, got.TLS, "ConnectInfo.TLS")
+	require.NotNil(t, got.RemoteAddr, "RemoteAddr: want the client's address %v", c.conn.LocalAddr())
+	assert.Equal(t, c.conn.LocalAddr().String(), got.RemoteAddr.String(), "RemoteAddr: want the client's address")
 }
 
 // [MQTT-3.3.5-2] a PUBLISH the client may not make is acknowledged as its
@@ -327,21 +306,16 @@ func TestPublishAuthorizerRefusalIsAcknowledgedButNotForwarded(t *testing.T) {
 	pub.publishQoS(1, "secret/a", "q1", 1, true)  // PUBACK checked inside
 	pub.publishQoS(2, "secret/a", "q2", 2, false) // PUBREC, PUBREL, PUBCOMP
 	pub.publishQoS(3, "open/a", "marker", 1, false)
-	if got := sub.recvPublish(); got.Topic != "open/a" {
-		t.Fatalf("subscriber got %q first, want the marker: a refused publish was forwarded", got.Topic)
-	}
+	require.Equal(t, "open/a", sub.recvPublish().Topic, "subscriber's first message must be the marker: a refused publish was forwarded")
 	st := b.Stats()
-	if d := st.PublishDropped - before; d != 3 {
-		t.Errorf("PublishDropped grew by %d, want 3", d)
-	}
-	if st.Retained != 0 {
-		t.Errorf("a refused retained publish was stored: %d retained", st.Retained)
-	}
+	assert.EqualValues(t, 3, st.PublishDropped-before, "PublishDropped growth")
+	assert.Zero(t, st.Retained, "a refused retained publish was stored")
 	mu.Lock()
 	defer mu.Unlock()
-	if len(asked) != 4 || asked[0].ID != "pub" || asked[0].Username != "bob" || asked[0].Internal {
-		t.Errorf("authorizer saw %+v, want four calls for client pub (user bob)", asked)
-	}
+	require.Len(t, asked, 4, "authorizer saw %+v, want four calls for client pub (user bob)", asked)
+	assert.Equal(t, "pub", asked[0].ID, "authorizer saw %+v, want four calls for client pub (user bob)", asked)
+	assert.Equal(t, "bob", asked[0].Username, "authorizer saw %+v, want four calls for client pub (user bob)", asked)
+	assert.False(t, asked[0].Internal, "authorizer saw %+v, want four calls for client pub (user bob)", asked)
 }
 
 // [MQTT-3.8.4-1] [MQTT-3.8.4-2] [MQTT-3.8.4-4] [MQTT-3.8.4-5] a refused
@@ -361,19 +335,14 @@ func TestSubscribeAuthorizerRefusalGivesFailureCodeForThatFilter(t *testing.T) {
 		packets.Subscription{Filter: "a/b", QoS: 1},
 		packets.Subscription{Filter: "private/#", QoS: 2},
 		packets.Subscription{Filter: "c/#", QoS: 0})
-	if ack.PacketID != 7 || !bytes.Equal(ack.ReturnCodes, []byte{1, packets.SubackFailure, 0}) {
-		t.Fatalf("SUBACK %+v, want id 7 codes [1 0x80 0]", ack)
-	}
+	require.Equal(t, uint16(7), ack.PacketID, "SUBACK packet identifier")
+	require.Equal(t, []byte{1, packets.SubackFailure, 0}, ack.ReturnCodes, "SUBACK return codes")
 	for _, want := range []string{"a/b", "c/#"} {
-		if e := obs.next(t, "subscribe"); e.filter != want {
-			t.Fatalf("OnSubscribe for %q, want %q (refused filters are not reported)", e.filter, want)
-		}
+		require.Equal(t, want, obs.next(t, "subscribe").filter, "OnSubscribe filter (refused filters are not reported)")
 	}
 	c.publishQoS(1, "private/x", "no", 0, false)
 	c.publishQoS(2, "c/x", "yes", 0, false)
-	if got := c.recvPublish(); got.Topic != "c/x" {
-		t.Fatalf("got %q: the refused filter was subscribed", got.Topic)
-	}
+	assert.Equal(t, "c/x", c.recvPublish().Topic, "the refused filter was subscribed")
 }
 
 func TestReadAuthorizerLimitsWildcardToReadableTopics(t *testing.T) {
@@ -392,9 +361,8 @@ func TestReadAuthorizerLimitsWildcardToReadableTopics(t *testing.T) {
 
 	// Retained at subscribe: the reader gets only the readable one.
 	got := reader.recvPublish()
-	if got.Topic != "public/r" || !got.Retain {
-		t.Fatalf("reader's first retained message %q (retain %v), want public/r", got.Topic, got.Retain)
-	}
+	require.Equal(t, "public/r", got.Topic, "reader's first retained message")
+	require.True(t, got.Retain, "reader's first retained message: RETAIN")
 	reader.send(&packets.Puback{PacketID: got.PacketID})
 	seen := map[string]bool{}
 	for range 2 {
@@ -402,19 +370,13 @@ func TestReadAuthorizerLimitsWildcardToReadableTopics(t *testing.T) {
 		seen[m.Topic] = true
 		admin.send(&packets.Puback{PacketID: m.PacketID})
 	}
-	if !seen["private/r"] || !seen["public/r"] {
-		t.Fatalf("admin's retained messages %v, want both", seen)
-	}
+	require.Equal(t, map[string]bool{"private/r": true, "public/r": true}, seen, "admin's retained messages: want both")
 
 	// Live: the unreadable one is skipped for the reader only.
 	pub.publishQoS(3, "private/live", "hidden", 0, false)
 	pub.publishQoS(4, "public/live", "shown", 0, false)
-	if got := reader.recvPublish(); got.Topic != "public/live" {
-		t.Fatalf("reader got %q, want public/live", got.Topic)
-	}
-	if got := admin.recvPublish(); got.Topic != "private/live" {
-		t.Fatalf("admin got %q, want private/live", got.Topic)
-	}
+	assert.Equal(t, "public/live", reader.recvPublish().Topic, "reader")
+	assert.Equal(t, "private/live", admin.recvPublish().Topic, "admin")
 }
 
 func TestPublishInterceptorRewritesAndDrops(t *testing.T) {
@@ -438,30 +400,22 @@ func TestPublishInterceptorRewritesAndDrops(t *testing.T) {
 	before := b.Stats().PublishDropped
 
 	pub.publishQoS(1, "raw/t", "hello", 1, false)
-	if got := sub.recvPublish(); got.Topic != "cooked/t" || string(got.Payload) != "HELLO" {
-		t.Fatalf("got %q %q, want cooked/t HELLO", got.Topic, got.Payload)
-	}
+	got := sub.recvPublish()
+	require.Equal(t, "cooked/t", got.Topic)
+	require.Equal(t, "HELLO", string(got.Payload))
 	pub.publishQoS(2, "drop/t", "x", 1, false) // still acknowledged
 	pub.publishQoS(3, "bad/t", "x", 2, false)
 	pub.publishQoS(4, "plain/t", "marker", 1, false)
-	if got := sub.recvPublish(); got.Topic != "plain/t" {
-		t.Fatalf("got %q, want the marker: a dropped publish was forwarded", got.Topic)
-	}
-	if d := b.Stats().PublishDropped - before; d != 2 {
-		t.Errorf("PublishDropped grew by %d, want 2", d)
-	}
+	require.Equal(t, "plain/t", sub.recvPublish().Topic, "want the marker: a dropped publish was forwarded")
+	assert.EqualValues(t, 2, b.Stats().PublishDropped-before, "PublishDropped growth")
 
 	// The interceptor sees Broker.Publish too, and its refusal is returned.
 	ctx := context.Background()
-	if err := b.Publish(ctx, "raw/app", []byte("from code"), 0, false); err != nil {
-		t.Fatal(err)
-	}
-	if got := sub.recvPublish(); got.Topic != "cooked/app" || string(got.Payload) != "FROM CODE" {
-		t.Fatalf("got %q %q", got.Topic, got.Payload)
-	}
-	if err := b.Publish(ctx, "drop/app", []byte("x"), 0, false); !errors.Is(err, errDrop) {
-		t.Fatalf("Publish refused by the interceptor = %v, want the hook's error", err)
-	}
+	require.NoError(t, b.Publish(ctx, "raw/app", []byte("from code"), 0, false))
+	got = sub.recvPublish()
+	require.Equal(t, "cooked/app", got.Topic)
+	require.Equal(t, "FROM CODE", string(got.Payload))
+	assert.ErrorIs(t, b.Publish(ctx, "drop/app", []byte("x"), 0, false), errDrop, "Publish refused by the interceptor: want the hook's error")
 }
 
 // OnDisconnect reports nil after DISCONNECT and the cause otherwise.
@@ -472,34 +426,33 @@ func TestObserversSeeConnectionLifecycle(t *testing.T) {
 	c := dialRaw(t, addr)
 	c.connectWith(&packets.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: "obs", CleanSession: true, UsernameFlag: true, Username: "carol"})
 	e := obs.next(t, "connect")
-	if e.client.ID != "obs" || e.client.Username != "carol" || e.client.RemoteAddr.String() != c.conn.LocalAddr().String() || e.client.Internal {
-		t.Fatalf("OnConnect %+v", e.client)
-	}
+	require.Equal(t, "obs", e.client.ID, "OnConnect %+v", e.client)
+	require.Equal(t, "carol", e.client.Username, "OnConnect %+v", e.client)
+	require.Equal(t, c.conn.LocalAddr().String(), e.client.RemoteAddr.String(), "OnConnect %+v", e.client)
+	require.False(t, e.client.Internal, "OnConnect %+v", e.client)
 
 	c.subscribe(1, packets.Subscription{Filter: "a/#", QoS: 1}, packets.Subscription{Filter: "b", QoS: 2})
 	for _, want := range []hkEvent{{filter: "a/#", qos: 1}, {filter: "b", qos: 2}} {
-		if e := obs.next(t, "subscribe"); e.filter != want.filter || e.qos != want.qos || e.client.ID != "obs" {
-			t.Fatalf("OnSubscribe %q qos %d, want %q qos %d", e.filter, e.qos, want.filter, want.qos)
-		}
+		e := obs.next(t, "subscribe")
+		require.Equal(t, want.filter, e.filter, "OnSubscribe filter")
+		require.Equal(t, want.qos, e.qos, "OnSubscribe qos of %q", want.filter)
+		require.Equal(t, "obs", e.client.ID, "OnSubscribe client")
 	}
 	c.send(&packets.Unsubscribe{PacketID: 2, Filters: []string{"never/subscribed", "a/#"}})
-	if _, ok := c.recv().(*packets.Unsuback); !ok {
-		t.Fatal("expected UNSUBACK")
-	}
-	if e := obs.next(t, "unsubscribe"); e.filter != "a/#" {
-		t.Fatalf("OnUnsubscribe %q, want a/# only", e.filter)
-	}
+	_, ok := c.recv().(*packets.Unsuback)
+	require.True(t, ok, "expected UNSUBACK")
+	require.Equal(t, "a/#", obs.next(t, "unsubscribe").filter, "OnUnsubscribe: want a/# only")
 	c.send(&packets.Disconnect{})
-	if e := obs.next(t, "disconnect"); e.client.ID != "obs" || e.reason != nil {
-		t.Fatalf("OnDisconnect after DISCONNECT: %+v, want reason nil", e)
-	}
+	e = obs.next(t, "disconnect")
+	require.Equal(t, "obs", e.client.ID, "OnDisconnect after DISCONNECT: %+v", e)
+	require.NoError(t, e.reason, "OnDisconnect after DISCONNECT: want reason nil")
 
 	eof := mustConnect(t, addr, "eof", true)
 	obs.next(t, "connect")
 	eof.conn.Close()
-	if e := obs.next(t, "disconnect"); e.client.ID != "eof" || e.reason == nil {
-		t.Fatalf("OnDisconnect after EOF: %+v, want a reason", e)
-	}
+	e = obs.next(t, "disconnect")
+	assert.Equal(t, "eof", e.client.ID, "OnDisconnect after EOF: %+v", e)
+	assert.Error(t, e.reason, "OnDisconnect after EOF: want a reason")
 }
 
 func TestDropObserverToldOfRefusalsAndFullQueues(t *testing.T) {
@@ -520,16 +473,15 @@ func TestDropObserverToldOfRefusalsAndFullQueues(t *testing.T) {
 	pub := mustConnect(t, addr, "pub", true)
 
 	pub.publishQoS(1, "refused", "r", 1, false)
-	if e := obs.next(t, "drop"); e.client.ID != "pub" || e.msg.Topic != "refused" || !errors.Is(e.reason, errNo) {
-		t.Fatalf("drop by refusal: %+v, want from pub with the hook's error", e)
-	}
+	e := obs.next(t, "drop")
+	require.Equal(t, "pub", e.client.ID, "drop by refusal: %+v", e)
+	require.Equal(t, "refused", e.msg.Topic, "drop by refusal: %+v", e)
+	require.ErrorIs(t, e.reason, errNo, "drop by refusal: want the hook's error")
 	pub.publishQoS(2, "q", "kept", 1, false)
 	pub.publishQoS(3, "q", "over", 1, false)
-	e := obs.next(t, "drop")
-	if e.client.ID != "offline" || string(e.msg.Payload) != "over" || e.reason == nil {
-		t.Fatalf("drop by full queue: %+v, want for client offline, payload over", e)
-	}
-	if got := b.Stats().PublishDropped; got != 2 {
-		t.Errorf("PublishDropped %d, want 2", got)
-	}
+	e = obs.next(t, "drop")
+	require.Equal(t, "offline", e.client.ID, "drop by full queue: %+v", e)
+	require.Equal(t, "over", string(e.msg.Payload), "drop by full queue: %+v", e)
+	require.Error(t, e.reason, "drop by full queue: want a reason")
+	assert.EqualValues(t, 2, b.Stats().PublishDropped, "PublishDropped")
 }

@@ -2,12 +2,13 @@ package tern_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/packets"
@@ -26,7 +27,7 @@ func receive(t testing.TB, ch <-chan tern.Message) tern.Message {
 	case m := <-ch:
 		return m
 	case <-time.After(waitTimeout):
-		t.Fatal("timed out waiting for a handler call")
+		require.FailNow(t, "timed out waiting for a handler call")
 		return tern.Message{}
 	}
 }
@@ -34,9 +35,7 @@ func receive(t testing.TB, ch <-chan tern.Message) tern.Message {
 func mustSubscribe(t testing.TB, b *tern.Broker, filter string, qos byte, h tern.Handler) func() {
 	t.Helper()
 	cancel, err := b.Subscribe(filter, tern.SubscribeOptions{QoS: qos}, h)
-	if err != nil {
-		t.Fatalf("Subscribe(%q): %v", filter, err)
-	}
+	require.NoError(t, err, "Subscribe(%q)", filter)
 	return cancel
 }
 
@@ -60,13 +59,15 @@ func TestBrokerPublishValidatesItsArguments(t *testing.T) {
 	}
 	for _, tc := range cases {
 		err := b.Publish(tc.ctx, tc.topic, []byte("x"), tc.qos, false)
-		if err == nil || errors.Is(err, tern.ErrClosed) || (tc.is != nil && !errors.Is(err, tc.is)) {
-			t.Errorf("%s: Publish = %v", tc.name, err)
+		assert.Error(t, err, "%s: Publish", tc.name)
+		assert.NotErrorIs(t, err, tern.ErrClosed, "%s: Publish", tc.name)
+		if tc.is != nil {
+			assert.ErrorIs(t, err, tc.is, "%s: Publish", tc.name)
 		}
 	}
-	if st := b.Stats(); st.PublishSent != 0 || st.Retained != 0 {
-		t.Errorf("a refused Publish had effects: %+v", st)
-	}
+	st := b.Stats()
+	assert.Zero(t, st.PublishSent, "a refused Publish had effects: %+v", st)
+	assert.Zero(t, st.Retained, "a refused Publish had effects: %+v", st)
 }
 
 // [MQTT-3.3.5-1] messages from Broker.Publish reach network subscribers at
@@ -78,13 +79,12 @@ func TestBrokerPublishReachesNetworkSubscribers(t *testing.T) {
 	ctx := context.Background()
 	for qos := byte(0); qos <= 2; qos++ {
 		payload := fmt.Sprintf("qos %d", qos)
-		if err := b.Publish(ctx, "app/cmd", []byte(payload), qos, false); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, b.Publish(ctx, "app/cmd", []byte(payload), qos, false))
 		got := sub.recvPublish()
-		if got.Topic != "app/cmd" || string(got.Payload) != payload || got.QoS != min(qos, 1) || got.Retain {
-			t.Fatalf("qos %d: got %+v", qos, got)
-		}
+		require.Equal(t, "app/cmd", got.Topic, "qos %d: got %+v", qos, got)
+		require.Equal(t, payload, string(got.Payload), "qos %d: got %+v", qos, got)
+		require.Equal(t, min(qos, 1), got.QoS, "qos %d: got %+v", qos, got)
+		require.False(t, got.Retain, "qos %d: got %+v", qos, got)
 		if got.QoS == 1 {
 			sub.send(&packets.Puback{PacketID: got.PacketID})
 		}
@@ -94,35 +94,29 @@ func TestBrokerPublishReachesNetworkSubscribers(t *testing.T) {
 // [MQTT-3.3.1-5] [MQTT-3.3.1-6] [MQTT-3.3.1-8]
 func TestBrokerPublishRetainedReachesLaterSubscribers(t *testing.T) {
 	b, addr := startBroker(t, tern.Options{})
-	if err := b.Publish(context.Background(), "cfg/rate", []byte("10"), 1, true); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, b.Publish(context.Background(), "cfg/rate", []byte("10"), 1, true))
 	sub := mustConnect(t, addr, "sub", true)
 	sub.subscribe(1, packets.Subscription{Filter: "cfg/#", QoS: 2})
-	if got := sub.recvPublish(); got.Topic != "cfg/rate" || string(got.Payload) != "10" || !got.Retain || got.QoS != 1 {
-		t.Fatalf("got %+v", got)
-	}
+	got := sub.recvPublish()
+	require.Equal(t, "cfg/rate", got.Topic, "got %+v", got)
+	require.Equal(t, "10", string(got.Payload), "got %+v", got)
+	require.True(t, got.Retain, "got %+v", got)
+	require.Equal(t, byte(1), got.QoS, "got %+v", got)
 	h, ch := inbox(1)
 	mustSubscribe(t, b, "cfg/+", 0, h)
-	if m := receive(t, ch); m.Topic != "cfg/rate" || !m.Retain || m.QoS != 0 {
-		t.Fatalf("handler got %+v", m)
-	}
+	m := receive(t, ch)
+	assert.Equal(t, "cfg/rate", m.Topic, "handler got %+v", m)
+	assert.True(t, m.Retain, "handler got %+v", m)
+	assert.Equal(t, byte(0), m.QoS, "handler got %+v", m)
 }
 
 func TestBrokerPublishAndSubscribeAfterCloseReturnErrClosed(t *testing.T) {
 	b, err := tern.New(tern.Options{SysInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Publish(context.Background(), "a", nil, 0, false); !errors.Is(err, tern.ErrClosed) {
-		t.Errorf("Publish after Close = %v, want ErrClosed", err)
-	}
-	if _, err := b.Subscribe("a", tern.SubscribeOptions{}, func(tern.Message, tern.Client) {}); !errors.Is(err, tern.ErrClosed) {
-		t.Errorf("Subscribe after Close = %v, want ErrClosed", err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, b.Close(context.Background()))
+	assert.ErrorIs(t, b.Publish(context.Background(), "a", nil, 0, false), tern.ErrClosed, "Publish after Close")
+	_, err = b.Subscribe("a", tern.SubscribeOptions{}, func(tern.Message, tern.Client) {})
+	assert.ErrorIs(t, err, tern.ErrClosed, "Subscribe after Close")
 }
 
 func TestBrokerSubscribeValidatesItsArguments(t *testing.T) {
@@ -136,9 +130,9 @@ func TestBrokerSubscribeValidatesItsArguments(t *testing.T) {
 		{"", 0, h}, {"a/#/b", 0, h}, {"a+", 0, h}, {"a", 3, h}, {"a", 0, nil},
 	}
 	for _, tc := range cases {
-		if cancel, err := b.Subscribe(tc.filter, tern.SubscribeOptions{QoS: tc.qos}, tc.h); err == nil {
+		cancel, err := b.Subscribe(tc.filter, tern.SubscribeOptions{QoS: tc.qos}, tc.h)
+		if !assert.Error(t, err, "Subscribe(%q, %d, handler nil %v) succeeded", tc.filter, tc.qos, tc.h == nil) {
 			cancel()
-			t.Errorf("Subscribe(%q, %d, handler nil %v) succeeded", tc.filter, tc.qos, tc.h == nil)
 		}
 	}
 }
@@ -150,9 +144,10 @@ func TestBrokerSubscribeHandlerSeesNetworkPublish(t *testing.T) {
 	pub := mustConnect(t, addr, "pub", true)
 	pub.publishQoS(1, "dev/7/temp", "21.5", 2, false)
 	m := receive(t, ch)
-	if m.Topic != "dev/7/temp" || string(m.Payload) != "21.5" || m.QoS != 1 || m.Retain {
-		t.Fatalf("handler got %+v, want dev/7/temp 21.5 at QoS 1", m)
-	}
+	assert.Equal(t, "dev/7/temp", m.Topic, "handler got %+v", m)
+	assert.Equal(t, "21.5", string(m.Payload), "handler got %+v", m)
+	assert.Equal(t, byte(1), m.QoS, "handler got %+v", m)
+	assert.False(t, m.Retain, "handler got %+v", m)
 }
 
 // [MQTT-4.6.0-6] a handler sees one publisher's messages in order.
@@ -165,15 +160,12 @@ func TestBrokerSubscribeHandlerSeesMessagesInOrder(t *testing.T) {
 	var burst []byte
 	for i := range n {
 		var err error
-		if burst, err = (&packets.Publish{Topic: "seq", Payload: []byte(fmt.Sprint(i))}).Append(burst); err != nil {
-			t.Fatal(err)
-		}
+		burst, err = (&packets.Publish{Topic: "seq", Payload: []byte(fmt.Sprint(i))}).Append(burst)
+		require.NoError(t, err)
 	}
 	pub.sendRaw(burst)
 	for i := range n {
-		if m := receive(t, ch); string(m.Payload) != fmt.Sprint(i) {
-			t.Fatalf("message %d has payload %q", i, m.Payload)
-		}
+		require.Equal(t, fmt.Sprint(i), string(receive(t, ch).Payload), "payload of message %d", i)
 	}
 }
 
@@ -181,29 +173,23 @@ func TestBrokerSubscribeDeliversRetainedFirst(t *testing.T) {
 	b, _ := startBroker(t, tern.Options{})
 	ctx := context.Background()
 	for _, topic := range []string{"r/1", "r/2"} {
-		if err := b.Publish(ctx, topic, []byte("old"), 1, true); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, b.Publish(ctx, topic, []byte("old"), 1, true))
 	}
 	h, ch := inbox(3)
 	mustSubscribe(t, b, "r/#", 2, h)
-	if err := b.Publish(ctx, "r/3", []byte("live"), 1, true); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, b.Publish(ctx, "r/3", []byte("live"), 1, true))
 	seen := map[string]bool{}
 	for range 2 {
 		m := receive(t, ch)
-		if !m.Retain || string(m.Payload) != "old" || m.QoS != 1 {
-			t.Fatalf("got %+v before the retained messages", m)
-		}
+		require.True(t, m.Retain, "got %+v before the retained messages", m)
+		require.Equal(t, "old", string(m.Payload), "got %+v before the retained messages", m)
+		require.Equal(t, byte(1), m.QoS, "got %+v before the retained messages", m)
 		seen[m.Topic] = true
 	}
-	if !seen["r/1"] || !seen["r/2"] {
-		t.Fatalf("retained messages %v, want r/1 and r/2", seen)
-	}
-	if m := receive(t, ch); m.Topic != "r/3" || m.Retain {
-		t.Fatalf("live message %+v, want r/3 with Retain false", m)
-	}
+	require.Equal(t, map[string]bool{"r/1": true, "r/2": true}, seen, "retained messages: want r/1 and r/2")
+	m := receive(t, ch)
+	assert.Equal(t, "r/3", m.Topic, "live message %+v", m)
+	assert.False(t, m.Retain, "live message %+v: want Retain false", m)
 }
 
 func TestBrokerSubscribeCancelStopsDeliveryAndIsIdempotent(t *testing.T) {
@@ -213,23 +199,17 @@ func TestBrokerSubscribeCancelStopsDeliveryAndIsIdempotent(t *testing.T) {
 	cancel1 := mustSubscribe(t, b, "t", 0, h1)
 	h2, ch2 := inbox(10)
 	mustSubscribe(t, b, "t", 0, h2)
-	if n := b.Stats().InternalSubscriptions; n != 2 {
-		t.Fatalf("Subscriptions %d, want 2", n)
-	}
+	require.Equal(t, 2, b.Stats().InternalSubscriptions, "Subscriptions")
 	cancel1()
 	cancel1()
-	if n := b.Stats().InternalSubscriptions; n != 1 {
-		t.Fatalf("Subscriptions %d after cancel, want 1", n)
-	}
-	if err := b.Publish(ctx, "t", []byte("after"), 0, false); err != nil {
-		t.Fatal(err)
-	}
+	require.Equal(t, 1, b.Stats().InternalSubscriptions, "Subscriptions after cancel")
+	require.NoError(t, b.Publish(ctx, "t", []byte("after"), 0, false))
 	// Routing is synchronous: once the live subscription has the message,
 	// the cancelled one would have had it too.
 	receive(t, ch2)
 	select {
 	case m := <-ch1:
-		t.Fatalf("cancelled handler got %+v", m)
+		require.FailNow(t, "cancelled handler got a message", "%+v", m)
 	default:
 	}
 
@@ -238,15 +218,11 @@ func TestBrokerSubscribeCancelStopsDeliveryAndIsIdempotent(t *testing.T) {
 	calls := make(chan struct{}, 10)
 	self = mustSubscribe(t, b, "self", 0, func(tern.Message, tern.Client) { calls <- struct{}{}; self() })
 	for range 2 {
-		if err := b.Publish(ctx, "self", nil, 0, false); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, b.Publish(ctx, "self", nil, 0, false))
 	}
 	<-calls
 	eventually(t, "the self-cancelled subscription to go", func() bool { return b.Stats().InternalSubscriptions == 1 })
-	if len(calls) != 0 {
-		t.Fatal("handler called after cancelling itself")
-	}
+	assert.Empty(t, calls, "handler called after cancelling itself")
 }
 
 func TestPanickingHandlerIsLoggedAndKeepsItsSubscription(t *testing.T) {
@@ -260,21 +236,15 @@ func TestPanickingHandlerIsLoggedAndKeepsItsSubscription(t *testing.T) {
 		got <- string(m.Payload)
 	})
 	for _, p := range []string{"boom", "fine"} {
-		if err := b.Publish(context.Background(), "p", []byte(p), 0, false); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, b.Publish(context.Background(), "p", []byte(p), 0, false))
 	}
 	select {
 	case p := <-got:
-		if p != "fine" {
-			t.Fatalf("got %q", p)
-		}
+		require.Equal(t, "fine", p)
 	case <-time.After(waitTimeout):
-		t.Fatal("the subscription did not survive its handler's panic")
+		require.FailNow(t, "the subscription did not survive its handler's panic")
 	}
-	if !strings.Contains(logs.String(), "handler exploded") {
-		t.Errorf("panic not logged:\n%s", logs)
-	}
+	assert.Contains(t, logs.String(), "handler exploded", "panic not logged")
 }
 
 // A blocked handler holds up nobody: publishers are acknowledged, network
@@ -308,21 +278,15 @@ func TestSlowHandlerDoesNotBlockPublishersAndOverflowIsCounted(t *testing.T) {
 		pub.publishQoS(uint16(i+1), "load", fmt.Sprint(i), 1, false) // each one PUBACKed
 	}
 	for i := range n {
-		if got := sub.recvPublish(); string(got.Payload) != fmt.Sprint(i) {
-			t.Fatalf("network subscriber got %q, want %d", got.Payload, i)
-		}
+		require.Equal(t, fmt.Sprint(i), string(sub.recvPublish().Payload), "network subscriber's message %d", i)
 	}
-	if d := b.Stats().PublishDropped; d != n-1-queue {
-		t.Fatalf("PublishDropped %d, want %d", d, n-1-queue)
-	}
-	if e := obs.next(t, "drop"); !e.client.Internal || e.reason == nil {
-		t.Fatalf("drop event %+v, want one for the internal subscriber", e)
-	}
+	require.EqualValues(t, n-1-queue, b.Stats().PublishDropped, "PublishDropped")
+	e := obs.next(t, "drop")
+	require.True(t, e.client.Internal, "drop event %+v, want one for the internal subscriber", e)
+	require.Error(t, e.reason, "drop event %+v, want one for the internal subscriber", e)
 	close(release)
 	for i := range queue + 1 {
-		if m := receive(t, handled); string(m.Payload) != fmt.Sprint(i) {
-			t.Fatalf("handler got %q, want %d", m.Payload, i)
-		}
+		require.Equal(t, fmt.Sprint(i), string(receive(t, handled).Payload), "handler's message %d", i)
 	}
 }
 
@@ -342,17 +306,15 @@ func TestStatsCountsTraffic(t *testing.T) {
 	}
 	got := st
 	got.Uptime, got.BytesReceived, got.BytesSent = 0, 0, 0
-	if got != want {
-		t.Fatalf("Stats\n got %+v\nwant %+v", got, want)
-	}
-	if st.Uptime <= 0 || st.BytesReceived == 0 || st.BytesSent == 0 {
-		t.Fatalf("Uptime %v, bytes received %d, sent %d", st.Uptime, st.BytesReceived, st.BytesSent)
-	}
+	require.Equal(t, want, got, "Stats")
+	require.Positive(t, st.Uptime, "Uptime")
+	require.NotZero(t, st.BytesReceived, "bytes received")
+	require.NotZero(t, st.BytesSent, "bytes sent")
 	sub.send(&packets.Disconnect{})
 	eventually(t, "sub offline", func() bool { return b.Stats().ClientsDisconnected == 1 })
-	if st := b.Stats(); st.ClientsConnected != 1 || st.ClientsTotal != 2 {
-		t.Fatalf("after DISCONNECT: connected %d total %d, want 1 and 2", st.ClientsConnected, st.ClientsTotal)
-	}
+	st = b.Stats()
+	assert.Equal(t, 1, st.ClientsConnected, "after DISCONNECT: connected")
+	assert.Equal(t, 2, st.ClientsTotal, "after DISCONNECT: total")
 }
 
 func TestClientsListsConnectedAndOfflineSessions(t *testing.T) {
@@ -366,24 +328,25 @@ func TestClientsListsConnectedAndOfflineSessions(t *testing.T) {
 	obs.next(t, "disconnect")
 	user := dialRaw(t, addr)
 	user.connectWith(&packets.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: "a-user", KeepAlive: 60, UsernameFlag: true, Username: "dana"})
-	if err := b.Publish(context.Background(), "x", []byte("queued"), 1, false); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, b.Publish(context.Background(), "x", []byte("queued"), 1, false))
 
 	got := b.Clients()
-	if len(got) != 3 {
-		t.Fatalf("Clients() = %+v, want 3", got)
-	}
+	require.Len(t, got, 3, "Clients()")
 	a, bo, c := got[0], got[1], got[2]
-	if a.ID != "a-user" || !a.Connected || a.CleanSession || a.Username != "dana" || a.RemoteAddr.String() != user.conn.LocalAddr().String() {
-		t.Errorf("a-user: %+v", a)
-	}
-	if bo.ID != "b-offline" || bo.Connected || bo.RemoteAddr != nil || bo.Subscriptions != 2 || bo.Queued != 1 || bo.CleanSession {
-		t.Errorf("b-offline: %+v", bo)
-	}
-	if c.ID != "c-clean" || !c.Connected || !c.CleanSession {
-		t.Errorf("c-clean: %+v", c)
-	}
+	assert.Equal(t, "a-user", a.ID, "a-user: %+v", a)
+	assert.True(t, a.Connected, "a-user: %+v", a)
+	assert.False(t, a.CleanSession, "a-user: %+v", a)
+	assert.Equal(t, "dana", a.Username, "a-user: %+v", a)
+	assert.Equal(t, user.conn.LocalAddr().String(), a.RemoteAddr.String(), "a-user: %+v", a)
+	assert.Equal(t, "b-offline", bo.ID, "b-offline: %+v", bo)
+	assert.False(t, bo.Connected, "b-offline: %+v", bo)
+	assert.Nil(t, bo.RemoteAddr, "b-offline: %+v", bo)
+	assert.Equal(t, 2, bo.Subscriptions, "b-offline: %+v", bo)
+	assert.Equal(t, 1, bo.Queued, "b-offline: %+v", bo)
+	assert.False(t, bo.CleanSession, "b-offline: %+v", bo)
+	assert.Equal(t, "c-clean", c.ID, "c-clean: %+v", c)
+	assert.True(t, c.Connected, "c-clean: %+v", c)
+	assert.True(t, c.CleanSession, "c-clean: %+v", c)
 }
 
 // [MQTT-3.1.2-8] Broker.Disconnect ends the connection without a
@@ -398,33 +361,24 @@ func TestDisconnectClosesTheClientAndPublishesItsWill(t *testing.T) {
 	c.connectWith(&packets.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: "kicked", KeepAlive: 60,
 		WillFlag: true, WillTopic: "will/kicked", WillMessage: []byte("gone")})
 
-	if err := b.Disconnect("kicked"); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, b.Disconnect("kicked"))
 	c.expectClosed()
-	if e := obs.next(t, "disconnect"); e.client.ID != "kicked" || !errors.Is(e.reason, tern.ErrKicked) {
-		t.Fatalf("OnDisconnect %q reason %v, want kicked with ErrKicked", e.client.ID, e.reason)
-	}
-	if got := watcher.recvPublish(); got.Topic != "will/kicked" || string(got.Payload) != "gone" {
-		t.Fatalf("watcher got %q %q, want the will", got.Topic, got.Payload)
-	}
+	e := obs.next(t, "disconnect")
+	require.Equal(t, "kicked", e.client.ID, "OnDisconnect client")
+	require.ErrorIs(t, e.reason, tern.ErrKicked, "OnDisconnect reason")
+	got := watcher.recvPublish()
+	require.Equal(t, "will/kicked", got.Topic, "watcher: want the will")
+	require.Equal(t, "gone", string(got.Payload), "watcher: want the will")
 
 	for _, id := range []string{"kicked", "nobody"} {
-		if err := b.Disconnect(id); !errors.Is(err, tern.ErrNoClient) {
-			t.Errorf("Disconnect(%q) = %v, want ErrNoClient", id, err)
-		}
+		assert.ErrorIs(t, b.Disconnect(id), tern.ErrNoClient, "Disconnect(%q)", id)
 	}
 	// A persistent session stays, offline, and Disconnect refuses it too.
 	p := mustConnect(t, addr, "persistent", false)
-	if err := b.Disconnect("persistent"); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, b.Disconnect("persistent"))
 	p.expectClosed()
 	obs.next(t, "disconnect")
-	if ci := clientInfo(t, b, "persistent"); ci.Connected {
-		t.Fatalf("persistent session still connected: %+v", ci)
-	}
-	if err := b.Disconnect("persistent"); !errors.Is(err, tern.ErrNoClient) {
-		t.Errorf("Disconnect of an offline session = %v, want ErrNoClient", err)
-	}
+	ci := clientInfo(t, b, "persistent")
+	require.False(t, ci.Connected, "persistent session still connected: %+v", ci)
+	assert.ErrorIs(t, b.Disconnect("persistent"), tern.ErrNoClient, "Disconnect of an offline session")
 }

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/packets"
 )
@@ -67,9 +70,7 @@ func testConnectTimeoutSilent(t *testing.T, env timerEnv) {
 	start := time.Now()
 	c := dialRaw(t, env.addr)
 	c.expectClosed()
-	if d := time.Since(start); d < connectTimeout {
-		t.Fatalf("closed after %v, before the connect timeout %v", d, connectTimeout)
-	}
+	assert.GreaterOrEqual(t, time.Since(start), connectTimeout, "closed before the connect timeout")
 }
 
 func testConnectTimeoutPartial(t *testing.T, env timerEnv) {
@@ -78,9 +79,7 @@ func testConnectTimeoutPartial(t *testing.T, env timerEnv) {
 	c := dialRaw(t, env.addr)
 	c.sendRaw(connectBytes("MQTT", 4, flagClean, mqttString("halfway"))[:7])
 	c.expectClosed()
-	if d := time.Since(start); d < connectTimeout {
-		t.Fatalf("closed after %v, before the connect timeout %v", d, connectTimeout)
-	}
+	assert.GreaterOrEqual(t, time.Since(start), connectTimeout, "closed before the connect timeout")
 }
 
 // connectKeepAlive connects id with the given keepalive, in seconds.
@@ -88,9 +87,7 @@ func connectKeepAlive(t *testing.T, addr, id string, keepAlive uint16) *rawClien
 	t.Helper()
 	c := dialRaw(t, addr)
 	p := &packets.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: id, CleanSession: true, KeepAlive: keepAlive}
-	if ack := c.connectWith(p); ack.ReturnCode != 0 {
-		t.Fatalf("CONNACK %+v", ack)
-	}
+	require.Zero(t, c.connectWith(p).ReturnCode, "CONNACK return code of %s", id)
 	return c
 }
 
@@ -106,12 +103,10 @@ func testKeepAliveSilent(t *testing.T, env timerEnv) {
 	c := connectKeepAlive(t, env.addr, "mute", 1)
 	start := time.Now()
 	c.expectClosed()
-	if d := time.Since(start); d < keepAliveEarliest || d > keepAliveLatest {
-		t.Fatalf("closed %v after CONNACK, want about 1.5 s", d)
-	}
-	if err := env.disc.wait(t, "mute"); !errors.Is(err, tern.ErrKeepAliveTimeout) {
-		t.Fatalf("disconnect reason %v, want ErrKeepAliveTimeout", err)
-	}
+	d := time.Since(start)
+	require.GreaterOrEqual(t, d, keepAliveEarliest, "closed after CONNACK, want about 1.5 s")
+	require.LessOrEqual(t, d, keepAliveLatest, "closed after CONNACK, want about 1.5 s")
+	assert.ErrorIs(t, env.disc.wait(t, "mute"), tern.ErrKeepAliveTimeout, "disconnect reason")
 }
 
 func testKeepAlivePinging(t *testing.T, env timerEnv) {
@@ -167,9 +162,9 @@ func testKeepAliveTrickle(t *testing.T, env timerEnv) {
 	c.expectClosed()
 	close(done)
 	wg.Wait()
-	if d := time.Since(start); d < keepAliveEarliest || d > keepAliveLatest {
-		t.Fatalf("closed %v after CONNACK, want about 1.5 s", d)
-	}
+	d := time.Since(start)
+	assert.GreaterOrEqual(t, d, keepAliveEarliest, "closed after CONNACK, want about 1.5 s")
+	assert.LessOrEqual(t, d, keepAliveLatest, "closed after CONNACK, want about 1.5 s")
 }
 
 func testKeepAliveZero(t *testing.T, env timerEnv) {
@@ -189,9 +184,10 @@ func TestPingreqIsAnsweredWithPingresp(t *testing.T) {
 	for i := range 3 {
 		c.conn.SetReadDeadline(time.Now().Add(waitTimeout))
 		fh, body, err := c.r.ReadRaw()
-		if err != nil || fh.Type != packets.TypePingresp || fh.Flags != 0 || len(body) != 0 {
-			t.Fatalf("reply %d: %+v %v %v, want PINGRESP", i, fh, body, err)
-		}
+		require.NoError(t, err, "reply %d: want PINGRESP", i)
+		require.Equal(t, packets.TypePingresp, fh.Type, "reply %d: %+v %v, want PINGRESP", i, fh, body)
+		require.Zero(t, fh.Flags, "reply %d: %+v %v, want PINGRESP", i, fh, body)
+		require.Empty(t, body, "reply %d: %+v %v, want PINGRESP", i, fh, body)
 	}
 	// Exactly one PINGRESP each: the next reply is the SUBACK.
 	c.subscribe(1, packets.Subscription{Filter: "after/pings"})
@@ -208,18 +204,13 @@ func TestDisconnectEndsTheConnectionWithoutProcessingMore(t *testing.T) {
 	c := mustConnect(t, addr, "leaver", true)
 	c.sendRaw(slices.Concat([]byte{0xE0, 0}, packetBytes(0x30, mqttString("after/disconnect"), []byte("x"))))
 	c.expectClosed()
-	if err := disc.wait(t, "leaver"); err != nil {
-		t.Fatalf("disconnect reason %v, want nil after DISCONNECT", err)
-	}
+	require.NoError(t, disc.wait(t, "leaver"), "disconnect reason: want nil after DISCONNECT")
 	w.send(&packets.Publish{Topic: "after/marker"})
-	if p := w.recvPublish(); p.Topic != "after/marker" {
-		t.Fatalf("a PUBLISH after DISCONNECT was processed: %+v", p)
-	}
+	p := w.recvPublish()
+	require.Equal(t, "after/marker", p.Topic, "a PUBLISH after DISCONNECT was processed: %+v", p)
 	// The clean session ended with its connection [MQTT-3.1.2-6].
 	for _, ci := range b.Clients() {
-		if ci.ID == "leaver" {
-			t.Fatalf("session of leaver still listed: %+v", ci)
-		}
+		assert.NotEqual(t, "leaver", ci.ID, "session of leaver still listed: %+v", ci)
 	}
 }
 
@@ -244,9 +235,9 @@ func TestServerOnlyAndReservedPacketTypesCloseTheConnection(t *testing.T) {
 			c := mustConnect(t, addr, id, true)
 			c.sendRaw(tc.raw)
 			c.expectClosed()
-			if err := disc.wait(t, id); !errors.Is(err, tern.ErrProtocol) && !errors.Is(err, packets.ErrMalformed) {
-				t.Fatalf("disconnect reason %v, want a protocol violation", err)
-			}
+			err := disc.wait(t, id)
+			require.True(t, errors.Is(err, tern.ErrProtocol) || errors.Is(err, packets.ErrMalformed),
+				"disconnect reason %v, want a protocol violation", err)
 			freshClientWorks(t, addr, "fresh-"+id)
 		})
 	}
@@ -282,9 +273,7 @@ func TestMalformedPacketsCloseTheConnection(t *testing.T) {
 			c := mustConnect(t, addr, id, true)
 			c.sendRaw(tc.raw)
 			c.expectClosed()
-			if err := disc.wait(t, id); err == nil {
-				t.Fatal("disconnect reason nil, as after a valid DISCONNECT")
-			}
+			require.Error(t, disc.wait(t, id), "disconnect reason nil, as after a valid DISCONNECT")
 			freshClientWorks(t, addr, "fresh-"+id)
 		})
 	}

@@ -1,12 +1,14 @@
 package tern_test
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/packets"
@@ -30,9 +32,7 @@ func (l smallSendBuffers) Accept() (net.Conn, error) {
 func startSmallBufferBroker(t testing.TB, opts tern.Options) (*tern.Broker, string) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return startBrokerOn(t, opts, smallSendBuffers{l}), l.Addr().String()
 }
 
@@ -41,9 +41,7 @@ func startSmallBufferBroker(t testing.TB, opts tern.Options) (*tern.Broker, stri
 func stuckSubscriber(t testing.TB, addr, id, filter string, qos byte) *rawClient {
 	t.Helper()
 	c := dialRaw(t, addr)
-	if err := c.conn.(*net.TCPConn).SetReadBuffer(4 << 10); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, c.conn.(*net.TCPConn).SetReadBuffer(4<<10))
 	c.connect(id, true)
 	c.subscribe(1, packets.Subscription{Filter: filter, QoS: qos})
 	return c
@@ -64,15 +62,12 @@ func TestMaxPacketSizeBoundaryAndReason(t *testing.T) {
 	atLimit := make([]byte, limit-6)
 	pub := mustConnect(t, addr, "pub", true)
 	pub.send(&packets.Publish{Topic: "t", Payload: atLimit})
-	if got := sub.recvPublish(); len(got.Payload) != len(atLimit) {
-		t.Fatalf("got a payload of %d bytes, want %d", len(got.Payload), len(atLimit))
-	}
+	require.Len(t, sub.recvPublish().Payload, len(atLimit), "payload at the limit")
 	pub.send(&packets.Publish{Topic: "t", Payload: append(atLimit, 0)})
 	pub.expectClosed()
 	e := obs.next(t, "disconnect")
-	if e.client.ID != "pub" || !errors.Is(e.reason, packets.ErrPacketTooLarge) {
-		t.Fatalf("OnDisconnect %q reason %v, want pub with ErrPacketTooLarge", e.client.ID, e.reason)
-	}
+	assert.Equal(t, "pub", e.client.ID, "OnDisconnect client")
+	assert.ErrorIs(t, e.reason, packets.ErrPacketTooLarge, "OnDisconnect reason")
 }
 
 // An announced size over the limit closes the connection at once: the
@@ -93,9 +88,7 @@ func TestOversizedAnnouncementClosesBeforeBodyArrives(t *testing.T) {
 			_, addr := startBroker(t, tern.Options{}) // default limit 1 MiB
 			c := dialRaw(t, addr)
 			if tc.connect {
-				if ack := c.connect("big", true); ack.ReturnCode != 0 {
-					t.Fatalf("CONNACK 0x%02x", ack.ReturnCode)
-				}
+				require.Zero(t, c.connect("big", true).ReturnCode, "CONNACK return code")
 			}
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
@@ -103,13 +96,10 @@ func TestOversizedAnnouncementClosesBeforeBodyArrives(t *testing.T) {
 			start := time.Now()
 			c.sendRaw(tc.first)
 			c.expectClosed()
-			if d := time.Since(start); d > time.Second {
-				t.Errorf("closed after %v: the broker waited for the body", d)
-			}
+			assert.LessOrEqual(t, time.Since(start), time.Second, "the broker waited for the body")
 			runtime.ReadMemStats(&ms)
-			if grew := ms.TotalAlloc - allocated; grew > announced/4 {
-				t.Errorf("%d MiB allocated while refusing a %d MiB packet", grew>>20, announced>>20)
-			}
+			grew := ms.TotalAlloc - allocated
+			assert.LessOrEqual(t, grew, uint64(announced/4), "%d MiB allocated while refusing a %d MiB packet", grew>>20, announced>>20)
 		})
 	}
 }
@@ -123,20 +113,18 @@ func TestMaxConnectionsRefusesWithConnack03AndCounts(t *testing.T) {
 	mustConnect(t, addr, "one", true)
 	two := mustConnect(t, addr, "two", true)
 	over := dialRaw(t, addr)
-	if ack := over.connect("three", true); ack.ReturnCode != packets.RefusedServerUnavailable || ack.SessionPresent {
-		t.Fatalf("CONNACK %+v, want 0x03", ack)
-	}
+	ack := over.connect("three", true)
+	require.Equal(t, packets.RefusedServerUnavailable, ack.ReturnCode, "CONNACK return code")
+	require.False(t, ack.SessionPresent, "CONNACK: want session present 0")
 	over.expectClosed()
-	if st := b.Stats(); st.Refused != 1 || st.ClientsConnected != 2 {
-		t.Fatalf("Refused %d, connected %d; want 1 and 2", st.Refused, st.ClientsConnected)
-	}
+	st := b.Stats()
+	require.EqualValues(t, 1, st.Refused, "Refused")
+	require.Equal(t, 2, st.ClientsConnected, "connected")
 	// A freed slot is usable again.
 	two.send(&packets.Disconnect{})
 	obs.next(t, "disconnect")
 	mustConnect(t, addr, "four", true)
-	if st := b.Stats(); st.Refused != 1 {
-		t.Fatalf("Refused %d after a slot was freed, want 1", st.Refused)
-	}
+	assert.EqualValues(t, 1, b.Stats().Refused, "Refused after a slot was freed")
 }
 
 // The outbound window holds at most MaxInflight unacknowledged QoS 1 and 2
@@ -153,22 +141,20 @@ func TestMaxInflightBoundsTheOutboundWindow(t *testing.T) {
 				pub.publishQoS(uint16(i+1), "w", fmt.Sprint(i), qos, false)
 			}
 			first, second := sub.recvPublish(), sub.recvPublish()
-			if string(first.Payload) != "0" || string(second.Payload) != "1" {
-				t.Fatalf("got %q %q, want 0 1", first.Payload, second.Payload)
-			}
+			require.Equal(t, "0", string(first.Payload), "first delivery")
+			require.Equal(t, "1", string(second.Payload), "second delivery")
 			sub.expectNothing(200 * time.Millisecond)
-			if ci := clientInfo(t, b, "sub"); ci.Inflight != 2 || ci.Queued != 3 {
-				t.Fatalf("Inflight %d Queued %d, want 2 and 3", ci.Inflight, ci.Queued)
-			}
+			ci := clientInfo(t, b, "sub")
+			require.Equal(t, 2, ci.Inflight, "Inflight")
+			require.Equal(t, 3, ci.Queued, "Queued")
 			complete := func(p *packets.Publish) {
 				if qos == 1 {
 					sub.send(&packets.Puback{PacketID: p.PacketID})
 					return
 				}
 				sub.send(&packets.Pubrec{PacketID: p.PacketID})
-				if rel, ok := sub.recv().(*packets.Pubrel); !ok || rel.PacketID != p.PacketID {
-					t.Fatalf("expected PUBREL %d", p.PacketID)
-				}
+				rel, ok := sub.recv().(*packets.Pubrel)
+				require.True(t, ok && rel.PacketID == p.PacketID, "expected PUBREL %d", p.PacketID)
 				// Past PUBREC the delivery still holds its place in the
 				// window until PUBCOMP.
 				sub.expectNothing(100 * time.Millisecond)
@@ -177,17 +163,16 @@ func TestMaxInflightBoundsTheOutboundWindow(t *testing.T) {
 			complete(first)
 			for i := 2; i < 5; i++ {
 				p := sub.recvPublish()
-				if string(p.Payload) != fmt.Sprint(i) {
-					t.Fatalf("got %q, want %d", p.Payload, i)
-				}
+				require.Equal(t, fmt.Sprint(i), string(p.Payload), "delivery %d", i)
 				complete(second)
 				second = p
 			}
 			complete(second)
-			eventually(t, "window empty", func() bool { return clientInfo(t, b, "sub").Inflight == 0 })
-			if d := b.Stats().PublishDropped; d != 0 {
-				t.Fatalf("PublishDropped %d: the window must delay, not drop", d)
-			}
+			eventually(t, "window empty", func() bool {
+				ci, ok := findClient(b, "sub")
+				return ok && ci.Inflight == 0
+			})
+			assert.Zero(t, b.Stats().PublishDropped, "PublishDropped: the window must delay, not drop")
 		})
 	}
 }
@@ -205,19 +190,15 @@ func TestMaxQueuedDropsAndCountsForOfflineSession(t *testing.T) {
 	for i := range 5 {
 		pub.publishQoS(uint16(i+1), "q", fmt.Sprint(i), 1, false)
 	}
-	if st := b.Stats(); st.PublishDropped != 2 {
-		t.Fatalf("PublishDropped %d, want 2", st.PublishDropped)
-	}
-	if ci := clientInfo(t, b, "durable"); ci.Queued != 3 || ci.Connected {
-		t.Fatalf("Queued %d connected %v, want 3 queued offline", ci.Queued, ci.Connected)
-	}
+	require.EqualValues(t, 2, b.Stats().PublishDropped, "PublishDropped")
+	ci := clientInfo(t, b, "durable")
+	require.Equal(t, 3, ci.Queued, "Queued: want 3 queued offline")
+	require.False(t, ci.Connected, "connected: want 3 queued offline")
 	back := dialRaw(t, addr)
 	back.connect("durable", false)
 	for i := range 3 {
 		p := back.recvPublish()
-		if string(p.Payload) != fmt.Sprint(i) {
-			t.Fatalf("got %q, want the oldest messages first", p.Payload)
-		}
+		require.Equal(t, fmt.Sprint(i), string(p.Payload), "want the oldest messages first")
 		back.send(&packets.Puback{PacketID: p.PacketID})
 	}
 	back.expectNothing(200 * time.Millisecond)
@@ -231,14 +212,10 @@ func TestMaxQueuedDropsBehindAFullWindowOnline(t *testing.T) {
 	for i := range 6 {
 		pub.publishQoS(uint16(i+1), "q", fmt.Sprint(i), 1, false)
 	}
-	if st := b.Stats(); st.PublishDropped != 3 {
-		t.Fatalf("PublishDropped %d, want 3 (1 in flight, 2 queued, 3 over)", st.PublishDropped)
-	}
+	require.EqualValues(t, 3, b.Stats().PublishDropped, "PublishDropped: want 3 (1 in flight, 2 queued, 3 over)")
 	for i := range 3 {
 		p := sub.recvPublish()
-		if string(p.Payload) != fmt.Sprint(i) {
-			t.Fatalf("got %q, want %d", p.Payload, i)
-		}
+		require.Equal(t, fmt.Sprint(i), string(p.Payload), "delivery %d", i)
 		sub.send(&packets.Puback{PacketID: p.PacketID})
 	}
 	sub.expectNothing(200 * time.Millisecond)
@@ -257,18 +234,19 @@ func TestConnectTimeoutClosesSilentConnection(t *testing.T) {
 			t.Parallel()
 			const timeout = 200 * time.Millisecond
 			b, addr := startBroker(t, tern.Options{ConnectTimeout: timeout})
-			c := dialRaw(t, addr)
+			// The broker's timer starts once it has accepted the connection,
+			// so after this: the test being descheduled between dialling and
+			// reading the clock must not make the close look early.
 			start := time.Now()
+			c := dialRaw(t, addr)
 			if tc.send != nil {
 				c.sendRaw(tc.send)
 			}
 			c.expectClosed()
-			if d := time.Since(start); d < timeout*3/4 || d > 10*timeout {
-				t.Fatalf("closed after %v, want about %v", d, timeout)
-			}
-			if st := b.Stats(); st.Connects != 0 {
-				t.Fatalf("Connects %d, want 0", st.Connects)
-			}
+			d := time.Since(start)
+			require.GreaterOrEqual(t, d, timeout*3/4, "closed after %v, want about %v", d, timeout)
+			require.LessOrEqual(t, d, 10*timeout, "closed after %v, want about %v", d, timeout)
+			assert.Zero(t, b.Stats().Connects, "Connects")
 		})
 	}
 }
@@ -297,9 +275,7 @@ func TestStuckSubscriberDoesNotSlowOthers(t *testing.T) {
 		p := &packets.Publish{Topic: "busy/x", Payload: payload, QoS: 1, PacketID: uint16(i%65535 + 1)}
 		var err error
 		burst, err = p.Append(burst)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		if i == 0 {
 			pktLen = len(burst) - 2 // as delivered at QoS 0: no packet identifier
 		}
@@ -329,43 +305,32 @@ func TestStuckSubscriberDoesNotSlowOthers(t *testing.T) {
 	}()
 	for i := range n {
 		p := good.recvPublish()
-		if p.PacketID == 0 || len(p.Payload) != len(payload) {
-			t.Fatalf("message %d: %+v", i, p)
-		}
+		require.NotZero(t, p.PacketID, "message %d: %+v", i, p)
+		require.Len(t, p.Payload, len(payload), "message %d", i)
 		good.send(&packets.Puback{PacketID: p.PacketID})
 	}
 	elapsed := time.Since(start)
-	if err := <-acked; err != nil {
-		t.Fatalf("publisher: %v", err)
-	}
+	require.NoError(t, <-acked, "publisher")
 	t.Logf("the reading subscriber got %d messages in %v (%.0f/s) beside a stuck one", n, elapsed, n/elapsed.Seconds())
 
 	st := b.Stats()
 	sent, dropped := st.PublishSent-before.PublishSent, st.PublishDropped-before.PublishDropped
-	if dropped == 0 {
-		t.Fatal("nothing was dropped for the stuck subscriber")
-	}
-	if sent+dropped != 2*n {
-		t.Fatalf("sent %d + dropped %d, want every one of 2 x %d deliveries accounted for", sent, dropped, n)
-	}
+	require.NotZero(t, dropped, "nothing was dropped for the stuck subscriber")
+	require.EqualValues(t, 2*n, sent+dropped, "sent %d + dropped %d, want every one of 2 x %d deliveries accounted for", sent, dropped, n)
 	// What the stuck client was given sits in its write buffer (at most
 	// MaxPending plus one packet), in the batch its writer is blocked on
 	// (as much again), or in the kernel buffers.
 	stuck := (sent - n) * int64(pktLen)
-	if bound := int64(2*(maxPending+pktLen) + 256<<10); stuck > bound {
-		t.Fatalf("%d bytes went to the stuck subscriber, want at most %d", stuck, bound)
-	}
+	require.LessOrEqual(t, stuck, int64(2*(maxPending+pktLen)+256<<10), "bytes that went to the stuck subscriber")
 	t.Logf("%d bytes went to the stuck subscriber, %d deliveries to it were dropped", stuck, dropped)
 	drops := 0
 	for drops < int(dropped) {
-		if e := obs.next(t, "drop"); e.client.ID != "stuck" || e.reason == nil {
-			t.Fatalf("drop for %q (%v), want stuck only, with a reason", e.client.ID, e.reason)
-		}
+		e := obs.next(t, "drop")
+		require.Equal(t, "stuck", e.client.ID, "drop: want for stuck only, with a reason")
+		require.Error(t, e.reason, "drop: want for stuck only, with a reason")
 		drops++
 	}
-	if ci := clientInfo(t, b, "stuck"); !ci.Connected {
-		t.Fatal("the stuck subscriber was disconnected before its write timeout")
-	}
+	assert.True(t, clientInfo(t, b, "stuck").Connected, "the stuck subscriber was disconnected before its write timeout")
 }
 
 func TestWriteTimeoutDisconnectsStuckSubscriber(t *testing.T) {
@@ -376,9 +341,7 @@ func TestWriteTimeoutDisconnectsStuckSubscriber(t *testing.T) {
 	stuckSubscriber(t, addr, "stuck", "busy/#", 0)
 	pub := mustConnect(t, addr, "pub", true)
 	msg, err := (&packets.Publish{Topic: "busy/x", Payload: make([]byte, 1000)}).Append(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	// Publish until the stuck client is cut off: how much its kernel buffers
 	// absorb first is not the test's business.
 	stop, stopped := make(chan struct{}), make(chan int)
@@ -400,17 +363,12 @@ func TestWriteTimeoutDisconnectsStuckSubscriber(t *testing.T) {
 	e := obs.next(t, "disconnect")
 	close(stop)
 	n := <-stopped
-	if e.client.ID != "stuck" || !errors.Is(e.reason, tern.ErrWriteTimeout) {
-		t.Fatalf("OnDisconnect %q reason %v, want stuck with ErrWriteTimeout", e.client.ID, e.reason)
-	}
-	if d := time.Since(start); d < writeTimeout {
-		t.Fatalf("disconnected after %v, before the write timeout", d)
-	}
+	require.Equal(t, "stuck", e.client.ID, "OnDisconnect client")
+	require.ErrorIs(t, e.reason, tern.ErrWriteTimeout, "OnDisconnect reason")
+	require.GreaterOrEqual(t, time.Since(start), writeTimeout, "disconnected before the write timeout")
 	t.Logf("disconnected after %v and %d publishes", time.Since(start), n)
 	for _, ci := range b.Clients() {
-		if ci.ID == "stuck" {
-			t.Fatalf("the stuck client is still listed: %+v", ci)
-		}
+		require.NotEqual(t, "stuck", ci.ID, "the stuck client is still listed: %+v", ci)
 	}
 	// The publisher was not held up.
 	pub.publishQoS(1, "busy/x", "after", 1, false)
@@ -425,19 +383,11 @@ func TestPublisherPausingMidPacketDoesNotDelayEarlierDeliveries(t *testing.T) {
 	sub.subscribe(1, packets.Subscription{Filter: "t", QoS: 0})
 	pub := mustConnect(t, addr, "pub", true)
 	first, err := (&packets.Publish{Topic: "t", Payload: []byte("first")}).Append(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	second, err := (&packets.Publish{Topic: "t", Payload: []byte("second")}).Append(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	pub.sendRaw(append(first, second[:3]...)) // one packet and a half
-	if got := sub.recvPublish(); string(got.Payload) != "first" {
-		t.Fatalf("got %q, want first", got.Payload)
-	}
+	require.Equal(t, "first", string(sub.recvPublish().Payload))
 	pub.sendRaw(second[3:])
-	if got := sub.recvPublish(); string(got.Payload) != "second" {
-		t.Fatalf("got %q, want second", got.Payload)
-	}
+	assert.Equal(t, "second", string(sub.recvPublish().Payload))
 }

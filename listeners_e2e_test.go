@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -19,6 +20,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"golang.org/x/net/websocket"
 
 	"github.com/ternmq/tern"
@@ -70,23 +73,18 @@ func lisTransports() []struct {
 		{"unix", func(t *testing.T) lisTransport {
 			// t.TempDir can exceed the 108 bytes a socket path may have.
 			dir, err := os.MkdirTemp("", "tern")
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			t.Cleanup(func() { os.RemoveAll(dir) })
 			path := filepath.Join(dir, "mqtt.sock")
 			l, err := listeners.Unix(path)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			return lisTransport{
 				listener: l,
 				dial:     func() (net.Conn, error) { return net.DialTimeout("unix", path, waitTimeout) },
 				paho:     func(o *mqtt.ClientOptions) { o.AddBroker("unix://" + path) },
 				after: func(t *testing.T) {
-					if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
-						t.Errorf("socket file after Close: %v, want it removed", err)
-					}
+					_, err := os.Stat(path)
+					assert.ErrorIs(t, err, os.ErrNotExist, "socket file after Close: want it removed")
 				},
 			}
 		}},
@@ -106,9 +104,7 @@ func lisTransports() []struct {
 
 func lisTCP(t *testing.T) lisTransport {
 	l, err := listeners.TCP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	addr := l.Addr().String()
 	return lisTransport{
 		listener: l,
@@ -119,9 +115,7 @@ func lisTCP(t *testing.T) lisTransport {
 
 func lisTLS(t *testing.T, server, client *tls.Config) lisTransport {
 	l, err := listeners.TLS("127.0.0.1:0", server, listeners.TLSOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	addr := l.Addr().String()
 	return lisTransport{
 		listener: l,
@@ -130,27 +124,21 @@ func lisTLS(t *testing.T, server, client *tls.Config) lisTransport {
 		},
 		paho: func(o *mqtt.ClientOptions) { o.AddBroker("ssl://" + addr).SetTLSConfig(client) },
 		after: func(t *testing.T) {
-			if n := l.HandshakeFailures(); n != 0 {
-				t.Errorf("HandshakeFailures = %d, want 0", n)
-			}
+			assert.Zero(t, l.HandshakeFailures(), "HandshakeFailures")
 		},
 	}
 }
 
 func lisWebSocket(t *testing.T, server, client *tls.Config) lisTransport {
 	l, err := listeners.ListenWebSocket("127.0.0.1:0", server, listeners.WebSocketOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	u := l.Addr().String()
 	return lisTransport{
 		listener: l,
 		dial:     func() (net.Conn, error) { return lisDialWS(u, client, listeners.SubprotocolMQTT) },
 		paho:     func(o *mqtt.ClientOptions) { o.AddBroker(u).SetTLSConfig(client) },
 		after: func(t *testing.T) {
-			if n := l.HandshakeFailures(); n != 0 {
-				t.Errorf("HandshakeFailures = %d, want 0", n)
-			}
+			assert.Zero(t, l.HandshakeFailures(), "HandshakeFailures")
 		},
 	}
 }
@@ -166,22 +154,20 @@ func lisSharedMux(t *testing.T) lisTransport {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	u := "ws://" + srv.Listener.Addr().String() + ws.Path()
-	if code, body := lisGet(t, srv.URL+"/app"); code != http.StatusOK || body != "application\n" {
-		t.Fatalf("GET /app before MQTT = %d %q", code, body)
-	}
+	code, body := lisGet(t, srv.URL+"/app")
+	require.Equal(t, http.StatusOK, code, "GET /app before MQTT: %q", body)
+	require.Equal(t, "application\n", body, "GET /app before MQTT")
 	return lisTransport{
 		listener: ws,
 		dial:     func() (net.Conn, error) { return lisDialWS(u, nil, listeners.SubprotocolMQTT) },
 		paho:     func(o *mqtt.ClientOptions) { o.AddBroker(u) },
 		after: func(t *testing.T) {
-			if code, body := lisGet(t, srv.URL+"/app"); code != http.StatusOK || body != "application\n" {
-				t.Errorf("GET /app after the broker closed = %d %q, want 200", code, body)
-			}
+			code, body := lisGet(t, srv.URL+"/app")
+			assert.Equal(t, http.StatusOK, code, "GET /app after the broker closed: %q", body)
+			assert.Equal(t, "application\n", body, "GET /app after the broker closed")
 			// The closed endpoint refuses upgrades; the server is the
 			// application's and still runs.
-			if code := lisUpgrade(t, u, listeners.SubprotocolMQTT).StatusCode; code != http.StatusServiceUnavailable {
-				t.Errorf("upgrade after the broker closed = %d, want 503", code)
-			}
+			assert.Equal(t, http.StatusServiceUnavailable, lisUpgrade(t, u, listeners.SubprotocolMQTT).StatusCode, "upgrade after the broker closed")
 			srv.Close()
 		},
 	}
@@ -198,9 +184,7 @@ func TestListenersEndToEnd(t *testing.T) {
 			before := runtime.NumGoroutine()
 			tr := tc.setup(t)
 			b, err := tern.New(tern.Options{SysInterval: -1})
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			served := make(chan error, 1)
 			go func() { served <- b.Serve(tr.listener) }()
 			t.Cleanup(func() { b.Close(context.Background()) }) // when a check failed early
@@ -210,21 +194,13 @@ func TestListenersEndToEnd(t *testing.T) {
 			eventually(t, "both clients gone", func() bool { return b.Stats().ClientsConnected == 0 })
 			// A client still connected when the broker closes.
 			stays := lisRaw(t, tr.dial)
-			if ack := stays.connect("stays", true); ack.ReturnCode != packets.Accepted {
-				t.Fatalf("CONNACK %d", ack.ReturnCode)
-			}
-			if n := b.Stats().Connects; n != 3 {
-				t.Errorf("Stats().Connects = %d, want 3", n)
-			}
+			require.Equal(t, packets.Accepted, stays.connect("stays", true).ReturnCode, "CONNACK return code")
+			assert.EqualValues(t, 3, b.Stats().Connects, "Stats().Connects")
 
 			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 			defer cancel()
-			if err := b.Close(ctx); err != nil {
-				t.Fatalf("Close: %v", err)
-			}
-			if err := <-served; !errors.Is(err, tern.ErrClosed) {
-				t.Errorf("Serve = %v, want ErrClosed", err)
-			}
+			require.NoError(t, b.Close(ctx), "Close")
+			assert.ErrorIs(t, <-served, tern.ErrClosed, "Serve")
 			stays.expectClosed()
 			stays.conn.Close()
 			if tr.after != nil {
@@ -241,13 +217,11 @@ func TestListenersEndToEnd(t *testing.T) {
 func lisRawRoundTrip(t *testing.T, dial func() (net.Conn, error), id string) {
 	t.Helper()
 	c := lisRaw(t, dial)
-	if ack := c.connect(id, true); ack.ReturnCode != packets.Accepted || ack.SessionPresent {
-		t.Fatalf("CONNACK %+v, want accepted without a session", ack)
-	}
+	ack := c.connect(id, true)
+	require.Equal(t, packets.Accepted, ack.ReturnCode, "CONNACK: want accepted without a session")
+	require.False(t, ack.SessionPresent, "CONNACK: want accepted without a session")
 	topic := "e2e/" + id
-	if ack := c.subscribe(1, packets.Subscription{Filter: topic, QoS: 1}); !slices.Equal(ack.ReturnCodes, []byte{1}) {
-		t.Fatalf("SUBACK %v, want [1]", ack.ReturnCodes)
-	}
+	require.Equal(t, []byte{1}, c.subscribe(1, packets.Subscription{Filter: topic, QoS: 1}).ReturnCodes, "SUBACK return codes")
 	c.send(&packets.Publish{Topic: topic, QoS: 1, PacketID: 2, Payload: []byte("hello " + id)})
 	// The PUBACK of the publish and its delivery to the client's own
 	// subscription may come in either order.
@@ -256,25 +230,22 @@ func lisRawRoundTrip(t *testing.T, dial func() (net.Conn, error), id string) {
 	for range 2 {
 		switch p := c.recv().(type) {
 		case *packets.Puback:
-			if p.PacketID != 2 {
-				t.Fatalf("PUBACK %d, want 2", p.PacketID)
-			}
+			require.Equal(t, uint16(2), p.PacketID, "PUBACK packet identifier")
 			acks++
 		case *packets.Publish:
-			if got != nil {
-				t.Fatalf("second delivery %+v", p)
-			}
+			require.Nil(t, got, "second delivery %+v", p)
 			got = p
 		default:
-			t.Fatalf("unexpected %v", p.Type())
+			require.FailNow(t, "unexpected packet", "%v", p.Type())
 		}
 	}
-	if acks != 1 || got == nil {
-		t.Fatalf("want one PUBACK and one PUBLISH, got %d PUBACK and %+v", acks, got)
-	}
-	if got.Topic != topic || string(got.Payload) != "hello "+id || got.QoS != 1 || got.Retain || got.Dup {
-		t.Fatalf("delivered %+v", got)
-	}
+	require.Equal(t, 1, acks, "want one PUBACK and one PUBLISH, got %d PUBACK and %+v", acks, got)
+	require.NotNil(t, got, "want one PUBACK and one PUBLISH, got %d PUBACK and %+v", acks, got)
+	require.Equal(t, topic, got.Topic, "delivered %+v", got)
+	require.Equal(t, "hello "+id, string(got.Payload), "delivered %+v", got)
+	require.Equal(t, byte(1), got.QoS, "delivered %+v", got)
+	require.False(t, got.Retain, "delivered %+v", got)
+	require.False(t, got.Dup, "delivered %+v", got)
 	c.send(&packets.Puback{PacketID: got.PacketID})
 	c.send(&packets.Disconnect{})
 	c.expectClosed()
@@ -297,38 +268,31 @@ func lisPahoRoundTrip(t *testing.T, configure func(*mqtt.ClientOptions), id stri
 	got := make(chan mqtt.Message, 4)
 	sub := c.Subscribe(topic, 1, func(_ mqtt.Client, m mqtt.Message) { got <- m })
 	lisWait(t, "subscribe", sub)
-	if q := sub.(*mqtt.SubscribeToken).Result()[topic]; q != 1 {
-		t.Fatalf("granted QoS %d, want 1", q)
-	}
+	require.Equal(t, byte(1), sub.(*mqtt.SubscribeToken).Result()[topic], "granted QoS")
 	lisWait(t, "publish", c.Publish(topic, 1, false, "hello "+id))
 	select {
 	case m := <-got:
-		if m.Topic() != topic || string(m.Payload()) != "hello "+id || m.Qos() != 1 || m.Retained() {
-			t.Fatalf("delivered %s %q qos %d retained %v", m.Topic(), m.Payload(), m.Qos(), m.Retained())
-		}
+		require.Equal(t, topic, m.Topic(), "delivered topic")
+		require.Equal(t, "hello "+id, string(m.Payload()), "delivered payload")
+		require.Equal(t, byte(1), m.Qos(), "delivered QoS")
+		require.False(t, m.Retained(), "delivered retained")
 	case <-time.After(waitTimeout):
-		t.Fatal("paho: no message")
+		require.FailNow(t, "paho: no message")
 	}
 	c.Disconnect(250)
 }
 
 func lisWait(t *testing.T, what string, tok mqtt.Token) {
 	t.Helper()
-	if !tok.WaitTimeout(waitTimeout) {
-		t.Fatalf("paho %s: timed out", what)
-	}
-	if err := tok.Error(); err != nil {
-		t.Fatalf("paho %s: %v", what, err)
-	}
+	require.True(t, tok.WaitTimeout(waitTimeout), "paho %s: timed out", what)
+	require.NoError(t, tok.Error(), "paho %s", what)
 }
 
 // lisRaw dials a raw client connection, closed at cleanup.
 func lisRaw(t *testing.T, dial func() (net.Conn, error)) *rawClient {
 	t.Helper()
 	nc, err := dial()
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
+	require.NoError(t, err, "dial")
 	t.Cleanup(func() { nc.Close() })
 	return &rawClient{t: t, conn: nc, r: packets.NewReader(nc, 0)}
 }
@@ -363,17 +327,24 @@ func lisServe(t *testing.T, before int, opts tern.Options, l net.Listener, hooks
 // lisGet fetches u and returns the status and body.
 func lisGet(t *testing.T, u string) (int, string) {
 	t.Helper()
+	code, body, err := lisFetch(u)
+	require.NoError(t, err)
+	return code, body
+}
+
+// lisFetch is lisGet returning its failure instead of failing the test.
+func lisFetch(u string) (int, string, error) {
 	client := &http.Client{Timeout: waitTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := client.Get(u)
 	if err != nil {
-		t.Fatalf("GET %s: %v", u, err)
+		return 0, "", fmt.Errorf("GET %s: %w", u, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("GET %s: %v", u, err)
+		return 0, "", fmt.Errorf("GET %s: %w", u, err)
 	}
-	return resp.StatusCode, string(body)
+	return resp.StatusCode, string(body), nil
 }
 
 // lisUpgrade sends a WebSocket upgrade request for the ws:// URL u offering
@@ -382,9 +353,7 @@ func lisGet(t *testing.T, u string) (int, string) {
 func lisUpgrade(t *testing.T, u string, protocols ...string) *http.Response {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, "http"+u[len("ws"):], nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", "websocket")
 	req.Header.Set("Sec-WebSocket-Version", "13")
@@ -394,9 +363,7 @@ func lisUpgrade(t *testing.T, u string, protocols ...string) *http.Response {
 	}
 	client := &http.Client{Timeout: waitTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("upgrade %s: %v", u, err)
-	}
+	require.NoError(t, err, "upgrade %s", u)
 	resp.Body.Close()
 	return resp
 }
@@ -405,9 +372,7 @@ func TestTLSListenerRefusesClientsWithoutAValidCertificate(t *testing.T) {
 	before := runtime.NumGoroutine()
 	certs := testcert.New(t)
 	l, err := listeners.TLS("127.0.0.1:0", certs.ServerConfig(tls.RequireAndVerifyClientCert), listeners.TLSOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	b := lisServe(t, before, tern.Options{}, l)
 	addr := l.Addr().String()
 	dialer := &net.Dialer{Timeout: waitTimeout}
@@ -432,16 +397,13 @@ func TestTLSListenerRefusesClientsWithoutAValidCertificate(t *testing.T) {
 				defer conn.Close()
 				c := &rawClient{t: t, conn: conn, r: packets.NewReader(conn, 0)}
 				pkt, err := (&packets.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: "nocert", CleanSession: true}).Append(nil)
-				if err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, err)
 				conn.SetWriteDeadline(time.Now().Add(waitTimeout))
 				conn.Write(pkt) // may fail already: the alert can be there first
 				p, err := c.tryRecv(waitTimeout)
+				require.Error(t, err, "read after CONNECT = %+v; want the connection refused", p)
 				var ne net.Error
-				if err == nil || errors.As(err, &ne) && ne.Timeout() {
-					t.Fatalf("read after CONNECT = %v, %v; want the connection refused", p, err)
-				}
+				require.False(t, errors.As(err, &ne) && ne.Timeout(), "read after CONNECT: %v; want the connection refused", err)
 			}
 		})
 		failures++
@@ -450,27 +412,20 @@ func TestTLSListenerRefusesClientsWithoutAValidCertificate(t *testing.T) {
 			c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("ssl://" + addr).SetTLSConfig(tc.cfg).
 				SetClientID("paho-nocert").SetProtocolVersion(4).SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(waitTimeout))
 			tok := c.Connect()
-			if !tok.WaitTimeout(waitTimeout) {
-				t.Fatal("paho connect: timed out")
-			}
-			if tok.Error() == nil {
+			require.True(t, tok.WaitTimeout(waitTimeout), "paho connect: timed out")
+			if !assert.Error(t, tok.Error(), "paho connected without a valid client certificate") {
 				c.Disconnect(0)
-				t.Fatal("paho connected without a valid client certificate")
 			}
 		})
 		failures++
 		eventually(t, "the handshake failure counted", func() bool { return l.HandshakeFailures() == failures })
 	}
-	if n := b.Stats().Connects; n != 0 {
-		t.Errorf("Stats().Connects = %d, want 0", n)
-	}
+	assert.Zero(t, b.Stats().Connects, "Stats().Connects")
 	// The listener still serves clients with a valid certificate.
 	c := lisRaw(t, func() (net.Conn, error) {
 		return tls.DialWithDialer(dialer, "tcp", addr, certs.ClientConfig(certs.Client))
 	})
-	if ack := c.connect("withcert", true); ack.ReturnCode != packets.Accepted {
-		t.Fatalf("CONNACK %d with a valid certificate", ack.ReturnCode)
-	}
+	assert.Equal(t, packets.Accepted, c.connect("withcert", true).ReturnCode, "CONNACK with a valid certificate")
 }
 
 // lisAuth is an Authenticator that reports every ConnectInfo it sees.
@@ -509,32 +464,30 @@ func TestAuthenticatorSeesTLSStateAndCertificateCommonName(t *testing.T) {
 			c := lisRaw(t, tr.dial)
 			ack := c.connectWith(&packets.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: "id", CleanSession: true,
 				KeepAlive: 60, UsernameFlag: true, Username: "mallory"})
-			if ack.ReturnCode != tc.wantCode {
-				t.Fatalf("CONNACK %d, want %d", ack.ReturnCode, tc.wantCode)
-			}
+			require.Equal(t, tc.wantCode, ack.ReturnCode, "CONNACK return code")
 			if tc.wantUser == "" {
 				c.expectClosed()
-				if len(seen) != 0 {
-					t.Fatalf("the authenticator saw %+v", <-seen)
+				select {
+				case info := <-seen:
+					require.FailNow(t, "the authenticator was called", "%+v", info)
+				default:
 				}
 				return
 			}
 			info := <-seen // sent before CONNACK
-			if info.Username != tc.wantUser || !info.HasUsername || info.ClientID != "id" {
-				t.Errorf("ConnectInfo user %q (has %v) id %q, want %q", info.Username, info.HasUsername, info.ClientID, tc.wantUser)
-			}
-			if (info.TLS != nil) != tc.wantTLS {
-				t.Fatalf("ConnectInfo.TLS = %v, want set %v", info.TLS, tc.wantTLS)
-			}
+			assert.Equal(t, tc.wantUser, info.Username, "ConnectInfo.Username")
+			assert.True(t, info.HasUsername, "ConnectInfo.HasUsername")
+			assert.Equal(t, "id", info.ClientID, "ConnectInfo.ClientID")
+			require.Equal(t, tc.wantTLS, info.TLS != nil, "ConnectInfo.TLS = %v, want set %v", info.TLS, tc.wantTLS)
 			if tc.wantTLS {
-				if len(info.TLS.PeerCertificates) == 0 || len(info.TLS.VerifiedChains) == 0 ||
-					info.TLS.PeerCertificates[0].Subject.CommonName != cn {
-					t.Errorf("ConnectInfo.TLS lacks the verified certificate of %q: %+v", cn, info.TLS.PeerCertificates)
+				assert.NotEmpty(t, info.TLS.VerifiedChains, "ConnectInfo.TLS lacks the verified certificate of %q", cn)
+				if assert.NotEmpty(t, info.TLS.PeerCertificates, "ConnectInfo.TLS lacks the verified certificate of %q", cn) {
+					assert.Equal(t, cn, info.TLS.PeerCertificates[0].Subject.CommonName, "ConnectInfo.TLS lacks the verified certificate of %q", cn)
 				}
 			}
 			clients := b.Clients()
-			if len(clients) != 1 || clients[0].Username != tc.wantUser {
-				t.Errorf("Clients() = %+v, want one with user %q", clients, tc.wantUser)
+			if assert.Len(t, clients, 1, "Clients(): want one with user %q", tc.wantUser) {
+				assert.Equal(t, tc.wantUser, clients[0].Username, "Clients(): want one with user %q", tc.wantUser)
 			}
 		})
 	}
@@ -572,8 +525,7 @@ func (f *lisFrames) Read(p []byte) (int, error) {
 			if data == nil {
 				continue
 			}
-			if data.PayloadType() != websocket.BinaryFrame {
-				f.t.Errorf("the broker sent a frame of type %d, want binary [MQTT-6.0.0-1]", data.PayloadType())
+			if !assert.Equal(f.t, byte(websocket.BinaryFrame), data.PayloadType(), "the broker sent a frame that is not binary [MQTT-6.0.0-1]") {
 				return 0, errors.New("not a binary frame")
 			}
 			f.frame = data
@@ -596,19 +548,13 @@ func lisWSClient(t *testing.T) (*tern.Broker, *websocket.Conn, *rawClient) {
 	t.Helper()
 	before := runtime.NumGoroutine()
 	l, err := listeners.ListenWebSocket("127.0.0.1:0", nil, listeners.WebSocketOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	b := lisServe(t, before, tern.Options{}, l)
 	ws, err := lisDialWS(l.Addr().String(), nil, listeners.SubprotocolMQTT)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { ws.Close() })
 	// [MQTT-6.0.0-4] the server returns "mqtt" as the selected subprotocol.
-	if p := ws.Config().Protocol; !slices.Equal(p, []string{"mqtt"}) {
-		t.Fatalf("selected subprotocol %q, want mqtt", p)
-	}
+	require.Equal(t, []string{"mqtt"}, ws.Config().Protocol, "selected subprotocol")
 	return b, ws, &rawClient{t: t, conn: ws, r: packets.NewReader(&lisFrames{t: t, ws: ws}, 0)}
 }
 
@@ -617,9 +563,8 @@ func lisEncode(t *testing.T, ps ...packets.Packet) []byte {
 	var b []byte
 	for _, p := range ps {
 		var err error
-		if b, err = p.Append(b); err != nil {
-			t.Fatalf("encode %v: %v", p.Type(), err)
-		}
+		b, err = p.Append(b)
+		require.NoError(t, err, "encode %v", p.Type())
 	}
 	return b
 }
@@ -634,9 +579,10 @@ func TestWebSocketPacketsSpanAndShareFrames(t *testing.T) {
 	connect := lisEncode(t, &packets.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: "frames", CleanSession: true, KeepAlive: 60})
 	c.sendRaw(connect[:3])
 	c.sendRaw(connect[3:])
-	if ack, ok := c.recv().(*packets.Connack); !ok || ack.ReturnCode != packets.Accepted {
-		t.Fatalf("want CONNACK 0 to a CONNECT split over two frames, got %+v", ack)
-	}
+	p := c.recv()
+	ack, ok := p.(*packets.Connack)
+	require.True(t, ok, "want CONNACK 0 to a CONNECT split over two frames, got %v %+v", p.Type(), p)
+	require.Equal(t, packets.Accepted, ack.ReturnCode, "want CONNACK 0 to a CONNECT split over two frames")
 
 	// SUBSCRIBE and a PUBLISH to it in one frame.
 	c.sendRaw(lisEncode(t,
@@ -673,9 +619,9 @@ func TestWebSocketPacketsSpanAndShareFrames(t *testing.T) {
 	c.sendRaw([]byte{0xE0})
 	c.sendRaw([]byte{0x00})
 	c.expectClosed()
-	if s := b.Stats(); s.PublishReceived != 2 || s.Connects != 1 {
-		t.Errorf("Stats PublishReceived %d Connects %d, want 2 and 1", s.PublishReceived, s.Connects)
-	}
+	s := b.Stats()
+	assert.EqualValues(t, 2, s.PublishReceived, "Stats().PublishReceived")
+	assert.EqualValues(t, 1, s.Connects, "Stats().Connects")
 }
 
 // lisExpect reads one packet of each type in want, in any order, and checks
@@ -685,12 +631,8 @@ func lisExpect(t *testing.T, c *rawClient, want map[packets.Type]func(packets.Pa
 	for range len(want) {
 		p := c.recv()
 		check, ok := want[p.Type()]
-		if !ok {
-			t.Fatalf("unexpected %v %+v", p.Type(), p)
-		}
-		if !check(p) {
-			t.Fatalf("wrong %v: %+v", p.Type(), p)
-		}
+		require.True(t, ok, "unexpected %v %+v", p.Type(), p)
+		require.True(t, check(p), "wrong %v: %+v", p.Type(), p)
 		delete(want, p.Type())
 	}
 }
@@ -701,9 +643,7 @@ func TestWebSocketTextFrameClosesTheConnection(t *testing.T) {
 	ws.PayloadType = websocket.TextFrame
 	c.send(&packets.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: "text", CleanSession: true, KeepAlive: 60})
 	c.expectClosed()
-	if n := b.Stats().Connects; n != 0 {
-		t.Errorf("Stats().Connects = %d, want 0", n)
-	}
+	assert.Zero(t, b.Stats().Connects, "Stats().Connects")
 }
 
 // A client must offer "mqtt" [MQTT-6.0.0-3]; an upgrade that offers no
@@ -714,9 +654,7 @@ func TestWebSocketTextFrameClosesTheConnection(t *testing.T) {
 func TestWebSocketSubprotocolNegotiation(t *testing.T) {
 	before := runtime.NumGoroutine()
 	l, err := listeners.ListenWebSocket("127.0.0.1:0", nil, listeners.WebSocketOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	b := lisServe(t, before, tern.Options{}, l)
 	u := l.Addr().String()
 	cases := []struct {
@@ -735,26 +673,20 @@ func TestWebSocketSubprotocolNegotiation(t *testing.T) {
 	refused := uint64(0)
 	for _, tc := range cases {
 		resp := lisUpgrade(t, u, tc.offered...)
-		if resp.StatusCode != tc.wantCode || resp.Header.Get("Sec-WebSocket-Protocol") != tc.wantSel {
-			t.Errorf("offering %q: %d selecting %q, want %d selecting %q", tc.offered, resp.StatusCode,
-				resp.Header.Get("Sec-WebSocket-Protocol"), tc.wantCode, tc.wantSel)
-		}
+		assert.Equal(t, tc.wantCode, resp.StatusCode, "offering %q: status", tc.offered)
+		assert.Equal(t, tc.wantSel, resp.Header.Get("Sec-WebSocket-Protocol"), "offering %q: selected subprotocol", tc.offered)
 		if tc.wantCode != http.StatusSwitchingProtocols {
 			refused++
 		}
 	}
 	// A WebSocket client library sees the refusal as a failed handshake.
-	if ws, err := lisDialWS(u, nil); err == nil {
+	ws, err := lisDialWS(u, nil)
+	if !assert.Error(t, err, "a client offering no subprotocol was upgraded") {
 		ws.Close()
-		t.Error("a client offering no subprotocol was upgraded")
 	}
 	refused++
-	if n := l.HandshakeFailures(); n != refused {
-		t.Errorf("HandshakeFailures = %d, want %d", n, refused)
-	}
-	if n := b.Stats().Connects; n != 0 {
-		t.Errorf("Stats().Connects = %d, want 0", n)
-	}
+	assert.Equal(t, refused, l.HandshakeFailures(), "HandshakeFailures")
+	assert.Zero(t, b.Stats().Connects, "Stats().Connects")
 }
 
 func TestHTTPHandlerHealthzAndStats(t *testing.T) {
@@ -764,9 +696,9 @@ func TestHTTPHandlerHealthzAndStats(t *testing.T) {
 	ops := httptest.NewServer(listeners.HTTPHandler(func() any { return b.Stats() }, b.Serving))
 	t.Cleanup(ops.Close)
 
-	if code, body := lisGet(t, ops.URL+"/healthz"); code != http.StatusOK || body != "ok\n" {
-		t.Fatalf("/healthz while serving = %d %q, want 200", code, body)
-	}
+	code, body := lisGet(t, ops.URL+"/healthz")
+	require.Equal(t, http.StatusOK, code, "/healthz while serving: %q", body)
+	require.Equal(t, "ok\n", body, "/healthz while serving")
 
 	c := lisRaw(t, mem.Dial)
 	connect := &packets.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: "ops", CleanSession: true, KeepAlive: 60}
@@ -781,10 +713,12 @@ func TestHTTPHandlerHealthzAndStats(t *testing.T) {
 	sent := len(lisEncode(t, &packets.Connack{}, &packets.Suback{PacketID: 1, ReturnCodes: []byte{0}}, got))
 
 	var s tern.Stats
+	var fetchErr error // fails the test at once, as lisStats would
 	eventually(t, "the delivery counted", func() bool {
-		s = lisStats(t, ops.URL+"/stats")
-		return s.PublishSent == 1 && s.BytesSent == int64(sent)
+		s, fetchErr = lisFetchStats(ops.URL + "/stats")
+		return fetchErr != nil || s.PublishSent == 1 && s.BytesSent == int64(sent)
 	})
+	require.NoError(t, fetchErr)
 	want := tern.Stats{
 		Version:          tern.Version,
 		Uptime:           s.Uptime,
@@ -799,35 +733,33 @@ func TestHTTPHandlerHealthzAndStats(t *testing.T) {
 		Subscriptions:    1,
 		Retained:         1,
 	}
-	if s != want {
-		t.Errorf("/stats = %+v\nwant %+v", s, want)
-	}
-	if s.Uptime <= 0 {
-		t.Errorf("/stats uptime %v, want positive", s.Uptime)
-	}
+	assert.Equal(t, want, s, "/stats")
+	assert.Positive(t, s.Uptime, "/stats uptime")
 
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	if err := b.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if code, body := lisGet(t, ops.URL+"/healthz"); code != http.StatusServiceUnavailable || body != "unavailable\n" {
-		t.Errorf("/healthz after Close = %d %q, want 503", code, body)
-	}
+	require.NoError(t, b.Close(ctx))
+	code, body = lisGet(t, ops.URL+"/healthz")
+	assert.Equal(t, http.StatusServiceUnavailable, code, "/healthz after Close: %q", body)
+	assert.Equal(t, "unavailable\n", body, "/healthz after Close")
 }
 
-// lisStats fetches u and decodes it as tern.Stats, refusing unknown fields.
-func lisStats(t *testing.T, u string) tern.Stats {
-	t.Helper()
-	code, body := lisGet(t, u)
-	if code != http.StatusOK {
-		t.Fatalf("GET %s = %d %q", u, code, body)
-	}
+// lisFetchStats fetches u and decodes it as tern.Stats, refusing unknown
+// fields. It returns its failure rather than failing the test, so that an
+// eventually condition (on a goroutine of its own) may call it.
+func lisFetchStats(u string) (tern.Stats, error) {
 	var s tern.Stats
+	code, body, err := lisFetch(u)
+	if err != nil {
+		return s, err
+	}
+	if code != http.StatusOK {
+		return s, fmt.Errorf("GET %s = %d %q", u, code, body)
+	}
 	dec := json.NewDecoder(strings.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&s); err != nil {
-		t.Fatalf("GET %s: %v in %s", u, err, body)
+		return s, fmt.Errorf("GET %s: %w in %s", u, err, body)
 	}
-	return s
+	return s, nil
 }

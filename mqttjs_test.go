@@ -2,7 +2,6 @@ package tern_test
 
 import (
 	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +9,9 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/listeners"
@@ -39,31 +41,23 @@ func TestMQTTJS(t *testing.T) {
 
 	before := runtime.NumGoroutine()
 	b, err := tern.New(tern.Options{SysInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	tcp, err := listeners.TCP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ws, err := listeners.ListenWebSocket("127.0.0.1:0", nil, listeners.WebSocketOptions{})
 	if err != nil {
 		tcp.Close()
-		t.Fatal(err)
 	}
+	require.NoError(t, err)
 	served := make(chan error, 2)
 	go func() { served <- b.Serve(tcp) }()
 	go func() { served <- b.Serve(ws) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 		defer cancel()
-		if err := b.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
-		}
+		assert.NoError(t, b.Close(ctx), "Close")
 		for range 2 {
-			if err := <-served; !errors.Is(err, tern.ErrClosed) {
-				t.Errorf("Serve returned %v, want ErrClosed", err)
-			}
+			assert.ErrorIs(t, <-served, tern.ErrClosed, "Serve's return")
 		}
 		waitGoroutines(t, before)
 	})
@@ -81,14 +75,10 @@ func TestMQTTJS(t *testing.T) {
 			cmd := exec.CommandContext(ctx, node, script, tc.url, timeoutMS)
 			cmd.WaitDelay = 5 * time.Second
 			out, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("node %s %s: %v\n%s", script, tc.url, err, out)
-			}
+			require.NoError(t, err, "node %s %s:\n%s", script, tc.url, out)
 			t.Logf("%s", out)
 			// The script's three clients went through this broker.
-			if got := b.Stats().Connects - before; got != 3 {
-				t.Errorf("broker counted %d connects during the run, want 3", got)
-			}
+			assert.EqualValues(t, 3, b.Stats().Connects-before, "connects the broker counted during the run")
 		})
 	}
 }
@@ -111,7 +101,6 @@ func mqttjsInstall(t *testing.T) {
 	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
 	cmd.Dir = mqttjsDir
 	cmd.WaitDelay = 5 * time.Second
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm ci in %s: %v\n%s", mqttjsDir, err, out)
-	}
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "npm ci in %s:\n%s", mqttjsDir, out)
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ternmq/tern"
 )
@@ -54,12 +56,8 @@ func pahoConnect(t *testing.T, opts *mqtt.ClientOptions) mqtt.Client {
 // pahoWait waits for a Paho token, failing the test on timeout or error.
 func pahoWait(t *testing.T, what string, tok mqtt.Token) {
 	t.Helper()
-	if !tok.WaitTimeout(waitTimeout) {
-		t.Fatalf("paho %s: timed out", what)
-	}
-	if err := tok.Error(); err != nil {
-		t.Fatalf("paho %s: %v", what, err)
-	}
+	require.True(t, tok.WaitTimeout(waitTimeout), "paho %s: timed out", what)
+	require.NoError(t, tok.Error(), "paho %s", what)
 }
 
 // pahoCollector returns a handler that sends every message to the returned
@@ -79,7 +77,7 @@ func pahoNext(t *testing.T, ch <-chan pahoMsg) pahoMsg {
 	case m := <-ch:
 		return m
 	case <-time.After(waitTimeout):
-		t.Fatal("timed out waiting for a message")
+		require.FailNow(t, "timed out waiting for a message")
 		return pahoMsg{}
 	}
 }
@@ -95,10 +93,7 @@ func TestPahoPublishSubscribeEachQoS(t *testing.T) {
 	for qos := byte(0); qos <= 2; qos++ {
 		payload := fmt.Sprintf("qos %d", qos)
 		pahoWait(t, "publish", pub.Publish("paho/a/x", qos, false, payload))
-		m := pahoNext(t, got)
-		if m.topic != "paho/a/x" || m.payload != payload || m.qos != qos || m.retain {
-			t.Fatalf("qos %d: got %+v", qos, m)
-		}
+		require.Equal(t, pahoMsg{topic: "paho/a/x", payload: payload, qos: qos}, pahoNext(t, got), "qos %d", qos)
 	}
 }
 
@@ -111,9 +106,7 @@ func TestPahoDeliveredQoSIsTheMinimum(t *testing.T) {
 	pahoWait(t, "subscribe", sub.Subscribe("min/qos", 1, h))
 	pub := pahoConnect(t, pahoOptions(addr, "paho-pub", true))
 	pahoWait(t, "publish", pub.Publish("min/qos", 2, false, "x"))
-	if m := pahoNext(t, got); m.qos != 1 {
-		t.Fatalf("delivered at QoS %d, want 1", m.qos)
-	}
+	assert.Equal(t, byte(1), pahoNext(t, got).qos, "delivered QoS")
 }
 
 // [MQTT-3.3.1-5] [MQTT-3.3.1-6] [MQTT-3.3.1-8] [MQTT-3.3.1-9]
@@ -125,15 +118,13 @@ func TestPahoRetainedMessageReachesLaterSubscriber(t *testing.T) {
 	h, got := pahoCollector()
 	sub := pahoConnect(t, pahoOptions(addr, "paho-sub", true))
 	pahoWait(t, "subscribe", sub.Subscribe("state/#", 1, h))
-	if m := pahoNext(t, got); m.topic != "state/lamp" || m.payload != "on" || !m.retain || m.qos != 1 {
-		t.Fatalf("retained message: got %+v", m)
-	}
+	require.Equal(t, pahoMsg{topic: "state/lamp", payload: "on", qos: 1, retain: true}, pahoNext(t, got), "retained message")
 	// A live message to an existing subscription has RETAIN 0, even when it
 	// was published with RETAIN 1.
 	pahoWait(t, "publish", pub.Publish("state/lamp", 1, true, "off"))
-	if m := pahoNext(t, got); m.payload != "off" || m.retain {
-		t.Fatalf("live retained publish: got %+v", m)
-	}
+	m := pahoNext(t, got)
+	assert.Equal(t, "off", m.payload, "live retained publish: got %+v", m)
+	assert.False(t, m.retain, "live retained publish: got %+v", m)
 }
 
 // [MQTT-3.1.2-8] the will is published when the network connection ends
@@ -163,9 +154,9 @@ func TestPahoWillDeliveredWhenConnectionDrops(t *testing.T) {
 	mu.Unlock()
 
 	m := pahoNext(t, got)
-	if m.topic != "status/device" || m.payload != "offline" || m.qos != 1 {
-		t.Fatalf("will: got %+v", m)
-	}
+	assert.Equal(t, "status/device", m.topic, "will: got %+v", m)
+	assert.Equal(t, "offline", m.payload, "will: got %+v", m)
+	assert.Equal(t, byte(1), m.qos, "will: got %+v", m)
 }
 
 // [MQTT-3.1.2-8] [MQTT-3.14.4-3] a client that disconnects cleanly has its
@@ -179,15 +170,14 @@ func TestPahoWillNotDeliveredAfterDisconnect(t *testing.T) {
 	pahoWait(t, "subscribe", watcher.Subscribe("status/+", 1, h))
 	dev := pahoConnect(t, pahoOptions(addr, "paho-device", true).SetWill("status/device", "offline", 1, false))
 	dev.Disconnect(50)
-	if e := obs.next(t, "disconnect"); e.client.ID != "paho-device" || e.reason != nil {
-		t.Fatalf("OnDisconnect %q reason %v, want paho-device after DISCONNECT", e.client.ID, e.reason)
-	}
+	e := obs.next(t, "disconnect")
+	require.Equal(t, "paho-device", e.client.ID, "OnDisconnect client")
+	require.NoError(t, e.reason, "OnDisconnect reason: want none after DISCONNECT")
 	// The connection has ended. A marker published now arrives first and
 	// alone: had the will been published, it would precede the marker.
 	pahoWait(t, "publish", watcher.Publish("status/marker", 1, false, "m"))
-	if m := pahoNext(t, got); m.topic != "status/marker" {
-		t.Fatalf("got %+v before the marker: the will was published after DISCONNECT", m)
-	}
+	m := pahoNext(t, got)
+	assert.Equal(t, "status/marker", m.topic, "got %+v before the marker: the will was published after DISCONNECT", m)
 }
 
 // [MQTT-3.1.2-4] [MQTT-3.1.2-5] [MQTT-4.1.0-1] [MQTT-3.2.2-2] a persistent
@@ -217,13 +207,13 @@ func TestPahoPersistentSessionReceivesQueuedMessages(t *testing.T) {
 	tok := back.Connect()
 	pahoWait(t, "reconnect", tok)
 	t.Cleanup(func() { back.Disconnect(50) })
-	if ct, ok := tok.(*mqtt.ConnectToken); !ok || !ct.SessionPresent() {
-		t.Fatalf("session present not set on reconnection")
-	}
+	ct, ok := tok.(*mqtt.ConnectToken)
+	require.True(t, ok && ct.SessionPresent(), "session present not set on reconnection")
 	for i := range n {
 		m := pahoNext(t, got)
-		if want := fmt.Sprintf("job %d", i); m.payload != want || m.qos != 1 || m.topic != "jobs/new" {
-			t.Fatalf("message %d: got %+v, want %q", i, m, want)
-		}
+		want := fmt.Sprintf("job %d", i)
+		require.Equal(t, want, m.payload, "message %d: got %+v", i, m)
+		require.Equal(t, byte(1), m.qos, "message %d: got %+v", i, m)
+		require.Equal(t, "jobs/new", m.topic, "message %d: got %+v", i, m)
 	}
 }

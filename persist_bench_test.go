@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/packets"
 	"github.com/ternmq/tern/storage"
@@ -70,9 +72,7 @@ func BenchmarkPersistFanIn(b *testing.B) {
 
 func benchBolt(b *testing.B, d bolt.Durability) storage.Store {
 	st, err := bolt.Open(filepath.Join(b.TempDir(), "tern.db"), bolt.Options{Durability: d})
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	return st
 }
 
@@ -98,9 +98,9 @@ func benchFanIn(b *testing.B, addr string, publishers int) time.Duration {
 	received := make(chan struct{})
 	sub := benchDial(b, addr, "fan-in-sub", false)
 	sub.send(b, &packets.Subscribe{PacketID: 1, Subscriptions: []packets.Subscription{{Filter: "bench/#", QoS: 1}}})
-	if p, err := sub.r.ReadPacket(); err != nil || p.Type() != packets.TypeSuback {
-		b.Fatalf("SUBACK: %v %v", p, err)
-	}
+	p, err := sub.r.ReadPacket()
+	require.NoError(b, err, "SUBACK")
+	require.Equal(b, packets.TypeSuback, p.Type(), "SUBACK: %+v", p)
 	errs := make(chan error, publishers+1)
 	go func() {
 		// The subscriber: PUBACK every message, one write per read batch.
@@ -180,16 +180,14 @@ func benchFanIn(b *testing.B, addr string, publishers int) time.Duration {
 	select {
 	case <-received:
 	case err := <-errs:
-		b.Fatal(err)
+		require.NoError(b, err)
 	case <-time.After(5 * time.Minute):
-		b.Fatal("timed out")
+		require.FailNow(b, "timed out")
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
-	if got := acked.Load(); got != int64(b.N) {
-		b.Fatalf("%d PUBACKs for %d messages", got, b.N)
-	}
+	require.Equal(b, int64(b.N), acked.Load(), "PUBACKs for %d messages", b.N)
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
 	return elapsed
 }
@@ -203,24 +201,19 @@ type benchConn struct {
 func benchDial(b *testing.B, addr, id string, clean bool) *benchConn {
 	b.Helper()
 	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	b.Cleanup(func() { nc.Close() })
 	c := &benchConn{nc: nc, r: packets.NewReader(nc, 0)}
 	c.send(b, &packets.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: id, CleanSession: clean})
-	if p, err := c.r.ReadPacket(); err != nil || p.Type() != packets.TypeConnack {
-		b.Fatalf("CONNACK: %v %v", p, err)
-	}
+	p, err := c.r.ReadPacket()
+	require.NoError(b, err, "CONNACK")
+	require.Equal(b, packets.TypeConnack, p.Type(), "CONNACK: %+v", p)
 	return c
 }
 
 func (c *benchConn) send(b *testing.B, p packets.Packet) {
 	buf, err := p.Append(nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := c.nc.Write(buf); err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
+	_, err = c.nc.Write(buf)
+	require.NoError(b, err)
 }

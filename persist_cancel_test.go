@@ -5,6 +5,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/packets"
 	"github.com/ternmq/tern/storage"
@@ -65,14 +68,14 @@ func TestPersistDeliveryAcknowledgedWithinOneBatchNeverReachesTheStore(t *testin
 	second := sub.recvPublish()
 	sub.send(&packets.Puback{PacketID: second.PacketID})
 	sub.send(&packets.Pingreq{}) // the PUBACK is handled once PINGRESP comes
-	if _, ok := sub.recv().(*packets.Pingresp); !ok {
-		t.Fatal("expected PINGRESP")
-	}
+	_, ok := sub.recv().(*packets.Pingresp)
+	require.True(t, ok, "expected PINGRESP")
 	g.release()
 	for _, id := range []uint16{1, 2} {
-		if a, ok := pub.recv().(*packets.Puback); !ok || a.PacketID != id {
-			t.Fatalf("expected PUBACK %d, got %+v", id, a)
-		}
+		p := pub.recv()
+		a, ok := p.(*packets.Puback)
+		require.True(t, ok, "expected PUBACK %d, got %v %+v", id, p.Type(), p)
+		require.Equal(t, id, a.PacketID, "expected PUBACK %d", id)
 	}
 	sub.send(&packets.Puback{PacketID: first.PacketID})
 	sub.send(&packets.Pingreq{})
@@ -81,10 +84,9 @@ func TestPersistDeliveryAcknowledgedWithinOneBatchNeverReachesTheStore(t *testin
 		_, del, _ := log.deliveryOps("c/first")
 		return del == 1
 	})
-	if puts, _, _ := log.deliveryOps("c/first"); puts != 1 {
-		t.Fatalf("first: %d puts, want 1", puts)
-	}
-	if puts, dels, _ := log.deliveryOps("c/second"); puts != 0 || dels != 0 {
-		t.Fatalf("second: %d puts and %d deletes reached the store, want none", puts, dels)
-	}
+	puts, _, _ := log.deliveryOps("c/first")
+	assert.Equal(t, 1, puts, "first: puts")
+	puts, dels, _ := log.deliveryOps("c/second")
+	assert.Zero(t, puts, "second: puts reached the store, want none")
+	assert.Zero(t, dels, "second: deletes reached the store, want none")
 }

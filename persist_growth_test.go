@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/packets"
 	"github.com/ternmq/tern/storage/bolt"
@@ -23,9 +26,7 @@ func TestPersistFileStaysBoundedUnderSteadyTraffic(t *testing.T) {
 	const total, window = 100_000, 200
 	path := filepath.Join(t.TempDir(), "tern.db")
 	st, err := bolt.Open(path, bolt.Options{Durability: bolt.Async})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	b, addr := startBroker(t, tern.Options{Store: st})
 	sub := mustConnect(t, addr, "steady-sub", false)
 	sub.subscribe(1, packets.Subscription{Filter: "steady/#", QoS: 1})
@@ -57,65 +58,36 @@ func TestPersistFileStaysBoundedUnderSteadyTraffic(t *testing.T) {
 	for sent := 0; sent < total; sent += window {
 		// Stay within the subscriber's queue: this test is about the
 		// file, not about dropping.
-		if !waitUntil(func() bool { return got.Load() >= int64(sent-5000) }) {
-			t.Fatalf("the subscriber fell behind: %d received of %d sent", got.Load(), sent)
-		}
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
+			assert.GreaterOrEqual(c, got.Load(), int64(sent-5000), "the subscriber fell behind: received of %d sent", sent)
+		}, waitTimeout, time.Millisecond)
 		batch = batch[:0]
 		for i := 0; i < window; i++ {
 			batch, _ = (&packets.Publish{Topic: "steady/t", Payload: payload, QoS: 1, PacketID: uint16(i + 1)}).Append(batch)
 		}
 		pub.sendRaw(batch)
 		for i := 0; i < window; i++ {
-			if _, ok := pub.recv().(*packets.Puback); !ok {
-				t.Fatal("expected PUBACK")
-			}
+			_, ok := pub.recv().(*packets.Puback)
+			require.True(t, ok, "expected PUBACK")
 		}
 	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, <-done)
 	sub.send(&packets.Pingreq{}) // the last PUBACKs are handled
 	for {
 		if _, ok := sub.recv().(*packets.Pingresp); ok {
 			break
 		}
 	}
-	if err := b.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, b.Close(context.Background()))
+	require.NoError(t, st.Close())
 	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Logf("file size after %d messages: %d bytes", total, fi.Size())
-	if fi.Size() > 8<<20 {
-		t.Fatalf("file is %d bytes after %d delivered messages, want at most 8 MiB", fi.Size(), total)
-	}
+	require.LessOrEqual(t, fi.Size(), int64(8<<20), "file size in bytes after %d delivered messages, want at most 8 MiB", total)
 	st, err = bolt.Open(path, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer st.Close()
 	snap, err := st.Load(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(snap.Deliveries) != 0 {
-		t.Fatalf("%d deliveries left in the store after all were acknowledged", len(snap.Deliveries))
-	}
-}
-
-// waitUntil polls cond until it holds or waitTimeout passes.
-func waitUntil(cond func() bool) bool {
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(time.Millisecond) // polling interval
-	}
-	return true
+	require.NoError(t, err)
+	assert.Empty(t, snap.Deliveries, "deliveries left in the store after all were acknowledged")
 }

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/packets"
 )
@@ -18,10 +21,7 @@ func recvAs[T packets.Packet](c *rawClient) T {
 	c.t.Helper()
 	p := c.recv()
 	v, ok := p.(T)
-	if !ok {
-		var want T
-		c.t.Fatalf("expected %T, got %s", want, describePackets(p))
-	}
+	require.True(c.t, ok, "expected %T, got %s", v, describePackets(p))
 	return v
 }
 
@@ -46,9 +46,8 @@ func pingSync(c *rawClient) []packets.Packet {
 // was pending for this client.
 func expectQuiet(c *rawClient) {
 	c.t.Helper()
-	if got := pingSync(c); len(got) > 0 {
-		c.t.Fatalf("expected nothing before PINGRESP, got %s", describePackets(got...))
-	}
+	got := pingSync(c)
+	require.Empty(c.t, got, "expected nothing before PINGRESP, got %s", describePackets(got...))
 }
 
 func describePackets(ps ...packets.Packet) string {
@@ -76,9 +75,7 @@ func ackDelivery(c *rawClient, p *packets.Publish) {
 		c.send(&packets.Puback{PacketID: p.PacketID})
 	case 2:
 		c.send(&packets.Pubrec{PacketID: p.PacketID})
-		if rel := recvAs[*packets.Pubrel](c); rel.PacketID != p.PacketID {
-			c.t.Fatalf("PUBREL id %d, want %d", rel.PacketID, p.PacketID)
-		}
+		require.Equal(c.t, p.PacketID, recvAs[*packets.Pubrel](c).PacketID, "PUBREL packet identifier")
 		c.send(&packets.Pubcomp{PacketID: p.PacketID})
 	}
 }
@@ -87,9 +84,9 @@ func ackDelivery(c *rawClient, p *packets.Publish) {
 func expectPublish(c *rawClient, topic, payload string, qos byte) *packets.Publish {
 	c.t.Helper()
 	p := recvAs[*packets.Publish](c)
-	if p.Topic != topic || string(p.Payload) != payload || p.QoS != qos {
-		c.t.Fatalf("got %s, want topic %q payload %q qos %d", describePackets(p), topic, payload, qos)
-	}
+	require.Equal(c.t, topic, p.Topic, "got %s", describePackets(p))
+	require.Equal(c.t, payload, string(p.Payload), "got %s", describePackets(p))
+	require.Equal(c.t, qos, p.QoS, "got %s", describePackets(p))
 	return p
 }
 
@@ -142,9 +139,7 @@ func TestPublishIncomingDupIsNotPropagated(t *testing.T) {
 			recvAs[*packets.Pubcomp](pub)
 		}
 		got := expectPublish(sub, topic, "x", qos)
-		if got.Dup {
-			t.Errorf("QoS %d: DUP propagated to the subscriber", qos)
-		}
+		assert.False(t, got.Dup, "QoS %d: DUP propagated to the subscriber", qos)
 		ackDelivery(sub, got)
 	}
 }
@@ -160,13 +155,11 @@ func TestPublishQoS0IsSentWithDupZeroAndNoPacketID(t *testing.T) {
 	pub.publishQoS(0, "q0/a", "payload", 0, false)
 	sub.conn.SetReadDeadline(time.Now().Add(waitTimeout))
 	fh, body, err := sub.r.ReadRaw()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	want := append(wireString("q0/a"), "payload"...)
-	if fh.Type != packets.TypePublish || fh.Flags != 0 || string(body) != string(want) {
-		t.Fatalf("got %v flags %04b body %q, want PUBLISH flags 0000 body %q", fh.Type, fh.Flags, body, want)
-	}
+	assert.Equal(t, packets.TypePublish, fh.Type, "want PUBLISH flags 0000 body %q", want)
+	assert.Zero(t, fh.Flags, "flags %04b, want PUBLISH flags 0000", fh.Flags)
+	assert.Equal(t, want, body, "want PUBLISH flags 0000 body %q", want)
 }
 
 // TestPublishMalformedClosesConnection: a PUBLISH that breaks a rule of the
@@ -220,17 +213,11 @@ func TestPublishResponseDependsOnQoS(t *testing.T) {
 
 	for _, id := range []uint16{1, 0x1234, 0xFFFF} {
 		c.send(&packets.Publish{Topic: "r/1", Payload: []byte("x"), QoS: 1, PacketID: id})
-		if ack := recvAs[*packets.Puback](c); ack.PacketID != id {
-			t.Errorf("PUBACK id %d, want %d", ack.PacketID, id)
-		}
+		assert.Equal(t, id, recvAs[*packets.Puback](c).PacketID, "PUBACK packet identifier")
 		c.send(&packets.Publish{Topic: "r/2", Payload: []byte("x"), QoS: 2, PacketID: id})
-		if rec := recvAs[*packets.Pubrec](c); rec.PacketID != id {
-			t.Errorf("PUBREC id %d, want %d", rec.PacketID, id)
-		}
+		assert.Equal(t, id, recvAs[*packets.Pubrec](c).PacketID, "PUBREC packet identifier")
 		c.send(&packets.Pubrel{PacketID: id})
-		if comp := recvAs[*packets.Pubcomp](c); comp.PacketID != id {
-			t.Errorf("PUBCOMP id %d, want %d", comp.PacketID, id)
-		}
+		assert.Equal(t, id, recvAs[*packets.Pubcomp](c).PacketID, "PUBCOMP packet identifier")
 	}
 	expectQuiet(c)
 }
@@ -244,9 +231,7 @@ func TestPublishDeliveredAtMinimumOfPublishedAndGrantedQoS(t *testing.T) {
 	for granted := range subs {
 		subs[granted] = mustConnect(t, addr, fmt.Sprintf("sub%d", granted), true)
 		ack := subs[granted].subscribe(1, packets.Subscription{Filter: "m/q", QoS: byte(granted)})
-		if ack.ReturnCodes[0] != byte(granted) {
-			t.Fatalf("granted %d, want %d", ack.ReturnCodes[0], granted)
-		}
+		require.Equal(t, byte(granted), ack.ReturnCodes[0], "granted QoS")
 	}
 	pub := mustConnect(t, addr, "pub", true)
 	for published := byte(0); published <= 2; published++ {
@@ -254,9 +239,8 @@ func TestPublishDeliveredAtMinimumOfPublishedAndGrantedQoS(t *testing.T) {
 		for granted, sub := range subs {
 			want := min(published, byte(granted))
 			got := expectPublish(sub, "m/q", "v", want)
-			if got.Dup || got.Retain {
-				t.Errorf("published %d granted %d: DUP %v RETAIN %v", published, granted, got.Dup, got.Retain)
-			}
+			assert.False(t, got.Dup, "published %d granted %d: DUP", published, granted)
+			assert.False(t, got.Retain, "published %d granted %d: RETAIN", published, granted)
 			ackDelivery(sub, got)
 		}
 	}
@@ -295,13 +279,11 @@ func TestPublishOverlappingSubscriptionsDeliverOneCopyAtMaxQoS(t *testing.T) {
 		pub.publishQoS(uint16(i+1), tc.topic, "v", tc.published, false)
 		expectQuiet(pub) // routed before this returns
 		got := pingSync(sub)
-		if len(got) == 0 {
-			t.Fatalf("%s at QoS %d: nothing delivered", tc.topic, tc.published)
-		}
+		require.NotEmpty(t, got, "%s at QoS %d: nothing delivered", tc.topic, tc.published)
 		p, ok := got[0].(*packets.Publish)
-		if len(got) != 1 || !ok || p.QoS != tc.want || p.Topic != tc.topic {
-			t.Fatalf("%s at QoS %d: got %s, want one PUBLISH at QoS %d", tc.topic, tc.published, describePackets(got...), tc.want)
-		}
+		require.True(t, len(got) == 1 && ok, "%s at QoS %d: got %s, want one PUBLISH at QoS %d", tc.topic, tc.published, describePackets(got...), tc.want)
+		require.Equal(t, tc.want, p.QoS, "%s at QoS %d: got %s", tc.topic, tc.published, describePackets(got...))
+		require.Equal(t, tc.topic, p.Topic, "%s at QoS %d: got %s", tc.topic, tc.published, describePackets(got...))
 		ackDelivery(sub, p)
 	}
 }
@@ -322,9 +304,7 @@ func (refusePublish) AuthorizePublish(_ context.Context, _ tern.Client, m tern.M
 // [MQTT-3.3.5-2]
 func TestPublishRefusedByAuthorizerIsStillAcknowledged(t *testing.T) {
 	b, addr := startBroker(t, tern.Options{})
-	if err := b.AddHook(refusePublish{}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, b.AddHook(refusePublish{}))
 	watcher := mustConnect(t, addr, "watcher", true)
 	watcher.subscribe(1, packets.Subscription{Filter: "#", QoS: 2})
 	c := mustConnect(t, addr, "pub", true)
@@ -334,12 +314,8 @@ func TestPublishRefusedByAuthorizerIsStillAcknowledged(t *testing.T) {
 	}
 	expectQuiet(c)
 	expectQuiet(watcher)
-	if n := b.Stats().Retained; n != 0 {
-		t.Errorf("%d retained messages, want 0", n)
-	}
-	if d := b.Stats().PublishDropped - before; d != 3 {
-		t.Errorf("PublishDropped grew by %d, want 3", d)
-	}
+	assert.Zero(t, b.Stats().Retained, "retained messages")
+	assert.EqualValues(t, 3, b.Stats().PublishDropped-before, "PublishDropped growth")
 	c.publishQoS(9, "allow/x", "ok", 1, false)
 	ackDelivery(watcher, expectPublish(watcher, "allow/x", "ok", 1))
 }
@@ -355,22 +331,15 @@ func TestQoS1OutboundPublishUnacknowledgedUntilPuback(t *testing.T) {
 	pub := mustConnect(t, addr, "pub", true)
 	pub.publishQoS(1, "q1", "v", 1, false)
 	got := expectPublish(sub, "q1", "v", 1)
-	if got.Dup || got.PacketID == 0 {
-		t.Fatalf("first delivery DUP %v id %d, want DUP 0 and a non-zero id", got.Dup, got.PacketID)
-	}
-	if n := clientInfo(t, b, "sub").Inflight; n != 1 {
-		t.Fatalf("%d in flight before PUBACK, want 1", n)
-	}
+	require.False(t, got.Dup, "first delivery: want DUP 0")
+	require.NotZero(t, got.PacketID, "first delivery: want a non-zero id")
+	require.Equal(t, 1, clientInfo(t, b, "sub").Inflight, "in flight before PUBACK")
 	sub.send(&packets.Puback{PacketID: got.PacketID + 1}) // not its identifier
 	expectQuiet(sub)
-	if n := clientInfo(t, b, "sub").Inflight; n != 1 {
-		t.Fatalf("%d in flight after a PUBACK for another id, want 1", n)
-	}
+	require.Equal(t, 1, clientInfo(t, b, "sub").Inflight, "in flight after a PUBACK for another id")
 	sub.send(&packets.Puback{PacketID: got.PacketID})
 	expectQuiet(sub)
-	if n := clientInfo(t, b, "sub").Inflight; n != 0 {
-		t.Fatalf("%d in flight after PUBACK, want 0", n)
-	}
+	assert.Zero(t, clientInfo(t, b, "sub").Inflight, "in flight after PUBACK")
 }
 
 // TestQoS1SameIDAfterPubackIsNewPublication: once PUBACK is sent, a
@@ -384,9 +353,7 @@ func TestQoS1SameIDAfterPubackIsNewPublication(t *testing.T) {
 	for i, dup := range []bool{false, true, false} {
 		payload := fmt.Sprint("m", i)
 		pub.send(&packets.Publish{Topic: "same", Payload: []byte(payload), QoS: 1, PacketID: 5, Dup: dup})
-		if ack := recvAs[*packets.Puback](pub); ack.PacketID != 5 {
-			t.Fatalf("PUBACK id %d", ack.PacketID)
-		}
+		require.Equal(t, uint16(5), recvAs[*packets.Puback](pub).PacketID, "PUBACK packet identifier")
 		ackDelivery(sub, expectPublish(sub, "same", payload, 1))
 	}
 	expectQuiet(sub)
@@ -403,27 +370,20 @@ func TestQoS2OutboundFlowPubrelAfterPubrec(t *testing.T) {
 	pub := mustConnect(t, addr, "pub", true)
 	pub.publishQoS(1, "q2", "v", 2, false)
 	got := expectPublish(sub, "q2", "v", 2)
-	if got.Dup || got.PacketID == 0 {
-		t.Fatalf("first delivery DUP %v id %d", got.Dup, got.PacketID)
-	}
+	require.False(t, got.Dup, "first delivery DUP")
+	require.NotZero(t, got.PacketID, "first delivery packet identifier")
 	sub.send(&packets.Pubrec{PacketID: got.PacketID})
 	sub.conn.SetReadDeadline(time.Now().Add(waitTimeout))
 	fh, body, err := sub.r.ReadRaw()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fh.Type != packets.TypePubrel || fh.Flags != 0b0010 || string(body) != string(wireID(got.PacketID)) {
-		t.Fatalf("got %v flags %04b body %x, want PUBREL flags 0010 id %d", fh.Type, fh.Flags, body, got.PacketID)
-	}
+	require.NoError(t, err)
+	require.Equal(t, packets.TypePubrel, fh.Type, "want PUBREL flags 0010 id %d", got.PacketID)
+	require.Equal(t, byte(0b0010), fh.Flags, "flags %04b, want PUBREL flags 0010", fh.Flags)
+	require.Equal(t, wireID(got.PacketID), body, "want PUBREL id %d", got.PacketID)
 	expectQuiet(sub) // the PUBLISH is not sent again
-	if n := clientInfo(t, b, "sub").Inflight; n != 1 {
-		t.Fatalf("%d in flight before PUBCOMP, want 1", n)
-	}
+	require.Equal(t, 1, clientInfo(t, b, "sub").Inflight, "in flight before PUBCOMP")
 	sub.send(&packets.Pubcomp{PacketID: got.PacketID})
 	expectQuiet(sub)
-	if n := clientInfo(t, b, "sub").Inflight; n != 0 {
-		t.Fatalf("%d in flight after PUBCOMP, want 0", n)
-	}
+	assert.Zero(t, clientInfo(t, b, "sub").Inflight, "in flight after PUBCOMP")
 }
 
 // TestQoS2InboundRepeatBeforePubrelNotForwardedAgain: until PUBREL, any
@@ -438,9 +398,7 @@ func TestQoS2InboundRepeatBeforePubrelNotForwardedAgain(t *testing.T) {
 	send := func(payload string, dup bool, id uint16) {
 		t.Helper()
 		pub.send(&packets.Publish{Topic: "once", Payload: []byte(payload), QoS: 2, PacketID: id, Dup: dup})
-		if rec := recvAs[*packets.Pubrec](pub); rec.PacketID != id {
-			t.Fatalf("PUBREC id %d, want %d", rec.PacketID, id)
-		}
+		require.Equal(t, id, recvAs[*packets.Pubrec](pub).PacketID, "PUBREC packet identifier")
 	}
 	send("first", false, 3)
 	ackDelivery(sub, expectPublish(sub, "once", "first", 2))
@@ -453,9 +411,7 @@ func TestQoS2InboundRepeatBeforePubrelNotForwardedAgain(t *testing.T) {
 
 	for _, id := range []uint16{3, 4} {
 		pub.send(&packets.Pubrel{PacketID: id})
-		if comp := recvAs[*packets.Pubcomp](pub); comp.PacketID != id {
-			t.Fatalf("PUBCOMP id %d, want %d", comp.PacketID, id)
-		}
+		require.Equal(t, id, recvAs[*packets.Pubcomp](pub).PacketID, "PUBCOMP packet identifier")
 	}
 	send("second", false, 3)
 	ackDelivery(sub, expectPublish(sub, "once", "second", 2))
@@ -485,13 +441,9 @@ func TestAcksForUnknownPacketIDs(t *testing.T) {
 	_, addr := startBroker(t, tern.Options{})
 	c := mustConnect(t, addr, "c", true)
 	c.send(&packets.Pubrel{PacketID: 77})
-	if comp := recvAs[*packets.Pubcomp](c); comp.PacketID != 77 {
-		t.Fatalf("PUBCOMP id %d, want 77", comp.PacketID)
-	}
+	require.Equal(t, uint16(77), recvAs[*packets.Pubcomp](c).PacketID, "PUBCOMP packet identifier")
 	c.send(&packets.Pubrec{PacketID: 78})
-	if rel := recvAs[*packets.Pubrel](c); rel.PacketID != 78 {
-		t.Fatalf("PUBREL id %d, want 78", rel.PacketID)
-	}
+	require.Equal(t, uint16(78), recvAs[*packets.Pubrel](c).PacketID, "PUBREL packet identifier")
 	c.send(&packets.Puback{PacketID: 79})
 	c.send(&packets.Pubcomp{PacketID: 80})
 	expectQuiet(c)
@@ -517,9 +469,7 @@ func TestPubrelSentInOrderOfPubrec(t *testing.T) {
 	}
 	sub.sendRaw(buf) // one write: the broker sees them in one batch
 	for _, id := range order {
-		if rel := recvAs[*packets.Pubrel](sub); rel.PacketID != id {
-			t.Fatalf("PUBREL id %d, want %d (order %v)", rel.PacketID, id, order)
-		}
+		require.Equal(t, id, recvAs[*packets.Pubrel](sub).PacketID, "PUBREL packet identifier (order %v)", order)
 	}
 	for _, id := range order {
 		sub.send(&packets.Pubcomp{PacketID: id})
@@ -546,13 +496,11 @@ func receiveAll(c *rawClient, n int) []*packets.Publish {
 				c.send(&packets.Pubrec{PacketID: p.PacketID})
 			}
 		case *packets.Pubrel:
-			if !pending[p.PacketID] {
-				c.t.Fatalf("PUBREL for id %d, which is not awaiting one", p.PacketID)
-			}
+			require.True(c.t, pending[p.PacketID], "PUBREL for id %d, which is not awaiting one", p.PacketID)
 			delete(pending, p.PacketID)
 			c.send(&packets.Pubcomp{PacketID: p.PacketID})
 		default:
-			c.t.Fatalf("expected PUBLISH or PUBREL, got %s", describePackets(p))
+			require.FailNow(c.t, "expected PUBLISH or PUBREL", "got %s", describePackets(p))
 		}
 	}
 	return got
@@ -572,11 +520,9 @@ func TestTopicLengthLimit(t *testing.T) {
 	ackDelivery(sub, expectPublish(sub, longest, "x", 1))
 
 	tooLong := longest + "c"
-	if err := b.Publish(context.Background(), tooLong, []byte("x"), 0, false); err == nil {
-		t.Error("Broker.Publish accepted a topic of 65536 bytes")
-	}
-	if cancel, err := b.Subscribe(tooLong, tern.SubscribeOptions{}, func(tern.Message, tern.Client) {}); err == nil {
+	assert.Error(t, b.Publish(context.Background(), tooLong, []byte("x"), 0, false), "Broker.Publish accepted a topic of 65536 bytes")
+	cancel, err := b.Subscribe(tooLong, tern.SubscribeOptions{}, func(tern.Message, tern.Client) {})
+	if !assert.Error(t, err, "Broker.Subscribe accepted a filter of 65536 bytes") {
 		cancel()
-		t.Error("Broker.Subscribe accepted a filter of 65536 bytes")
 	}
 }

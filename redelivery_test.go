@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/packets"
 	"github.com/ternmq/tern/storage"
@@ -16,12 +19,8 @@ import (
 func waitOffline(t testing.TB, b *tern.Broker, id string) {
 	t.Helper()
 	eventually(t, id+" offline", func() bool {
-		for _, ci := range b.Clients() {
-			if ci.ID == id {
-				return !ci.Connected
-			}
-		}
-		return false
+		ci, ok := findClient(b, id)
+		return ok && !ci.Connected
 	})
 }
 
@@ -39,9 +38,8 @@ func reconnect(t testing.TB, addr, id string) *rawClient {
 	t.Helper()
 	c := dialRaw(t, addr)
 	ack := c.connect(id, false)
-	if ack.ReturnCode != 0 || !ack.SessionPresent {
-		t.Fatalf("CONNACK %+v, want accepted with session present", ack)
-	}
+	require.Zero(t, ack.ReturnCode, "CONNACK of %s: want accepted with session present", id)
+	require.True(t, ack.SessionPresent, "CONNACK of %s: want accepted with session present", id)
 	return c
 }
 
@@ -68,18 +66,14 @@ func TestPersistentSessionQueuesQoS1And2WhileOfflineInOrder(t *testing.T) {
 		}
 	}
 	expectQuiet(pub)
-	if q := clientInfo(t, b, "sub").Queued; q != len(want) {
-		t.Fatalf("%d queued for the offline session, want %d", q, len(want))
-	}
-	if d := b.Stats().PublishDropped - before; d != 7 {
-		t.Errorf("PublishDropped grew by %d, want 7 (the QoS 0 messages)", d)
-	}
+	require.Equal(t, len(want), clientInfo(t, b, "sub").Queued, "queued for the offline session")
+	assert.EqualValues(t, 7, b.Stats().PublishDropped-before, "PublishDropped growth: want 7 (the QoS 0 messages)")
 
 	sub = reconnect(t, addr, "sub")
 	for i, p := range receiveAll(sub, len(want)) {
-		if string(p.Payload) != want[i] || p.Dup || p.QoS == 0 {
-			t.Fatalf("delivery %d: got %s, want %s at QoS 1 or 2 with DUP 0", i, describePackets(p), want[i])
-		}
+		require.Equal(t, want[i], string(p.Payload), "delivery %d: got %s", i, describePackets(p))
+		require.False(t, p.Dup, "delivery %d: got %s, want DUP 0", i, describePackets(p))
+		require.NotZero(t, p.QoS, "delivery %d: got %s, want QoS 1 or 2", i, describePackets(p))
 	}
 	expectQuiet(sub)
 	pub.publishQoS(1, "off/live", "live", 1, false) // the subscription survived
@@ -101,9 +95,10 @@ func TestOfflineQoS0QueuedWithQueueQoS0(t *testing.T) {
 	}
 	sub = reconnect(t, addr, "sub")
 	for i, p := range receiveAll(sub, len(qos)) {
-		if p.Topic != "z" || string(p.Payload) != fmt.Sprint(i) || p.QoS != qos[i] || p.Dup {
-			t.Errorf("delivery %d: got %s, want payload %d at QoS %d with DUP 0", i, describePackets(p), i, qos[i])
-		}
+		assert.Equal(t, "z", p.Topic, "delivery %d: got %s", i, describePackets(p))
+		assert.Equal(t, fmt.Sprint(i), string(p.Payload), "delivery %d: got %s", i, describePackets(p))
+		assert.Equal(t, qos[i], p.QoS, "delivery %d: got %s", i, describePackets(p))
+		assert.False(t, p.Dup, "delivery %d: got %s, want DUP 0", i, describePackets(p))
 	}
 	expectQuiet(sub)
 }
@@ -125,21 +120,17 @@ func TestQoS0QueuedAtDisconnectKeptOnlyWithQueueQoS0(t *testing.T) {
 			sub.subscribe(2, packets.Subscription{Filter: "r1", QoS: 1})
 			sub.subscribe(3, packets.Subscription{Filter: "r0", QoS: 0})
 			expectQuiet(sub)
-			if q := clientInfo(t, b, "sub").Queued; q != 2 {
-				t.Fatalf("%d queued behind the window, want 2", q)
-			}
+			require.Equal(t, 2, clientInfo(t, b, "sub").Queued, "queued behind the window")
 			dropConnection(t, b, sub, "sub")
 
 			sub = reconnect(t, addr, "sub")
-			if p := expectPublish(sub, "live", "unacked", 1); !p.Dup || p.PacketID != first.PacketID {
-				t.Fatalf("resend: DUP %v id %d, want DUP 1 id %d", p.Dup, p.PacketID, first.PacketID)
-			}
+			p := expectPublish(sub, "live", "unacked", 1)
+			require.True(t, p.Dup, "resend: want DUP 1")
+			require.Equal(t, first.PacketID, p.PacketID, "resend: packet identifier")
 			sub.send(&packets.Puback{PacketID: first.PacketID})
 			ackDelivery(sub, expectPublish(sub, "r1", "retained QoS 1", 1))
 			if keep {
-				if p := expectPublish(sub, "r0", "retained QoS 0", 0); !p.Retain {
-					t.Fatal("queued retained message lost its RETAIN flag")
-				}
+				require.True(t, expectPublish(sub, "r0", "retained QoS 0", 0).Retain, "queued retained message lost its RETAIN flag")
 			}
 			expectQuiet(sub)
 		})
@@ -170,16 +161,16 @@ func TestUnacknowledgedQoS1ResentWithDupAndSameIDOnReconnect(t *testing.T) {
 		sub = reconnect(t, addr, "sub")
 		for _, i := range []int{0, 2, 3} {
 			p := expectPublish(sub, "un", fmt.Sprint(i), 1)
-			if !p.Dup || p.PacketID != first[i].PacketID {
-				t.Fatalf("round %d, resend of %d: DUP %v id %d, want DUP 1 id %d", round, i, p.Dup, p.PacketID, first[i].PacketID)
-			}
+			require.True(t, p.Dup, "round %d, resend of %d: want DUP 1", round, i)
+			require.Equal(t, first[i].PacketID, p.PacketID, "round %d, resend of %d: packet identifier", round, i)
 		}
 		if round == 0 {
 			p := expectPublish(sub, "un", "queued", 1)
+			require.False(t, p.Dup, "queued message: DUP")
 			for _, f := range first {
-				if p.Dup || p.PacketID == f.PacketID && f != first[1] {
-					t.Fatalf("queued message: DUP %v id %d; ids in flight are %d, %d, %d",
-						p.Dup, p.PacketID, first[0].PacketID, first[2].PacketID, first[3].PacketID)
+				if f != first[1] {
+					require.NotEqual(t, f.PacketID, p.PacketID, "queued message: ids in flight are %d, %d, %d",
+						first[0].PacketID, first[2].PacketID, first[3].PacketID)
 				}
 			}
 			ackDelivery(sub, p)
@@ -216,13 +207,10 @@ func TestQoS2ResendOnReconnectIsPubrelPastPubrec(t *testing.T) {
 	dropConnection(t, b, sub, "sub")
 
 	sub = reconnect(t, addr, "sub")
-	if rel := recvAs[*packets.Pubrel](sub); rel.PacketID != a.PacketID {
-		t.Fatalf("PUBREL id %d, want %d", rel.PacketID, a.PacketID)
-	}
+	require.Equal(t, a.PacketID, recvAs[*packets.Pubrel](sub).PacketID, "PUBREL packet identifier")
 	p := expectPublish(sub, "two", "b", 2)
-	if !p.Dup || p.PacketID != bb.PacketID {
-		t.Fatalf("resend of b: DUP %v id %d, want DUP 1 id %d", p.Dup, p.PacketID, bb.PacketID)
-	}
+	require.True(t, p.Dup, "resend of b: want DUP 1")
+	require.Equal(t, bb.PacketID, p.PacketID, "resend of b: packet identifier")
 	expectQuiet(sub)
 	sub.send(&packets.Pubcomp{PacketID: a.PacketID})
 	ackDelivery(sub, p)
@@ -248,13 +236,9 @@ func TestInboundQoS2StateSurvivesReconnect(t *testing.T) {
 
 	pub = reconnect(t, addr, "pub")
 	pub.send(&packets.Publish{Topic: "in", Payload: []byte("x"), QoS: 2, PacketID: 9, Dup: true})
-	if rec := recvAs[*packets.Pubrec](pub); rec.PacketID != 9 {
-		t.Fatalf("PUBREC id %d, want 9", rec.PacketID)
-	}
+	require.Equal(t, uint16(9), recvAs[*packets.Pubrec](pub).PacketID, "PUBREC packet identifier")
 	pub.send(&packets.Pubrel{PacketID: 9})
-	if comp := recvAs[*packets.Pubcomp](pub); comp.PacketID != 9 {
-		t.Fatalf("PUBCOMP id %d, want 9", comp.PacketID)
-	}
+	require.Equal(t, uint16(9), recvAs[*packets.Pubcomp](pub).PacketID, "PUBCOMP packet identifier")
 	expectQuiet(sub)
 }
 
@@ -276,9 +260,7 @@ func TestMaxQueuedDropsAndCounts(t *testing.T) {
 		t.Run(fmt.Sprint("online=", online), func(t *testing.T) {
 			b, addr := startBroker(t, tern.Options{MaxQueued: 3, MaxInflight: 1})
 			drops := make(dropLog, 16)
-			if err := b.AddHook(drops); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, b.AddHook(drops))
 			sub := mustConnect(t, addr, "sub", false)
 			sub.subscribe(1, packets.Subscription{Filter: "mq", QoS: 1})
 			if !online {
@@ -293,13 +275,9 @@ func TestMaxQueuedDropsAndCounts(t *testing.T) {
 			if online {
 				kept = 4 // one in flight, three queued
 			}
-			if d := b.Stats().PublishDropped - before; d != int64(7-kept) {
-				t.Errorf("PublishDropped grew by %d, want %d", d, 7-kept)
-			}
+			assert.EqualValues(t, 7-kept, b.Stats().PublishDropped-before, "PublishDropped growth")
 			for i := 0; i < 7-kept; i++ {
-				if id := <-drops; id != "sub" {
-					t.Errorf("drop reported for %q, want sub", id)
-				}
+				assert.Equal(t, "sub", <-drops, "client a drop was reported for")
 			}
 			if !online {
 				sub = reconnect(t, addr, "sub")
@@ -320,12 +298,8 @@ func TestMaxQueuedMinusOneQueuesNothingForOfflineSessions(t *testing.T) {
 	sub.subscribe(1, packets.Subscription{Filter: "n", QoS: 2})
 	dropConnection(t, b, sub, "sub")
 	before := b.Stats().PublishDropped
-	if err := b.Publish(context.Background(), "n", []byte("x"), 2, false); err != nil {
-		t.Fatal(err)
-	}
-	if d := b.Stats().PublishDropped - before; d != 1 {
-		t.Errorf("PublishDropped grew by %d, want 1", d)
-	}
+	require.NoError(t, b.Publish(context.Background(), "n", []byte("x"), 2, false))
+	assert.EqualValues(t, 1, b.Stats().PublishDropped-before, "PublishDropped growth")
 	sub = reconnect(t, addr, "sub")
 	expectQuiet(sub)
 }
@@ -336,9 +310,7 @@ func publishes(t testing.TB, ps []packets.Packet) []*packets.Publish {
 	out := make([]*packets.Publish, 0, len(ps))
 	for _, p := range ps {
 		pp, ok := p.(*packets.Publish)
-		if !ok {
-			t.Fatalf("expected only PUBLISH packets, got %s", describePackets(ps...))
-		}
+		require.True(t, ok, "expected only PUBLISH packets, got %s", describePackets(ps...))
 		out = append(out, pp)
 	}
 	return out
@@ -366,23 +338,17 @@ func TestInflightWindowLimitsUnacknowledgedDeliveries(t *testing.T) {
 		pub.publishQoS(uint16(i+1), "win", fmt.Sprint(i), 1, false)
 	}
 	got := publishes(t, pingSync(sub))
-	if fmt.Sprint(payloads(got)) != "[0 1]" {
-		t.Fatalf("got %v before any PUBACK, want [0 1]", payloads(got))
-	}
-	if ci := clientInfo(t, b, "sub"); ci.Inflight != 2 || ci.Queued != 3 {
-		t.Fatalf("inflight %d queued %d, want 2 and 3", ci.Inflight, ci.Queued)
-	}
+	require.Equal(t, []string{"0", "1"}, payloads(got), "before any PUBACK")
+	ci := clientInfo(t, b, "sub")
+	require.Equal(t, 2, ci.Inflight, "inflight")
+	require.Equal(t, 3, ci.Queued, "queued")
 	sub.send(&packets.Puback{PacketID: got[0].PacketID})
 	next := publishes(t, pingSync(sub))
-	if fmt.Sprint(payloads(next)) != "[2]" {
-		t.Fatalf("got %v after one PUBACK, want [2]", payloads(next))
-	}
+	require.Equal(t, []string{"2"}, payloads(next), "after one PUBACK")
 	sub.send(&packets.Puback{PacketID: got[1].PacketID})
 	sub.send(&packets.Puback{PacketID: next[0].PacketID})
 	last := publishes(t, pingSync(sub))
-	if fmt.Sprint(payloads(last)) != "[3 4]" {
-		t.Fatalf("got %v after three PUBACKs, want [3 4]", payloads(last))
-	}
+	require.Equal(t, []string{"3", "4"}, payloads(last), "after three PUBACKs")
 	for _, p := range last {
 		sub.send(&packets.Puback{PacketID: p.PacketID})
 	}
@@ -392,9 +358,7 @@ func TestInflightWindowLimitsUnacknowledgedDeliveries(t *testing.T) {
 		pub.publishQoS(uint16(i+1), "win", fmt.Sprint("q2-", i), 2, false)
 	}
 	got = publishes(t, pingSync(sub))
-	if len(got) != 2 {
-		t.Fatalf("got %d QoS 2 messages, want 2", len(got))
-	}
+	require.Len(t, got, 2, "QoS 2 messages")
 	for _, p := range got {
 		sub.send(&packets.Pubrec{PacketID: p.PacketID})
 		recvAs[*packets.Pubrel](sub)
@@ -402,9 +366,7 @@ func TestInflightWindowLimitsUnacknowledgedDeliveries(t *testing.T) {
 	expectQuiet(sub) // PUBREC does not free a place in the window
 	sub.send(&packets.Pubcomp{PacketID: got[0].PacketID})
 	third := publishes(t, pingSync(sub))
-	if fmt.Sprint(payloads(third)) != "[q2-2]" {
-		t.Fatalf("got %v after PUBCOMP, want [q2-2]", payloads(third))
-	}
+	require.Equal(t, []string{"q2-2"}, payloads(third), "after PUBCOMP")
 	sub.send(&packets.Pubcomp{PacketID: got[1].PacketID})
 	ackDelivery(sub, third[0])
 	expectQuiet(sub)
@@ -421,31 +383,21 @@ func TestPacketIDsNonZeroAndUniqueAmongInflight(t *testing.T) {
 	sub.subscribe(1, packets.Subscription{Filter: "ids", QoS: 2})
 	const total = 40
 	for i := 0; i < total; i++ {
-		if err := b.Publish(context.Background(), "ids", []byte(fmt.Sprint(i)), byte(1+i%2), false); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, b.Publish(context.Background(), "ids", []byte(fmt.Sprint(i)), byte(1+i%2), false))
 	}
 	var inflight []*packets.Publish
 	received := 0
 	for step := 0; received < total || len(inflight) > 0; step++ {
 		for _, p := range publishes(t, pingSync(sub)) {
-			if p.PacketID == 0 {
-				t.Fatalf("PUBLISH %q with packet id 0", p.Payload)
-			}
+			require.NotZero(t, p.PacketID, "PUBLISH %q with packet id 0", p.Payload)
 			for _, q := range inflight {
-				if q.PacketID == p.PacketID {
-					t.Fatalf("PUBLISH %q reuses id %d of %q, still in flight", p.Payload, p.PacketID, q.Payload)
-				}
+				require.NotEqual(t, q.PacketID, p.PacketID, "PUBLISH %q reuses the id of %q, still in flight", p.Payload, q.Payload)
 			}
 			inflight = append(inflight, p)
 			received++
 		}
-		if len(inflight) > 4 {
-			t.Fatalf("%d messages in flight, window is 4", len(inflight))
-		}
-		if len(inflight) == 0 {
-			t.Fatalf("nothing in flight after %d of %d messages", received, total)
-		}
+		require.LessOrEqual(t, len(inflight), 4, "messages in flight, window is 4")
+		require.NotEmpty(t, inflight, "nothing in flight after %d of %d messages", received, total)
 		i := (step * 7) % len(inflight) // acknowledge in a shuffled order
 		ackDelivery(sub, inflight[i])
 		inflight = append(inflight[:i], inflight[i+1:]...)
@@ -465,9 +417,7 @@ func TestPacketIDsWrapAroundSkippingIDsInFlight(t *testing.T) {
 	sub := mustConnect(t, addr, "sub", true)
 	sub.subscribe(1, packets.Subscription{Filter: "wrap", QoS: 1})
 	for i := 0; i < total; i++ {
-		if err := b.Publish(context.Background(), "wrap", nil, 1, false); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, b.Publish(context.Background(), "wrap", nil, 1, false))
 	}
 	held := recvAs[*packets.Publish](sub).PacketID // never acknowledged until the end
 	// Read the stream raw, with one deadline: decoding 66000 packets one
@@ -477,17 +427,16 @@ func TestPacketIDsWrapAroundSkippingIDsInFlight(t *testing.T) {
 	unacked, prev, wrapped := 0, held, false
 	for n := 1; n < total; n++ {
 		fh, body, err := sub.r.ReadRaw()
-		if err != nil || fh.Type != packets.TypePublish || len(body) != len(wireString("wrap"))+2 {
-			t.Fatalf("delivery %d: %v %v %x", n, err, fh.Type, body)
-		}
+		require.NoError(t, err, "delivery %d", n)
+		require.True(t, fh.Type == packets.TypePublish && len(body) == len(wireString("wrap"))+2, "delivery %d: %v %x", n, fh.Type, body)
 		id := uint16(body[len(body)-2])<<8 | uint16(body[len(body)-1])
 		switch {
 		case id == 0 || id == held:
-			t.Fatalf("delivery %d got id %d (held id %d)", n, id, held)
+			require.FailNow(t, "an identifier that is not free", "delivery %d got id %d (held id %d)", n, id, held)
 		case id < prev:
 			wrapped = true
-			if want := held + 1; held == 1 && id != want {
-				t.Fatalf("after wrapping around, id %d, want %d (id %d is in flight)", id, want, held)
+			if held == 1 {
+				require.Equal(t, held+1, id, "after wrapping around (id %d is in flight)", held)
 			}
 		}
 		prev = id
@@ -497,14 +446,12 @@ func TestPacketIDsWrapAroundSkippingIDsInFlight(t *testing.T) {
 			acks, unacked = acks[:0], 0
 		}
 	}
-	if !wrapped {
-		t.Fatal("identifiers never wrapped around")
-	}
+	require.True(t, wrapped, "identifiers never wrapped around")
 	sub.send(&packets.Puback{PacketID: held})
 	expectQuiet(sub)
-	if ci := clientInfo(t, b, "sub"); ci.Inflight != 0 || ci.Queued != 0 {
-		t.Fatalf("inflight %d queued %d at the end", ci.Inflight, ci.Queued)
-	}
+	ci := clientInfo(t, b, "sub")
+	assert.Zero(t, ci.Inflight, "inflight at the end")
+	assert.Zero(t, ci.Queued, "queued at the end")
 }
 
 // TestOrderedTopicStreamOf1000Messages: 1000 messages pipelined by each of
@@ -533,12 +480,9 @@ func TestOrderedTopicStreamOf1000Messages(t *testing.T) {
 			for _, p := range receiveAll(sub, 2*n) {
 				var who byte
 				var seq int
-				if _, err := fmt.Sscanf(string(p.Payload), "%c%04d", &who, &seq); err != nil || p.QoS != qos || p.Dup {
-					t.Fatalf("unexpected delivery %s", describePackets(p))
-				}
-				if seq != next[who] {
-					t.Fatalf("publisher %c: message %d arrived, want %d", who, seq, next[who])
-				}
+				_, err := fmt.Sscanf(string(p.Payload), "%c%04d", &who, &seq)
+				require.True(t, err == nil && p.QoS == qos && !p.Dup, "unexpected delivery %s", describePackets(p))
+				require.Equal(t, next[who], seq, "publisher %c: message arrived out of order", who)
 				next[who]++
 			}
 			for _, pub := range pubs {
@@ -551,16 +495,12 @@ func TestOrderedTopicStreamOf1000Messages(t *testing.T) {
 						got = recvAs[*packets.Pubrec](pub).PacketID
 						rels, _ = (&packets.Pubrel{PacketID: id}).Append(rels)
 					}
-					if got != id {
-						t.Fatalf("acknowledgement for id %d, want %d", got, id)
-					}
+					require.Equal(t, id, got, "acknowledgement packet identifier")
 				}
 				if qos == 2 {
 					pub.sendRaw(rels)
 					for id := uint16(1); id <= n; id++ {
-						if got := recvAs[*packets.Pubcomp](pub).PacketID; got != id {
-							t.Fatalf("PUBCOMP for id %d, want %d", got, id)
-						}
+						require.Equal(t, id, recvAs[*packets.Pubcomp](pub).PacketID, "PUBCOMP packet identifier")
 					}
 				}
 			}
@@ -595,9 +535,8 @@ func TestConnackPrecedesDeliveriesWhenResumingUnderLoad(t *testing.T) {
 	for i := 0; i < 300; i++ {
 		c := dialRaw(t, addr)
 		c.send(&packets.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, ClientID: "sub", KeepAlive: 60})
-		if p := c.recv(); p.Type() != packets.TypeConnack {
-			t.Fatalf("reconnection %d: first packet %s, want CONNACK", i, describePackets(p))
-		}
+		p := c.recv()
+		require.Equal(t, packets.TypeConnack, p.Type(), "reconnection %d: first packet %s, want CONNACK", i, describePackets(p))
 		c.conn.Close()
 	}
 }

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/packets"
 )
@@ -33,14 +36,11 @@ func TestSoak(t *testing.T) {
 		t.Skip("soak test: set TERN_SOAK to a duration (for example TERN_SOAK=2m) to run it; see docs/reliability.md")
 	}
 	duration, err := time.ParseDuration(spec)
-	if err != nil || duration <= 0 {
-		t.Fatalf("TERN_SOAK=%q: want a positive duration such as 2m", spec)
-	}
+	require.True(t, err == nil && duration > 0, "TERN_SOAK=%q: want a positive duration such as 2m", spec)
 	conns := 10_000
 	if s := os.Getenv("TERN_SOAK_CONNS"); s != "" {
-		if conns, err = strconv.Atoi(s); err != nil || conns < 1 {
-			t.Fatalf("TERN_SOAK_CONNS=%q: want a positive number", s)
-		}
+		conns, err = strconv.Atoi(s)
+		require.True(t, err == nil && conns >= 1, "TERN_SOAK_CONNS=%q: want a positive number", s)
 	}
 	const (
 		workers = 16
@@ -112,16 +112,15 @@ func TestSoak(t *testing.T) {
 	}
 
 	start := time.Now()
-	if err := run(func(w int, _ *rand.Rand) error {
+	err = run(func(w int, _ *rand.Rand) error {
 		for i := w; i < conns; i += workers {
 			if err := open(i); err != nil {
 				return err
 			}
 		}
 		return nil
-	}); err != nil {
-		t.Fatalf("opening %d connections: %v", conns, err)
-	}
+	})
+	require.NoError(t, err, "opening %d connections", conns)
 	peakG, peakH := runtime.NumGoroutine(), uint64(0)
 	t.Logf("%d connections open after %v: %d goroutines", conns, time.Since(start).Round(time.Millisecond), peakG)
 
@@ -159,9 +158,7 @@ func TestSoak(t *testing.T) {
 	})
 	close(stop)
 	<-report
-	if err != nil {
-		t.Fatalf("churn: %v", err)
-	}
+	require.NoError(t, err, "churn")
 	elapsed := time.Since(start)
 	for _, c := range slots {
 		c.send(&packets.Disconnect{})
@@ -174,28 +171,30 @@ func TestSoak(t *testing.T) {
 	// every goroutine it ever ran at once (about 0.5 KiB each, never
 	// freed). HeapInuse, which also counts partly used spans, is reported.
 	liveBound := baseLive + 2<<20 + uint64(peakG)<<10
-	var g int
-	var h, live uint64
-	end := time.Now().Add(30 * time.Second)
-	for {
-		g, h, live = soakSample()
-		if g <= baseGoroutines && live <= liveBound || time.Now().After(end) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond) // polling interval
-	}
 	st := b.Stats()
 	t.Logf("soak of %v with %d connections: %d connects (%.0f/s), %d QoS 1 messages published, %d deliveries read, %d dropped",
 		duration, conns, connects.Load(), float64(connects.Load())/elapsed.Seconds(), published.Load(), received.Load(), st.PublishDropped)
 	t.Logf("peak: %d goroutines, HeapInuse %.1f MiB", peakG, mib(peakH))
+	// The last sample, kept for the report: the condition runs on
+	// goroutines of Eventually's, one of which may still run at a timeout.
+	var after struct {
+		sync.Mutex
+		g       int
+		h, live uint64
+	}
+	assert.EventuallyWithT(t, func(c *assert.CollectT) {
+		g, h, live := soakSample()
+		g-- // the goroutine this condition runs on
+		after.Lock()
+		after.g, after.h, after.live = g, h, live
+		after.Unlock()
+		assert.LessOrEqual(c, g, baseGoroutines, "goroutines after the soak, want at most the baseline")
+		assert.LessOrEqual(c, live, liveBound, "HeapAlloc after the soak in bytes, want at most %.1f MiB", mib(liveBound))
+	}, 30*time.Second, 100*time.Millisecond)
+	after.Lock()
+	defer after.Unlock()
 	t.Logf("after: %d goroutines (baseline %d); after GC HeapAlloc %.1f MiB (baseline %.1f MiB, bound %.1f MiB), HeapInuse %.1f MiB (baseline %.1f MiB)",
-		g, baseGoroutines, mib(live), mib(baseLive), mib(liveBound), mib(h), mib(baseHeap))
-	if g > baseGoroutines {
-		t.Errorf("%d goroutines after the soak, want at most the baseline %d", g, baseGoroutines)
-	}
-	if live > liveBound {
-		t.Errorf("HeapAlloc %.1f MiB after the soak, want at most %.1f MiB", mib(live), mib(liveBound))
-	}
+		after.g, baseGoroutines, mib(after.live), mib(baseLive), mib(liveBound), mib(after.h), mib(baseHeap))
 }
 
 // soakUntil reads until a packet of type want, acknowledging and counting

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/packets"
 )
@@ -58,9 +61,7 @@ func TestSubscribeMalformedClosesConnection(t *testing.T) {
 			c.expectClosed()
 		})
 	}
-	if n := b.Stats().Subscriptions; n != 0 {
-		t.Errorf("%d subscriptions left by refused SUBSCRIBE packets, want 0", n)
-	}
+	assert.Zero(t, b.Stats().Subscriptions, "subscriptions left by refused SUBSCRIBE packets")
 }
 
 // refuseFilters refuses subscriptions to filters under "secret/".
@@ -80,9 +81,7 @@ func (refuseFilters) AuthorizeSubscribe(_ context.Context, _ tern.Client, filter
 // [MQTT-2.3.1-7]
 func TestSubackSameIDOneCodePerFilterInOrder(t *testing.T) {
 	b, addr := startBroker(t, tern.Options{})
-	if err := b.AddHook(refuseFilters{}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, b.AddHook(refuseFilters{}))
 	c := mustConnect(t, addr, "c", true)
 	cases := []struct {
 		id   uint16
@@ -95,13 +94,10 @@ func TestSubackSameIDOneCodePerFilterInOrder(t *testing.T) {
 	}
 	for _, tc := range cases {
 		ack := c.subscribe(tc.id, tc.subs...)
-		if ack.PacketID != tc.id || string(ack.ReturnCodes) != string(tc.want) {
-			t.Errorf("SUBSCRIBE %d %v: SUBACK id %d codes %v, want id %d codes %v", tc.id, tc.subs, ack.PacketID, ack.ReturnCodes, tc.id, tc.want)
-		}
+		assert.Equal(t, tc.id, ack.PacketID, "SUBSCRIBE %d %v: SUBACK packet identifier", tc.id, tc.subs)
+		assert.Equal(t, tc.want, ack.ReturnCodes, "SUBSCRIBE %d %v: SUBACK return codes", tc.id, tc.subs)
 	}
-	if n := clientInfo(t, b, "c").Subscriptions; n != 5 {
-		t.Errorf("%d subscriptions, want 5 (refused filters not subscribed)", n)
-	}
+	assert.Equal(t, 5, clientInfo(t, b, "c").Subscriptions, "subscriptions (refused filters not subscribed)")
 }
 
 // TestSubscribeWithSeveralFiltersActsAsSeveral: each filter of one
@@ -120,24 +116,16 @@ func TestSubscribeWithSeveralFiltersActsAsSeveral(t *testing.T) {
 		packets.Subscription{Filter: "d", QoS: 0},
 		packets.Subscription{Filter: "d", QoS: 2},
 	)
-	if string(ack.ReturnCodes) != string([]byte{1, 0, 0, 2}) {
-		t.Fatalf("codes %v", ack.ReturnCodes)
-	}
+	require.Equal(t, []byte{1, 0, 0, 2}, ack.ReturnCodes, "SUBACK return codes")
 	got := map[string]bool{}
 	for _, p := range pingSync(c) {
 		pp, ok := p.(*packets.Publish)
-		if !ok || !pp.Retain {
-			t.Fatalf("expected retained PUBLISH packets, got %s", describePackets(p))
-		}
+		require.True(t, ok && pp.Retain, "expected retained PUBLISH packets, got %s", describePackets(p))
 		got[pp.Topic+"="+string(pp.Payload)] = true
 		ackDelivery(c, pp)
 	}
-	if len(got) != 2 || !got["a/1=ra"] || !got["b/x/y=rb"] {
-		t.Fatalf("retained messages %v, want a/1=ra and b/x/y=rb", got)
-	}
-	if n := clientInfo(t, b, "c").Subscriptions; n != 3 {
-		t.Fatalf("%d subscriptions, want 3", n)
-	}
+	require.Equal(t, map[string]bool{"a/1=ra": true, "b/x/y=rb": true}, got, "retained messages")
+	require.Equal(t, 3, clientInfo(t, b, "c").Subscriptions, "subscriptions")
 	pub.publishQoS(3, "a/2", "la", 2, false)
 	ackDelivery(c, expectPublish(c, "a/2", "la", 1))
 	pub.publishQoS(4, "b/z", "lb", 2, false)
@@ -155,12 +143,9 @@ func TestResubscribeReplacesQoS(t *testing.T) {
 	c := mustConnect(t, addr, "c", true)
 	pub := mustConnect(t, addr, "pub", true)
 	for i, qos := range []byte{2, 0, 1} {
-		if ack := c.subscribe(uint16(i+1), packets.Subscription{Filter: "re/+", QoS: qos}); ack.ReturnCodes[0] != qos {
-			t.Fatalf("granted %d, want %d", ack.ReturnCodes[0], qos)
-		}
-		if n := clientInfo(t, b, "c").Subscriptions; n != 1 {
-			t.Fatalf("%d subscriptions after subscribing again, want 1", n)
-		}
+		ack := c.subscribe(uint16(i+1), packets.Subscription{Filter: "re/+", QoS: qos})
+		require.Equal(t, qos, ack.ReturnCodes[0], "granted QoS")
+		require.Equal(t, 1, clientInfo(t, b, "c").Subscriptions, "subscriptions after subscribing again")
 		pub.publishQoS(1, "re/x", "v", 2, false)
 		ackDelivery(c, expectPublish(c, "re/x", "v", qos))
 		expectQuiet(c)
@@ -179,15 +164,11 @@ func TestResubscribeResendsRetainedWithoutInterruptingFlow(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		c.subscribe(uint16(i+1), packets.Subscription{Filter: "st/#", QoS: 1})
 		p := expectPublish(c, "st/a", "state", 1)
-		if !p.Retain {
-			t.Fatalf("subscription %d: retained message sent with RETAIN 0", i)
-		}
+		require.True(t, p.Retain, "subscription %d: retained message sent with RETAIN 0", i)
 		ackDelivery(c, p)
 		pub.publishQoS(2, "st/b", fmt.Sprint("live", i), 1, false)
 		p = expectPublish(c, "st/b", fmt.Sprint("live", i), 1)
-		if p.Retain {
-			t.Fatalf("live message sent with RETAIN 1")
-		}
+		require.False(t, p.Retain, "live message sent with RETAIN 1")
 		ackDelivery(c, p)
 	}
 	expectQuiet(c)
@@ -226,9 +207,7 @@ func TestUnsubscribeMalformedClosesConnection(t *testing.T) {
 func unsubscribe(c *rawClient, id uint16, filters ...string) {
 	c.t.Helper()
 	c.send(&packets.Unsubscribe{PacketID: id, Filters: filters})
-	if ack := recvAs[*packets.Unsuback](c); ack.PacketID != id {
-		c.t.Fatalf("UNSUBACK id %d, want %d", ack.PacketID, id)
-	}
+	require.Equal(c.t, id, recvAs[*packets.Unsuback](c).PacketID, "UNSUBACK packet identifier")
 }
 
 // TestUnsubscribeStopsDeliveryForExactFilterOnly: an UNSUBSCRIBE filter
@@ -251,27 +230,15 @@ func TestUnsubscribeStopsDeliveryForExactFilterOnly(t *testing.T) {
 	}
 
 	unsubscribe(c, 0x4242, "u/#", "nothing/here", "U/B") // [MQTT-3.10.4-5] nothing removed
-	if n := clientInfo(t, b, "c").Subscriptions; n != 4 {
-		t.Fatalf("%d subscriptions, want 4", n)
-	}
+	require.Equal(t, 4, clientInfo(t, b, "c").Subscriptions, "subscriptions")
 	unsubscribe(c, 7, "u/+")
-	if !delivered("u/b") {
-		t.Fatal("u/b not delivered after unsubscribing only u/+")
-	}
-	if delivered("u/c") {
-		t.Fatal("u/c delivered after unsubscribing u/+")
-	}
+	require.True(t, delivered("u/b"), "u/b not delivered after unsubscribing only u/+")
+	require.False(t, delivered("u/c"), "u/c delivered after unsubscribing u/+")
 	unsubscribe(c, 8, "u/b")
-	if delivered("u/b") {
-		t.Fatal("u/b delivered after unsubscribing u/b")
-	}
+	require.False(t, delivered("u/b"), "u/b delivered after unsubscribing u/b")
 	unsubscribe(c, 0xFFFF, "v", "w") // [MQTT-3.10.4-6]
-	if delivered("v") || delivered("w") {
-		t.Fatal("delivered after unsubscribing v and w in one packet")
-	}
-	if n := clientInfo(t, b, "c").Subscriptions; n != 0 {
-		t.Fatalf("%d subscriptions, want 0", n)
-	}
+	require.False(t, delivered("v") || delivered("w"), "delivered after unsubscribing v and w in one packet")
+	assert.Zero(t, clientInfo(t, b, "c").Subscriptions, "subscriptions")
 }
 
 // TestUnsubscribeCompletesDeliveriesInFlight: messages already sent at
@@ -287,15 +254,11 @@ func TestUnsubscribeCompletesDeliveriesInFlight(t *testing.T) {
 	p1 := expectPublish(c, "f/1", "one", 1)
 	p2 := expectPublish(c, "f/2", "two", 2)
 	unsubscribe(c, 3, "f/#")
-	if n := clientInfo(t, b, "c").Inflight; n != 2 {
-		t.Fatalf("%d in flight after UNSUBSCRIBE, want 2", n)
-	}
+	require.Equal(t, 2, clientInfo(t, b, "c").Inflight, "in flight after UNSUBSCRIBE")
 	ackDelivery(c, p1)
 	ackDelivery(c, p2) // PUBREL still comes for the QoS 2 message
 	expectQuiet(c)
-	if n := clientInfo(t, b, "c").Inflight; n != 0 {
-		t.Fatalf("%d in flight after the acknowledgements, want 0", n)
-	}
+	assert.Zero(t, clientInfo(t, b, "c").Inflight, "in flight after the acknowledgements")
 }
 
 // TestTopicMatchingThroughTheBroker: the matching rules of section 4.7 as a
@@ -342,17 +305,14 @@ func TestTopicMatchingThroughTheBroker(t *testing.T) {
 		c.subscribe(uint16(i+1), packets.Subscription{Filter: tc.filter, QoS: 1})
 		pub.publishQoS(1, tc.topic, "m", 1, false)
 		got := pingSync(c)
-		switch {
-		case tc.match && len(got) != 1:
-			t.Errorf("filter %q topic %q: got %s, want one PUBLISH", tc.filter, tc.topic, describePackets(got...))
-		case !tc.match && len(got) != 0:
-			t.Errorf("filter %q topic %q: got %s, want none", tc.filter, tc.topic, describePackets(got...))
+		if tc.match {
+			assert.Len(t, got, 1, "filter %q topic %q: got %s, want one PUBLISH", tc.filter, tc.topic, describePackets(got...))
+		} else {
+			assert.Empty(t, got, "filter %q topic %q: got %s, want none", tc.filter, tc.topic, describePackets(got...))
 		}
 		for _, p := range got {
 			if pp, ok := p.(*packets.Publish); ok {
-				if pp.Topic != tc.topic {
-					t.Errorf("delivered topic %q, want %q", pp.Topic, tc.topic)
-				}
+				assert.Equal(t, tc.topic, pp.Topic, "delivered topic")
 				ackDelivery(c, pp)
 			}
 		}
@@ -370,13 +330,10 @@ func TestSysTopicsNotMatchedByLeadingWildcards(t *testing.T) {
 	expectQuiet(c)
 	c.subscribe(2, packets.Subscription{Filter: "$SYS/#", QoS: 0})
 	got := pingSync(c)
-	if len(got) == 0 {
-		t.Fatal(`no retained $SYS message for "$SYS/#"`)
-	}
+	require.NotEmpty(t, got, `no retained $SYS message for "$SYS/#"`)
 	for _, p := range got {
-		if pp, ok := p.(*packets.Publish); !ok || !strings.HasPrefix(pp.Topic, "$SYS/broker/") || !pp.Retain {
-			t.Fatalf("got %s, want retained $SYS/broker/ messages", describePackets(p))
-		}
+		pp, ok := p.(*packets.Publish)
+		require.True(t, ok && strings.HasPrefix(pp.Topic, "$SYS/broker/") && pp.Retain, "got %s, want retained $SYS/broker/ messages", describePackets(p))
 	}
 }
 
@@ -388,12 +345,8 @@ func retainedOnSubscribe(c *rawClient, id uint16, filter string, qos byte) map[s
 	out := map[string]*packets.Publish{}
 	for _, p := range pingSync(c) {
 		pp, ok := p.(*packets.Publish)
-		if !ok {
-			c.t.Fatalf("expected PUBLISH, got %s", describePackets(p))
-		}
-		if _, dup := out[pp.Topic]; dup {
-			c.t.Fatalf("two retained messages for %q", pp.Topic)
-		}
+		require.True(c.t, ok, "expected PUBLISH, got %s", describePackets(p))
+		require.NotContains(c.t, out, pp.Topic, "two retained messages for %q", pp.Topic)
 		out[pp.Topic] = pp
 		ackDelivery(c, pp)
 	}
@@ -413,9 +366,7 @@ func TestRetainedMessageSentToNewSubscriptionWithRetainSet(t *testing.T) {
 	pub.publishQoS(4, "r/c", "C", 0, true)
 	pub.publishQoS(5, "other", "O", 1, true)
 	expectQuiet(pub)
-	if n := b.Stats().Retained; n != 4 {
-		t.Fatalf("%d retained messages, want 4", n)
-	}
+	require.Equal(t, 4, b.Stats().Retained, "retained messages")
 	for granted := byte(0); granted <= 2; granted++ {
 		c := mustConnect(t, addr, fmt.Sprint("c", granted), true)
 		got := retainedOnSubscribe(c, 1, "r/+", granted)
@@ -423,14 +374,16 @@ func TestRetainedMessageSentToNewSubscriptionWithRetainSet(t *testing.T) {
 			payload string
 			qos     byte
 		}{"r/a": {"A2", 1}, "r/b": {"B", 2}, "r/c": {"C", 0}}
-		if len(got) != len(want) {
-			t.Fatalf("granted %d: got %d retained messages, want %d", granted, len(got), len(want))
-		}
+		require.Len(t, got, len(want), "granted %d: retained messages", granted)
 		for topic, w := range want {
 			p := got[topic]
-			if p == nil || string(p.Payload) != w.payload || p.QoS != min(w.qos, granted) || !p.Retain || p.Dup {
-				t.Errorf("granted %d, %s: got %+v, want payload %q QoS %d RETAIN 1", granted, topic, p, w.payload, min(w.qos, granted))
+			if !assert.NotNil(t, p, "granted %d, %s: no retained message", granted, topic) {
+				continue
 			}
+			assert.Equal(t, w.payload, string(p.Payload), "granted %d, %s: payload", granted, topic)
+			assert.Equal(t, min(w.qos, granted), p.QoS, "granted %d, %s: QoS", granted, topic)
+			assert.True(t, p.Retain, "granted %d, %s: want RETAIN 1", granted, topic)
+			assert.False(t, p.Dup, "granted %d, %s: want DUP 0", granted, topic)
 		}
 	}
 }
@@ -446,9 +399,7 @@ func TestRetainedFlagClearedOnLiveDelivery(t *testing.T) {
 	for qos := byte(0); qos <= 2; qos++ {
 		pub.publishQoS(uint16(qos+1), "live/x", fmt.Sprint(qos), qos, true)
 		p := expectPublish(c, "live/x", fmt.Sprint(qos), qos)
-		if p.Retain {
-			t.Errorf("QoS %d: live delivery has RETAIN 1", qos)
-		}
+		assert.False(t, p.Retain, "QoS %d: live delivery has RETAIN 1", qos)
 		ackDelivery(c, p)
 	}
 }
@@ -467,18 +418,12 @@ func TestRetainedZeroLengthClearsTopicAndIsForwarded(t *testing.T) {
 	for i, topic := range []string{"z/a", "z/never-retained"} {
 		pub.publishQoS(uint16(i+2), topic, "", 1, true)
 		p := expectPublish(c, topic, "", 1)
-		if p.Retain {
-			t.Errorf("%s: empty retained message forwarded with RETAIN 1", topic)
-		}
+		assert.False(t, p.Retain, "%s: empty retained message forwarded with RETAIN 1", topic)
 		ackDelivery(c, p)
 	}
-	if n := b.Stats().Retained; n != 0 {
-		t.Fatalf("%d retained messages, want 0", n)
-	}
+	require.Zero(t, b.Stats().Retained, "retained messages")
 	late := mustConnect(t, addr, "late", true)
-	if got := retainedOnSubscribe(late, 1, "z/#", 1); len(got) != 0 {
-		t.Fatalf("a new subscriber got retained messages %v after they were cleared", got)
-	}
+	assert.Empty(t, retainedOnSubscribe(late, 1, "z/#", 1), "a new subscriber got retained messages after they were cleared")
 }
 
 // TestRetainedQoS0ReplacesPrevious: a retained QoS 0 message replaces the
@@ -492,9 +437,12 @@ func TestRetainedQoS0ReplacesPrevious(t *testing.T) {
 	pingSync(pub) // the QoS 0 publish is handled before anyone subscribes
 	c := mustConnect(t, addr, "c", true)
 	got := retainedOnSubscribe(c, 1, "q0r", 2)
-	if p := got["q0r"]; len(got) != 1 || p == nil || string(p.Payload) != "new" || p.QoS != 0 || !p.Retain {
-		t.Fatalf("retained %v, want only q0r=new at QoS 0 with RETAIN 1", got)
-	}
+	require.Len(t, got, 1, "want only q0r=new at QoS 0 with RETAIN 1")
+	p := got["q0r"]
+	require.NotNil(t, p, "retained %v, want only q0r=new at QoS 0 with RETAIN 1", got)
+	assert.Equal(t, "new", string(p.Payload), "want only q0r=new at QoS 0 with RETAIN 1")
+	assert.Zero(t, p.QoS, "want only q0r=new at QoS 0 with RETAIN 1")
+	assert.True(t, p.Retain, "want only q0r=new at QoS 0 with RETAIN 1")
 }
 
 // TestRetainedUntouchedByNonRetainedPublish: a PUBLISH with RETAIN 0, even
@@ -508,12 +456,12 @@ func TestRetainedUntouchedByNonRetainedPublish(t *testing.T) {
 	pub.publishQoS(3, "k/a", "", 2, false)
 	pub.publishQoS(0, "k/b", "not stored", 0, false)
 	expectQuiet(pub)
-	if n := b.Stats().Retained; n != 1 {
-		t.Fatalf("%d retained messages, want 1", n)
-	}
+	require.Equal(t, 1, b.Stats().Retained, "retained messages")
 	c := mustConnect(t, addr, "c", true)
 	got := retainedOnSubscribe(c, 1, "k/#", 2)
-	if p := got["k/a"]; len(got) != 1 || p == nil || string(p.Payload) != "keep" || p.QoS != 1 {
-		t.Fatalf("retained %v, want only k/a=keep at QoS 1", got)
-	}
+	require.Len(t, got, 1, "want only k/a=keep at QoS 1")
+	p := got["k/a"]
+	require.NotNil(t, p, "retained %v, want only k/a=keep at QoS 1", got)
+	assert.Equal(t, "keep", string(p.Payload), "want only k/a=keep at QoS 1")
+	assert.Equal(t, byte(1), p.QoS, "want only k/a=keep at QoS 1")
 }

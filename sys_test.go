@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/packets"
 )
@@ -22,19 +25,18 @@ func sysSubscribe(t *testing.T, c *rawClient, filter string) []*packets.Publish 
 	for {
 		switch p := c.recv().(type) {
 		case *packets.Suback:
-			if len(p.ReturnCodes) != 1 || p.ReturnCodes[0] != 0 {
-				t.Fatalf("SUBACK %v", p.ReturnCodes)
-			}
+			require.Equal(t, []byte{0}, p.ReturnCodes, "SUBACK return codes")
 			return early
 		case *packets.Publish:
 			early = append(early, p)
 		default:
-			t.Fatalf("unexpected %v", p.Type())
+			require.FailNow(t, "unexpected packet", "%v", p.Type())
 		}
 	}
 }
 
-// waitSys reads $SYS publishes until one on topic satisfies ok.
+// waitSys reads $SYS publishes until one on topic satisfies ok. It reads
+// packets, each arriving as the broker sends it, rather than polling.
 func waitSys(t *testing.T, c *rawClient, topic string, ok func(payload string, retain bool) bool) {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
@@ -44,7 +46,7 @@ func waitSys(t *testing.T, c *rawClient, topic string, ok func(payload string, r
 			return
 		}
 	}
-	t.Fatalf("no %s message as expected within %v", topic, waitTimeout)
+	require.FailNow(t, "no $SYS message as expected", "%s within %v", topic, waitTimeout)
 }
 
 func equals(want string) func(string, bool) bool {
@@ -78,9 +80,7 @@ func TestSysTopicsAreRetainedAndRefreshed(t *testing.T) {
 	}
 	check := func(p *packets.Publish) {
 		if valid, ok := wanted[p.Topic]; ok && p.Retain {
-			if !valid(string(p.Payload)) {
-				t.Fatalf("%s = %q", p.Topic, p.Payload)
-			}
+			require.True(t, valid(string(p.Payload)), "%s = %q", p.Topic, p.Payload)
 			delete(pending, p.Topic)
 		}
 	}
@@ -102,9 +102,7 @@ func TestSysTopicsAreRetainedAndRefreshed(t *testing.T) {
 		return err == nil && n >= 1
 	})
 	retained := b.Stats().Retained // the $SYS topics and x/y
-	if retained < len(wanted)+1 {
-		t.Fatalf("Stats().Retained = %d, want at least %d", retained, len(wanted)+1)
-	}
+	require.GreaterOrEqual(t, retained, len(wanted)+1, "Stats().Retained")
 	waitSys(t, c, "$SYS/broker/retained messages/count", equals(strconv.Itoa(retained)))
 	other.send(&packets.Disconnect{})
 	waitSys(t, c, "$SYS/broker/clients/disconnected", equals("1"))
@@ -137,7 +135,5 @@ func TestWildcardSubscribersDoNotReceiveSysTopics(t *testing.T) {
 	// Had any $SYS message matched, it would come before this one.
 	pub := mustConnect(t, addr, "pub", true)
 	pub.publishQoS(1, "normal/topic", "marker", 0, false)
-	if got := wild.recvPublish(); got.Topic != "normal/topic" {
-		t.Fatalf("a wildcard subscriber got %q", got.Topic)
-	}
+	assert.Equal(t, "normal/topic", wild.recvPublish().Topic, "a wildcard subscriber got a $SYS message")
 }

@@ -1,12 +1,14 @@
 package tern_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/packets"
@@ -28,9 +30,7 @@ func willConnect(id, topic, payload string, qos byte, retain bool) *packets.Conn
 func connectWithWill(t *testing.T, addr, id, topic, payload string, qos byte, retain bool) *rawClient {
 	t.Helper()
 	c := dialRaw(t, addr)
-	if ack := c.connectWith(willConnect(id, topic, payload, qos, retain)); ack.ReturnCode != 0 {
-		t.Fatalf("CONNACK %+v", ack)
-	}
+	require.Zero(t, c.connectWith(willConnect(id, topic, payload, qos, retain)).ReturnCode, "CONNACK return code of %s", id)
 	return c
 }
 
@@ -51,9 +51,8 @@ func recvAcked(c *rawClient) *packets.Publish {
 		c.send(&packets.Puback{PacketID: p.PacketID})
 	case 2:
 		c.send(&packets.Pubrec{PacketID: p.PacketID})
-		if rel, ok := c.recv().(*packets.Pubrel); !ok || rel.PacketID != p.PacketID {
-			c.t.Fatalf("expected PUBREL %d", p.PacketID)
-		}
+		rel, ok := c.recv().(*packets.Pubrel)
+		require.True(c.t, ok && rel.PacketID == p.PacketID, "expected PUBREL %d", p.PacketID)
 		c.send(&packets.Pubcomp{PacketID: p.PacketID})
 	}
 	return p
@@ -65,12 +64,10 @@ func recvAcked(c *rawClient) *packets.Publish {
 func expectNoWill(t *testing.T, b *tern.Broker, disc *disconnects, w *rawClient, id, topic string) error {
 	t.Helper()
 	reason := disc.wait(t, id)
-	if err := b.Publish(context.Background(), topic, []byte("marker"), 0, false); err != nil {
-		t.Fatal(err)
-	}
-	if p := recvAcked(w); p.Topic != topic || string(p.Payload) != "marker" {
-		t.Fatalf("a will was published: %s %q", p.Topic, p.Payload)
-	}
+	require.NoError(t, b.Publish(context.Background(), topic, []byte("marker"), 0, false))
+	p := recvAcked(w)
+	require.Equal(t, topic, p.Topic, "a will was published: %s %q", p.Topic, p.Payload)
+	require.Equal(t, "marker", string(p.Payload), "a will was published: %s %q", p.Topic, p.Payload)
 	return reason
 }
 
@@ -99,14 +96,13 @@ func TestWillPublishedWithItsQoSAndRetainWhenTheConnectionDrops(t *testing.T) {
 			topic := "will/" + id
 			c := connectWithWill(t, addr, id, topic, tc.payload, tc.qos, tc.retain)
 			c.conn.Close() // no DISCONNECT: the server sees the connection end
-			if err := disc.wait(t, id); err == nil {
-				t.Fatal("disconnect reason nil, want a network error")
-			}
+			require.Error(t, disc.wait(t, id), "disconnect reason nil, want a network error")
 			p := recvAcked(w)
 			// Forwarded live to an existing subscription, RETAIN is 0.
-			if p.Topic != topic || string(p.Payload) != tc.payload || p.QoS != tc.qos || p.Retain {
-				t.Fatalf("will %+v, want topic %s payload %q QoS %d", p, topic, tc.payload, tc.qos)
-			}
+			require.Equal(t, topic, p.Topic, "will %+v", p)
+			require.Equal(t, tc.payload, string(p.Payload), "will %+v", p)
+			require.Equal(t, tc.qos, p.QoS, "will %+v", p)
+			require.False(t, p.Retain, "will %+v: forwarded live, RETAIN 0", p)
 			// A later subscriber gets it as a retained message only when
 			// will retain was set.
 			late := mustConnect(t, addr, "late-"+id, true)
@@ -115,9 +111,11 @@ func TestWillPublishedWithItsQoSAndRetainWhenTheConnectionDrops(t *testing.T) {
 				pingOK(late) // a retained message would come before PINGRESP
 				return
 			}
-			if p := recvAcked(late); p.Topic != topic || string(p.Payload) != tc.payload || p.QoS != tc.qos || !p.Retain {
-				t.Fatalf("retained will %+v", p)
-			}
+			p = recvAcked(late)
+			assert.Equal(t, topic, p.Topic, "retained will %+v", p)
+			assert.Equal(t, tc.payload, string(p.Payload), "retained will %+v", p)
+			assert.Equal(t, tc.qos, p.QoS, "retained will %+v", p)
+			assert.True(t, p.Retain, "retained will %+v", p)
 		})
 	}
 }
@@ -128,9 +126,7 @@ func TestWillPublishedOnProtocolViolation(t *testing.T) {
 	disc := watchDisconnects(t, b)
 	w := willWatcher(t, addr, "watcher", "violator/#")
 	second, err := willConnect("x", "violator/x", "x", 0, false).Append(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	cases := []struct {
 		name string
 		raw  []byte
@@ -149,12 +145,13 @@ func TestWillPublishedOnProtocolViolation(t *testing.T) {
 			c := connectWithWill(t, addr, id, "violator/"+id, "broke the rules", 1, false)
 			c.sendRaw(tc.raw)
 			c.expectClosed()
-			if err := disc.wait(t, id); !errors.Is(err, tern.ErrProtocol) && !errors.Is(err, packets.ErrMalformed) {
-				t.Fatalf("disconnect reason %v, want a protocol violation", err)
-			}
-			if p := recvAcked(w); p.Topic != "violator/"+id || string(p.Payload) != "broke the rules" || p.QoS != 1 {
-				t.Fatalf("will %+v", p)
-			}
+			err := disc.wait(t, id)
+			require.True(t, errors.Is(err, tern.ErrProtocol) || errors.Is(err, packets.ErrMalformed),
+				"disconnect reason %v, want a protocol violation", err)
+			p := recvAcked(w)
+			assert.Equal(t, "violator/"+id, p.Topic, "will %+v", p)
+			assert.Equal(t, "broke the rules", string(p.Payload), "will %+v", p)
+			assert.Equal(t, byte(1), p.QoS, "will %+v", p)
 		})
 	}
 }
@@ -167,9 +164,7 @@ func TestWillDiscardedAfterDisconnect(t *testing.T) {
 	c := connectWithWill(t, addr, "polite", "polite/will", "unexpected", 1, true)
 	c.send(&packets.Disconnect{})
 	c.expectClosed()
-	if reason := expectNoWill(t, b, disc, w, "polite", "polite/marker"); reason != nil {
-		t.Fatalf("disconnect reason %v, want nil after DISCONNECT", reason)
-	}
+	require.NoError(t, expectNoWill(t, b, disc, w, "polite", "polite/marker"), "disconnect reason: want nil after DISCONNECT")
 	// Nor was it retained.
 	late := mustConnect(t, addr, "late", true)
 	late.subscribe(1, packets.Subscription{Filter: "polite/will"})
@@ -185,16 +180,13 @@ func TestWillPublishedOnTakeover(t *testing.T) {
 	w := willWatcher(t, addr, "watcher", "twin/#")
 	old := connectWithWill(t, addr, "twin", "twin/will", "old one closed", 1, false)
 	c := dialRaw(t, addr)
-	if ack := c.connect("twin", true); ack.ReturnCode != 0 {
-		t.Fatalf("CONNACK %+v", ack)
-	}
+	require.Zero(t, c.connect("twin", true).ReturnCode, "CONNACK return code")
 	old.expectClosed()
-	if reason := disc.wait(t, "twin"); !errors.Is(reason, tern.ErrTakenOver) {
-		t.Fatalf("disconnect reason %v, want ErrTakenOver", reason)
-	}
-	if p := recvAcked(w); p.Topic != "twin/will" || string(p.Payload) != "old one closed" || p.QoS != 1 {
-		t.Fatalf("will %+v", p)
-	}
+	require.ErrorIs(t, disc.wait(t, "twin"), tern.ErrTakenOver, "disconnect reason")
+	p := recvAcked(w)
+	require.Equal(t, "twin/will", p.Topic, "will %+v", p)
+	require.Equal(t, "old one closed", string(p.Payload), "will %+v", p)
+	require.Equal(t, byte(1), p.QoS, "will %+v", p)
 	// The new connection has no will: closing it publishes nothing.
 	c.conn.Close()
 	expectNoWill(t, b, disc, w, "twin", "twin/marker")
@@ -207,16 +199,12 @@ func TestWillPublishedOnBrokerDisconnect(t *testing.T) {
 	disc := watchDisconnects(t, b)
 	w := willWatcher(t, addr, "watcher", "kicked/#")
 	c := connectWithWill(t, addr, "kicked", "kicked/will", "kicked out", 0, false)
-	if err := b.Disconnect("kicked"); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, b.Disconnect("kicked"))
 	c.expectClosed()
-	if reason := disc.wait(t, "kicked"); !errors.Is(reason, tern.ErrKicked) {
-		t.Fatalf("disconnect reason %v, want ErrKicked", reason)
-	}
-	if p := recvAcked(w); p.Topic != "kicked/will" || string(p.Payload) != "kicked out" {
-		t.Fatalf("will %+v", p)
-	}
+	require.ErrorIs(t, disc.wait(t, "kicked"), tern.ErrKicked, "disconnect reason")
+	p := recvAcked(w)
+	assert.Equal(t, "kicked/will", p.Topic, "will %+v", p)
+	assert.Equal(t, "kicked out", string(p.Payload), "will %+v", p)
 }
 
 func TestRetainedWillWithEmptyMessageClearsTheRetainedMessage(t *testing.T) {
@@ -225,9 +213,7 @@ func TestRetainedWillWithEmptyMessageClearsTheRetainedMessage(t *testing.T) {
 	// retained message and is not stored.
 	b, addr := startBroker(t, tern.Options{})
 	disc := watchDisconnects(t, b)
-	if err := b.Publish(context.Background(), "status/dev", []byte("online"), 1, true); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, b.Publish(context.Background(), "status/dev", []byte("online"), 1, true))
 	c := connectWithWill(t, addr, "dev", "status/dev", "", 1, true)
 	c.conn.Close()
 	disc.wait(t, "dev")
@@ -255,18 +241,16 @@ func TestWillPublishedOnlyOnce(t *testing.T) {
 	p := willConnect("once", "once/will", "first", 1, false)
 	p.CleanSession = false
 	c := dialRaw(t, addr)
-	if ack := c.connectWith(p); ack.ReturnCode != 0 {
-		t.Fatalf("CONNACK %+v", ack)
-	}
+	require.Zero(t, c.connectWith(p).ReturnCode, "CONNACK return code")
 	c.conn.Close()
 	disc.wait(t, "once")
-	if got := recvAcked(w); got.Topic != "once/will" || string(got.Payload) != "first" {
-		t.Fatalf("will %+v", got)
-	}
+	got := recvAcked(w)
+	require.Equal(t, "once/will", got.Topic, "will %+v", got)
+	require.Equal(t, "first", string(got.Payload), "will %+v", got)
 	c = dialRaw(t, addr)
-	if ack := c.connect("once", false); ack.ReturnCode != 0 || !ack.SessionPresent {
-		t.Fatalf("CONNACK %+v", ack)
-	}
+	ack := c.connect("once", false)
+	require.Zero(t, ack.ReturnCode, "CONNACK return code")
+	require.True(t, ack.SessionPresent, "CONNACK: want session present 1")
 	c.conn.Close()
 	expectNoWill(t, b, disc, w, "once", "once/marker")
 }
@@ -280,15 +264,12 @@ func testWillOnKeepAliveExpiry(t *testing.T, env timerEnv) {
 	p := willConnect("silent", "silent/will", "timed out", 2, false)
 	p.KeepAlive = 1
 	c := dialRaw(t, env.addr)
-	if ack := c.connectWith(p); ack.ReturnCode != 0 {
-		t.Fatalf("CONNACK %+v", ack)
-	}
-	if got := recvAcked(w); got.Topic != "silent/will" || string(got.Payload) != "timed out" || got.QoS != 2 {
-		t.Fatalf("will %+v", got)
-	}
-	if err := env.disc.wait(t, "silent"); !errors.Is(err, tern.ErrKeepAliveTimeout) {
-		t.Fatalf("disconnect reason %v, want ErrKeepAliveTimeout", err)
-	}
+	require.Zero(t, c.connectWith(p).ReturnCode, "CONNACK return code")
+	got := recvAcked(w)
+	require.Equal(t, "silent/will", got.Topic, "will %+v", got)
+	require.Equal(t, "timed out", string(got.Payload), "will %+v", got)
+	require.Equal(t, byte(2), got.QoS, "will %+v", got)
+	require.ErrorIs(t, env.disc.wait(t, "silent"), tern.ErrKeepAliveTimeout, "disconnect reason")
 	c.expectClosed()
 }
 
@@ -296,14 +277,10 @@ func TestWillTopicTheClientMayNotPublishIsRefusedWithConnack05(t *testing.T) {
 	// Tern's choice, as Mosquitto: a will the client could not publish
 	// refuses the connection [MQTT-3.2.2-4] [MQTT-3.2.2-5].
 	b, addr := startBroker(t, tern.Options{})
-	if err := b.AddHook(publishGuard{}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, b.AddHook(publishGuard{}))
 	c := dialRaw(t, addr)
 	raw, err := willConnect("guarded", "forbidden/will", "no", 0, false).Append(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	c.sendRaw(raw)
 	expectRefused(c, packets.RefusedNotAuthorized)
 	connectWithWill(t, addr, "allowed", "allowed/will", "yes", 0, false)
@@ -330,7 +307,5 @@ func TestWillPayloadIsPublishedByteForByte(t *testing.T) {
 	c := connectWithWill(t, addr, "binary", "bin/will", payload, 0, false)
 	c.conn.Close()
 	disc.wait(t, "binary")
-	if p := recvAcked(w); !bytes.Equal(p.Payload, []byte(payload)) {
-		t.Fatalf("payload % x, want % x", p.Payload, payload)
-	}
+	assert.Equal(t, []byte(payload), recvAcked(w).Payload, "will payload")
 }
