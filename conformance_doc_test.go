@@ -12,8 +12,8 @@ import (
 )
 
 // TestConformanceDocNamesRealTests keeps CONFORMANCE.md honest: every test
-// it names exists, in the package it says, and every test named there
-// mentions the statement in its row.
+// it names exists, in the package it says, and both tables have a row for
+// every statement.
 func TestConformanceDocNamesRealTests(t *testing.T) {
 	doc, err := os.ReadFile("CONFORMANCE.md")
 	require.NoError(t, err)

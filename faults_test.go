@@ -170,7 +170,7 @@ func TestStuckPersistentQoS1ConsumerKeepsItsQueueBounded(t *testing.T) {
 
 	// Offline, the session stays bounded.
 	stuck.conn.Close()
-	eventually(t, "stuck-q1 offline", func() bool { return !clientInfo(t, b, "stuck-q1").Connected })
+	eventually(t, "stuck-q1 offline", func() bool { ci, ok := findClient(b, "stuck-q1"); return ok && !ci.Connected })
 	for i := range 50 {
 		pub.publishQoS(uint16(i+1), "work/late", "late", 1, false)
 	}
