@@ -52,6 +52,11 @@ func (b *Broker) publish(from Client, via *conn, m *session.Message) (uint64, in
 			m = &nm
 		}
 	}
+	if b.cluster != nil {
+		// One publication time for this node's copies and the cluster's:
+		// sessions resume from it.
+		m.Published = nowNano()
+	}
 	lsn, matched := b.store(via, from, m)
 	if b.cluster != nil {
 		// The other nodes' subscribers, and the cluster's retained
@@ -59,7 +64,6 @@ func (b *Broker) publish(from Client, via *conn, m *session.Message) (uint64, in
 		// acknowledged. Whether another node had subscribers is not
 		// known here: no "no matching subscribers".
 		cm := clusterMessageOf(m, from)
-		cm.Published = nowNano()
 		if err := b.cluster.Forward(b.ctx, cm); err != nil {
 			if m.QoS > 0 {
 				return lsn, matched, fmt.Errorf("%w: %w", ErrClusterUnavailable, err)
