@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
 )
 
 // TestIndexConcurrent churns subscriptions on several goroutines while
@@ -53,32 +55,24 @@ func checkConcurrentResult(t *testing.T, topic string, got []Sub[string], stable
 	seen := map[string]bool{}
 	stableSeen := 0
 	for _, s := range got {
-		if seen[s.Key] {
-			t.Errorf("Match(%q): %q twice", topic, s.Key)
-		}
+		assert.False(t, seen[s.Key], "Match(%q): %q twice", topic, s.Key)
 		seen[s.Key] = true
 		if strings.HasPrefix(s.Key, "stable") {
 			stableSeen++
-			if s.QoS != 2 {
-				t.Errorf("Match(%q): %v, want QoS 2", topic, s)
-			}
+			assert.Equal(t, byte(2), s.QoS, "Match(%q): %v", topic, s)
 		}
 	}
 	wantStable := stable
 	if topic[0] == '$' {
 		wantStable = 0
 	}
-	if stableSeen != wantStable {
-		t.Errorf("Match(%q): %d stable subscribers, want %d", topic, stableSeen, wantStable)
-	}
+	assert.Equal(t, wantStable, stableSeen, "Match(%q): stable subscribers", topic)
 	// Any churned key found must have a churn filter that matches.
 	anyMatch := false
 	for _, f := range churnFilters {
 		anyMatch = anyMatch || Matches(f, topic)
 	}
-	if len(got) > stableSeen && !anyMatch {
-		t.Errorf("Match(%q): churned subscriber without a matching filter", topic)
-	}
+	assert.False(t, len(got) > stableSeen && !anyMatch, "Match(%q): churned subscriber without a matching filter", topic)
 }
 
 // TestRetainedConcurrent sets and deletes retained topics on several
@@ -113,9 +107,7 @@ func TestRetainedConcurrent(t *testing.T) {
 				dst = r.Match(filter, dst[:0])
 				stableSeen := 0
 				for _, topic := range dst {
-					if !Matches(filter, topic) {
-						t.Errorf("Match(%q) gave %q", filter, topic)
-					}
+					assert.True(t, Matches(filter, topic), "Match(%q) gave %q", filter, topic)
 					if strings.HasPrefix(topic, "s/") {
 						stableSeen++
 					}
@@ -124,12 +116,10 @@ func TestRetainedConcurrent(t *testing.T) {
 				if filter == "+/+/+/x" || filter == "$SYS/#" {
 					want = 0
 				}
-				if stableSeen != want {
-					t.Errorf("Match(%q): %d stable topics, want %d", filter, stableSeen, want)
-				}
-				if v, ok := r.Get("s/7/x"); !ok || v != "s/7/x" {
-					t.Errorf("Get(s/7/x) = %q, %v", v, ok)
-				}
+				assert.Equal(t, want, stableSeen, "Match(%q): stable topics", filter)
+				v, ok := r.Get("s/7/x")
+				assert.True(t, ok, "Get(s/7/x)")
+				assert.Equal(t, "s/7/x", v, "Get(s/7/x)")
 			}
 		})
 	}

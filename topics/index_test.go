@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // sortSubs orders results by key so they can be compared.
@@ -15,42 +18,25 @@ func sortSubs[K cmp.Ordered](s []Sub[K]) []Sub[K] {
 
 func TestIndexSubscribeReplaceUnsubscribe(t *testing.T) {
 	ix := NewIndex[string]()
-	if !ix.Subscribe("c1", "a/+", 0) {
-		t.Fatal("first subscribe not reported new")
-	}
+	require.True(t, ix.Subscribe("c1", "a/+", 0), "first subscribe not reported new")
 	// [MQTT-3.8.4-3] re-subscribing to an identical filter replaces the
 	// subscription and its QoS, it adds nothing.
-	if ix.Subscribe("c1", "a/+", 2) {
-		t.Error("re-subscribe reported new")
-	}
-	if got := ix.Match("a/b", nil); !slices.Equal(got, []Sub[string]{{"c1", 2}}) {
-		t.Errorf("after replace: got %v", got)
-	}
-	if ix.Len() != 1 {
-		t.Errorf("Len = %d, want 1", ix.Len())
-	}
-	if !ix.Subscribe("c2", "a/+", 1) || !ix.Subscribe("c1", "a/b", 0) || ix.Len() != 3 {
-		t.Errorf("Len = %d, want 3", ix.Len())
-	}
+	assert.False(t, ix.Subscribe("c1", "a/+", 2), "re-subscribe reported new")
+	assert.Equal(t, []Sub[string]{{Key: "c1", QoS: 2}}, ix.Match("a/b", nil), "after replace")
+	assert.Equal(t, 1, ix.Len())
+	assert.True(t, ix.Subscribe("c2", "a/+", 1))
+	assert.True(t, ix.Subscribe("c1", "a/b", 0))
+	assert.Equal(t, 3, ix.Len())
 	// [MQTT-3.10.4-1] filters are compared character by character: no
 	// filter that merely matches, or overlaps, is removed.
 	for _, f := range []string{"a/x", "a/#", "#", "+/+", "a/+/c", "a/b/", "A/+", ""} {
-		if ix.Unsubscribe("c1", f) {
-			t.Errorf("Unsubscribe(c1, %q) removed something", f)
-		}
+		assert.False(t, ix.Unsubscribe("c1", f), "Unsubscribe(c1, %q) removed something", f)
 	}
-	if ix.Unsubscribe("c3", "a/+") {
-		t.Error("Unsubscribe of another key's filter reported true")
-	}
-	if !ix.Unsubscribe("c1", "a/+") || ix.Unsubscribe("c1", "a/+") {
-		t.Error("Unsubscribe a/+ twice: want true then false")
-	}
-	if got := sortSubs(ix.Match("a/b", nil)); !slices.Equal(got, []Sub[string]{{"c1", 0}, {"c2", 1}}) {
-		t.Errorf("after unsubscribe: got %v", got)
-	}
-	if ix.Len() != 2 {
-		t.Errorf("Len = %d, want 2", ix.Len())
-	}
+	assert.False(t, ix.Unsubscribe("c3", "a/+"), "Unsubscribe of another key's filter")
+	assert.True(t, ix.Unsubscribe("c1", "a/+"), "first Unsubscribe a/+")
+	assert.False(t, ix.Unsubscribe("c1", "a/+"), "second Unsubscribe a/+")
+	assert.Equal(t, []Sub[string]{{Key: "c1", QoS: 0}, {Key: "c2", QoS: 1}}, sortSubs(ix.Match("a/b", nil)), "after unsubscribe")
+	assert.Equal(t, 2, ix.Len())
 }
 
 // TestIndexHighestQoS: one Sub per subscriber, with the highest QoS of its
@@ -64,17 +50,12 @@ func TestIndexHighestQoS(t *testing.T) {
 	ix.Subscribe("c2", "+/b", 1)
 	ix.Subscribe("c2", "a/b/#", 0)
 	ix.Subscribe("c3", "a/c", 2)
-	got := sortSubs(ix.Match("a/b", nil))
-	want := []Sub[string]{{"c1", 2}, {"c2", 1}}
-	if !slices.Equal(got, want) {
-		t.Errorf("got %v, want %v", got, want)
-	}
+	want := []Sub[string]{{Key: "c1", QoS: 2}, {Key: "c2", QoS: 1}}
+	assert.Equal(t, want, sortSubs(ix.Match("a/b", nil)))
 	// Appending keeps what dst held, even a Sub with the same key.
-	dst := []Sub[string]{{"c1", 0}}
-	got = ix.Match("a/c", dst)
-	if len(got) != 3 || got[0] != (Sub[string]{"c1", 0}) {
-		t.Errorf("got %v, want the prefix kept and 2 results appended", got)
-	}
+	got := ix.Match("a/c", []Sub[string]{{Key: "c1"}})
+	require.Len(t, got, 3, "the prefix kept and 2 results appended")
+	assert.Equal(t, Sub[string]{Key: "c1"}, got[0])
 }
 
 // TestIndexManyOverlapping merges beyond the linear threshold, where the
@@ -92,17 +73,14 @@ func TestIndexManyOverlapping(t *testing.T) {
 	}
 	for range 3 { // the second and third runs use the pooled map
 		got := sortSubs(ix.Match("x/y", make([]Sub[int], 0, 4)))
-		if len(got) != 2*n {
-			t.Fatalf("got %d results, want %d", len(got), 2*n)
-		}
+		require.Len(t, got, 2*n)
 		for k := range n {
 			want := max(byte(k%3), byte((k+1)%3))
 			if k%2 == 0 {
 				want = max(want, byte((k+2)%3))
 			}
-			if got[k] != (Sub[int]{k, want}) || got[n+k] != (Sub[int]{n + k, 1}) {
-				t.Fatalf("key %d: got %v and %v, want QoS %d", k, got[k], got[n+k], want)
-			}
+			require.Equal(t, Sub[int]{Key: k, QoS: want}, got[k], "key %d", k)
+			require.Equal(t, Sub[int]{Key: n + k, QoS: 1}, got[n+k], "key %d", n+k)
 		}
 	}
 }
@@ -111,16 +89,11 @@ func TestIndexManyOverlapping(t *testing.T) {
 func TestIndexInvalidFilter(t *testing.T) {
 	ix := NewIndex[int]()
 	for _, f := range []string{"", "a/#/b", "sport+", "a\x00", "\xff"} {
-		if ix.Subscribe(1, f, 1) {
-			t.Errorf("Subscribe(%q) reported new", f)
-		}
+		assert.False(t, ix.Subscribe(1, f, 1), "Subscribe(%q) reported new", f)
 	}
-	if ix.Len() != 0 || !ix.root.empty() {
-		t.Errorf("invalid filters were stored: Len %d", ix.Len())
-	}
-	if got := ix.Match("a/#/b", nil); len(got) != 0 {
-		t.Errorf("got %v", got)
-	}
+	assert.Equal(t, 0, ix.Len(), "invalid filters were stored")
+	assert.True(t, ix.root.empty(), "invalid filters were stored")
+	assert.Empty(t, ix.Match("a/#/b", nil))
 }
 
 // TestIndexPrune: removing every subscription leaves an empty trie.
@@ -140,29 +113,20 @@ func TestIndexPrune(t *testing.T) {
 		return slices.ContainsFunc(ix.Match(topic, nil), func(s Sub[int]) bool { return s.Key == -1 })
 	}
 	for i := range wide {
-		if !hasWide(fmt.Sprintf("wide/level-%d", i)) {
-			t.Fatalf("wide/level-%d: subscriber not found", i)
-		}
+		require.True(t, hasWide(fmt.Sprintf("wide/level-%d", i)), "wide/level-%d: subscriber not found", i)
 	}
 	for k := range 20 {
 		for _, f := range filters {
-			if !ix.Unsubscribe(k, f) {
-				t.Fatalf("Unsubscribe(%d, %q) = false", k, f)
-			}
+			require.True(t, ix.Unsubscribe(k, f), "Unsubscribe(%d, %q)", k, f)
 		}
 	}
 	for i := range wide {
 		j := (i * 7) % wide // 7 and wide are coprime: every j once
-		if !ix.Unsubscribe(-1, fmt.Sprintf("wide/level-%d", j)) {
-			t.Fatalf("Unsubscribe(wide/level-%d) = false", j)
-		}
-		if hasWide(fmt.Sprintf("wide/level-%d", j)) {
-			t.Fatalf("wide/level-%d: subscriber found after unsubscribe", j)
-		}
+		require.True(t, ix.Unsubscribe(-1, fmt.Sprintf("wide/level-%d", j)), "Unsubscribe(wide/level-%d)", j)
+		require.False(t, hasWide(fmt.Sprintf("wide/level-%d", j)), "wide/level-%d: subscriber found after unsubscribe", j)
 	}
-	if ix.Len() != 0 || !ix.root.empty() {
-		t.Errorf("Len %d, root empty %v, want an empty trie", ix.Len(), ix.root.empty())
-	}
+	assert.Equal(t, 0, ix.Len())
+	assert.True(t, ix.root.empty(), "want an empty trie")
 }
 
 func TestIndexForEach(t *testing.T) {
@@ -171,7 +135,8 @@ func TestIndexForEach(t *testing.T) {
 	for _, s := range want {
 		var k, f string
 		var q byte
-		fmt.Sscanf(s, "%s %s %d", &k, &f, &q)
+		_, err := fmt.Sscanf(s, "%s %s %d", &k, &f, &q)
+		require.NoError(t, err)
 		ix.Subscribe(k, f, q)
 	}
 	var got []string
@@ -179,25 +144,18 @@ func TestIndexForEach(t *testing.T) {
 		got = append(got, fmt.Sprintf("%s %s %d", k, f, q))
 		return true
 	})
-	slices.Sort(got)
-	slices.Sort(want)
-	if !slices.Equal(got, want) {
-		t.Errorf("got %q, want %q", got, want)
-	}
+	assert.ElementsMatch(t, want, got)
 	calls := 0
 	ix.ForEach(func(string, string, byte) bool { calls++; return false })
-	if calls != 1 {
-		t.Errorf("ForEach went on after false: %d calls", calls)
-	}
+	assert.Equal(t, 1, calls, "ForEach went on after false")
 }
 
 // TestIndexZeroValue: the zero Index is usable.
 func TestIndexZeroValue(t *testing.T) {
 	var ix Index[int]
 	ix.Subscribe(1, "a", 1)
-	if got := ix.Match("a", nil); len(got) != 1 || ix.Len() != 1 {
-		t.Errorf("got %v", got)
-	}
+	assert.Len(t, ix.Match("a", nil), 1)
+	assert.Equal(t, 1, ix.Len())
 }
 
 // TestIndexMatchAllocs: Match into a reused dst with room does not allocate.
@@ -213,15 +171,10 @@ func TestIndexMatchAllocs(t *testing.T) {
 	}
 	dst := make([]Sub[string], 0, 64)
 	for _, topic := range []string{"dev/7/cmd", "dev/7/status", "nothing", "$SYS/x"} {
-		if n := testing.AllocsPerRun(200, func() {
-			dst = ix.Match(topic, dst[:0])
-		}); n != 0 {
-			t.Errorf("Match(%q) allocates %v times per call, want 0", topic, n)
-		}
+		n := testing.AllocsPerRun(200, func() { dst = ix.Match(topic, dst[:0]) })
+		assert.Zero(t, n, "Match(%q) allocations per call", topic)
 	}
-	if got := ix.Match("dev/7/cmd", dst[:0]); len(got) != 11 {
-		t.Errorf("got %d results, want 11", len(got))
-	}
+	assert.Len(t, ix.Match("dev/7/cmd", dst[:0]), 11)
 }
 
 func TestGenerationChangesWithEverySubscriptionChange(t *testing.T) {
@@ -237,7 +190,9 @@ func TestGenerationChangesWithEverySubscriptionChange(t *testing.T) {
 	g4 := ix.Generation()
 	ix.Unsubscribe("a", "x/+") // nothing to remove
 	g5 := ix.Generation()
-	if g1 == g0 || g2 == g1 || g3 != g2 || g4 == g3 || g5 != g4 {
-		t.Fatalf("generations %d %d %d %d %d %d", g0, g1, g2, g3, g4, g5)
-	}
+	assert.NotEqual(t, g0, g1, "subscribe")
+	assert.NotEqual(t, g1, g2, "replace")
+	assert.Equal(t, g2, g3, "match")
+	assert.NotEqual(t, g3, g4, "unsubscribe")
+	assert.Equal(t, g4, g5, "unsubscribe of nothing")
 }

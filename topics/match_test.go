@@ -3,6 +3,9 @@ package topics
 import (
 	"slices"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // matchCases are (filter, topic, want) triples: the examples of MQTT 3.1.1
@@ -96,12 +99,9 @@ var matchCases = []struct {
 // TestMatches checks Matches against the spec examples.
 func TestMatches(t *testing.T) {
 	for _, tt := range matchCases {
-		if ValidFilter(tt.filter) != nil || ValidName(tt.topic) != nil {
-			t.Fatalf("case %q %q is not valid input", tt.filter, tt.topic)
-		}
-		if got := Matches(tt.filter, tt.topic); got != tt.want {
-			t.Errorf("[%s] Matches(%q, %q) = %v, want %v", tt.rule, tt.filter, tt.topic, got, tt.want)
-		}
+		require.NoError(t, ValidFilter(tt.filter), "case filter %q", tt.filter)
+		require.NoError(t, ValidName(tt.topic), "case topic %q", tt.topic)
+		assert.Equal(t, tt.want, Matches(tt.filter, tt.topic), "[%s] Matches(%q, %q)", tt.rule, tt.filter, tt.topic)
 	}
 }
 
@@ -113,10 +113,11 @@ func TestIndexMatchSpec(t *testing.T) {
 		one := NewIndex[int]()
 		one.Subscribe(i, tt.filter, 1)
 		all.Subscribe(i, tt.filter, 1)
-		got := one.Match(tt.topic, nil)
-		if want := tt.want; (len(got) == 1) != want || (want && got[0] != (Sub[int]{Key: i, QoS: 1})) {
-			t.Errorf("[%s] filter %q, topic %q: got %v, want match %v", tt.rule, tt.filter, tt.topic, got, tt.want)
+		var want []Sub[int]
+		if tt.want {
+			want = []Sub[int]{{Key: i, QoS: 1}}
 		}
+		assert.Equal(t, want, one.Match(tt.topic, nil), "[%s] filter %q, topic %q", tt.rule, tt.filter, tt.topic)
 	}
 	for _, tt := range matchCases {
 		var want []int
@@ -130,9 +131,7 @@ func TestIndexMatchSpec(t *testing.T) {
 			got = append(got, s.Key)
 		}
 		slices.Sort(got)
-		if !slices.Equal(got, want) {
-			t.Errorf("topic %q: got subscribers %v, want %v", tt.topic, got, want)
-		}
+		assert.Equal(t, want, got, "topic %q: subscribers", tt.topic)
 	}
 }
 
@@ -144,10 +143,11 @@ func TestRetainedMatchSpec(t *testing.T) {
 		one := NewRetained[string]()
 		one.Set(tt.topic, tt.topic)
 		all.Set(tt.topic, tt.topic)
-		got := one.Match(tt.filter, nil)
-		if (len(got) == 1) != tt.want || (tt.want && got[0] != tt.topic) {
-			t.Errorf("[%s] filter %q, topic %q: got %q, want match %v", tt.rule, tt.filter, tt.topic, got, tt.want)
+		var want []string
+		if tt.want {
+			want = []string{tt.topic}
 		}
+		assert.Equal(t, want, one.Match(tt.filter, nil), "[%s] filter %q, topic %q", tt.rule, tt.filter, tt.topic)
 	}
 	for _, tt := range matchCases {
 		var want []string
@@ -157,12 +157,7 @@ func TestRetainedMatchSpec(t *testing.T) {
 			}
 			return true
 		})
-		got := all.Match(tt.filter, nil)
-		slices.Sort(got)
-		slices.Sort(want)
-		if !slices.Equal(got, want) {
-			t.Errorf("filter %q: got %q, want %q", tt.filter, got, want)
-		}
+		assert.ElementsMatch(t, want, all.Match(tt.filter, nil), "filter %q", tt.filter)
 	}
 }
 
@@ -186,18 +181,15 @@ func TestMatchesInvalidInput(t *testing.T) {
 		{"a/+", "a/#", true},
 	}
 	for _, tt := range tests {
-		if got := Matches(tt.filter, tt.topic); got != tt.want {
-			t.Errorf("Matches(%q, %q) = %v, want %v", tt.filter, tt.topic, got, tt.want)
-		}
+		assert.Equal(t, tt.want, Matches(tt.filter, tt.topic), "Matches(%q, %q)", tt.filter, tt.topic)
 	}
 }
 
 func TestMatchesAllocs(t *testing.T) {
-	if n := testing.AllocsPerRun(100, func() {
-		if !Matches("sport/+/player1/#", "sport/tennis/player1/score/wimbledon") {
-			t.Fatal("no match")
-		}
-	}); n != 0 {
-		t.Errorf("Matches allocates %v times per call, want 0", n)
-	}
+	matched := true
+	n := testing.AllocsPerRun(100, func() {
+		matched = matched && Matches("sport/+/player1/#", "sport/tennis/player1/score/wimbledon")
+	})
+	require.True(t, matched, "no match")
+	assert.Zero(t, n, "Matches allocations per call")
 }

@@ -5,6 +5,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // naiveMatch is an independent, obviously correct matcher used as the model
@@ -69,12 +72,9 @@ func TestMatchesRandom(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 20000 {
 		f, topic := randomFilter(rng), randomTopic(rng)
-		if ValidFilter(f) != nil || ValidName(topic) != nil {
-			t.Fatalf("generator made invalid input %q %q", f, topic)
-		}
-		if got, want := Matches(f, topic), naiveMatch(f, topic); got != want {
-			t.Fatalf("Matches(%q, %q) = %v, naive says %v", f, topic, got, want)
-		}
+		require.NoError(t, ValidFilter(f), "generator made an invalid filter")
+		require.NoError(t, ValidName(topic), "generator made an invalid topic")
+		require.Equal(t, naiveMatch(f, topic), Matches(f, topic), "Matches(%q, %q) against the naive matcher", f, topic)
 	}
 }
 
@@ -121,20 +121,17 @@ func TestIndexRandom(t *testing.T) {
 		for k := range model {
 			model[k] = slices.Repeat([]int{-1}, len(filters))
 		}
-		var dst, want []Sub[int]
+		// Non-nil, so that an empty result equals an empty model.
+		dst, want := make([]Sub[int], 0, keys), make([]Sub[int], 0, keys)
 		for step := range 3000 {
 			key, fi := rng.IntN(keys), rng.IntN(len(filters))
 			had := model[key][fi] >= 0
 			if rng.IntN(3) == 0 {
-				if got := ix.Unsubscribe(key, filters[fi]); got != had {
-					t.Fatalf("seed %d step %d: Unsubscribe(%d, %q) = %v, want %v", seed, step, key, filters[fi], got, had)
-				}
+				require.Equal(t, had, ix.Unsubscribe(key, filters[fi]), "seed %d step %d: Unsubscribe(%d, %q)", seed, step, key, filters[fi])
 				model[key][fi] = -1
 			} else {
 				qos := rng.IntN(3)
-				if got := ix.Subscribe(key, filters[fi], byte(qos)); got == had {
-					t.Fatalf("seed %d step %d: Subscribe(%d, %q) = %v, had %v", seed, step, key, filters[fi], got, had)
-				}
+				require.Equal(t, !had, ix.Subscribe(key, filters[fi], byte(qos)), "seed %d step %d: Subscribe(%d, %q) is new", seed, step, key, filters[fi])
 				model[key][fi] = qos
 			}
 			ti := rng.IntN(len(topics))
@@ -148,12 +145,10 @@ func TestIndexRandom(t *testing.T) {
 					}
 				}
 				if best >= 0 {
-					want = append(want, Sub[int]{k, byte(best)})
+					want = append(want, Sub[int]{Key: k, QoS: byte(best)})
 				}
 			}
-			if !slices.Equal(dst, want) {
-				t.Fatalf("seed %d step %d: Match(%q) = %v, want %v", seed, step, topics[ti], dst, want)
-			}
+			require.Equal(t, want, dst, "seed %d step %d: Match(%q)", seed, step, topics[ti])
 		}
 		checkIndexContents(t, ix, filters, model)
 		for key := range model {
@@ -161,9 +156,8 @@ func TestIndexRandom(t *testing.T) {
 				ix.Unsubscribe(key, f)
 			}
 		}
-		if ix.Len() != 0 || !ix.root.empty() {
-			t.Fatalf("seed %d: trie not empty after unsubscribing all", seed)
-		}
+		require.Zero(t, ix.Len(), "seed %d", seed)
+		require.True(t, ix.root.empty(), "seed %d: trie not empty after unsubscribing all", seed)
 	}
 }
 
@@ -175,7 +169,7 @@ func checkIndexContents(t *testing.T, ix *Index[int], filters []string, model []
 	for key, m := range model {
 		for f, q := range m {
 			if q >= 0 {
-				s := Sub[int]{key, byte(q)}
+				s := Sub[int]{Key: key, QoS: byte(q)}
 				if want[s] == nil {
 					want[s] = map[string]bool{}
 				}
@@ -184,20 +178,14 @@ func checkIndexContents(t *testing.T, ix *Index[int], filters []string, model []
 			}
 		}
 	}
-	if ix.Len() != n {
-		t.Fatalf("Len = %d, model holds %d", ix.Len(), n)
-	}
+	require.Equal(t, n, ix.Len(), "Len against the model")
 	seen := 0
 	ix.ForEach(func(key int, f string, qos byte) bool {
-		if !want[Sub[int]{key, qos}][f] {
-			t.Errorf("ForEach gave %d %q %d, not in the model", key, f, qos)
-		}
+		assert.True(t, want[Sub[int]{Key: key, QoS: qos}][f], "ForEach gave %d %q %d, not in the model", key, f, qos)
 		seen++
 		return true
 	})
-	if seen != n {
-		t.Fatalf("ForEach gave %d entries, want %d", seen, n)
-	}
+	require.Equal(t, n, seen, "ForEach entries")
 }
 
 // TestRetainedRandom applies random sets and deletes to a Retained and a
@@ -209,15 +197,13 @@ func TestRetainedRandom(t *testing.T) {
 		r := NewRetained[int]()
 		model := slices.Repeat([]int{-1}, len(topics)) // topic -> value, -1 when absent
 		n := 0
-		var dst, want []int
+		dst, want := make([]int, 0, len(topics)), make([]int, 0, len(topics))
 		for step := range 3000 {
 			ti := rng.IntN(len(topics))
 			topic := topics[ti]
 			had := model[ti] >= 0
 			if rng.IntN(3) == 0 {
-				if got := r.Delete(topic); got != had {
-					t.Fatalf("seed %d step %d: Delete(%q) = %v, want %v", seed, step, topic, got, had)
-				}
+				require.Equal(t, had, r.Delete(topic), "seed %d step %d: Delete(%q)", seed, step, topic)
 				if had {
 					n--
 				}
@@ -229,12 +215,12 @@ func TestRetainedRandom(t *testing.T) {
 				}
 				model[ti] = step
 			}
-			if v, ok := r.Get(topic); ok != (model[ti] >= 0) || (ok && v != model[ti]) {
-				t.Fatalf("seed %d step %d: Get(%q) = %d, %v, want %d", seed, step, topic, v, ok, model[ti])
+			v, ok := r.Get(topic)
+			require.Equal(t, model[ti] >= 0, ok, "seed %d step %d: Get(%q) found", seed, step, topic)
+			if ok {
+				require.Equal(t, model[ti], v, "seed %d step %d: Get(%q)", seed, step, topic)
 			}
-			if r.Len() != n {
-				t.Fatalf("seed %d step %d: Len = %d, want %d", seed, step, r.Len(), n)
-			}
+			require.Equal(t, n, r.Len(), "seed %d step %d: Len", seed, step)
 			fi := rng.IntN(len(filters))
 			dst = r.Match(filters[fi], dst[:0])
 			slices.Sort(dst)
@@ -245,15 +231,12 @@ func TestRetainedRandom(t *testing.T) {
 				}
 			}
 			slices.Sort(want)
-			if !slices.Equal(dst, want) {
-				t.Fatalf("seed %d step %d: Match(%q) = %v, want %v", seed, step, filters[fi], dst, want)
-			}
+			require.Equal(t, want, dst, "seed %d step %d: Match(%q)", seed, step, filters[fi])
 		}
 		for _, topic := range topics {
 			r.Delete(topic)
 		}
-		if r.Len() != 0 || r.root.children.len() != 0 {
-			t.Fatalf("seed %d: trie not empty after deleting all", seed)
-		}
+		require.Zero(t, r.Len(), "seed %d", seed)
+		require.Zero(t, r.root.children.len(), "seed %d: trie not empty after deleting all", seed)
 	}
 }

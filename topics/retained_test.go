@@ -2,52 +2,48 @@ package topics
 
 import (
 	"fmt"
-	"slices"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestRetainedSetGetDelete(t *testing.T) {
 	r := NewRetained[string]()
-	if _, ok := r.Get("a/b"); ok {
-		t.Fatal("Get on an empty index found a value")
-	}
+	_, ok := r.Get("a/b")
+	require.False(t, ok, "Get on an empty index found a value")
 	r.Set("a/b", "1")
 	r.Set("a/b", "2") // replaces
 	r.Set("a", "3")
 	r.Set("a/b/c", "4")
 	r.Set("/", "5")
 	r.Set("", "ignored") // [MQTT-4.7.3-1] not a topic name
-	if r.Len() != 4 {
-		t.Errorf("Len = %d, want 4", r.Len())
-	}
+	assert.Equal(t, 4, r.Len())
 	for topic, want := range map[string]string{"a/b": "2", "a": "3", "a/b/c": "4", "/": "5"} {
-		if v, ok := r.Get(topic); !ok || v != want {
-			t.Errorf("Get(%q) = %q, %v, want %q", topic, v, ok, want)
-		}
+		v, ok := r.Get(topic)
+		assert.True(t, ok, "Get(%q) found", topic)
+		assert.Equal(t, want, v, "Get(%q)", topic)
 	}
 	for _, topic := range []string{"", "a/", "b", "a/b/c/d", "A/b", "//"} {
-		if v, ok := r.Get(topic); ok {
-			t.Errorf("Get(%q) = %q, want nothing", topic, v)
-		}
+		v, ok := r.Get(topic)
+		assert.False(t, ok, "Get(%q) = %q, want nothing", topic, v)
 	}
-	if r.Delete("a/x") || r.Delete("") || r.Delete("a/b/c/d") || r.Delete("/x") {
-		t.Error("Delete of an absent topic reported true")
+	for _, topic := range []string{"a/x", "", "a/b/c/d", "/x"} {
+		assert.False(t, r.Delete(topic), "Delete of absent %q", topic)
 	}
-	if !r.Delete("a/b") || r.Delete("a/b") {
-		t.Error("Delete a/b twice: want true then false")
-	}
-	if _, ok := r.Get("a/b"); ok {
-		t.Error("deleted topic still retained")
-	}
-	if v, ok := r.Get("a/b/c"); !ok || v != "4" || r.Len() != 3 {
-		t.Errorf("child of a deleted topic: %q %v, Len %d", v, ok, r.Len())
-	}
+	assert.True(t, r.Delete("a/b"), "first Delete a/b")
+	assert.False(t, r.Delete("a/b"), "second Delete a/b")
+	_, ok = r.Get("a/b")
+	assert.False(t, ok, "deleted topic still retained")
+	v, ok := r.Get("a/b/c")
+	assert.True(t, ok, "child of a deleted topic")
+	assert.Equal(t, "4", v, "child of a deleted topic")
+	assert.Equal(t, 3, r.Len())
 	for _, topic := range []string{"a", "a/b/c", "/"} {
 		r.Delete(topic)
 	}
-	if r.Len() != 0 || r.root.children.len() != 0 {
-		t.Errorf("Len %d, %d root children after deleting all", r.Len(), r.root.children.len())
-	}
+	assert.Zero(t, r.Len())
+	assert.Zero(t, r.root.children.len(), "root children after deleting all")
 }
 
 // TestRetainedInvalidFilter: an invalid filter matches nothing.
@@ -56,13 +52,11 @@ func TestRetainedInvalidFilter(t *testing.T) {
 	r.Set("a/#/b", 1) // stored literally
 	r.Set("sport+", 2)
 	for _, f := range []string{"", "a/#/b", "sport+", "a/\x00", "\xff/#"} {
-		if got := r.Match(f, nil); len(got) != 0 {
-			t.Errorf("Match(%q) = %v, want nothing", f, got)
-		}
+		assert.Empty(t, r.Match(f, nil), "Match(%q)", f)
 	}
-	if v, ok := r.Get("sport+"); !ok || v != 2 {
-		t.Errorf("Get(sport+) = %v, %v", v, ok)
-	}
+	v, ok := r.Get("sport+")
+	assert.True(t, ok, "Get(sport+)")
+	assert.Equal(t, 2, v, "Get(sport+)")
 }
 
 // TestRetainedDollar: "#" and "+" skip '$' topics [MQTT-4.7.2-1], but a
@@ -86,11 +80,7 @@ func TestRetainedDollar(t *testing.T) {
 		{"a/+", []string{"a/$x"}},                   // [MQTT-4.7.1-3]
 	}
 	for _, tt := range tests {
-		got := r.Match(tt.filter, nil)
-		slices.Sort(got)
-		if !slices.Equal(got, tt.want) {
-			t.Errorf("Match(%q) = %q, want %q", tt.filter, got, tt.want)
-		}
+		assert.ElementsMatch(t, tt.want, r.Match(tt.filter, nil), "Match(%q)", tt.filter)
 	}
 }
 
@@ -102,22 +92,14 @@ func TestRetainedForEach(t *testing.T) {
 	}
 	var got []string
 	r.ForEach(func(topic string, v int) bool {
-		if want[v] != topic {
-			t.Errorf("ForEach gave %q with the value of %q", topic, want[v])
-		}
+		assert.Equal(t, want[v], topic, "ForEach gave a topic with the value of another")
 		got = append(got, topic)
 		return true
 	})
-	slices.Sort(got)
-	slices.Sort(want)
-	if !slices.Equal(got, want) {
-		t.Errorf("got %q, want %q", got, want)
-	}
+	assert.ElementsMatch(t, want, got)
 	calls := 0
 	r.ForEach(func(string, int) bool { calls++; return false })
-	if calls != 1 {
-		t.Errorf("ForEach went on after false: %d calls", calls)
-	}
+	assert.Equal(t, 1, calls, "ForEach went on after false")
 }
 
 // TestRetainedMatchAllocs: matching into a dst with room does not allocate,
@@ -132,12 +114,9 @@ func TestRetainedMatchAllocs(t *testing.T) {
 		filter string
 		n      int
 	}{{"#", 2000}, {"s1/+/m", 100}, {"+/d3/#", 20}, {"s1/d21/m", 1}} {
-		if n := testing.AllocsPerRun(20, func() { dst = r.Match(tt.filter, dst[:0]) }); n != 0 {
-			t.Errorf("Match(%q) allocates %v times per call, want 0", tt.filter, n)
-		}
-		if len(dst) != tt.n {
-			t.Errorf("Match(%q) found %d, want %d", tt.filter, len(dst), tt.n)
-		}
+		n := testing.AllocsPerRun(20, func() { dst = r.Match(tt.filter, dst[:0]) })
+		assert.Zero(t, n, "Match(%q) allocations per call", tt.filter)
+		assert.Len(t, dst, tt.n, "Match(%q)", tt.filter)
 	}
 }
 
@@ -152,31 +131,24 @@ func TestRetainedWide(t *testing.T) {
 		r.Set(topic(i), i)
 		r.Set(fmt.Sprint("w/", i), -i) // short levels beside them
 	}
-	if got := r.Match("w/+", nil); len(got) != 2*n {
-		t.Fatalf("w/+ found %d, want %d", len(got), 2*n)
-	}
+	require.Len(t, r.Match("w/+", nil), 2*n)
 	for k := range n {
 		i := (k * 7) % n // 7 and n are coprime: every i once
-		if v, ok := r.Get(topic(i)); !ok || v != i {
-			t.Fatalf("Get(%q) = %d, %v", topic(i), v, ok)
-		}
-		if !r.Delete(topic(i)) || r.Delete(topic(i)) {
-			t.Fatalf("Delete(%q) twice: want true then false", topic(i))
-		}
-		if _, ok := r.Get(topic(i)); ok {
-			t.Fatalf("%q still retained", topic(i))
-		}
-		if got := r.Match("w/+", nil); len(got) != 2*n-k-1 {
-			t.Fatalf("after %d deletes, w/+ found %d", k+1, len(got))
-		}
+		v, ok := r.Get(topic(i))
+		require.True(t, ok, "Get(%q)", topic(i))
+		require.Equal(t, i, v, "Get(%q)", topic(i))
+		require.True(t, r.Delete(topic(i)), "first Delete(%q)", topic(i))
+		require.False(t, r.Delete(topic(i)), "second Delete(%q)", topic(i))
+		_, ok = r.Get(topic(i))
+		require.False(t, ok, "%q still retained", topic(i))
+		require.Len(t, r.Match("w/+", nil), 2*n-k-1, "after %d deletes", k+1)
 	}
 	for i := range n {
-		if v, ok := r.Get(fmt.Sprint("w/", i)); !ok || v != -i {
-			t.Fatalf("Get(w/%d) = %d, %v", i, v, ok)
-		}
+		v, ok := r.Get(fmt.Sprint("w/", i))
+		require.True(t, ok, "Get(w/%d)", i)
+		require.Equal(t, -i, v, "Get(w/%d)", i)
 		r.Delete(fmt.Sprint("w/", i))
 	}
-	if r.Len() != 0 || r.root.children.len() != 0 {
-		t.Errorf("Len %d, %d root children after deleting all", r.Len(), r.root.children.len())
-	}
+	assert.Zero(t, r.Len())
+	assert.Zero(t, r.root.children.len(), "root children after deleting all")
 }

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestValidName(t *testing.T) {
@@ -98,28 +101,19 @@ func TestValidFilter(t *testing.T) {
 func checkValidation(t *testing.T, err, want error, rule string, umbrella, other error) {
 	t.Helper()
 	if want == nil {
-		if err != nil {
-			t.Fatalf("got %v, want valid", err)
-		}
+		require.NoError(t, err)
 		return
 	}
-	if err == nil {
-		t.Fatalf("got valid, want %v", want)
-	}
+	require.Error(t, err, "want %v", want)
 	var e *Error
-	if !errors.As(err, &e) {
-		t.Fatalf("got %T %v, want *Error", err, err)
-	}
-	if !errors.Is(err, want) || !errors.Is(err, umbrella) || errors.Is(err, other) {
-		t.Errorf("errors.Is(%v): want %v and %v, not %v", err, want, umbrella, other)
-	}
-	if e.Rule != rule || !strings.Contains(err.Error(), "["+rule+"]") {
-		t.Errorf("got rule %q in %q, want %q", e.Rule, err.Error(), rule)
-	}
+	require.ErrorAs(t, err, &e)
+	assert.ErrorIs(t, err, want)
+	assert.ErrorIs(t, err, umbrella)
+	assert.NotErrorIs(t, err, other)
+	assert.Equal(t, rule, e.Rule)
+	assert.Contains(t, err.Error(), "["+rule+"]")
 	// A wrapped error keeps its rule.
-	if wrapped := errors.Join(errors.New("subscribe"), err); !errors.Is(wrapped, want) {
-		t.Errorf("wrapped error lost its rule sentinel")
-	}
+	assert.ErrorIs(t, errors.Join(errors.New("subscribe"), err), want, "wrapped error lost its rule sentinel")
 }
 
 // TestValidateOffset checks that errors point at the offending byte.
@@ -136,21 +130,20 @@ func TestValidateOffset(t *testing.T) {
 		{"", true, -1},
 	}
 	for _, tt := range tests {
-		err := validate(tt.s, tt.filter)
 		var e *Error
-		if !errors.As(err, &e) || e.Offset != tt.offset || e.Filter != tt.filter {
-			t.Errorf("validate(%q, %v) = %#v, want offset %d", tt.s, tt.filter, err, tt.offset)
+		if assert.ErrorAs(t, validate(tt.s, tt.filter), &e, "validate(%q, %v)", tt.s, tt.filter) {
+			assert.Equal(t, tt.offset, e.Offset, "validate(%q, %v) offset", tt.s, tt.filter)
+			assert.Equal(t, tt.filter, e.Filter, "validate(%q, %v) kind", tt.s, tt.filter)
 		}
 	}
 }
 
 func TestValidNameAllocs(t *testing.T) {
 	name := "sport/tennis/player1/ranking/日本"
-	if n := testing.AllocsPerRun(100, func() {
-		if ValidName(name) != nil || ValidFilter("sport/+/player1/#") != nil {
-			t.Fatal("valid input refused")
-		}
-	}); n != 0 {
-		t.Errorf("ValidName and ValidFilter allocate %v times per call, want 0", n)
-	}
+	valid := true
+	n := testing.AllocsPerRun(100, func() {
+		valid = valid && ValidName(name) == nil && ValidFilter("sport/+/player1/#") == nil
+	})
+	require.True(t, valid, "valid input refused")
+	assert.Zero(t, n, "ValidName and ValidFilter allocations per call")
 }
