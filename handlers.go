@@ -227,7 +227,7 @@ func (c *conn) onSubscribe(p *packets.Subscribe) error {
 		}
 		// [MQTT-3.8.4-3] a repeated filter replaces the subscription.
 		s.s.Subscribe(sub.Filter, sub.QoS)
-		b.subs.Subscribe(s, sub.Filter, sub.QoS)
+		b.subs.Subscribe(s, sub.Filter, uint32(sub.QoS))
 		if b.persistent(s) {
 			b.record(c, storage.Op{Kind: storage.PutSubscription, Subscription: storage.Subscription{ClientID: s.s.ID, Filter: sub.Filter, QoS: sub.QoS}})
 		}

@@ -72,7 +72,7 @@ func (b *Broker) Subscribe(filter string, qos byte, handler Handler) (cancel fun
 	}
 	b.wg.Add(1)
 	b.mu.Unlock()
-	b.subs.Subscribe(h, filter, qos)
+	b.subs.Subscribe(h, filter, uint32(qos))
 	// Snapshot the retained messages after subscribing: a message published
 	// in between may come twice (retained, then live), never not at all.
 	var backlog []Message

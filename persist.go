@@ -322,7 +322,7 @@ func (b *Broker) restore(ctx context.Context) error {
 	for _, r := range snap.Subscriptions {
 		s := get(r.ClientID)
 		s.s.Subscribe(r.Filter, r.QoS)
-		b.subs.Subscribe(s, r.Filter, r.QoS)
+		b.subs.Subscribe(s, r.Filter, uint32(r.QoS))
 	}
 	for _, r := range snap.Deliveries {
 		s := get(r.ClientID)

@@ -92,7 +92,7 @@ func (b *Broker) route(via *conn, f *fanout) {
 		if readCheck && !b.hooks.authorizeRead(b, m.Key.identity(), topic) {
 			continue
 		}
-		m.Key.deliver(min(f.msg.QoS, m.QoS), f)
+		m.Key.deliver(min(f.msg.QoS, m.QoS()), f)
 	}
 	if mp != nil {
 		clear(matches)

@@ -28,7 +28,7 @@ func benchIndex() *Index[int] {
 		case 3: // mixed
 			f = fmt.Sprintf("+/dev%d/+/m%d", d, m)
 		}
-		ix.Subscribe(i, f, byte(i%3))
+		ix.Subscribe(i, f, uint32(i%3))
 	}
 	return ix
 }

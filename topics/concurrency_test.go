@@ -31,7 +31,7 @@ func TestIndexConcurrent(t *testing.T) {
 			for r := range rounds {
 				key := fmt.Sprintf("churn%d-%d", g, r%7)
 				f := churnFilters[(g+r)%len(churnFilters)]
-				ix.Subscribe(key, f, byte(r%3))
+				ix.Subscribe(key, f, uint32(r%3))
 				if r%2 == 0 {
 					ix.Unsubscribe(key, f)
 				}
@@ -59,7 +59,7 @@ func checkConcurrentResult(t *testing.T, topic string, got []Sub[string], stable
 		seen[s.Key] = true
 		if strings.HasPrefix(s.Key, "stable") {
 			stableSeen++
-			assert.Equal(t, byte(2), s.QoS, "Match(%q): %v", topic, s)
+			assert.Equal(t, byte(2), s.QoS(), "Match(%q): %v", topic, s)
 		}
 	}
 	wantStable := stable

@@ -9,11 +9,22 @@ import (
 // Sub is one subscriber returned by Index.Match.
 type Sub[K comparable] struct {
 	Key K
-	QoS byte
+	// Opts is the value given to Subscribe for the matching filter. When
+	// several of the subscriber's filters match, it is the value of one
+	// with the highest QoS.
+	Opts uint32
+	// Multi reports that several of the subscriber's filters matched the
+	// topic (overlapping subscriptions); Opts is then that of one of them.
+	Multi bool
 }
 
+// QoS returns the QoS of the subscription: the low two bits of Opts.
+func (s Sub[K]) QoS() byte { return byte(s.Opts & 3) }
+
 // Index is the subscription index: a topic trie of (subscriber, filter,
-// QoS) entries, keyed by subscriber K (a client id, a session pointer).
+// opts) entries, keyed by subscriber K (a client id, a session pointer).
+// opts is the caller's 32-bit value for the subscription; its low two bits
+// are the QoS, which Match uses to merge overlapping subscriptions.
 //
 // Index is safe for concurrent use. Matches take a read lock only, so
 // concurrent publishes do not serialise behind each other; Subscribe and
@@ -54,15 +65,15 @@ func NewIndex[K comparable]() *Index[K] {
 	return &Index[K]{}
 }
 
-// Subscribe adds or replaces key's subscription to filter with qos and
-// reports whether it is new (false when it replaced one: re-subscribing to
-// an identical filter replaces the subscription, whose QoS may differ
-// [MQTT-3.8.4-3]).
+// Subscribe adds or replaces key's subscription to filter with opts (the
+// caller's value; its low two bits are the QoS) and reports whether it is
+// new (false when it replaced one: re-subscribing to an identical filter
+// replaces the subscription, whose QoS may differ [MQTT-3.8.4-3]).
 //
 // filter must be valid (see ValidFilter): Subscribe ignores an invalid
 // filter and reports false, so a caller that needs to tell the two apart
 // validates first, as a server must anyway to answer the SUBSCRIBE.
-func (ix *Index[K]) Subscribe(key K, filter string, qos byte) bool {
+func (ix *Index[K]) Subscribe(key K, filter string, opts uint32) bool {
 	if ValidFilter(filter) != nil {
 		return false
 	}
@@ -75,12 +86,12 @@ func (ix *Index[K]) Subscribe(key K, filter string, qos byte) bool {
 		level, rest, more := strings.Cut(filter, "/")
 		// set replaces the entry of an identical filter [MQTT-3.8.4-3].
 		if level == "#" { // valid, so the last level [MQTT-4.7.1-2]
-			added = n.multi.set(key, qos)
+			added = n.multi.set(key, opts)
 			break
 		}
 		n = n.child(level)
 		if !more {
-			added = n.exact.set(key, qos)
+			added = n.exact.set(key, opts)
 			break
 		}
 		filter = rest
@@ -163,21 +174,21 @@ func (ix *Index[K]) Len() int {
 	return ix.n
 }
 
-// ForEach calls fn for every (subscriber, filter, QoS) entry, in no
+// ForEach calls fn for every (subscriber, filter, opts) entry, in no
 // particular order, until fn returns false. It holds the index's read lock
 // throughout: fn must not call Subscribe or Unsubscribe on the same index.
-func (ix *Index[K]) ForEach(fn func(key K, filter string, qos byte) bool) {
+func (ix *Index[K]) ForEach(fn func(key K, filter string, opts uint32) bool) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	ix.root.forEach(nil, fn)
 }
 
 // forEach walks the entries below n; path holds the levels that lead to n.
-func (n *node[K]) forEach(path []string, fn func(K, string, byte) bool) bool {
+func (n *node[K]) forEach(path []string, fn func(K, string, uint32) bool) bool {
 	if n.exact.len() > 0 {
 		filter := strings.Join(path, "/")
 		for _, e := range n.exact.entries {
-			if !fn(e.key, filter, e.qos) {
+			if !fn(e.key, filter, e.opts) {
 				return false
 			}
 		}
@@ -185,7 +196,7 @@ func (n *node[K]) forEach(path []string, fn func(K, string, byte) bool) bool {
 	if n.multi.len() > 0 {
 		filter := strings.Join(append(path[:len(path):len(path)], "#"), "/")
 		for _, e := range n.multi.entries {
-			if !fn(e.key, filter, e.qos) {
+			if !fn(e.key, filter, e.opts) {
 				return false
 			}
 		}

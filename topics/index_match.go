@@ -12,10 +12,11 @@ const linearMergeMax = 32
 const pooledMapMax = 1 << 16
 
 // Match appends to dst one Sub per subscriber with at least one filter that
-// matches topic, with the highest QoS among that subscriber's matching
-// filters [MQTT-3.3.5-1], and returns the extended slice. Filters that start
-// with a wildcard do not match topics that start with '$' [MQTT-4.7.2-1].
-// The order of the results is unspecified.
+// matches topic and returns the extended slice. A subscriber with several
+// matching filters gets one Sub, with Multi set and the Opts of a filter
+// with the highest QoS [MQTT-3.3.5-1]. Filters that start with a wildcard
+// do not match topics that start with '$' [MQTT-4.7.2-1]. The order of the
+// results is unspecified.
 //
 // topic should be a valid topic name (see ValidName); Match does not check
 // it, and an empty topic matches nothing. Match takes only the read lock.
@@ -82,7 +83,7 @@ func (m *matcher[K]) walk(ix *Index[K], n *node[K], rest string, done bool) {
 }
 
 // add merges the subscribers of one matching filter into the results,
-// keeping one Sub per key with the highest QoS [MQTT-3.3.5-1].
+// keeping one Sub per key [MQTT-3.3.5-1].
 func (m *matcher[K]) add(ix *Index[K], entries []entry[K]) {
 	if len(entries) == 0 {
 		return
@@ -91,46 +92,53 @@ func (m *matcher[K]) add(ix *Index[K], entries []entry[K]) {
 	if m.lists == 1 {
 		// One filter holds each key at most once: nothing to merge yet.
 		for _, e := range entries {
-			m.dst = append(m.dst, Sub[K]{Key: e.key, QoS: e.qos})
+			m.dst = append(m.dst, Sub[K]{Key: e.key, Opts: e.opts})
 		}
 		return
 	}
-	if m.seen == nil {
-		if len(m.dst)-m.start+len(entries) <= linearMergeMax {
-			m.addLinear(entries)
-			return
+	if m.seen == nil && len(m.dst)-m.start+len(entries) <= linearMergeMax {
+		for _, e := range entries {
+			m.mergeLinear(e)
 		}
-		m.seen = m.newSeen(ix)
+		return
 	}
 	for _, e := range entries {
-		if i, ok := m.seen[e.key]; ok {
-			if e.qos > m.dst[i].QoS {
-				m.dst[i].QoS = e.qos
-			}
-			continue
-		}
-		m.seen[e.key] = int32(len(m.dst))
-		m.dst = append(m.dst, Sub[K]{Key: e.key, QoS: e.qos})
+		m.mergeMapped(ix, e)
 	}
 }
 
-// addLinear merges entries by scanning the results, for few results.
-func (m *matcher[K]) addLinear(entries []entry[K]) {
-	for _, e := range entries {
-		found := false
-		for i := m.start; i < len(m.dst); i++ {
-			if m.dst[i].Key == e.key {
-				if e.qos > m.dst[i].QoS {
-					m.dst[i].QoS = e.qos
-				}
-				found = true
-				break
-			}
-		}
-		if !found {
-			m.dst = append(m.dst, Sub[K]{Key: e.key, QoS: e.qos})
+// merge folds e into the result r for the same key: the subscriber
+// matched through several filters, and keeps the opts of one with the
+// highest QoS [MQTT-3.3.5-1].
+func merge[K comparable](r *Sub[K], e entry[K]) {
+	r.Multi = true
+	if e.opts&3 > r.Opts&3 {
+		r.Opts = e.opts
+	}
+}
+
+// mergeLinear merges e by scanning the results, for few results.
+func (m *matcher[K]) mergeLinear(e entry[K]) {
+	for i := m.start; i < len(m.dst); i++ {
+		if m.dst[i].Key == e.key {
+			merge(&m.dst[i], e)
+			return
 		}
 	}
+	m.dst = append(m.dst, Sub[K]{Key: e.key, Opts: e.opts})
+}
+
+// mergeMapped merges e through the merge map, making it if needed.
+func (m *matcher[K]) mergeMapped(ix *Index[K], e entry[K]) {
+	if m.seen == nil {
+		m.seen = m.newSeen(ix)
+	}
+	if i, ok := m.seen[e.key]; ok {
+		merge(&m.dst[i], e)
+		return
+	}
+	m.seen[e.key] = int32(len(m.dst))
+	m.dst = append(m.dst, Sub[K]{Key: e.key, Opts: e.opts})
 }
 
 // newSeen returns a merge map, pooled if possible, holding the results so

@@ -22,7 +22,7 @@ func TestIndexSubscribeReplaceUnsubscribe(t *testing.T) {
 	// [MQTT-3.8.4-3] re-subscribing to an identical filter replaces the
 	// subscription and its QoS, it adds nothing.
 	assert.False(t, ix.Subscribe("c1", "a/+", 2), "re-subscribe reported new")
-	assert.Equal(t, []Sub[string]{{Key: "c1", QoS: 2}}, ix.Match("a/b", nil), "after replace")
+	assert.Equal(t, []Sub[string]{{Key: "c1", Opts: 2}}, ix.Match("a/b", nil), "after replace")
 	assert.Equal(t, 1, ix.Len())
 	assert.True(t, ix.Subscribe("c2", "a/+", 1))
 	assert.True(t, ix.Subscribe("c1", "a/b", 0))
@@ -35,12 +35,13 @@ func TestIndexSubscribeReplaceUnsubscribe(t *testing.T) {
 	assert.False(t, ix.Unsubscribe("c3", "a/+"), "Unsubscribe of another key's filter")
 	assert.True(t, ix.Unsubscribe("c1", "a/+"), "first Unsubscribe a/+")
 	assert.False(t, ix.Unsubscribe("c1", "a/+"), "second Unsubscribe a/+")
-	assert.Equal(t, []Sub[string]{{Key: "c1", QoS: 0}, {Key: "c2", QoS: 1}}, sortSubs(ix.Match("a/b", nil)), "after unsubscribe")
+	assert.Equal(t, []Sub[string]{{Key: "c1", Opts: 0}, {Key: "c2", Opts: 1}}, sortSubs(ix.Match("a/b", nil)), "after unsubscribe")
 	assert.Equal(t, 2, ix.Len())
 }
 
-// TestIndexHighestQoS: one Sub per subscriber, with the highest QoS of its
-// overlapping matching filters [MQTT-3.3.5-1].
+// TestIndexHighestQoS: one Sub per subscriber, with the opts of its
+// matching filter of highest QoS and Multi set when several of its filters
+// matched [MQTT-3.3.5-1].
 func TestIndexHighestQoS(t *testing.T) {
 	ix := NewIndex[string]()
 	ix.Subscribe("c1", "a/b", 0)
@@ -50,12 +51,37 @@ func TestIndexHighestQoS(t *testing.T) {
 	ix.Subscribe("c2", "+/b", 1)
 	ix.Subscribe("c2", "a/b/#", 0)
 	ix.Subscribe("c3", "a/c", 2)
-	want := []Sub[string]{{Key: "c1", QoS: 2}, {Key: "c2", QoS: 1}}
+	want := []Sub[string]{{Key: "c1", Opts: 2, Multi: true}, {Key: "c2", Opts: 1, Multi: true}}
 	assert.Equal(t, want, sortSubs(ix.Match("a/b", nil)))
 	// Appending keeps what dst held, even a Sub with the same key.
 	got := ix.Match("a/c", []Sub[string]{{Key: "c1"}})
 	require.Len(t, got, 3, "the prefix kept and 2 results appended")
 	assert.Equal(t, Sub[string]{Key: "c1"}, got[0])
+}
+
+// TestIndexOpts: Subscribe keeps the caller's 32-bit value; Match returns
+// it whole, and for overlapping filters, the value of the one with the
+// highest QoS (its low two bits) with Multi set [MQTT-3.3.5-1].
+func TestIndexOpts(t *testing.T) {
+	ix := NewIndex[string]()
+	ix.Subscribe("c1", "a/b", 0xABCD_0001)
+	ix.Subscribe("c2", "a/+", 0x1234_5602)
+	ix.Subscribe("c2", "a/#", 0x0000_0101)
+	ix.Subscribe("c2", "#", 0xFFFF_FF00)
+	got := sortSubs(ix.Match("a/b", nil))
+	want := []Sub[string]{{Key: "c1", Opts: 0xABCD_0001}, {Key: "c2", Opts: 0x1234_5602, Multi: true}}
+	assert.Equal(t, want, got)
+	assert.Equal(t, byte(1), got[0].QoS())
+	assert.Equal(t, byte(2), got[1].QoS())
+	// Replacing a subscription replaces its value [MQTT-3.8.4-3].
+	assert.False(t, ix.Subscribe("c1", "a/b", 0x77))
+	assert.Equal(t, Sub[string]{Key: "c1", Opts: 0x77}, sortSubs(ix.Match("a/b", nil))[0])
+	var seen []uint32
+	ix.ForEach(func(k, f string, opts uint32) bool {
+		seen = append(seen, opts)
+		return true
+	})
+	assert.ElementsMatch(t, []uint32{0x77, 0x1234_5602, 0x0000_0101, 0xFFFF_FF00}, seen)
 }
 
 // TestIndexManyOverlapping merges beyond the linear threshold, where the
@@ -64,10 +90,10 @@ func TestIndexManyOverlapping(t *testing.T) {
 	ix := NewIndex[int]()
 	const n = 3 * linearMergeMax
 	for k := range n {
-		ix.Subscribe(k, "x/y", byte(k%3))
-		ix.Subscribe(k, "x/+", byte((k+1)%3))
+		ix.Subscribe(k, "x/y", uint32(k%3))
+		ix.Subscribe(k, "x/+", uint32((k+1)%3))
 		if k%2 == 0 {
-			ix.Subscribe(k, "#", byte((k+2)%3))
+			ix.Subscribe(k, "#", uint32((k+2)%3))
 		}
 		ix.Subscribe(n+k, "x/#", 1) // keys seen only once
 	}
@@ -75,12 +101,12 @@ func TestIndexManyOverlapping(t *testing.T) {
 		got := sortSubs(ix.Match("x/y", make([]Sub[int], 0, 4)))
 		require.Len(t, got, 2*n)
 		for k := range n {
-			want := max(byte(k%3), byte((k+1)%3))
+			want := max(uint32(k%3), uint32((k+1)%3))
 			if k%2 == 0 {
-				want = max(want, byte((k+2)%3))
+				want = max(want, uint32((k+2)%3))
 			}
-			require.Equal(t, Sub[int]{Key: k, QoS: want}, got[k], "key %d", k)
-			require.Equal(t, Sub[int]{Key: n + k, QoS: 1}, got[n+k], "key %d", n+k)
+			require.Equal(t, Sub[int]{Key: k, Opts: want, Multi: true}, got[k], "key %d", k)
+			require.Equal(t, Sub[int]{Key: n + k, Opts: 1}, got[n+k], "key %d", n+k)
 		}
 	}
 }
@@ -134,19 +160,19 @@ func TestIndexForEach(t *testing.T) {
 	want := []string{"c1 # 0", "c1 a/+/b 1", "c2 /# 2", "c2 a//b 0", "c3 + 1", "c3 $SYS/# 2", "c1 a 0"}
 	for _, s := range want {
 		var k, f string
-		var q byte
+		var q uint32
 		_, err := fmt.Sscanf(s, "%s %s %d", &k, &f, &q)
 		require.NoError(t, err)
 		ix.Subscribe(k, f, q)
 	}
 	var got []string
-	ix.ForEach(func(k, f string, q byte) bool {
+	ix.ForEach(func(k, f string, q uint32) bool {
 		got = append(got, fmt.Sprintf("%s %s %d", k, f, q))
 		return true
 	})
 	assert.ElementsMatch(t, want, got)
 	calls := 0
-	ix.ForEach(func(string, string, byte) bool { calls++; return false })
+	ix.ForEach(func(string, string, uint32) bool { calls++; return false })
 	assert.Equal(t, 1, calls, "ForEach went on after false")
 }
 

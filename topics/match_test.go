@@ -115,7 +115,7 @@ func TestIndexMatchSpec(t *testing.T) {
 		all.Subscribe(i, tt.filter, 1)
 		var want []Sub[int]
 		if tt.want {
-			want = []Sub[int]{{Key: i, QoS: 1}}
+			want = []Sub[int]{{Key: i, Opts: 1}}
 		}
 		assert.Equal(t, want, one.Match(tt.topic, nil), "[%s] filter %q, topic %q", tt.rule, tt.filter, tt.topic)
 	}

@@ -131,21 +131,22 @@ func TestIndexRandom(t *testing.T) {
 				model[key][fi] = -1
 			} else {
 				qos := rng.IntN(3)
-				require.Equal(t, !had, ix.Subscribe(key, filters[fi], byte(qos)), "seed %d step %d: Subscribe(%d, %q) is new", seed, step, key, filters[fi])
+				require.Equal(t, !had, ix.Subscribe(key, filters[fi], uint32(qos)), "seed %d step %d: Subscribe(%d, %q) is new", seed, step, key, filters[fi])
 				model[key][fi] = qos
 			}
 			ti := rng.IntN(len(topics))
 			dst = sortSubs(ix.Match(topics[ti], dst[:0]))
 			want = want[:0]
 			for k := range keys { // in key order, as sortSubs leaves dst
-				best := -1
+				best, n := -1, 0
 				for f, q := range model[k] {
-					if match[f][ti] {
+					if match[f][ti] && q >= 0 {
 						best = max(best, q)
+						n++
 					}
 				}
 				if best >= 0 {
-					want = append(want, Sub[int]{Key: k, QoS: byte(best)})
+					want = append(want, Sub[int]{Key: k, Opts: uint32(best), Multi: n > 1})
 				}
 			}
 			require.Equal(t, want, dst, "seed %d step %d: Match(%q)", seed, step, topics[ti])
@@ -169,7 +170,7 @@ func checkIndexContents(t *testing.T, ix *Index[int], filters []string, model []
 	for key, m := range model {
 		for f, q := range m {
 			if q >= 0 {
-				s := Sub[int]{Key: key, QoS: byte(q)}
+				s := Sub[int]{Key: key, Opts: uint32(q)}
 				if want[s] == nil {
 					want[s] = map[string]bool{}
 				}
@@ -180,8 +181,8 @@ func checkIndexContents(t *testing.T, ix *Index[int], filters []string, model []
 	}
 	require.Equal(t, n, ix.Len(), "Len against the model")
 	seen := 0
-	ix.ForEach(func(key int, f string, qos byte) bool {
-		assert.True(t, want[Sub[int]{Key: key, QoS: qos}][f], "ForEach gave %d %q %d, not in the model", key, f, qos)
+	ix.ForEach(func(key int, f string, opts uint32) bool {
+		assert.True(t, want[Sub[int]{Key: key, Opts: opts}][f], "ForEach gave %d %q %d, not in the model", key, f, opts)
 		seen++
 		return true
 	})

@@ -5,10 +5,11 @@ package topics
 // stay O(1) for a filter shared by many clients.
 const subMapMin = 16
 
-// entry is one subscriber of one filter.
+// entry is one subscriber of one filter, with the caller's value for the
+// subscription (its QoS in the low two bits).
 type entry[K comparable] struct {
-	key K
-	qos byte
+	key  K
+	opts uint32
 }
 
 // subList holds the subscribers of one filter, at most one entry per key.
@@ -35,14 +36,14 @@ func (l *subList[K]) find(key K) int {
 	return -1
 }
 
-// set adds key with qos, or replaces the QoS of its entry, and reports
+// set adds key with opts, or replaces the opts of its entry, and reports
 // whether the entry is new.
-func (l *subList[K]) set(key K, qos byte) bool {
+func (l *subList[K]) set(key K, opts uint32) bool {
 	if i := l.find(key); i >= 0 {
-		l.entries[i].qos = qos
+		l.entries[i].opts = opts
 		return false
 	}
-	l.entries = append(l.entries, entry[K]{key: key, qos: qos})
+	l.entries = append(l.entries, entry[K]{key: key, opts: opts})
 	switch {
 	case l.index != nil:
 		l.index[key] = int32(len(l.entries) - 1)
