@@ -19,9 +19,11 @@ type Retained[V any] struct {
 	n    int // number of retained topics
 }
 
-// rnode is one level of the retained trie.
+// rnode is one level of the retained trie: a retained message costs one
+// or two, so it holds no more than its children and its value.
 type rnode[V any] struct {
 	children childSet[rnode[V]]
+	index    *levelIndex // of children, once they are many
 	value    V
 	has      bool // a value is retained on the topic that ends here
 }
@@ -45,9 +47,9 @@ func (r *Retained[V]) Set(topic string, v V) {
 	for more := true; more; {
 		var level string
 		level, topic, more = strings.Cut(topic, "/")
-		c := n.children.get(level)
+		c := n.children.get(level, n.index)
 		if c == nil {
-			c = n.children.add(level)
+			c, n.index = n.children.add(level, n.index)
 		}
 		n = c
 	}
@@ -76,7 +78,7 @@ func (r *Retained[V]) Delete(topic string) bool {
 // through if that child is left empty.
 func (n *rnode[V]) delete(topic string) bool {
 	level, rest, more := strings.Cut(topic, "/")
-	c := n.children.get(level)
+	c := n.children.get(level, n.index)
 	if c == nil {
 		return false
 	}
@@ -92,7 +94,7 @@ func (n *rnode[V]) delete(topic string) bool {
 		c.value, c.has = zero, false // drop the value for the collector
 	}
 	if !c.has && c.children.len() == 0 {
-		n.children.remove(level)
+		n.index = n.children.remove(level, n.index)
 	}
 	return true
 }
@@ -109,7 +111,7 @@ func (r *Retained[V]) Get(topic string) (V, bool) {
 	for more := true; more; {
 		var level string
 		level, topic, more = strings.Cut(topic, "/")
-		if n = n.children.get(level); n == nil {
+		if n = n.children.get(level, n.index); n == nil {
 			return zero, false
 		}
 	}
@@ -142,24 +144,24 @@ func (n *rnode[V]) match(filter string, root bool, dst []V) []V {
 		if n.has {
 			dst = append(dst, n.value)
 		}
-		for i := range n.children.nodes {
-			c := &n.children.nodes[i]
-			if root && isDollar(n.children.names[i]) {
+		for i := range n.children.kids {
+			k := &n.children.kids[i]
+			if root && k.dollar() {
 				continue // [MQTT-4.7.2-1]
 			}
-			dst = c.appendAll(dst)
+			dst = k.node.appendAll(dst)
 		}
 	case "+":
 		// [MQTT-4.7.1-3] exactly one level, whatever it is.
-		for i := range n.children.nodes {
-			c := &n.children.nodes[i]
-			if root && isDollar(n.children.names[i]) {
+		for i := range n.children.kids {
+			k := &n.children.kids[i]
+			if root && k.dollar() {
 				continue // [MQTT-4.7.2-1]
 			}
-			dst = c.matchRest(rest, more, dst)
+			dst = k.node.matchRest(rest, more, dst)
 		}
 	default:
-		if c := n.children.get(level); c != nil {
+		if c := n.children.get(level, n.index); c != nil {
 			dst = c.matchRest(rest, more, dst)
 		}
 	}
@@ -183,15 +185,11 @@ func (n *rnode[V]) appendAll(dst []V) []V {
 	if n.has {
 		dst = append(dst, n.value)
 	}
-	for i := range n.children.nodes {
-		c := &n.children.nodes[i]
-		dst = c.appendAll(dst)
+	for i := range n.children.kids {
+		dst = n.children.kids[i].node.appendAll(dst)
 	}
 	return dst
 }
-
-// isDollar reports whether a first level starts with '$'.
-func isDollar(level string) bool { return level != "" && level[0] == '$' }
 
 // Len reports the number of retained topics.
 func (r *Retained[V]) Len() int {
@@ -206,9 +204,9 @@ func (r *Retained[V]) Len() int {
 func (r *Retained[V]) ForEach(fn func(topic string, v V) bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	for i := range r.root.children.nodes {
-		c := &r.root.children.nodes[i]
-		if !c.forEach([]string{r.root.children.names[i]}, fn) {
+	for i := range r.root.children.kids {
+		k := &r.root.children.kids[i]
+		if !k.node.forEach([]string{k.name()}, fn) {
 			return
 		}
 	}
@@ -220,9 +218,9 @@ func (n *rnode[V]) forEach(path []string, fn func(string, V) bool) bool {
 	if n.has && !fn(strings.Join(path, "/"), n.value) {
 		return false
 	}
-	for i := range n.children.nodes {
-		c := &n.children.nodes[i]
-		if !c.forEach(append(path, n.children.names[i]), fn) {
+	for i := range n.children.kids {
+		k := &n.children.kids[i]
+		if !k.node.forEach(append(path, k.name()), fn) {
 			return false
 		}
 	}
