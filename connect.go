@@ -50,6 +50,9 @@ func (c *conn) connect(cp *packets.Connect) error {
 		if err := topics.ValidName(cp.WillTopic); err != nil {
 			return fmt.Errorf("%w: will topic: %w", ErrProtocol, err)
 		}
+		if err := b.opts.checkLevels("will topic", cp.WillTopic); err != nil {
+			return fmt.Errorf("%w: %w", ErrProtocol, err)
+		}
 	}
 	username := cp.Username
 	if b.opts.UseCertCNAsUsername {

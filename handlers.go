@@ -84,6 +84,10 @@ func (c *conn) onPublish(fh packets.FixedHeader, body []byte) error {
 		return err
 	}
 	b := c.b
+	// Deep topics cost memory per level: over the limit, close (as Mosquitto).
+	if err := b.opts.checkLevels("topic", p.Topic); err != nil {
+		return fmt.Errorf("%w: PUBLISH %w", ErrProtocol, err)
+	}
 	b.stats.publishReceived.Add(1)
 	if isSysTopic(p.Topic) {
 		// $SYS/broker/ holds the broker's own statistics: a client's
@@ -205,6 +209,9 @@ func (c *conn) onSubscribe(p *packets.Subscribe) error {
 			// An invalid filter is a protocol violation: close, as Mosquitto.
 			return fmt.Errorf("%w: SUBSCRIBE filter: %w", ErrProtocol, err)
 		}
+		if err := b.opts.checkLevels("filter", sub.Filter); err != nil {
+			return fmt.Errorf("%w: SUBSCRIBE %w", ErrProtocol, err)
+		}
 	}
 	ctx := context.Background()
 	codes := make([]byte, len(p.Subscriptions))
@@ -264,6 +271,9 @@ func (c *conn) onUnsubscribe(p *packets.Unsubscribe) error {
 	for _, f := range p.Filters {
 		if err := topics.ValidFilter(f); err != nil {
 			return fmt.Errorf("%w: UNSUBSCRIBE filter: %w", ErrProtocol, err)
+		}
+		if err := b.opts.checkLevels("filter", f); err != nil {
+			return fmt.Errorf("%w: UNSUBSCRIBE %w", ErrProtocol, err)
 		}
 	}
 	s := c.s

@@ -20,6 +20,9 @@ func (b *Broker) Publish(ctx context.Context, topic string, payload []byte, qos 
 	if err := topics.ValidName(topic); err != nil {
 		return fmt.Errorf("tern: publish: %w", err)
 	}
+	if err := b.opts.checkLevels("topic", topic); err != nil {
+		return fmt.Errorf("tern: publish: %w", err)
+	}
 	if qos > 2 {
 		return fmt.Errorf("tern: publish: QoS must be 0, 1 or 2, got %d", qos)
 	}
@@ -49,6 +52,9 @@ type Handler func(Message)
 // handler itself. The handler's Message.Payload must not be modified.
 func (b *Broker) Subscribe(filter string, qos byte, handler Handler) (cancel func(), err error) {
 	if err := topics.ValidFilter(filter); err != nil {
+		return nil, fmt.Errorf("tern: subscribe: %w", err)
+	}
+	if err := b.opts.checkLevels("filter", filter); err != nil {
 		return nil, fmt.Errorf("tern: subscribe: %w", err)
 	}
 	if qos > 2 {

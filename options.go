@@ -1,11 +1,13 @@
 package tern
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/ternmq/tern/storage"
+	"github.com/ternmq/tern/topics"
 )
 
 // Defaults for the zero values of Options.
@@ -18,6 +20,7 @@ const (
 	DefaultWriteTimeout   = 30 * time.Second
 	DefaultSysInterval    = 10 * time.Second // as Mosquitto's sys_interval
 	DefaultHandlerQueue   = 1024
+	DefaultMaxTopicLevels = 200 // as Mosquitto
 )
 
 // Options configure a Broker. The zero value is usable: every zero field
@@ -95,6 +98,55 @@ type Options struct {
 	// identifier the protocol can carry). MQTT 3.1 clients (protocol level
 	// 3) are always limited to 23 characters, as that version requires.
 	MaxClientIDLength int
+
+	// MaxTopicLevels bounds the levels of a topic name (PUBLISH, will) or
+	// topic filter (SUBSCRIBE, UNSUBSCRIBE): one more than its '/'
+	// separators. Every level costs the broker memory for as long as a
+	// subscription or a retained message holds it, so without a bound a
+	// client can make a few bytes on the wire cost kilobytes. A client that
+	// sends more levels commits a protocol violation and is disconnected,
+	// as Mosquitto does (with the same limit); Broker.Publish and
+	// Broker.Subscribe return an error that matches ErrTooManyLevels.
+	// Default 200. There is no separate "unlimited" value: a topic of
+	// 65535 bytes has at most topics.MaxLevels (65536) levels, the largest
+	// value allowed, which lifts the limit.
+	MaxTopicLevels int
+}
+
+// ErrTooManyLevels matches the error for a topic name or filter with more
+// levels than Options.MaxTopicLevels: returned by Broker.Publish and
+// Broker.Subscribe, and the reason a client that sent one was disconnected.
+var ErrTooManyLevels = errors.New("tern: more topic levels than Options.MaxTopicLevels")
+
+// levelsError is a topic name or filter over Options.MaxTopicLevels.
+type levelsError struct {
+	what        string // "topic", "will topic" or "filter"
+	levels, max int
+}
+
+func (e *levelsError) Error() string {
+	return fmt.Sprintf("%s has %d levels, over Options.MaxTopicLevels (%d)", e.what, e.levels, e.max)
+}
+
+func (e *levelsError) Is(target error) bool { return target == ErrTooManyLevels }
+
+// checkLevels returns a *levelsError when s, a topic name or filter, has
+// more levels than Options.MaxTopicLevels. n levels take n-1 separators,
+// so a string shorter than the limit cannot exceed it: the usual topic
+// costs one comparison, a longer one a single vectorised count of '/'.
+func (o *Options) checkLevels(what, s string) error {
+	if len(s) < o.MaxTopicLevels {
+		return nil // inlined: the PUBLISH path pays one comparison
+	}
+	return o.countLevels(what, s)
+}
+
+// countLevels is checkLevels for a string long enough to be over.
+func (o *Options) countLevels(what, s string) error {
+	if n := topics.Levels(s); n > o.MaxTopicLevels {
+		return &levelsError{what: what, levels: n, max: o.MaxTopicLevels}
+	}
+	return nil
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -156,6 +208,12 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("tern: Options.MaxClientIDLength must be between 0 and 65535, got %d", o.MaxClientIDLength)
 	case o.MaxClientIDLength == 0:
 		o.MaxClientIDLength = 65535
+	}
+	switch {
+	case o.MaxTopicLevels < 0 || o.MaxTopicLevels > topics.MaxLevels:
+		return o, fmt.Errorf("tern: Options.MaxTopicLevels must be between 0 and %d, got %d", topics.MaxLevels, o.MaxTopicLevels)
+	case o.MaxTopicLevels == 0:
+		o.MaxTopicLevels = DefaultMaxTopicLevels
 	}
 	if o.SessionExpiry < 0 {
 		return o, fmt.Errorf("tern: Options.SessionExpiry must not be negative, got %v", o.SessionExpiry)
