@@ -232,6 +232,10 @@ func (c *conn) onSubscribe(p *packets.Subscribe) error {
 		if !granted[i] {
 			continue
 		}
+		if c.overSubscriptionLimit(sub.Filter) {
+			codes[i], granted[i] = packets.SubackFailure, false
+			continue
+		}
 		// [MQTT-3.8.4-3] a repeated filter replaces the subscription.
 		s.s.Subscribe(sub.Filter, sub.QoS)
 		b.subs.Subscribe(s, sub.Filter, uint32(sub.QoS))
@@ -264,6 +268,24 @@ func (c *conn) onSubscribe(p *packets.Subscribe) error {
 		}
 	}
 	return nil
+}
+
+// overSubscriptionLimit reports whether subscribing to filter would take
+// the session past Options.MaxSubscriptionsPerClient, and counts and logs
+// the refusal; replacing a subscription the session has is never over.
+// s.mu is held.
+func (c *conn) overSubscriptionLimit(filter string) bool {
+	b, s := c.b, c.s.s
+	limit := b.opts.MaxSubscriptionsPerClient
+	if limit == 0 || len(s.Subs) < limit {
+		return false
+	}
+	if _, had := s.Subs[filter]; had {
+		return false
+	}
+	b.stats.subscriptionsRefused.Add(1)
+	b.log.Debug("subscription refused: over Options.MaxSubscriptionsPerClient", "client", s.ID, "filter", filter, "limit", limit)
+	return true
 }
 
 func (c *conn) onUnsubscribe(p *packets.Unsubscribe) error {

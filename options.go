@@ -111,6 +111,13 @@ type Options struct {
 	// 65535 bytes has at most topics.MaxLevels (65536) levels, the largest
 	// value allowed, which lifts the limit.
 	MaxTopicLevels int
+
+	// MaxSubscriptionsPerClient bounds the subscriptions of one client
+	// session. A SUBSCRIBE that would take the session past it gets the
+	// failure return code 0x80 for each filter over the limit (a filter
+	// the session already has is replaced, and does not count), counted
+	// in Stats.SubscriptionsRefused. 0: unlimited, as Mosquitto and EMQX.
+	MaxSubscriptionsPerClient int
 }
 
 // ErrTooManyLevels matches the error for a topic name or filter with more
@@ -214,6 +221,9 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("tern: Options.MaxTopicLevels must be between 0 and %d, got %d", topics.MaxLevels, o.MaxTopicLevels)
 	case o.MaxTopicLevels == 0:
 		o.MaxTopicLevels = DefaultMaxTopicLevels
+	}
+	if o.MaxSubscriptionsPerClient < 0 {
+		return o, fmt.Errorf("tern: Options.MaxSubscriptionsPerClient must not be negative, got %d", o.MaxSubscriptionsPerClient)
 	}
 	if o.SessionExpiry < 0 {
 		return o, fmt.Errorf("tern: Options.SessionExpiry must not be negative, got %v", o.SessionExpiry)

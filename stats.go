@@ -17,6 +17,8 @@ type counters struct {
 	connects        atomic.Int64
 	disconnects     atomic.Int64
 	refused         atomic.Int64
+
+	subscriptionsRefused atomic.Int64
 }
 
 // Stats is a snapshot of the broker's counters, as published on $SYS.
@@ -45,6 +47,11 @@ type Stats struct {
 	BytesSent       int64 `json:"bytes_sent"`
 	Subscriptions   int   `json:"subscriptions"`
 	Retained        int   `json:"retained"`
+
+	// SubscriptionsRefused counts the filters refused with SUBACK 0x80
+	// because they would take a client past
+	// Options.MaxSubscriptionsPerClient.
+	SubscriptionsRefused int64 `json:"subscriptions_refused"`
 }
 
 // Stats returns a snapshot of the broker's counters.
@@ -59,7 +66,7 @@ func (b *Broker) Stats() Stats {
 	}
 	b.mu.Unlock()
 	st := &b.stats
-	return Stats{
+	out := Stats{
 		Version:             Version,
 		Uptime:              time.Since(b.started),
 		ClientsConnected:    connected,
@@ -76,6 +83,8 @@ func (b *Broker) Stats() Stats {
 		Subscriptions:       b.subs.Len(),
 		Retained:            b.retained.Len(),
 	}
+	out.SubscriptionsRefused = st.subscriptionsRefused.Load()
+	return out
 }
 
 // sysTopics renders a Stats snapshot as the $SYS/broker topics, named as
