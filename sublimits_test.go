@@ -2,7 +2,10 @@ package tern_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -84,4 +87,74 @@ func TestMaxSubscriptionsPerClientOption(t *testing.T) {
 	_, err := tern.New(tern.Options{MaxSubscriptionsPerClient: -1})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "Options.MaxSubscriptionsPerClient")
+}
+
+// heapSlack is the growth of the live heap that TestHeapReturnsAfter-
+// SubscribersLeave tolerates beyond 10% of its baseline: maps that do not
+// shrink in the broker (sessions, connections) and in the runtime, for a
+// few clients, are a few KiB; the rest is room for the test's own
+// allocations between the two measurements. It is about 1% of what the
+// subscriptions cost while they lived.
+const heapSlack = 256 << 10
+
+// TestHeapReturnsAfterSubscribersLeave: clients subscribe many filters,
+// some as deep as Options.MaxTopicLevels allows, over real connections;
+// once they have disconnected (clean sessions end with their connections
+// [MQTT-3.1.2-6]), the broker's live heap is back within 10% of where it
+// was before they came. A client that stays keeps a subscription beside
+// theirs, so that the trie node they shared survives them and must give
+// back what it grew for them.
+func TestHeapReturnsAfterSubscribersLeave(t *testing.T) {
+	const clients, deepFilters, wideFilters = 10, 100, 2000
+	b, addr := startBroker(t, tern.Options{})
+	deep := strings.Repeat("level/", tern.DefaultMaxTopicLevels-3) // 197 levels
+	session := func(id string) *rawClient {
+		c := mustConnect(t, addr, id, true)
+		var fs []packets.Subscription
+		for j := range deepFilters {
+			// 200 levels, all but the first two distinct per filter.
+			fs = append(fs, packets.Subscription{Filter: fmt.Sprintf("shared/%s-%d/%s#", id, j, deep), QoS: 1})
+		}
+		for j := range wideFilters {
+			fs = append(fs, packets.Subscription{Filter: fmt.Sprintf("shared/%s-w%d", id, j), QoS: 0})
+		}
+		ack := c.subscribe(1, fs...)
+		require.Len(t, ack.ReturnCodes, len(fs))
+		require.Equal(t, byte(1), ack.ReturnCodes[0])
+		return c
+	}
+	leave := func(c *rawClient) {
+		c.send(&packets.Disconnect{})
+		c.expectClosed()
+	}
+	// A first client comes and goes, so that what the broker makes once
+	// (pools, the reader goroutines' buffers) is in the baseline.
+	leave(session("warm-up"))
+	stayer := mustConnect(t, addr, "stayer", true)
+	stayer.subscribe(1, packets.Subscription{Filter: "shared/stay", QoS: 0})
+	require.Eventually(t, func() bool { return b.Stats().ClientsTotal == 1 }, waitTimeout, time.Millisecond)
+
+	base := liveHeap()
+	cs := make([]*rawClient, clients)
+	for i := range cs {
+		cs[i] = session(fmt.Sprint("c", i))
+	}
+	require.Equal(t, 1+clients*(deepFilters+wideFilters), b.Stats().Subscriptions)
+	peak := liveHeap()
+	for _, c := range cs {
+		leave(c)
+	}
+	require.Eventually(t, func() bool {
+		st := b.Stats()
+		return st.ClientsTotal == 1 && st.Subscriptions == 1
+	}, waitTimeout, time.Millisecond)
+	after := liveHeap()
+	t.Logf("live heap: %d KiB before, %d KiB with %d subscriptions (%d of 200 levels), %d KiB after they left",
+		base>>10, peak>>10, clients*(deepFilters+wideFilters), clients*deepFilters, after>>10)
+	require.Greater(t, peak, base+uint64(clients*deepFilters*200*32), "the subscriptions were not measured")
+	assert.LessOrEqual(t, after, base+base/10+heapSlack, "live heap after the clients left")
+
+	// The client that stayed is still served.
+	require.NoError(t, b.Publish(context.Background(), "shared/stay", []byte("x"), 0, false))
+	assert.Equal(t, "shared/stay", stayer.recvPublish().Topic)
 }
