@@ -38,8 +38,8 @@ func (ix *Index[K]) Match(topic string, dst []Sub[K]) []Sub[K] {
 		m.add(ix, root.multi()) // the filter "#"
 	}
 	level, rest, more := strings.Cut(topic, "/")
-	if c := root.children.get(level, root.index()); c != nil {
-		m.walk(ix, c, rest, !more)
+	if i := root.children.find(level, root.index()); i >= 0 {
+		m.walk(ix, &root.children.kids[i].node, rest, !more)
 	}
 	if !dollar && root.x != nil && root.x.plus != nil {
 		m.walk(ix, root.x.plus, rest, !more)
@@ -81,8 +81,8 @@ func (m *matcher[K]) walk(ix *Index[K], n *node[K], rest string, done bool) {
 		return
 	}
 	level, next, more := strings.Cut(rest, "/")
-	if c := n.children.get(level, n.index()); c != nil {
-		m.walk(ix, c, next, !more)
+	if i := n.children.find(level, n.index()); i >= 0 {
+		m.walk(ix, &n.children.kids[i].node, next, !more)
 	}
 	// '+' matches exactly one level, an empty one included [MQTT-4.7.1-3].
 	if x != nil && x.plus != nil {

@@ -111,9 +111,11 @@ func (r *Retained[V]) Get(topic string) (V, bool) {
 	for more := true; more; {
 		var level string
 		level, topic, more = strings.Cut(topic, "/")
-		if n = n.children.get(level, n.index); n == nil {
+		i := n.children.find(level, n.index)
+		if i < 0 {
 			return zero, false
 		}
+		n = &n.children.kids[i].node
 	}
 	if !n.has {
 		return zero, false
@@ -161,8 +163,8 @@ func (n *rnode[V]) match(filter string, root bool, dst []V) []V {
 			dst = k.node.matchRest(rest, more, dst)
 		}
 	default:
-		if c := n.children.get(level, n.index); c != nil {
-			dst = c.matchRest(rest, more, dst)
+		if i := n.children.find(level, n.index); i >= 0 {
+			dst = n.children.kids[i].node.matchRest(rest, more, dst)
 		}
 	}
 	return dst
