@@ -131,15 +131,22 @@ func (r *Retained[V]) Match(filter string, dst []V) []V {
 	if ValidFilter(filter) != nil {
 		return dst
 	}
+	level, rest, more := strings.Cut(filter, "/")
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return r.root.match(filter, true, dst)
+	return r.root.match(level, rest, more, true, dst)
 }
 
-// match appends the values below n that the rest of a filter matches. At
-// the root, wildcards skip the levels that start with '$' [MQTT-4.7.2-1].
-func (n *rnode[V]) match(filter string, root bool, dst []V) []V {
-	level, rest, more := strings.Cut(filter, "/")
+// match appends the values below n that a filter matches from its level
+// level on; rest holds the levels after it when more. At the root,
+// wildcards skip the levels that start with '$' [MQTT-4.7.2-1]. The next
+// level is cut from rest once here, not once per child that '+' visits.
+func (n *rnode[V]) match(level, rest string, more, root bool, dst []V) []V {
+	var next, after string
+	var again bool
+	if more {
+		next, after, again = strings.Cut(rest, "/")
+	}
 	switch level {
 	case "#":
 		// [MQTT-4.7.1-2] the parent level and every level below it.
@@ -160,26 +167,27 @@ func (n *rnode[V]) match(filter string, root bool, dst []V) []V {
 			if root && k.dollar() {
 				continue // [MQTT-4.7.2-1]
 			}
-			dst = k.node.matchRest(rest, more, dst)
+			dst = k.node.matchRest(more, next, after, again, dst)
 		}
 	default:
 		if i := n.children.find(level, n.index); i >= 0 {
-			dst = n.children.kids[i].node.matchRest(rest, more, dst)
+			dst = n.children.kids[i].node.matchRest(more, next, after, again, dst)
 		}
 	}
 	return dst
 }
 
 // matchRest appends the values that the rest of a filter matches once n
-// matched one level: n's own value when the filter ends here.
-func (n *rnode[V]) matchRest(rest string, more bool, dst []V) []V {
+// matched one level: n's own value when the filter ends here (!more),
+// else what the filter matches below n from its level next on.
+func (n *rnode[V]) matchRest(more bool, next, after string, again bool, dst []V) []V {
 	if !more {
 		if n.has {
 			dst = append(dst, n.value)
 		}
 		return dst
 	}
-	return n.match(rest, false, dst)
+	return n.match(next, after, again, false, dst)
 }
 
 // appendAll appends the values of n and every node below it.
