@@ -100,6 +100,13 @@ func (c *conn) connect(cp *packets.Connect) error {
 		if err := topics.ValidName(cp.WillTopic); err != nil {
 			return fmt.Errorf("%w: will topic: %w", ErrProtocol, err)
 		}
+		if err := b.opts.checkLevels("will topic", cp.WillTopic); err != nil {
+			if p.v5() {
+				// MQTT 5 can say why: CONNACK 0x90 (Topic Name invalid).
+				return c.refuse(packets.TopicNameInvalid, err.Error(), fmt.Errorf("%w: %w", ErrProtocol, err))
+			}
+			return fmt.Errorf("%w: %w", ErrProtocol, err)
+		}
 		a.will, a.delay = willMessage(cp)
 	}
 	username := cp.Username

@@ -129,6 +129,11 @@ func (c *conn) onPublish(fh packets.FixedHeader, body []byte) error {
 			return errPayloadFormat // [v5 section 3.3.2.3.2] DISCONNECT 0x99
 		}
 	}
+	// Deep topics cost memory per level: over Options.MaxTopicLevels the
+	// connection closes, as Mosquitto (MQTT 5: DISCONNECT 0x90).
+	if err := b.opts.checkLevels("topic", m.Topic); err != nil {
+		return fmt.Errorf("%w: PUBLISH %w", ErrProtocol, err)
+	}
 	if isSysTopic(m.Topic) {
 		// $SYS/broker/ holds the broker's own statistics: a client's
 		// publish there is acknowledged as its QoS requires but neither
