@@ -64,12 +64,12 @@ type conn struct {
 	// Parking (park_linux.go): an idle connection has no goroutine.
 	raw       syscall.RawConn // the socket; nil: this transport cannot be parked
 	layered   bool            // TLS or WebSocket over raw: bytes may wait above it
-	pollAdded atomic.Bool  // the socket is registered with epoll
-	state     atomic.Int32 // stateRunning or stateParked
-	pollSlot  uint32       // the poller's slot, 0 before the first park
-	pollGen   uint32       // the slot's generation
-	deadline  int64        // keepalive deadline while parked, poller clock
-	heapIndex int32        // in the poller's deadline heap; -1: not in it
+	pollAdded atomic.Bool     // the socket is registered with epoll
+	state     atomic.Int32    // stateRunning or stateParked
+	pollSlot  uint32          // the poller's slot, 0 before the first park
+	pollGen   uint32          // the slot's generation
+	deadline  int64           // keepalive deadline while parked, poller clock
+	heapIndex int32           // in the poller's deadline heap; -1: not in it
 
 	// MQTT 5 state of the reader goroutine.
 	aliases  []string      // the client's topic aliases, by alias - 1
