@@ -45,30 +45,29 @@ type conn struct {
 	client    Client
 	keepAlive time.Duration
 	will      *session.Message
+	reason    atomic.Pointer[error]
 	willDelay uint32      // MQTT 5 Will Delay Interval, seconds
 	willDone  atomic.Bool // the will was published or cancelled
+	takeover  takeover    // a new connection with the same client id waits
 	counted   bool        // counted in b.nconns
-	reason    atomic.Pointer[error]
-	takeover  takeover // a new connection with the same client id waits
+	layered   bool        // TLS or WebSocket over raw: bytes may wait above it
 
-	mu        sync.Mutex    // guards the fields below
+	// Guarded by mu (the small fields first, where they pack).
+	flushing  bool // a writer goroutine is running
+	scheduled bool // a publisher will start the writer after its batch
+	dead      bool // closed: nothing more is written
+	ended     bool // end has finished
+	mu        sync.Mutex
 	out       []byte        // encoded packets waiting for the writer
 	writing   int           // bytes the writer has taken from out and not yet written
-	flushing  bool          // a writer goroutine is running
-	scheduled bool          // a publisher will start the writer after its batch
-	dead      bool          // closed: nothing more is written
-	ended     bool          // end has finished
 	needLSN   uint64        // storage LSN that must be written before out
 	done      chan struct{} // made by doneChan for whoever waits for end
 
 	// Parking (park_linux.go): an idle connection has no goroutine.
 	raw       syscall.RawConn // the socket; nil: this transport cannot be parked
-	layered   bool            // TLS or WebSocket over raw: bytes may wait above it
-	pollAdded atomic.Bool     // the socket is registered with epoll
 	state     atomic.Int32    // stateRunning or stateParked
+	pollAdded atomic.Bool     // the socket is registered with epoll
 	pollSlot  uint32          // the poller's slot, 0 before the first park
-	pollGen   uint32          // the slot's generation
-	deadline  int64           // keepalive deadline while parked, poller clock
 	heapIndex int32           // in the poller's deadline heap; -1: not in it
 
 	// MQTT 5 state of the reader goroutine.

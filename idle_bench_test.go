@@ -173,8 +173,8 @@ func benchIdle(b *testing.B, useTLS, useWS bool) {
 	if path := os.Getenv("TERN_IDLE_HEAPPROFILE"); path != "" {
 		writeHeapProfile(b, path+"."+b.Name()[len("BenchmarkIdleConnections/"):])
 	}
-	heap := float64(heap1-heap0) / float64(n)
-	stack := float64(stack1-stack0) / float64(n)
+	heap := (float64(heap1) - float64(heap0)) / float64(n)
+	stack := (float64(stack1) - float64(stack0)) / float64(n)
 	b.ReportMetric(heap+stack, "B/conn")
 	b.ReportMetric(heap, "heapB/conn")
 	b.ReportMetric(stack, "stackB/conn")

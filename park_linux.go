@@ -45,7 +45,7 @@ type poller struct {
 	free  []uint32
 	// heap orders the parked connections with a keepalive by deadline;
 	// timer fires at the first one's.
-	heap    []*conn
+	heap    []parkedDeadline
 	timer   *time.Timer
 	timerAt int64 // when timer fires (poller clock); 0: stopped
 	stopped bool
@@ -54,6 +54,13 @@ type poller struct {
 type pollSlot struct {
 	c   *conn // nil unless parked
 	gen uint32
+}
+
+// parkedDeadline is a parked connection's keepalive deadline (poller
+// clock).
+type parkedDeadline struct {
+	at int64
+	c  *conn
 }
 
 // parkState values of conn.state.
@@ -240,13 +247,13 @@ func (b *Broker) park(c *conn) bool {
 			c.pollSlot = uint32(len(p.slots))
 			p.slots = append(p.slots, pollSlot{})
 		}
-		c.pollGen = p.slots[c.pollSlot].gen
 	}
-	p.slots[c.pollSlot].c = c
+	slot := &p.slots[c.pollSlot]
+	slot.c = c
+	id := uint64(slot.gen)<<32 | uint64(c.pollSlot)
 	if c.keepAlive > 0 {
 		// [MQTT-3.1.2-24] the keepalive deadline of a parked client.
-		c.deadline = p.now() + int64(c.keepAlive*3/2)
-		p.heapPush(c)
+		p.heapPush(parkedDeadline{p.now() + int64(c.keepAlive*3/2), c})
 	}
 	// Nothing of c may be touched once it is registered without taking it
 	// back first (a CompareAndSwap of its state): the poller may resume
@@ -256,7 +263,7 @@ func (b *Broker) park(c *conn) bool {
 	var ctlErr error
 	err := c.raw.Control(func(fd uintptr) {
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT}
-		setEventID(&ev, uint64(c.pollGen)<<32|uint64(c.pollSlot))
+		setEventID(&ev, id)
 		op := syscall.EPOLL_CTL_MOD
 		if !c.pollAdded.Load() {
 			op = syscall.EPOLL_CTL_ADD
@@ -330,8 +337,8 @@ func (p *poller) expire() {
 	var expired []*conn
 	p.mu.Lock()
 	now := p.now()
-	for len(p.heap) > 0 && p.heap[0].deadline <= now {
-		c := p.heap[0]
+	for len(p.heap) > 0 && p.heap[0].at <= now {
+		c := p.heap[0].c
 		p.heapRemove(0)
 		if c.state.CompareAndSwap(stateParked, stateRunning) {
 			p.slots[c.pollSlot].c = nil
@@ -355,7 +362,7 @@ func (p *poller) armLocked() {
 	if len(p.heap) == 0 || p.stopped {
 		return
 	}
-	at := p.heap[0].deadline
+	at := p.heap[0].at
 	if p.timerAt != 0 && p.timerAt <= at {
 		return // fires first; expire sets the timer again
 	}
@@ -368,12 +375,12 @@ func (p *poller) armLocked() {
 	}
 }
 
-// heapPush adds c (its deadline set) to the heap; p.mu is held.
-func (p *poller) heapPush(c *conn) {
-	c.heapIndex = int32(len(p.heap))
-	p.heap = append(p.heap, c)
+// heapPush adds a deadline to the heap; p.mu is held.
+func (p *poller) heapPush(d parkedDeadline) {
+	d.c.heapIndex = int32(len(p.heap))
+	p.heap = append(p.heap, d)
 	p.heapUp(len(p.heap) - 1)
-	if c.heapIndex == 0 {
+	if d.c.heapIndex == 0 {
 		p.armLocked()
 	}
 }
@@ -383,12 +390,12 @@ func (p *poller) heapPush(c *conn) {
 func (p *poller) heapRemove(i int) {
 	h := p.heap
 	last := len(h) - 1
-	h[i].heapIndex = -1
+	h[i].c.heapIndex = -1
 	if i != last {
 		h[i] = h[last]
-		h[i].heapIndex = int32(i)
+		h[i].c.heapIndex = int32(i)
 	}
-	h[last] = nil
+	h[last] = parkedDeadline{}
 	p.heap = h[:last]
 	if i != last {
 		p.heapDown(i)
@@ -403,7 +410,7 @@ func (p *poller) heapUp(i int) {
 	h := p.heap
 	for i > 0 {
 		parent := (i - 1) / 2
-		if h[parent].deadline <= h[i].deadline {
+		if h[parent].at <= h[i].at {
 			break
 		}
 		p.heapSwap(i, parent)
@@ -415,10 +422,10 @@ func (p *poller) heapDown(i int) {
 	h := p.heap
 	for {
 		least := i
-		if l := 2*i + 1; l < len(h) && h[l].deadline < h[least].deadline {
+		if l := 2*i + 1; l < len(h) && h[l].at < h[least].at {
 			least = l
 		}
-		if r := 2*i + 2; r < len(h) && h[r].deadline < h[least].deadline {
+		if r := 2*i + 2; r < len(h) && h[r].at < h[least].at {
 			least = r
 		}
 		if least == i {
@@ -432,7 +439,7 @@ func (p *poller) heapDown(i int) {
 func (p *poller) heapSwap(i, j int) {
 	h := p.heap
 	h[i], h[j] = h[j], h[i]
-	h[i].heapIndex, h[j].heapIndex = int32(i), int32(j)
+	h[i].c.heapIndex, h[j].c.heapIndex = int32(i), int32(j)
 }
 
 // socketBytes reports how many bytes wait in the socket's receive queue,

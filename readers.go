@@ -1,6 +1,7 @@
 package tern
 
 import (
+	"sync"
 	"sync/atomic"
 
 	"github.com/ternmq/tern/packets"
@@ -22,6 +23,11 @@ const maxIdleReaders = 8
 type readers struct {
 	work chan readerTask // unbuffered: a send succeeds only if one waits
 	idle atomic.Int32
+	// scratch keeps the scratch of reader goroutines that ended, for the
+	// next ones: in bursts of connections they come and go by the hundred.
+	// It is the broker's own: the match cached in a scratch is valid only
+	// in the broker's subscription index.
+	scratch sync.Pool
 }
 
 // readerTask is a connection for a reader goroutine: a new one, or one
@@ -62,7 +68,11 @@ type scratch struct {
 func (b *Broker) reader(t readerTask) {
 	defer b.wg.Done()
 	growStack(0)
-	sc := new(scratch)
+	sc, _ := b.readers.scratch.Get().(*scratch)
+	if sc == nil {
+		sc = new(scratch)
+	}
+	defer b.readers.scratch.Put(sc)
 	for {
 		if t.resumed {
 			t.c.resume(sc)
