@@ -34,6 +34,8 @@ func Socket(c net.Conn) (raw syscall.RawConn, layered, ok bool) {
 			return rc, depth > 0, err == nil
 		case *tls.Conn:
 			c = v.NetConn()
+		case *wsConn:
+			c = v.nc
 		default:
 			return nil, false, false
 		}
