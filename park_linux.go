@@ -318,10 +318,10 @@ func (c *conn) unpark() bool {
 
 // releasePoll frees c's slot; c has ended and parks no more.
 func (b *Broker) releasePoll(c *conn) {
-	p := b.poll
-	if p == nil || c.pollSlot == 0 {
-		return
+	if c.pollSlot == 0 {
+		return // never parked (b.poll may not be set yet)
 	}
+	p := b.poll
 	p.mu.Lock()
 	s := &p.slots[c.pollSlot]
 	s.c = nil

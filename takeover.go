@@ -174,7 +174,14 @@ func (c *conn) readRest() error {
 		if c.r.Buffered() == 0 && waiting(c) == 0 {
 			return ErrTakenOver
 		}
-		c.nc.SetReadDeadline(time.Now().Add(takeoverGrace))
+		deadline := time.Now().Add(takeoverGrace)
+		if c.layered && socketBytes(c.raw) == 0 {
+			// All that was received is above the socket, in the TLS or
+			// WebSocket layers, and a read whose deadline has passed
+			// returns it (listeners.Socket): no grace to wait.
+			deadline = time.Unix(1, 0)
+		}
+		c.nc.SetReadDeadline(deadline)
 		fh, body, err := c.r.ReadRaw()
 		if err != nil {
 			if isTimeout(err) {
