@@ -93,8 +93,8 @@ type WebSocketOptions struct {
 //	mux.Handle(ws.Path(), ws)
 //	go b.Serve(ws)
 //
-// Each upgraded request is handed to Accept; the handler's goroutine stays
-// with the connection until it is closed.
+// Each upgraded request is handed to Accept; the handler returns then, and
+// the connection keeps no goroutine of the HTTP server.
 type WebSocket struct {
 	path        string
 	protocols   []string
