@@ -25,6 +25,9 @@ import (
 // connections (listeners.Socket) park on the socket under their layers,
 // once a read whose deadline has passed has shown that the layers hold
 // nothing more (conn.loop); in-memory connections keep a blocked reader.
+// A connection woken by bytes that carry no MQTT data (a WebSocket ping, a
+// TLS key update) keeps its reader until its next packet or its keepalive
+// deadline: the layer's Read returns only data.
 //
 // The keepalive deadlines of parked connections are kept in one heap with
 // one timer for the earliest, rather than a timer per connection.
