@@ -212,7 +212,7 @@ func (n *ClusterNode) Kick(ctx context.Context, id string, clean bool) error {
 	c.markTakenOver(keep)
 	c.closeWith(ErrTakenOver)
 	select {
-	case <-c.done:
+	case <-c.doneChan():
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

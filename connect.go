@@ -67,7 +67,6 @@ func (c *conn) connect(cp *packets.Connect) error {
 	cprops := &cp.Properties
 	if p.v5() {
 		c.r.SetVersion(packets.Level5)
-		c.pub.Version = packets.Level5
 		if cprops.MaximumPacketSize != nil {
 			p.maxOut = int(*cprops.MaximumPacketSize)
 		}
@@ -482,7 +481,7 @@ func (b *Broker) attach(c *conn, id string, a *attachment) error {
 	kick := c.touchLocked()
 	c.mu.Unlock()
 	if kick {
-		c.kick = append(c.kick, c)
+		c.sc.kick = append(c.sc.kick, c)
 	}
 	return nil
 }

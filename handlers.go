@@ -95,7 +95,7 @@ func (c *conn) queue(p []byte) {
 	kick := c.touchLocked()
 	c.mu.Unlock()
 	if kick {
-		c.kick = append(c.kick, c)
+		c.sc.kick = append(c.sc.kick, c)
 	}
 }
 
@@ -114,7 +114,8 @@ func (c *conn) queueAckCode(t packets.Type, id uint16, code packets.ReasonCode, 
 }
 
 func (c *conn) onPublish(fh packets.FixedHeader, body []byte) error {
-	p := &c.pub
+	p := &c.sc.pub
+	p.Version = c.proto.version
 	if err := p.Decode(fh, body); err != nil {
 		return err
 	}

@@ -87,7 +87,7 @@ func (c *conn) onSubscribe(p *packets.Subscribe) error {
 	kick := c.touchLocked()
 	c.mu.Unlock()
 	if kick {
-		c.kick = append(c.kick, c)
+		c.sc.kick = append(c.sc.kick, c)
 	}
 	// [MQTT-3.3.1-6, MQTT-3.8.4-3] the retained messages matching each
 	// granted filter, with RETAIN set; in MQTT 5 as Retain Handling says
