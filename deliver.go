@@ -214,7 +214,7 @@ func (s *sess) deliverOpts(opts uint32, ids []uint32, f *fanout, share string) {
 			return
 		}
 		if ids != nil && c.proto.v5() {
-			c.out = c.appendDelivery(c.buffer(), d, false, f.now)
+			c.out = c.appendDelivery(c.buffer(), d, false, f.expiryClock())
 		} else {
 			c.out = appendDeliveryShared(c.buffer(), f.encoded(c.proto.v5(), qos, retain), d.PacketID)
 		}
@@ -256,7 +256,7 @@ func (s *sess) sendQoS0(c *conn, f *fanout, retain bool, ids []uint32) {
 	default:
 		start := len(c.out)
 		if ids != nil && c.proto.v5() {
-			c.out = appendPublish(c.buffer(), &f.msg, true, 0, retain, false, 0, ids, f.now)
+			c.out = appendPublish(c.buffer(), &f.msg, true, 0, retain, false, 0, ids, f.expiryClock())
 		} else {
 			c.out = append(c.buffer(), f.encoded(c.proto.v5(), 0, retain)...)
 		}

@@ -36,13 +36,18 @@ type hooks struct {
 	retain      []RetainObserver
 }
 
-type hookSet struct{ p atomic.Pointer[hooks] }
+// hookSet holds the current snapshot; none is the snapshot of a broker
+// without hooks, so that reading it allocates nothing.
+type hookSet struct {
+	p    atomic.Pointer[hooks]
+	none hooks
+}
 
 func (hs *hookSet) get() *hooks {
 	if h := hs.p.Load(); h != nil {
 		return h
 	}
-	return &hooks{}
+	return &hs.none
 }
 
 // AddHook adds a hook: any value implementing one or more of the hook

@@ -213,7 +213,7 @@ func (h *handlerSub) deliver(sub topics.Sub[subscriber], f *fanout) {
 }
 
 func (h *handlerSub) deliverOpts(opts uint32, _ []uint32, f *fanout, _ string) {
-	m := publicMessage(f.keep(), f.now)
+	m := publicMessage(f.keep(), f.expiryClock())
 	m.QoS = min(f.msg.QoS, optQoS(opts))
 	m.Retain = f.msg.Retain && optRAPSet(opts)
 	select {

@@ -93,7 +93,6 @@ func (b *Broker) store(via *conn, from Client, m *session.Message) (uint64, int)
 	if from.Internal {
 		f.from = ""
 	}
-	f.now = nowNano()
 	if m.Retain {
 		if len(m.Payload) == 0 {
 			// [MQTT-3.3.1-10, MQTT-3.3.1-11] [v5 MQTT-3.3.1-6, MQTT-3.3.1-7]
@@ -109,7 +108,7 @@ func (b *Broker) store(via *conn, from Client, m *session.Message) (uint64, int)
 		}
 	}
 	if m.Retain && b.hooks.hasRetainObservers() && !strings.HasPrefix(m.Topic, "$SYS/") {
-		b.hooks.onRetain(b, publicMessage(&f.msg, f.now))
+		b.hooks.onRetain(b, publicMessage(&f.msg, f.expiryClock()))
 	}
 	matched := b.route(via, f)
 	return f.lsn, matched
