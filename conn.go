@@ -519,9 +519,17 @@ func (c *conn) touchLocked() bool {
 	return true
 }
 
-// maxSpareBuf bounds the write buffer a busy writer keeps for its next
-// batch.
-const maxSpareBuf = 64 << 10
+// minSpareBuf is the least bound on the write buffers kept for reuse (see
+// spareLimit).
+const minSpareBuf = 64 << 10
+
+// spareLimit bounds the capacity of a write buffer kept for reuse: the
+// spare a busy writer keeps for its next batch, and the buffers bufPool
+// holds between bursts. A fast stream then does not allocate a batch's
+// buffer again for every write, while a client that stops reading holds
+// about 1.25 × MaxPending (the buffer being filled and the one being
+// written), not twice it.
+func (b *Broker) spareLimit() int { return max(minSpareBuf, b.opts.MaxPending/4) }
 
 // pendingLocked reports the bytes waiting to be written to c, queued or
 // being written; c.mu is held. MaxPending bounds it.
@@ -541,10 +549,10 @@ func (c *conn) buffer() []byte {
 	return c.out
 }
 
-func putBuf(b []byte) {
-	if b != nil && cap(b) <= maxSpareBuf {
-		b = b[:0]
-		bufPool.Put(&b)
+func (b *Broker) putBuf(buf []byte) {
+	if buf != nil && cap(buf) <= b.spareLimit() {
+		buf = buf[:0]
+		bufPool.Put(&buf)
 	}
 }
 
@@ -580,7 +588,7 @@ func (c *conn) flushBeforeClose(last []byte) {
 	c.mu.Lock()
 	c.stopFlushingLocked()
 	c.mu.Unlock()
-	putBuf(out)
+	c.b.putBuf(out)
 }
 
 // lastWordsTimeout bounds the write of a closing connection's last bytes.
@@ -658,7 +666,7 @@ func (c *conn) drain() {
 	var buf []byte
 	for {
 		if c.closing.Load() {
-			putBuf(buf)
+			c.b.putBuf(buf)
 			c.writeLastWords()
 			return
 		}
@@ -666,11 +674,11 @@ func (c *conn) drain() {
 		if c.dead || len(c.out) == 0 {
 			c.stopFlushingLocked()
 			if len(c.out) == 0 {
-				putBuf(c.out) // an idle connection holds no buffer
+				c.b.putBuf(c.out) // an idle connection holds no buffer
 				c.out = nil
 			}
 			c.mu.Unlock()
-			putBuf(buf)
+			c.b.putBuf(buf)
 			return
 		}
 		buf, c.out = c.out, buf[:0]
@@ -683,7 +691,7 @@ func (c *conn) drain() {
 			c.mu.Lock()
 			c.writing = 0
 			c.mu.Unlock()
-			putBuf(buf)
+			c.b.putBuf(buf)
 			c.writeLastWords()
 			return
 		}
@@ -703,14 +711,11 @@ func (c *conn) drain() {
 			c.stopFlushingLocked()
 			c.mu.Unlock()
 			c.kill()
-			putBuf(buf)
+			c.b.putBuf(buf)
 			return
 		}
-		if cap(buf) > maxSpareBuf {
-			// Keep a spare buffer while busy, but not a large one: with the
-			// buffer being filled and the one being written, a client that
-			// stops reading holds at most about MaxPending, not twice it.
-			buf = nil
+		if cap(buf) > b.spareLimit() {
+			buf = nil // keep a spare buffer while busy, within bounds
 		}
 		if s := c.s; s != nil {
 			s.pump(c)
