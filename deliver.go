@@ -302,7 +302,7 @@ func (s *sess) pumpLocked(c *conn) {
 	b := s.b
 	stored := b.persistent(s)
 	readCheck := b.hooks.hasReadChecks()
-	now := time.Now().UnixNano()
+	var now int64 // read once, when a message with an expiry needs it
 	n := 0
 	for {
 		c.mu.Lock()
@@ -314,6 +314,9 @@ func (s *sess) pumpLocked(c *conn) {
 		d, resend := s.s.Next()
 		if d == nil {
 			break
+		}
+		if d.Msg.Expires > 0 && now == 0 {
+			now = nowNano()
 		}
 		if !resend && d.Msg.Expired(now) {
 			// [v5 MQTT-3.3.2-5] expired before onward delivery started.

@@ -114,10 +114,9 @@ func (f *fanout) expiryClock() int64 {
 // the payload, made at most once per message.
 func (f *fanout) keep() *session.Message {
 	if f.kept == nil {
+		// Published stays as it came: only a clustered broker reads it,
+		// and publish sets it there.
 		m := f.msg
-		if m.Published == 0 {
-			m.Published = f.clock()
-		}
 		m.Payload = append([]byte(nil), m.Payload...)
 		if m.Props != nil {
 			m.Props = append([]byte(nil), m.Props...)
