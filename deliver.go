@@ -287,7 +287,12 @@ func (c *conn) roomFor() bool {
 // room.
 func (s *sess) pump(c *conn) {
 	s.mu.Lock()
-	s.pumpLocked(c)
+	// Checked here too, not only in pumpLocked: a writer goroutine, new
+	// with a small stack, calls pump after every write, and pumpLocked's
+	// frame would grow (copy) that stack even when nothing is queued.
+	if s.s.Waiting() && s.conn.Load() == c {
+		s.pumpLocked(c)
+	}
 	s.mu.Unlock()
 	s.fireEvents()
 }

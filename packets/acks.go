@@ -1,7 +1,5 @@
 package packets
 
-import "strconv"
-
 // This file holds the acknowledgements of a PUBLISH (PUBACK, PUBREC,
 // PUBREL, PUBCOMP) and the packets without a body in MQTT 3.1.1 (PINGREQ,
 // PINGRESP, DISCONNECT). In 3.1.1 their Remaining Length is fixed: 2 or 0,
@@ -22,11 +20,16 @@ type ack struct {
 // header's (the Remaining Length is 2), in MQTT 5 the payload's (there is
 // none).
 func ackSection(t Type, v5 bool) string {
-	s := "3." + strconv.Itoa(int(t)) // PUBACK is section 3.4, ... PUBCOMP 3.7
-	if v5 {
-		return s + ".3"
+	// Constants, not built: every acknowledgement decoded names its
+	// section. PUBACK is section 3.4, ... PUBCOMP 3.7.
+	i := int(t) - int(TypePuback)
+	switch {
+	case i < 0 || i > 3:
+		return "3"
+	case v5:
+		return [...]string{"3.4.3", "3.5.3", "3.6.3", "3.7.3"}[i]
 	}
-	return s + ".1"
+	return [...]string{"3.4.1", "3.5.1", "3.6.1", "3.7.1"}[i]
 }
 
 // decode parses the body of an acknowledgement of type t into a. In MQTT 5

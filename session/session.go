@@ -180,7 +180,10 @@ func (s *Session) Next() (d *Delivery, resend bool) {
 	}
 	q := s.queue.pop()
 	if q.QoS == 0 {
-		return &q, false
+		// Allocated here only: q itself stays on the stack for admit.
+		p := new(Delivery)
+		*p = q
+		return p, false
 	}
 	return s.admit(q), false
 }
