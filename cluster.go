@@ -359,7 +359,7 @@ func (b *Broker) sessionFromCluster(cs *ClusterSession, window int) *sess {
 			continue
 		}
 		kept := m
-		d := session.Delivery{Msg: &kept, QoS: min(m.QoS, optQoS(opts)), Retain: m.Retain && optRAPSet(opts), SubIDs: ids}
+		d := session.Delivery{Msg: &kept, QoS: min(m.QoS, optQoS(opts)), Retain: m.Retain && optRAPSet(opts), Route: session.RouteOf(ids, "")}
 		s.s.Enqueue(d)
 	}
 	return s

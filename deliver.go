@@ -59,7 +59,7 @@ type sess struct {
 func (s *sess) noteDelivered(d *session.Delivery) {
 	if s.b.hooks.hasDeliveryObservers() {
 		m := publicMessage(d.Msg, 0)
-		m.QoS, m.Retain, m.SubscriptionIDs = d.QoS, d.Retain, d.SubIDs
+		m.QoS, m.Retain, m.SubscriptionIDs = d.QoS, d.Retain, d.SubIDs()
 		s.events = append(s.events, m)
 	}
 }
@@ -183,7 +183,7 @@ func (s *sess) deliverOpts(opts uint32, ids []uint32, f *fanout, share string) {
 		return
 	}
 	online := c != nil && c.roomFor()
-	dl := session.Delivery{Msg: f.keep(), QoS: qos, Retain: retain, SubIDs: ids, Share: share}
+	dl := session.Delivery{Msg: f.keep(), QoS: qos, Retain: retain, Route: session.RouteOf(ids, share)}
 	stored := b.persistent(s)
 	if stored {
 		s.seq++
@@ -386,7 +386,7 @@ func (s *sess) dropDelivery(d *session.Delivery, why error) {
 
 // appendDelivery encodes a delivery's PUBLISH in c's protocol level.
 func (c *conn) appendDelivery(dst []byte, d *session.Delivery, dup bool, now int64) []byte {
-	return appendPublish(dst, d.Msg, c.proto.v5(), d.QoS, d.Retain, dup, d.PacketID, d.SubIDs, now)
+	return appendPublish(dst, d.Msg, c.proto.v5(), d.QoS, d.Retain, dup, d.PacketID, d.SubIDs(), now)
 }
 
 // appendDeliveryShared appends a PUBLISH encoded once for a fan-out,

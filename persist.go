@@ -304,7 +304,7 @@ func (b *Broker) recordDelivery(id string, d *session.Delivery, created bool) (l
 func deliveryOp(id string, d *session.Delivery) storage.Op {
 	return storage.Op{Kind: storage.PutDelivery, Delivery: storage.Delivery{
 		ClientID: id, Seq: d.Seq, PacketID: d.PacketID, QoS: d.QoS, Retain: d.Retain, Released: d.Released,
-		Msg: storedMessage(d.Msg), SubIDs: d.SubIDs, Share: d.Share,
+		Msg: storedMessage(d.Msg), SubIDs: d.SubIDs(), Share: d.Share(),
 	}}
 }
 
@@ -387,7 +387,7 @@ func (b *Broker) restore(ctx context.Context) error {
 	}
 	for _, r := range snap.Deliveries {
 		s := get(r.ClientID)
-		d := session.Delivery{Msg: restoredMessage(&r.Msg), QoS: r.QoS, Retain: r.Retain, PacketID: r.PacketID, Released: r.Released, Seq: r.Seq, SubIDs: r.SubIDs, Share: r.Share}
+		d := session.Delivery{Msg: restoredMessage(&r.Msg), QoS: r.QoS, Retain: r.Retain, PacketID: r.PacketID, Released: r.Released, Seq: r.Seq, Route: session.RouteOf(r.SubIDs, r.Share)}
 		if r.PacketID != 0 {
 			if !s.s.Restore(d) {
 				b.log.Warn("stored delivery with a duplicate packet identifier queued again", "client", r.ClientID, "packet_id", r.PacketID)

@@ -177,7 +177,7 @@ func (b *Broker) sendRetained(s *sess, filter string, granted byte, id uint32) {
 		// [v5 MQTT-3.3.1-9], with the subscription's identifier.
 		d := session.Delivery{Msg: m, QoS: min(m.QoS, granted), Retain: true}
 		if id != 0 {
-			d.SubIDs = []uint32{id}
+			d.Route = &session.Route{SubIDs: []uint32{id}}
 		}
 		if b.persistent(s) {
 			s.seq++

@@ -241,13 +241,13 @@ type orphan struct {
 func orphans(s *sess) []orphan {
 	var out []orphan
 	for _, d := range s.s.Inflight() {
-		if d.Share != "" && d.QoS == 1 {
-			out = append(out, orphan{d.Share, d.Msg, d.QoS})
+		if d.Share() != "" && d.QoS == 1 {
+			out = append(out, orphan{d.Share(), d.Msg, d.QoS})
 		}
 	}
 	for _, d := range s.s.Queued() {
-		if d.Share != "" {
-			out = append(out, orphan{d.Share, d.Msg, d.QoS})
+		if d.Share() != "" {
+			out = append(out, orphan{d.Share(), d.Msg, d.QoS})
 		}
 	}
 	return out

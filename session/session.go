@@ -60,12 +60,46 @@ type Delivery struct {
 	Unsent bool
 	// Seq orders deliveries for storage; the broker assigns it.
 	Seq uint64
+	// Route says how the message reached the session when that shows on
+	// the wire or matters later; nil for most deliveries, which keeps a
+	// queued delivery small (see RouteOf).
+	Route *Route
+}
+
+// Route is what a delivery carries of the subscriptions it came through.
+type Route struct {
 	// SubIDs are the MQTT 5 Subscription Identifiers of the subscriptions
 	// that matched, sent with the PUBLISH [v5 MQTT-3.3.4-3].
 	SubIDs []uint32
 	// Share is the shared subscription ("$share/NAME/FILTER") the
 	// delivery came through, "" for any other subscription.
 	Share string
+}
+
+// RouteOf returns the Route for a delivery, nil when it has neither
+// Subscription Identifiers nor a shared subscription.
+func RouteOf(subIDs []uint32, share string) *Route {
+	if len(subIDs) == 0 && share == "" {
+		return nil
+	}
+	return &Route{SubIDs: subIDs, Share: share}
+}
+
+// SubIDs returns the delivery's Subscription Identifiers, nil if none.
+func (d *Delivery) SubIDs() []uint32 {
+	if d.Route == nil {
+		return nil
+	}
+	return d.Route.SubIDs
+}
+
+// Share returns the shared subscription the delivery came through, "" if
+// none.
+func (d *Delivery) Share() string {
+	if d.Route == nil {
+		return ""
+	}
+	return d.Route.Share
 }
 
 // Session is the state of one client session. The zero value is not usable;
