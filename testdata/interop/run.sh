@@ -455,7 +455,7 @@ fi
 stop_server() {
 	kill -0 "$server_pid" || {
 		echo "the server died:"
-		cat "$work/server.log"
+		cat "${log:-$work/server.log}"
 		return 1
 	}
 	kill -TERM "$server_pid"
@@ -473,7 +473,7 @@ stop_server() {
 	server_pid=""
 	[ "$rc" -eq 0 ] && return 0
 	echo "the server exited with $rc:"
-	tail -n 20 "$work/server.log"
+	tail -n 20 "${log:-$work/server.log}"
 	return 1
 }
 check "server exits cleanly on SIGTERM" stop_server
@@ -494,12 +494,20 @@ password_file $work/passwd
 acl_file $work/acl
 listener 0 $work/tern.sock
 CONF
-	"$work/server" -c "$work/mosquitto.conf" -tcp 127.0.0.1:0 2>"$work/server.log" &
+	# A log of its own: the first server's, and anything it wrote late,
+	# stay out of what is read here.
+	log="$work/server-conf.log"
+	"$work/server" -c "$work/mosquitto.conf" -tcp 127.0.0.1:0 2>"$log" &
 	server_pid=$!
-	wait_for "$work/server.log" "transport=tcp addr=" || return 1
-	tcp=$(grep -o 'transport=tcp addr=[^ ]*' "$work/server.log" | head -n 1 | sed 's/.*addr=//')
+	wait_for "$log" "transport=tcp addr=" || return 1
+	tcp=$(grep -a -o 'transport=tcp addr=[^ ]*' "$log" | head -n 1 | sed 's/.*addr=//')
 	host=${tcp%:*}
 	port=${tcp##*:}
+	if [ "$host" != 127.0.0.1 ] || ! [[ "$port" =~ ^[0-9]+$ ]]; then
+		echo "no TCP address in the server's log (host \"$host\", port \"$port\"):"
+		cat "$log"
+		return 1
+	fi
 }
 
 mosquitto_conf_acl() {
