@@ -87,7 +87,10 @@ func (f *fanout) reset(kick *[]*conn) {
 func (f *fanout) keep() *session.Message {
 	if f.kept == nil {
 		m := f.msg
-		m.Published = f.now
+		if m.Published == 0 {
+			// A message from the cluster keeps the time its node took it.
+			m.Published = f.now
+		}
 		m.Payload = append([]byte(nil), m.Payload...)
 		if m.Props != nil {
 			m.Props = append([]byte(nil), m.Props...)
