@@ -71,6 +71,9 @@ func startCluster(t *testing.T, n int) []*testNode {
 		nodes[i] = &testNode{cfg: Config{
 			Name:     fmt.Sprintf("n%d", i+1),
 			LeaseTTL: 2 * time.Second,
+			// One clock: a session resumed elsewhere gets no more than
+			// what it missed.
+			ClockSkew: time.Microsecond,
 			Logger:   testLogger(t),
 			Embedded: &Embedded{
 				StoreDir:      t.TempDir(),
@@ -156,10 +159,22 @@ func probe(t *testing.T, pub, sub *mqtttest.Client, topic string) {
 	}
 }
 
-func TestMessagesCrossNodes(t *testing.T) {
+// TestCluster runs the in-process checks on one three-node cluster; each
+// uses its own topics and client identifiers.
+func TestCluster(t *testing.T) {
 	nodes := startCluster(t, 3)
-	sub, _ := dial(t, nodes[0], mqtttest.Options{ClientID: "sub", Clean: true})
-	pub, _ := dial(t, nodes[2], mqtttest.Options{ClientID: "pub", Clean: true})
+	t.Run("messages cross nodes", func(t *testing.T) { testMessagesCrossNodes(t, nodes) })
+	t.Run("overlapping filters deliver once", func(t *testing.T) { testOverlapOnce(t, nodes) })
+	t.Run("retained", func(t *testing.T) { testRetained(t, nodes) })
+	t.Run("shared subscriptions", func(t *testing.T) { testShared(t, nodes) })
+	t.Run("takeover", func(t *testing.T) { testTakeover(t, nodes) })
+	t.Run("session moves", func(t *testing.T) { testSessionMoves(t, nodes) })
+	t.Run("in-process API", func(t *testing.T) { testInProcess(t, nodes) })
+}
+
+func testMessagesCrossNodes(t *testing.T, nodes []*testNode) {
+	sub, _ := dial(t, nodes[0], mqtttest.Options{ClientID: "x-sub", Clean: true})
+	pub, _ := dial(t, nodes[2], mqtttest.Options{ClientID: "x-pub", Clean: true})
 	_, err := sub.Subscribe("room/+/temp", 1, patience)
 	require.NoError(t, err)
 	probe(t, pub, sub, "room/probe/temp")
@@ -173,4 +188,241 @@ func TestMessagesCrossNodes(t *testing.T) {
 		assert.Equal(t, fmt.Sprintf("room/%d/temp", i), m.Topic)
 		assert.Equal(t, byte(i%2), m.QoS)
 	}
+	// A topic that needs escaping crosses unchanged.
+	_, err = sub.Subscribe("esc/#", 0, patience)
+	require.NoError(t, err)
+	probe(t, pub, sub, "esc/probe")
+	for _, topic := range []string{"esc/a.b c", "esc//x/", "esc/ü/*>", "esc"} {
+		_, err := pub.Publish(topic, []byte("x"), 0, false, patience)
+		require.NoError(t, err)
+		m, err := sub.Message(patience)
+		require.NoError(t, err)
+		assert.Equal(t, topic, m.Topic)
+	}
+}
+
+// [MQTT-3.3.5-1] one copy per client even when its subscriptions overlap,
+// though the node then holds two NATS subscriptions that both match.
+func testOverlapOnce(t *testing.T, nodes []*testNode) {
+	sub, _ := dial(t, nodes[1], mqtttest.Options{ClientID: "o-sub", Clean: true})
+	other, _ := dial(t, nodes[1], mqtttest.Options{ClientID: "o-other", Clean: true})
+	pub, _ := dial(t, nodes[0], mqtttest.Options{ClientID: "o-pub", Clean: true})
+	_, err := sub.Subscribe("ov/#", 1, patience)
+	require.NoError(t, err)
+	_, err = other.Subscribe("ov/a/+", 1, patience)
+	require.NoError(t, err)
+	probe(t, pub, other, "ov/a/probe")
+	probe(t, pub, sub, "ov/a/probe")
+	for len(other.Messages()) > 0 {
+		<-other.Messages()
+	}
+	_, err = pub.Publish("ov/a/b", []byte("once"), 1, false, patience)
+	require.NoError(t, err)
+	for _, c := range []*mqtttest.Client{sub, other} {
+		m, err := c.Message(patience)
+		require.NoError(t, err)
+		assert.Equal(t, "once", string(m.Payload))
+		_, err = c.Message(300 * time.Millisecond)
+		assert.Error(t, err, "a second copy")
+	}
+}
+
+// [MQTT-3.3.1-5, MQTT-3.3.1-6, MQTT-3.3.1-10] retained messages are the
+// cluster's: set on one node, sent on subscription on another, cleared
+// everywhere by an empty one.
+func testRetained(t *testing.T, nodes []*testNode) {
+	pub, _ := dial(t, nodes[0], mqtttest.Options{ClientID: "r-pub", Clean: true})
+	_, err := pub.Publish("ret/a/state", []byte("on"), 1, true, patience)
+	require.NoError(t, err)
+	_, err = pub.Publish("ret/b/state", []byte("off"), 0, true, patience)
+	require.NoError(t, err)
+	for _, nd := range nodes[1:] {
+		require.EventuallyWithT(t, func(ct *assert.CollectT) {
+			c, _, err := mqtttest.Dial(nd.addr, mqtttest.Options{ClientID: "r-sub-" + nd.cfg.Name, Clean: true}, patience)
+			require.NoError(ct, err)
+			defer c.Drop()
+			_, err = c.Subscribe("ret/+/state", 1, patience)
+			require.NoError(ct, err)
+			got := map[string]string{}
+			for range 2 {
+				m, err := c.Message(time.Second)
+				require.NoError(ct, err)
+				assert.True(ct, m.Retain)
+				got[m.Topic] = string(m.Payload)
+			}
+			assert.Equal(ct, map[string]string{"ret/a/state": "on", "ret/b/state": "off"}, got)
+		}, patience, 50*time.Millisecond)
+	}
+	_, err = pub.Publish("ret/a/state", nil, 1, true, patience)
+	require.NoError(t, err)
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		c, _, err := mqtttest.Dial(nodes[2].addr, mqtttest.Options{ClientID: "r-sub-clear", Clean: true}, patience)
+		require.NoError(ct, err)
+		defer c.Drop()
+		_, err = c.Subscribe("ret/a/state", 1, patience)
+		require.NoError(ct, err)
+		_, err = c.Message(300 * time.Millisecond)
+		assert.Error(ct, err, "cleared retained message still sent")
+	}, patience, 50*time.Millisecond)
+}
+
+// [v5 MQTT-4.8.2-2] each message of a shared subscription goes to one
+// member, whichever node it is on, the publisher's included.
+func testShared(t *testing.T, nodes []*testNode) {
+	var members []*mqtttest.Client
+	for i, nd := range nodes {
+		c, _ := dial(t, nd, mqtttest.Options{ClientID: fmt.Sprintf("s-member-%d", i), Clean: true, V5: true})
+		_, err := c.Subscribe("$share/workers/jobs/#", 1, patience)
+		require.NoError(t, err)
+		members = append(members, c)
+	}
+	pub, _ := dial(t, nodes[0], mqtttest.Options{ClientID: "s-pub", Clean: true})
+	// Wait until every member's node has joined the group.
+	seen := map[int]bool{}
+	require.Eventually(t, func() bool {
+		_, err := pub.Publish("jobs/probe", []byte("probe"), 0, false, patience)
+		require.NoError(t, err)
+		for i, m := range members {
+			select {
+			case <-m.Messages():
+				seen[i] = true
+			default:
+			}
+		}
+		return len(seen) == len(members)
+	}, patience, 5*time.Millisecond)
+	for _, m := range members {
+		for len(m.Messages()) > 0 {
+			<-m.Messages()
+		}
+	}
+	const n = 60
+	for i := range n {
+		_, err := pub.Publish("jobs/x", []byte(fmt.Sprint(i)), 1, false, patience)
+		require.NoError(t, err)
+	}
+	got := map[string]int{}
+	require.Eventually(t, func() bool {
+		for _, m := range members {
+			for len(m.Messages()) > 0 {
+				p := <-m.Messages()
+				if string(p.Payload) != "probe" {
+					got[string(p.Payload)]++
+				}
+			}
+		}
+		return len(got) == n
+	}, patience, 10*time.Millisecond)
+	for k, v := range got {
+		assert.Equal(t, 1, v, "message %s delivered %d times", k, v)
+	}
+}
+
+// [MQTT-3.1.4-2] a CONNECT with a client identifier a connection on
+// another node holds closes that connection.
+func testTakeover(t *testing.T, nodes []*testNode) {
+	old, _ := dial(t, nodes[0], mqtttest.Options{ClientID: "t-dev", Clean: true, V5: true})
+	start := time.Now()
+	dial(t, nodes[1], mqtttest.Options{ClientID: "t-dev", Clean: true, V5: true})
+	select {
+	case <-old.Done():
+	case <-time.After(patience):
+		t.Fatal("the old connection is still open")
+	}
+	t.Logf("old connection closed after %s", time.Since(start))
+	// Two clients racing for one identifier: one wins.
+	var wg sync.WaitGroup
+	clients := make([]*mqtttest.Client, 6)
+	for i := range clients {
+		wg.Go(func() {
+			c, _, err := mqtttest.Dial(nodes[i%3].addr, mqtttest.Options{ClientID: "t-race", Clean: i%2 == 0}, patience)
+			if err == nil {
+				clients[i] = c
+			}
+		})
+	}
+	wg.Wait()
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		open := 0
+		for _, c := range clients {
+			if c == nil {
+				continue
+			}
+			select {
+			case <-c.Done():
+			default:
+				open++
+			}
+		}
+		assert.Equal(ct, 1, open, "connections left open for one identifier")
+	}, patience, 20*time.Millisecond)
+	for _, c := range clients {
+		if c != nil {
+			c.Drop()
+		}
+	}
+}
+
+// A persistent session moves between nodes: its subscriptions, and the
+// QoS 1 messages published while it was offline [MQTT-3.1.2-5].
+func testSessionMoves(t *testing.T, nodes []*testNode) {
+	c, ack := dial(t, nodes[0], mqtttest.Options{ClientID: "m-dev", Clean: true})
+	assert.False(t, ack.SessionPresent)
+	c.Disconnect()
+	c, ack = dial(t, nodes[0], mqtttest.Options{ClientID: "m-dev"})
+	assert.False(t, ack.SessionPresent)
+	_, err := c.Subscribe("move/#", 1, patience)
+	require.NoError(t, err)
+	c.Disconnect()
+	pub, _ := dial(t, nodes[2], mqtttest.Options{ClientID: "m-pub", Clean: true})
+	for i := range 20 {
+		_, err := pub.Publish(fmt.Sprintf("move/%d", i), []byte(fmt.Sprint(i)), 1, false, patience)
+		require.NoError(t, err)
+	}
+	c, ack = dial(t, nodes[1], mqtttest.Options{ClientID: "m-dev"})
+	assert.True(t, ack.SessionPresent, "[MQTT-3.2.2-2] the session moved")
+	got := map[string]bool{}
+	for len(got) < 20 {
+		m, err := c.Message(patience)
+		require.NoError(t, err, "got %d of 20", len(got))
+		got[string(m.Payload)] = true
+	}
+	// The subscription moved too: a live message arrives.
+	probe(t, pub, c, "move/live")
+	c.Disconnect()
+	// And back, resuming on the first node: nothing more is owed.
+	c, ack = dial(t, nodes[0], mqtttest.Options{ClientID: "m-dev"})
+	assert.True(t, ack.SessionPresent)
+	m, err := c.Message(500 * time.Millisecond)
+	assert.Error(t, err, "unexpected %v", m)
+	c.Disconnect()
+	c, ack = dial(t, nodes[0], mqtttest.Options{ClientID: "m-dev", Clean: true})
+	assert.False(t, ack.SessionPresent, "[MQTT-3.1.2-6] clean session discards it")
+	c.Disconnect()
+}
+
+// The application's own publishes and subscriptions cross nodes too.
+func testInProcess(t *testing.T, nodes []*testNode) {
+	got := make(chan tern.Message, 10)
+	cancel, err := nodes[0].b.Subscribe("app/#", tern.SubscribeOptions{QoS: 1}, func(m tern.Message, _ tern.Client) { got <- m })
+	require.NoError(t, err)
+	defer cancel()
+	require.Eventually(t, func() bool {
+		require.NoError(t, nodes[1].b.Publish(context.Background(), "app/probe", []byte("x"), 0, false))
+		select {
+		case <-got:
+			return true
+		case <-time.After(50 * time.Millisecond):
+			return false
+		}
+	}, patience, time.Millisecond)
+	require.NoError(t, nodes[2].b.Publish(context.Background(), "app/q1", []byte("one"), 1, false))
+	require.Eventually(t, func() bool {
+		select {
+		case m := <-got:
+			return m.Topic == "app/q1"
+		default:
+			return false
+		}
+	}, patience, time.Millisecond)
 }

@@ -90,7 +90,7 @@ func tokenTopic(tokens string) (string, error) {
 	if tokens == "" {
 		return "", errEmptyTopic
 	}
-	if strings.IndexByte(tokens, '=') < 0 {
+	if simple(tokens) {
 		// The common case: nothing escaped.
 		return strings.ReplaceAll(tokens, ".", "/"), nil
 	}
@@ -120,6 +120,16 @@ func tokenTopic(tokens string) (string, error) {
 		}
 	}
 	return string(b), nil
+}
+
+// simple reports whether tokens has only plain bytes and separators.
+func simple(tokens string) bool {
+	for i := 0; i < len(tokens); i++ {
+		if c := tokens[i]; !plain(c) && c != '.' {
+			return false
+		}
+	}
+	return true
 }
 
 func unhex(c byte) int {
