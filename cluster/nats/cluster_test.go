@@ -74,7 +74,7 @@ func startCluster(t *testing.T, n int) []*testNode {
 			// One clock: a session resumed elsewhere gets no more than
 			// what it missed.
 			ClockSkew: time.Microsecond,
-			Logger:   testLogger(t),
+			Logger:    testLogger(t),
 			Embedded: &Embedded{
 				StoreDir:      t.TempDir(),
 				ClusterListen: fmt.Sprintf("127.0.0.1:%d", ports[i]),
