@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -166,7 +166,7 @@ func buildTern(t *testing.T) string {
 			}
 		}
 	}
-	out, err := exec.Command(goCmd, append(args, ".")...).CombinedOutput()
+	out, err := exec.Command(goCmd, append(args, "../../cmd/tern")...).CombinedOutput()
 	require.NoError(t, err, "go build: %s", out)
 	return bin
 }

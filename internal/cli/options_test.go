@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ternmq/tern"
-	"github.com/ternmq/tern/cmd/tern/internal/optdoc"
+	"github.com/ternmq/tern/internal/optdoc"
 )
 
 // TestEveryOptionHasAFlag: every exported field of tern.Options and of
@@ -147,4 +147,24 @@ func TestOptionFlagsSetTheOptions(t *testing.T) {
 			assert.Contains(t, err.Error(), strings.TrimPrefix(strings.SplitN(bad[0], "=", 2)[0], "-"), "%v", bad)
 		}
 	}
+}
+
+// TestClusterFlagsSayWhereClusteringIs: the build without clustering
+// refuses -cluster flags and cluster_ keys with a pointer to the
+// clustered build, instead of "flag provided but not defined".
+func TestClusterFlagsSayWhereClusteringIs(t *testing.T) {
+	for _, args := range [][]string{
+		{"-cluster", "nats://127.0.0.1:4222"},
+		{"-tcp", ":1883", "--cluster-embedded"},
+		{"-cluster-routes=a:1,b:2"},
+	} {
+		_, err := parseSettings(args, &bytes.Buffer{})
+		require.ErrorIs(t, err, errClusterBuild, "%v", args)
+		assert.Contains(t, err.Error(), "cd cluster/nats && go run ./cmd/tern")
+	}
+	conf := writeFile(t, t.TempDir(), "tern.conf", "cluster_embedded true\n")
+	_, err := parseSettings([]string{"-config", conf}, &bytes.Buffer{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "clustered build")
+	assert.Contains(t, err.Error(), "tern.conf:1")
 }

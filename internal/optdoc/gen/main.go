@@ -1,5 +1,6 @@
-// Command gen writes cmd/tern's optdocs_gen.go from the doc comments of
-// the option structs. Run it with go generate ./cmd/tern.
+// Command gen writes internal/cli/optdocs_gen.go (the help of cmd/tern's
+// option flags) from the doc comments of the option structs. Run it with
+// go generate ./cmd/tern.
 package main
 
 import (
@@ -7,7 +8,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/ternmq/tern/cmd/tern/internal/optdoc"
+	"github.com/ternmq/tern/internal/optdoc"
 )
 
 func main() {

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"errors"
@@ -41,6 +41,8 @@ type settings struct {
 	warnings  []string       // options that have no effect in Tern, logged at start
 	mosquitto bool           // authenticate with auth.Mosquitto even without files, as Mosquitto does
 
+	ext *Extension // the build's extension, nil for none
+
 	// origin says which config file line set a flag, so that an error
 	// tern.New finds in a value names that line.
 	origin map[string]position
@@ -61,6 +63,11 @@ var aliases = map[string]string{"cert-username": "use-cert-cn-as-username"}
 
 // newFlagSet returns the flags that set s, and the groups tern -h shows.
 func newFlagSet(s *settings, stderr io.Writer) (*flag.FlagSet, []flagGroup, error) {
+	return newFlagSetWith(s, stderr, nil)
+}
+
+// newFlagSetWith is newFlagSet with the flags of ext (nil: none).
+func newFlagSetWith(s *settings, stderr io.Writer, ext *Extension) (*flag.FlagSet, []flagGroup, error) {
 	fs := flag.NewFlagSet("tern", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&s.mosquittoConf, "c", "", "read this Mosquitto configuration `file` (mosquitto.conf); see docs/mosquitto.md")
@@ -97,6 +104,9 @@ func newFlagSet(s *settings, stderr io.Writer) (*flag.FlagSet, []flagGroup, erro
 		{"Authentication and access control", []string{"auth", "password-file", "acl-file", "allow-anonymous", "hash-password"}},
 		{"Persistence", []string{"data"}},
 		{"Logs and operations", []string{"log-format", "log-level", "v", "log-file", "http", "pid-file", "cpuprofile"}},
+	}
+	if ext != nil {
+		groups = append(groups, flagGroup{ext.Title, ext.Flags(fs)})
 	}
 	opt, err := optionFlags(optionStructs(s))
 	if err != nil {
@@ -147,8 +157,18 @@ var errHelp = flag.ErrHelp
 // parseSettings reads the command line, then the files it names: a value
 // on the command line wins over -config, which wins over -c.
 func parseSettings(args []string, stderr io.Writer) (*settings, error) {
-	s := &settings{origin: map[string]position{}, fields: map[string]string{}}
-	fs, groups, err := newFlagSet(s, stderr)
+	return parseSettingsWith(args, stderr, nil)
+}
+
+// parseSettingsWith is parseSettings with the flags of ext (nil: none).
+func parseSettingsWith(args []string, stderr io.Writer, ext *Extension) (*settings, error) {
+	if ext == nil {
+		if err := clusterFlag(args); err != nil {
+			return nil, err
+		}
+	}
+	s := &settings{origin: map[string]position{}, fields: map[string]string{}, ext: ext}
+	fs, groups, err := newFlagSetWith(s, stderr, ext)
 	if err != nil {
 		return nil, err
 	}
@@ -188,6 +208,24 @@ func parseSettings(args []string, stderr io.Writer) (*settings, error) {
 	return s, s.check()
 }
 
+// errClusterBuild answers a -cluster flag in the build without clustering.
+var errClusterBuild = errors.New("clustering (-cluster, -cluster-embedded and the other -cluster-* flags) is in the clustered build of tern, module cluster/nats: cd cluster/nats && go run ./cmd/tern -cluster-embedded ... (see docs/cluster.md)")
+
+// clusterFlag refuses a -cluster flag on the command line of the build
+// without clustering, saying where clustering is.
+func clusterFlag(args []string) error {
+	for _, a := range args {
+		if a == "--" {
+			break // the flags end here
+		}
+		name := strings.TrimLeft(a, "-")
+		if strings.HasPrefix(a, "-") && strings.HasPrefix(name, "cluster") {
+			return fmt.Errorf("-%s: %w", strings.SplitN(name, "=", 2)[0], errClusterBuild)
+		}
+	}
+	return nil
+}
+
 // canonical returns the flag an alias stands for.
 func canonical(name string) string {
 	if c, ok := aliases[name]; ok {
@@ -204,6 +242,9 @@ func applyTernConfig(fs *flag.FlagSet, s *settings, lines []configLine, set map[
 	for _, l := range lines {
 		name := strings.ReplaceAll(l.key, "_", "-")
 		f := fs.Lookup(name)
+		if f == nil && strings.HasPrefix(name, "cluster") {
+			return l.errorf("%s", errClusterBuild)
+		}
 		if f == nil || notInConfig[name] || strings.Contains(l.key, "-") {
 			return l.errorf("unknown key (tern -h lists the flags; a key is a flag's name with _ for -)")
 		}

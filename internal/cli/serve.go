@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -53,6 +53,14 @@ func serve(ctx context.Context, s *settings, e env) (err error) {
 
 	opts := s.opts
 	opts.Logger = log
+	if s.ext != nil && s.ext.Configure != nil {
+		if err := s.ext.Configure(&opts, log); err != nil {
+			return err
+		}
+	}
+	if s.data != "" && opts.Cluster != nil {
+		return errors.New("-data and clustering cannot be used together: the cluster keeps the state (-cluster-store is the embedded NATS server's)")
+	}
 	if s.data != "" {
 		so := s.storeOpts
 		so.Logger = log
