@@ -205,6 +205,11 @@ func (n *ClusterNode) Kick(ctx context.Context, id string, clean bool) error {
 	if err := b.ids.waitConnect(ctx, id); err != nil {
 		return err
 	}
+	// A connection that just ended here releases the identifier first
+	// (saving the session): the session must not be forgotten before.
+	if err := b.ids.released(ctx, id); err != nil {
+		return err
+	}
 	b.mu.Lock()
 	s := b.sessions[id]
 	b.mu.Unlock()
