@@ -66,10 +66,11 @@ func New(cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	origin := rand.Uint64()
+	self := fmt.Sprintf("%s-%08x", cfg.Name, uint32(origin))
 	c := &Cluster{
 		cfg:        cfg,
-		log:        cfg.Logger.With("node", cfg.Name),
-		self:       fmt.Sprintf("%s-%08x", cfg.Name, uint32(origin)),
+		log:        cfg.Logger.With("node", self),
+		self:       self,
 		origin:     origin,
 		pre0:       cfg.Prefix + ".m0.",
 		pre1:       cfg.Prefix + ".m1.",
@@ -135,7 +136,7 @@ func (c *Cluster) Start(ctx context.Context, node *tern.ClusterNode) (err error)
 		return err
 	}
 	c.wg.Go(c.leaseLoop)
-	c.log.Info("cluster: joined", "node", c.self, "replicas", c.cfg.Replicas)
+	c.log.Info("cluster: joined", "replicas", c.cfg.Replicas)
 	return nil
 }
 
@@ -266,7 +267,7 @@ func (c *Cluster) Stop(ctx context.Context) error {
 		cancel()
 	}
 	c.shutdown()
-	c.log.Info("cluster: left", "node", c.self)
+	c.log.Info("cluster: left")
 	return nil
 }
 

@@ -98,19 +98,19 @@ func startEmbedded(ctx context.Context, name string, e *Embedded, log *slog.Logg
 	return s, nil
 }
 
-// serverLog passes the NATS server's log to slog: notices at debug level
-// (they are many: routes, leader elections), warnings and errors as such.
+// serverLog passes the NATS server's log to slog one level down: what a
+// NATS operator is warned of (a route down while a peer restarts, an
+// election) is routine in a Tern cluster, whose own log says what it
+// means for clients.
 type serverLog struct {
 	log   *slog.Logger
 	debug bool
 }
 
-func (l serverLog) Noticef(format string, v ...any) {
-	l.log.Debug(fmt.Sprintf(format, v...))
-}
-func (l serverLog) Warnf(format string, v ...any)  { l.log.Warn(fmt.Sprintf(format, v...)) }
-func (l serverLog) Fatalf(format string, v ...any) { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l serverLog) Errorf(format string, v ...any) { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l serverLog) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l serverLog) Warnf(format string, v ...any)   { l.log.Info(fmt.Sprintf(format, v...)) }
+func (l serverLog) Errorf(format string, v ...any)  { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l serverLog) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
 func (l serverLog) Debugf(format string, v ...any) {
 	if l.debug {
 		l.log.Debug(fmt.Sprintf(format, v...))

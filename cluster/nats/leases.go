@@ -113,11 +113,11 @@ func (c *Cluster) leaseLoop() {
 		switch {
 		case !renewed && !fenced && c.isFenced():
 			fenced = true
-			c.log.Warn("cluster: lease lapsed; closing the connections of persistent sessions", "node", c.self)
+			c.log.Warn("cluster: lease lapsed; closing the connections of persistent sessions")
 			c.fence()
 		case renewed && fenced:
 			fenced = false
-			c.log.Info("cluster: lease renewed; checking the client identifiers held here", "node", c.self)
+			c.log.Info("cluster: lease renewed; checking the client identifiers held here")
 			c.reconcile()
 		}
 		if renewed {
@@ -127,7 +127,7 @@ func (c *Cluster) leaseLoop() {
 				for n := range known {
 					if !live[n] {
 						gone = true
-						c.log.Info("cluster: a node's lease expired", "node", n)
+						c.log.Info("cluster: a node's lease expired", "dead", n)
 					}
 				}
 				known = live
@@ -288,7 +288,7 @@ func (c *Cluster) adopt(key string, live map[string]bool) {
 	} else if _, err := kvPut(ctx, c.sessions, key, &n, rev); err != nil {
 		return
 	}
-	c.log.Info("cluster: took over a client identifier from a node that died", "client", id, "node", rec.Node)
+	c.log.Info("cluster: took over a client identifier from a node that died", "client", id, "dead", rec.Node)
 	if will != nil {
 		c.publishWill(ctx, id, will)
 	}

@@ -1,0 +1,289 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/ternmq/tern/cluster/nats/internal/mqtttest"
+	"github.com/ternmq/tern/packets"
+)
+
+// The acceptance tests run the clustered tern binary as separate
+// processes on loopback, each node with its embedded NATS server, and
+// talk to them as MQTT clients do.
+
+// patience bounds every wait: generous, for a loaded machine.
+const patience = 30 * time.Second
+
+// lease is the nodes' -cluster-lease: short, so that a test waits little
+// for a killed node's identifiers.
+const lease = 2 * time.Second
+
+// ternBin is the clustered binary TestMain builds.
+var ternBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "tern-cluster-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	ternBin = filepath.Join(dir, "tern")
+	// Without -race: the nodes' latency is measured (acceptance test 1),
+	// and three race-instrumented brokers would crowd a small machine.
+	out, err := exec.Command("go", "build", "-o", ternBin, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building the clustered tern: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// logs is a process's standard error, kept for waiting on lines and for
+// failure reports.
+type logs struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logs) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// count is how many lines hold every one of subs.
+func (l *logs) count(subs ...string) int {
+	n := 0
+	for line := range strings.Lines(l.String()) {
+		all := true
+		for _, s := range subs {
+			all = all && strings.Contains(line, s)
+		}
+		if all {
+			n++
+		}
+	}
+	return n
+}
+
+// node is one tern process of a test cluster.
+type node struct {
+	name             string
+	mqtt, route, ops string
+	store            string
+	routes           []string
+	cmd              *exec.Cmd
+	logs             *logs
+	done             chan struct{}
+	starts           int
+}
+
+// newNodes lays out n nodes (ports, store directories); start starts them.
+func newNodes(t *testing.T, n int) []*node {
+	t.Helper()
+	ports := freePorts(t, 2*n)
+	nodes := make([]*node, n)
+	for i := range nodes {
+		nodes[i] = &node{
+			name:  fmt.Sprintf("n%d", i+1),
+			mqtt:  fmt.Sprintf("127.0.0.1:%d", ports[2*i]),
+			route: fmt.Sprintf("127.0.0.1:%d", ports[2*i+1]),
+			store: t.TempDir(),
+		}
+	}
+	for _, nd := range nodes {
+		for _, o := range nodes {
+			if o != nd {
+				nd.routes = append(nd.routes, o.route)
+			}
+		}
+	}
+	t.Cleanup(func() {
+		for _, nd := range nodes {
+			nd.stop(t)
+		}
+		if t.Failed() {
+			for _, nd := range nodes {
+				if nd.logs != nil {
+					t.Logf("--- log of %s ---\n%s", nd.name, lastLines(nd.logs.String(), 60))
+				}
+			}
+		}
+	})
+	return nodes
+}
+
+// startAll starts the nodes together (JetStream needs a quorum) and waits
+// until each serves MQTT.
+func startAll(t *testing.T, nodes ...*node) {
+	t.Helper()
+	for _, nd := range nodes {
+		nd.spawn(t)
+	}
+	for _, nd := range nodes {
+		nd.waitReady(t)
+	}
+}
+
+// spawn starts the node's process.
+func (nd *node) spawn(t *testing.T) {
+	t.Helper()
+	nd.starts++
+	nd.logs = &logs{}
+	nd.cmd = exec.Command(ternBin,
+		"-tcp", nd.mqtt,
+		"-cluster-embedded", "-cluster-name", nd.name,
+		"-cluster-store", nd.store,
+		"-cluster-listen", nd.route,
+		"-cluster-routes", strings.Join(nd.routes, ","),
+		"-cluster-lease", lease.String(),
+		"-cluster-timeout", "2s",
+		"-cluster-clock-skew", "1ms",
+	)
+	nd.cmd.Stderr = nd.logs
+	nd.cmd.Stdout = nd.logs
+	require.NoError(t, nd.cmd.Start())
+	nd.done = make(chan struct{})
+	cmd, done := nd.cmd, nd.done
+	go func() {
+		cmd.Wait()
+		close(done)
+	}()
+}
+
+// waitReady waits until the node has joined and serves MQTT.
+func (nd *node) waitReady(t *testing.T) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		select {
+		case <-nd.done:
+			require.FailNow(t, "node exited", "%s:\n%s", nd.name, nd.logs.String())
+		default:
+		}
+		return nd.logs.count(`msg="serving MQTT"`) > 0
+	}, 2*patience, 20*time.Millisecond, "node %s did not start:\n%s", nd.name, lastLines(nd.logs.String(), 40))
+}
+
+// kill ends the process with SIGKILL: no goodbye to the cluster.
+func (nd *node) kill(t *testing.T) {
+	t.Helper()
+	require.NoError(t, nd.cmd.Process.Signal(syscall.SIGKILL))
+	<-nd.done
+}
+
+// stop ends the process with SIGTERM (a clean shutdown), and kills it if
+// it does not end in time. Stopping a stopped node does nothing.
+func (nd *node) stop(t *testing.T) {
+	if nd.cmd == nil {
+		return
+	}
+	select {
+	case <-nd.done:
+		return
+	default:
+	}
+	nd.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-nd.done:
+	case <-time.After(patience):
+		t.Errorf("node %s did not stop on SIGTERM", nd.name)
+		nd.cmd.Process.Kill()
+		<-nd.done
+	}
+}
+
+// freePorts returns n TCP ports free on loopback a moment ago.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ls []net.Listener
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// dial connects a client to nd, dropped at the end of the test.
+func dial(t *testing.T, nd *node, o mqtttest.Options) (*mqtttest.Client, *packets.Connack) {
+	t.Helper()
+	c, ack, err := mqtttest.Dial(nd.mqtt, o, patience)
+	require.NoError(t, err, "connecting to %s", nd.name)
+	t.Cleanup(c.Drop)
+	return c, ack
+}
+
+// dialEventually connects to nd, trying again while the node refuses
+// with "server unavailable" (the cluster is settling).
+func dialEventually(t *testing.T, nd *node, o mqtttest.Options) (*mqtttest.Client, *packets.Connack) {
+	t.Helper()
+	var c *mqtttest.Client
+	var ack *packets.Connack
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		var err error
+		c, ack, err = mqtttest.Dial(nd.mqtt, o, patience)
+		require.NoError(ct, err)
+	}, patience, 100*time.Millisecond, "connecting %s to %s", o.ClientID, nd.name)
+	t.Cleanup(c.Drop)
+	return c, ack
+}
+
+// probe publishes on topic from pub until sub receives it (the
+// subscription reached every NATS server), then drops what sub got.
+func probe(t *testing.T, pub, sub *mqtttest.Client, topic string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		_, err := pub.Publish(topic, []byte("probe"), 0, false, patience)
+		require.NoError(t, err)
+		_, err = sub.Message(50 * time.Millisecond)
+		return err == nil
+	}, patience, time.Millisecond)
+	drain(sub, 200*time.Millisecond)
+}
+
+// drain drops what c receives until it has been quiet for quiet.
+func drain(c *mqtttest.Client, quiet time.Duration) {
+	for {
+		select {
+		case <-c.Messages():
+		case <-time.After(quiet):
+			return
+		}
+	}
+}
