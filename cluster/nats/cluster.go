@@ -118,21 +118,13 @@ func (c *Cluster) Start(ctx context.Context, node *tern.ClusterNode) (err error)
 	if err != nil {
 		return err
 	}
-	if err := c.setup(ctx); err != nil {
-		return err
-	}
 	if _, err := c.ncShared.Subscribe(c.kickSubject(c.self), c.onKick); err != nil {
 		return fmt.Errorf("nats: subscribing to kick requests: %w", err)
 	}
 	if err := c.ncShared.Flush(); err != nil {
 		return fmt.Errorf("nats: %w", err)
 	}
-	for !c.renew() {
-		if err := wait(ctx, time.Second); err != nil {
-			return fmt.Errorf("nats: taking the node's lease: %w", err)
-		}
-	}
-	if err := c.loadRetained(ctx); err != nil {
+	if err := c.setup(ctx); err != nil {
 		return err
 	}
 	c.wg.Go(c.leaseLoop)
@@ -193,13 +185,20 @@ func (c *Cluster) connect(role string, noEcho bool) (*nats.Conn, error) {
 	return nc, nil
 }
 
-// setup binds (and the first time, creates) the stream and the buckets;
-// JetStream may need a while to elect its leaders, so it tries again
-// until ctx ends.
+// setup binds (and the first time, creates) the stream and the buckets,
+// takes the lease and loads the retained messages. JetStream may need a
+// while to elect its leaders (all the nodes starting at once, say), so it
+// tries again until ctx ends.
 func (c *Cluster) setup(ctx context.Context) error {
 	var last error
 	for {
 		last = c.bind(ctx)
+		if last == nil && !c.renew() {
+			last = errors.New("taking the node's lease")
+		}
+		if last == nil {
+			last = c.loadRetained(ctx)
+		}
 		if last == nil {
 			return nil
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -67,11 +68,20 @@ func (c *Cluster) loadRetained(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watching the retained messages: %w", err)
 	}
+	// The initial values come at the pace of the stream; a stream
+	// without a leader yet sends nothing: past a quiet while, Start tries
+	// again.
+	quiet := time.NewTimer(2 * c.cfg.RequestTimeout)
+	defer quiet.Stop()
 	n := 0
 	for {
 		var e jetstream.KeyValueEntry
 		select {
 		case e = <-w.Updates():
+			quiet.Reset(2 * c.cfg.RequestTimeout)
+		case <-quiet.C:
+			w.Stop()
+			return errors.New("loading the retained messages: nothing came in time")
 		case <-ctx.Done():
 			w.Stop()
 			return fmt.Errorf("loading the retained messages: %w", ctx.Err())

@@ -280,3 +280,92 @@ func version(v5 bool) byte {
 	}
 	return packets.Level311
 }
+
+// 3. A persistent session on A; kill -9 A; QoS 1 messages published on C;
+// the client reconnects to B with clean session 0: session present 1,
+// every queued message delivered [MQTT-3.1.2-5, MQTT-3.2.2-2].
+func TestAcceptanceNodeDies(t *testing.T) {
+	nodes := newNodes(t, 3)
+	startAll(t, nodes...)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	o := mqtttest.Options{ClientID: "t3-dev"}
+	dev, ack := dial(t, a, o)
+	assert.False(t, ack.SessionPresent)
+	_, err := dev.Subscribe("t3/#", 1, patience)
+	require.NoError(t, err)
+	pub, _ := dial(t, c, mqtttest.Options{ClientID: "t3-pub", Clean: true})
+	probe(t, pub, dev, "t3/probe")
+
+	a.kill(t)
+	const n = 100
+	var p *mqtttest.Client
+	for i := range n {
+		publishAcked(t, c, &p, "t3-pub5", fmt.Sprintf("t3/%d", i), []byte(fmt.Sprint(i)))
+	}
+	p.Disconnect()
+	// B refuses (server unavailable) while A's lease lasts, then takes
+	// the session over.
+	start := time.Now()
+	dev, ack = dialEventually(t, b, o)
+	t.Logf("session resumed on %s %s after the publishes", b.name, time.Since(start))
+	assert.True(t, ack.SessionPresent, "[MQTT-3.2.2-2] session present")
+	got := map[string]bool{}
+	for len(got) < n {
+		m, err := dev.Message(patience)
+		require.NoError(t, err, "received %d of %d", len(got), n)
+		if m.Topic != "t3/probe" {
+			got[string(m.Payload)] = true
+		}
+	}
+	// The subscription came along: live messages arrive on B.
+	pub, _ = dialEventually(t, c, mqtttest.Options{ClientID: "t3-pub", Clean: true})
+	probe(t, pub, dev, "t3/live")
+}
+
+// 7. Restart of the whole cluster keeps sessions and retained messages,
+// and the QoS 1 messages an offline session was owed.
+func TestAcceptanceRestart(t *testing.T) {
+	nodes := newNodes(t, 3)
+	startAll(t, nodes...)
+	o := mqtttest.Options{ClientID: "t7-dev"}
+	dev, _ := dial(t, nodes[0], o)
+	_, err := dev.Subscribe("t7/#", 1, patience)
+	require.NoError(t, err)
+	dev.Disconnect()
+	pub, _ := dial(t, nodes[1], mqtttest.Options{ClientID: "t7-pub", Clean: true})
+	_, err = pub.Publish("t7/state", []byte("kept"), 1, true, patience)
+	require.NoError(t, err)
+	_, err = pub.Publish("t7/owed", []byte("owed"), 1, false, patience)
+	require.NoError(t, err)
+	pub.Disconnect()
+
+	var wg sync.WaitGroup
+	for _, nd := range nodes {
+		wg.Go(func() { nd.stop(t) })
+	}
+	wg.Wait()
+	startAll(t, nodes...)
+
+	dev, ack := dialEventually(t, nodes[2], o)
+	assert.True(t, ack.SessionPresent, "the session survived the restart")
+	got := map[string]string{}
+	for len(got) < 2 {
+		m, err := dev.Message(patience)
+		require.NoError(t, err, "got %v", got)
+		got[m.Topic] = string(m.Payload)
+	}
+	assert.Equal(t, map[string]string{"t7/owed": "owed", "t7/state": "kept"}, got,
+		"the message owed to the session (the retained one, too, as published while it was offline)")
+
+	// A new subscriber on any node gets the retained message.
+	for _, nd := range nodes {
+		sub, _ := dialEventually(t, nd, mqtttest.Options{ClientID: "t7-sub", Clean: true})
+		_, err := sub.Subscribe("t7/state", 1, patience)
+		require.NoError(t, err)
+		m, err := sub.Message(patience)
+		require.NoError(t, err, "no retained message on %s", nd.name)
+		assert.True(t, m.Retain)
+		assert.Equal(t, "kept", string(m.Payload))
+		sub.Disconnect()
+	}
+}

@@ -287,3 +287,25 @@ func drain(c *mqtttest.Client, quiet time.Duration) {
 		}
 	}
 }
+
+// publishAcked publishes payload on topic at QoS 1 from an MQTT 5 client
+// of nd, as a client does whose message is not acknowledged: again (PUBACK
+// 0x80 while the cluster elects a new leader), reconnecting if the
+// connection ended. *c is the client, replaced when it reconnects.
+func publishAcked(t *testing.T, nd *node, c **mqtttest.Client, id, topic string, payload []byte) {
+	t.Helper()
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		if *c == nil {
+			nc, _, err := mqtttest.Dial(nd.mqtt, mqtttest.Options{ClientID: id, Clean: true, V5: true}, patience)
+			require.NoError(ct, err)
+			*c = nc
+		}
+		code, err := (*c).Publish(topic, payload, 1, false, patience)
+		if err != nil {
+			(*c).Drop()
+			*c = nil
+		}
+		require.NoError(ct, err)
+		require.Less(ct, byte(code), byte(0x80), "PUBACK 0x%02x", byte(code))
+	}, patience, 100*time.Millisecond, "publishing on %s", topic)
+}
