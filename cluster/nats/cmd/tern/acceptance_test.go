@@ -369,3 +369,95 @@ func TestAcceptanceRestart(t *testing.T) {
 		sub.Disconnect()
 	}
 }
+
+// 6. A node cut off from the quorum (the NATS servers it reaches, the
+// other nodes', killed) refuses QoS >= 1 and persistent CONNECTs and keeps
+// QoS 0 flowing locally; after healing, no duplicate ownership.
+func TestAcceptancePartition(t *testing.T) {
+	nodes := newNodes(t, 3)
+	startAll(t, nodes...)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	persistent, _ := dial(t, a, mqtttest.Options{ClientID: "t6-dev", V5: true, Expiry: 300})
+	sub, _ := dial(t, a, mqtttest.Options{ClientID: "t6-sub", Clean: true})
+	_, err := sub.Subscribe("t6/#", 1, patience)
+	require.NoError(t, err)
+
+	b.kill(t)
+	c.kill(t)
+
+	// QoS 0 flows on A.
+	pub0, _ := dial(t, a, mqtttest.Options{ClientID: "t6-pub0", Clean: true})
+	_, err = pub0.Publish("t6/zero", []byte("local"), 0, false, patience)
+	require.NoError(t, err)
+	m, err := sub.Message(patience)
+	require.NoError(t, err)
+	assert.Equal(t, "local", string(m.Payload))
+
+	// QoS 1 and 2 are refused: [v5 MQTT-3.4.2-1] PUBACK / PUBREC 0x80
+	// for MQTT 5; MQTT 3.1.1 has no negative acknowledgement, so the
+	// connection closes unacknowledged and the client sends it again.
+	pub5, _ := dial(t, a, mqtttest.Options{ClientID: "t6-pub5", Clean: true, V5: true})
+	for _, qos := range []byte{1, 2} {
+		code, err := pub5.Publish("t6/one", []byte("durable?"), qos, false, patience)
+		require.NoError(t, err)
+		assert.Equal(t, packets.UnspecifiedError, code, "QoS %d", qos)
+	}
+	pub3, _ := dial(t, a, mqtttest.Options{ClientID: "t6-pub3", Clean: true})
+	_, err = pub3.Publish("t6/one", []byte("durable?"), 1, false, patience)
+	assert.Error(t, err, "an MQTT 3.1.1 QoS 1 publish acknowledged without a quorum")
+
+	// Persistent sessions are refused: CONNACK 0x88 / 0x03.
+	_, ack, err := mqtttest.Dial(a.mqtt, mqtttest.Options{ClientID: "t6-new5", V5: true, Expiry: 300}, patience)
+	require.ErrorIs(t, err, mqtttest.ErrRefused)
+	assert.Equal(t, byte(packets.ServerUnavailable), ack.ReturnCode)
+	_, ack, err = mqtttest.Dial(a.mqtt, mqtttest.Options{ClientID: "t6-new3"}, patience)
+	require.ErrorIs(t, err, mqtttest.ErrRefused)
+	assert.Equal(t, packets.RefusedServerUnavailable, ack.ReturnCode)
+	// A clean session goes on, on A alone.
+	alone, _ := dial(t, a, mqtttest.Options{ClientID: "t6-alone", Clean: true})
+
+	// The persistent session's connection ends once A's lease lapses:
+	// the other nodes may take the session over.
+	select {
+	case <-persistent.Done():
+	case <-time.After(patience):
+		assert.Fail(t, "the persistent session's connection is still open on the cut-off node")
+	}
+
+	// Heal.
+	b.spawn(t)
+	c.spawn(t)
+	b.waitReady(t)
+	c.waitReady(t)
+
+	// Persistent sessions come back on A; the session of t6-dev is there.
+	dev, ack := dialEventually(t, a, mqtttest.Options{ClientID: "t6-dev", V5: true, Expiry: 300})
+	assert.True(t, ack.SessionPresent)
+	// No duplicate ownership: the identifiers A holds are closed there
+	// when taken elsewhere, the one of the clean session that went on
+	// alone included.
+	for _, tc := range []struct {
+		old *mqtttest.Client
+		o   mqtttest.Options
+		on  *node
+	}{
+		{dev, mqtttest.Options{ClientID: "t6-dev", V5: true, Expiry: 300}, b},
+		{alone, mqtttest.Options{ClientID: "t6-alone", Clean: true}, c},
+	} {
+		dialEventually(t, tc.on, tc.o)
+		select {
+		case <-tc.old.Done():
+		case <-time.After(patience):
+			assert.Fail(t, "two connections hold one identifier", tc.o.ClientID)
+		}
+	}
+	// And QoS 1 works again from A.
+	code, err := pub5.Publish("t6/one", []byte("durable"), 1, false, patience)
+	if err == nil {
+		assert.Less(t, byte(code), byte(0x80))
+	} else {
+		var p *mqtttest.Client
+		publishAcked(t, a, &p, "t6-pub5b", "t6/one", []byte("durable"))
+		p.Disconnect()
+	}
+}
