@@ -367,13 +367,20 @@ func (b *Broker) sessionFromCluster(cs *ClusterSession, window int) *sess {
 	for _, id := range cs.Inbound {
 		s.s.AddInbound(id)
 	}
+	s.queueClusterLocked(cs.Pending)
+	return s
+}
+
+// queueClusterLocked queues, as resumed deliveries, the messages of msgs
+// that s's subscriptions match; s.mu is held.
+func (s *sess) queueClusterLocked(msgs []ClusterMessage) {
 	now := nowNano()
-	for i := range cs.Pending {
-		m := sessionMessageOf(&cs.Pending[i])
+	for i := range msgs {
+		m := sessionMessageOf(&msgs[i])
 		if m.Expired(now) {
 			continue
 		}
-		f := &fanout{msg: m, from: cs.Pending[i].From, now: now}
+		f := &fanout{msg: m, from: msgs[i].From, now: now}
 		opts, ids, ok := s.overlappingLocked(f)
 		if !ok {
 			continue
@@ -382,7 +389,30 @@ func (b *Broker) sessionFromCluster(cs *ClusterSession, window int) *sess {
 		d := session.Delivery{Msg: &kept, QoS: min(m.QoS, optQoS(opts)), Retain: m.Retain && optRAPSet(opts), SubIDs: ids}
 		s.s.Enqueue(d)
 	}
-	return s
+}
+
+// DeliverTo queues msgs for the session of client identifier id, if this
+// node holds it, as the Pending messages of a claim: the messages a
+// session resumed here was published between the cluster's reading of
+// them for the claim and its subscriptions taking effect here (which may
+// repeat some it received).
+func (n *ClusterNode) DeliverTo(id string, msgs []ClusterMessage) {
+	b := n.b
+	b.mu.Lock()
+	s := b.sessions[id]
+	b.mu.Unlock()
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	if !s.gone {
+		s.queueClusterLocked(msgs)
+		if c := s.conn.Load(); c != nil {
+			s.pumpLocked(c)
+		}
+	}
+	s.mu.Unlock()
+	s.fireEvents()
 }
 
 // clusterTimeout bounds a call the broker makes into its Cluster.

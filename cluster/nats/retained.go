@@ -133,6 +133,3 @@ func (c *Cluster) applyRetained(e jetstream.KeyValueEntry) {
 	}
 	c.node.Retained(&m)
 }
-
-// errStopped is returned after Stop.
-var errStopped = errors.New("nats: cluster stopped")

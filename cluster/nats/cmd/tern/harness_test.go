@@ -91,14 +91,14 @@ func (l *logs) count(subs ...string) int {
 
 // node is one tern process of a test cluster.
 type node struct {
-	name             string
-	mqtt, route, ops string
-	store            string
-	routes           []string
-	cmd              *exec.Cmd
-	logs             *logs
-	done             chan struct{}
-	starts           int
+	name        string
+	mqtt, route string
+	store       string
+	routes      []string
+	cmd         *exec.Cmd
+	logs        *logs
+	done        chan struct{}
+	starts      int
 }
 
 // newNodes lays out n nodes (ports, store directories); start starts them.
