@@ -33,6 +33,11 @@ type holding struct {
 	claimed bool
 	// persistent: the session is saved in the cluster.
 	persistent bool
+	// username is the identity of the connection.
+	username string
+	// catchUp is the stream read still owed to a session resumed here
+	// (done at its first save, once its subscriptions are in place).
+	catchUp *catchUp
 }
 
 // Claim implements tern.Cluster.
@@ -43,7 +48,7 @@ func (c *Cluster) Claim(ctx context.Context, cl *tern.ClusterClaim) (*tern.Clust
 		// cluster is back, this node claims the identifier for it.
 		c.mu.Lock()
 		if _, ok := c.held[cl.ClientID]; !ok {
-			c.held[cl.ClientID] = &holding{}
+			c.held[cl.ClientID] = &holding{username: cl.Username}
 		}
 		c.mu.Unlock()
 	}
@@ -103,7 +108,8 @@ func (c *Cluster) claim(ctx context.Context, cl *tern.ClusterClaim) (*tern.Clust
 		c.mu.Lock()
 		localGen, local := c.gens[cl.ClientID]
 		local = local && rec != nil && rec.Node == c.self
-		c.held[cl.ClientID] = &holding{claimed: true, persistent: keep}
+		h := &holding{claimed: true, persistent: keep, username: cl.Username}
+		c.held[cl.ClientID] = h
 		if keep {
 			c.gens[cl.ClientID] = n.Gen
 		} else {
@@ -126,7 +132,7 @@ func (c *Cluster) claim(ctx context.Context, cl *tern.ClusterClaim) (*tern.Clust
 			// replay.
 			return cs, nil
 		}
-		pending, err := c.replay(ctx, cs)
+		pending, cu, err := c.replay(ctx, cs)
 		if err != nil {
 			// The record is ours; the messages are not to be had now.
 			// The client gets its session without them rather than no
@@ -134,6 +140,9 @@ func (c *Cluster) claim(ctx context.Context, cl *tern.ClusterClaim) (*tern.Clust
 			c.log.Warn("cluster: replaying a session's messages", "client", cl.ClientID, "error", err)
 		}
 		cs.Pending = pending
+		c.mu.Lock()
+		h.catchUp = cu
+		c.mu.Unlock()
 		return cs, nil
 	}
 	return nil, unavailable(fmt.Errorf("client %q: claimed by other nodes too often", cl.ClientID))
@@ -218,12 +227,17 @@ func (c *Cluster) store(ctx context.Context, s *tern.ClusterSession, offline boo
 			return unavailable(err)
 		}
 		s.Revision = n.Gen
+		var cu *catchUp
 		c.mu.Lock()
 		if h := c.held[s.ClientID]; h != nil {
 			h.persistent = true
+			cu, h.catchUp = h.catchUp, nil
 		}
 		c.gens[s.ClientID] = n.Gen
 		c.mu.Unlock()
+		if cu != nil && !offline {
+			c.catchUp(ctx, s.ClientID, cu)
+		}
 		return nil
 	}
 	return unavailable(fmt.Errorf("client %q: record changing too often", s.ClientID))

@@ -107,7 +107,10 @@ func (c *Cluster) leaseLoop() {
 	defer t.Stop()
 	var known map[string]bool
 	fenced := false
-	sweepEvery := 8 // a full sweep now and then, for records a race left behind
+	// A full sweep now and then (every ten leases), for records a race
+	// left behind: written by a node as it died, after the sweeps its
+	// death started.
+	sweepEvery := 40
 	for tick := 0; ; tick++ {
 		renewed := c.renew()
 		switch {
@@ -188,7 +191,7 @@ func (c *Cluster) reconcile() {
 			}
 		case rec == nil:
 			// Lost (a survivor ended it) or never claimed: claim it.
-			if _, err := kvPut(ctx, c.sessions, key, &record{Node: c.self, Online: true}, rev); err == nil && !h.claimed {
+			if _, err := kvPut(ctx, c.sessions, key, &record{Node: c.self, Online: true, Username: h.username}, rev); err == nil && !h.claimed {
 				c.mu.Lock()
 				if h := c.held[id]; h != nil {
 					h.claimed = true
