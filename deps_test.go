@@ -85,12 +85,18 @@ type depRow struct{ version, license string }
 
 // documentedModules reads the table rows of the document at path whose first
 // cell is a module path in backquotes: | `MODULE` | VERSION | LICENSE | ...
+// Only the rows before the first "## " section are the root module's; the
+// sections after hold other modules' (cluster/nats, its own go.mod and
+// test) and the rest.
 func documentedModules(t *testing.T, path string) map[string]depRow {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	out := map[string]depRow{}
 	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "## ") {
+			break
+		}
 		if !strings.HasPrefix(line, "| `") {
 			continue
 		}
