@@ -83,11 +83,25 @@ func (c *Cluster) claim(ctx context.Context, cl *tern.ClusterClaim) (*tern.Clust
 		}
 		n := &record{Node: c.self, Online: true, Username: cl.Username, Will: cl.Will}
 		keep := rec != nil && rec.Session != nil && !cl.Clean
+		// The broker here keeps its own copy of the session only if it
+		// is the record's, saved here, and this node got every message
+		// since: not if it was cut off meanwhile (see Cluster.epoch).
+		c.mu.Lock()
+		localGen, local := c.gens[cl.ClientID]
+		epoch := c.epoch
+		c.mu.Unlock()
+		trusted := keep && local && localGen.epoch == epoch && rec.Node == c.self && localGen.gen == rec.Gen
 		var discarded *record
 		if rec != nil {
 			n.Gen = rec.Gen
 			if keep {
 				n.Session, n.Username = rec.Session, rec.Username
+				if !trusted {
+					// A new generation: a copy the broker here has is
+					// not current (tern.ClusterSession.Revision); the
+					// session is replayed.
+					n.Gen++
+				}
 			} else if rec.Session != nil {
 				// Clean Start: the session ends here.
 				n.Gen++
@@ -106,12 +120,15 @@ func (c *Cluster) claim(ctx context.Context, cl *tern.ClusterClaim) (*tern.Clust
 			return nil, unavailable(err)
 		}
 		c.mu.Lock()
-		localGen, local := c.gens[cl.ClientID]
-		local = local && rec != nil && rec.Node == c.self
+		if trusted && c.epoch != epoch {
+			// Cut off while claiming: claim again, with a replay.
+			c.mu.Unlock()
+			continue
+		}
 		h := &holding{claimed: true, persistent: keep, username: cl.Username}
 		c.held[cl.ClientID] = h
 		if keep {
-			c.gens[cl.ClientID] = n.Gen
+			c.gens[cl.ClientID] = generation{n.Gen, c.epoch}
 		} else {
 			delete(c.gens, cl.ClientID)
 		}
@@ -126,7 +143,8 @@ func (c *Cluster) claim(ctx context.Context, cl *tern.ClusterClaim) (*tern.Clust
 			return nil, nil
 		}
 		cs := rec.clusterSession(cl.ClientID)
-		if local && localGen == rec.Gen {
+		cs.Revision = n.Gen
+		if trusted {
 			// The broker here still has the session as saved: it keeps
 			// its own state (queue, messages in flight) and needs no
 			// replay.
@@ -233,7 +251,7 @@ func (c *Cluster) store(ctx context.Context, s *tern.ClusterSession, offline boo
 			h.persistent = true
 			cu, h.catchUp = h.catchUp, nil
 		}
-		c.gens[s.ClientID] = n.Gen
+		c.gens[s.ClientID] = generation{n.Gen, c.epoch}
 		c.mu.Unlock()
 		if cu != nil && !offline {
 			c.catchUp(ctx, s.ClientID, cu)
@@ -242,6 +260,10 @@ func (c *Cluster) store(ctx context.Context, s *tern.ClusterSession, offline boo
 	}
 	return unavailable(fmt.Errorf("client %q: record changing too often", s.ClientID))
 }
+
+// generation is the version of a session the broker here has: the
+// record's Gen, and the node's epoch then (see Cluster.epoch).
+type generation struct{ gen, epoch uint64 }
 
 // errNotHeld refuses to save a session another node holds now.
 var errNotHeld = errors.New("the client identifier is held by another node")

@@ -45,9 +45,13 @@ type Cluster struct {
 	subs    map[interestKey][]*nats.Subscription
 	stopped bool // guarded by subsMu and mu
 
-	mu        sync.Mutex
-	held      map[string]*holding    // identifiers connections here hold
-	gens      map[string]uint64      // sessions the broker here has, by generation
+	mu   sync.Mutex
+	held map[string]*holding   // identifiers connections here hold
+	gens map[string]generation // sessions the broker here has, by generation
+	// epoch counts the times this node may have missed messages (its
+	// NATS connection dropped, its lease could not be renewed): an
+	// offline session the broker kept through one is replayed anyway.
+	epoch     uint64
 	adopted   map[string]*time.Timer // timers of adopted records
 	leaseSent time.Time              // when the last renewed lease was sent
 
@@ -77,7 +81,7 @@ func New(cfg Config) (*Cluster, error) {
 		streamName: cfg.Prefix + "-messages",
 		subs:       make(map[interestKey][]*nats.Subscription),
 		held:       make(map[string]*holding),
-		gens:       make(map[string]uint64),
+		gens:       make(map[string]generation),
 		adopted:    make(map[string]*time.Timer),
 	}
 	c.buffers.New = func() any { b := make([]byte, 0, 512); return &b }
@@ -141,6 +145,7 @@ func (c *Cluster) connect(role string, noEcho bool) (*nats.Conn, error) {
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.PingInterval(c.cfg.LeaseTTL / 4),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			c.disrupted()
 			if err != nil {
 				c.log.Warn("cluster: disconnected from NATS", "connection", role, "error", err)
 			}
@@ -295,6 +300,13 @@ func (c *Cluster) shutdown() {
 		c.srv.Shutdown()
 		c.srv.WaitForShutdown()
 	}
+}
+
+// disrupted records that this node may have missed messages.
+func (c *Cluster) disrupted() {
+	c.mu.Lock()
+	c.epoch++
+	c.mu.Unlock()
 }
 
 // goSafe runs f on a goroutine Stop waits for, unless Stop began.

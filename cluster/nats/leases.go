@@ -55,6 +55,7 @@ func (c *Cluster) renew() bool {
 	data, _ := json.Marshal(lease{Name: c.cfg.Name, Since: c.started})
 	if _, err := c.nodes.Put(ctx, c.self, data); err != nil {
 		c.log.Debug("cluster: renewing the lease", "error", err)
+		c.disrupted()
 		return false
 	}
 	c.mu.Lock()
