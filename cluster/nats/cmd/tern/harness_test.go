@@ -102,7 +102,7 @@ type node struct {
 }
 
 // newNodes lays out n nodes (ports, store directories); start starts them.
-func newNodes(t *testing.T, n int) []*node {
+func newNodes(t testing.TB, n int) []*node {
 	t.Helper()
 	ports := freePorts(t, 2*n)
 	nodes := make([]*node, n)
@@ -138,7 +138,7 @@ func newNodes(t *testing.T, n int) []*node {
 
 // startAll starts the nodes together (JetStream needs a quorum) and waits
 // until each serves MQTT.
-func startAll(t *testing.T, nodes ...*node) {
+func startAll(t testing.TB, nodes ...*node) {
 	t.Helper()
 	for _, nd := range nodes {
 		nd.spawn(t)
@@ -149,20 +149,22 @@ func startAll(t *testing.T, nodes ...*node) {
 }
 
 // spawn starts the node's process.
-func (nd *node) spawn(t *testing.T) {
+func (nd *node) spawn(t testing.TB) {
 	t.Helper()
 	nd.starts++
 	nd.logs = &logs{}
-	nd.cmd = exec.Command(ternBin,
+	args := []string{
 		"-tcp", nd.mqtt,
 		"-cluster-embedded", "-cluster-name", nd.name,
 		"-cluster-store", nd.store,
-		"-cluster-listen", nd.route,
-		"-cluster-routes", strings.Join(nd.routes, ","),
 		"-cluster-lease", lease.String(),
 		"-cluster-timeout", "2s",
 		"-cluster-clock-skew", "1ms",
-	)
+	}
+	if len(nd.routes) > 0 {
+		args = append(args, "-cluster-listen", nd.route, "-cluster-routes", strings.Join(nd.routes, ","))
+	}
+	nd.cmd = exec.Command(ternBin, args...)
 	nd.cmd.Stderr = nd.logs
 	nd.cmd.Stdout = nd.logs
 	require.NoError(t, nd.cmd.Start())
@@ -175,7 +177,7 @@ func (nd *node) spawn(t *testing.T) {
 }
 
 // waitReady waits until the node has joined and serves MQTT.
-func (nd *node) waitReady(t *testing.T) {
+func (nd *node) waitReady(t testing.TB) {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		select {
@@ -196,7 +198,7 @@ func (nd *node) kill(t *testing.T) {
 
 // stop ends the process with SIGTERM (a clean shutdown), and kills it if
 // it does not end in time. Stopping a stopped node does nothing.
-func (nd *node) stop(t *testing.T) {
+func (nd *node) stop(t testing.TB) {
 	if nd.cmd == nil {
 		return
 	}
@@ -216,7 +218,7 @@ func (nd *node) stop(t *testing.T) {
 }
 
 // freePorts returns n TCP ports free on loopback a moment ago.
-func freePorts(t *testing.T, n int) []int {
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ls []net.Listener
 	var ports []int
@@ -241,7 +243,7 @@ func lastLines(s string, n int) string {
 }
 
 // dial connects a client to nd, dropped at the end of the test.
-func dial(t *testing.T, nd *node, o mqtttest.Options) (*mqtttest.Client, *packets.Connack) {
+func dial(t testing.TB, nd *node, o mqtttest.Options) (*mqtttest.Client, *packets.Connack) {
 	t.Helper()
 	c, ack, err := mqtttest.Dial(nd.mqtt, o, patience)
 	require.NoError(t, err, "connecting to %s", nd.name)
@@ -251,7 +253,7 @@ func dial(t *testing.T, nd *node, o mqtttest.Options) (*mqtttest.Client, *packet
 
 // dialEventually connects to nd, trying again while the node refuses
 // with "server unavailable" (the cluster is settling).
-func dialEventually(t *testing.T, nd *node, o mqtttest.Options) (*mqtttest.Client, *packets.Connack) {
+func dialEventually(t testing.TB, nd *node, o mqtttest.Options) (*mqtttest.Client, *packets.Connack) {
 	t.Helper()
 	var c *mqtttest.Client
 	var ack *packets.Connack
@@ -266,7 +268,7 @@ func dialEventually(t *testing.T, nd *node, o mqtttest.Options) (*mqtttest.Clien
 
 // probe publishes on topic from pub until sub receives it (the
 // subscription reached every NATS server), then drops what sub got.
-func probe(t *testing.T, pub, sub *mqtttest.Client, topic string) {
+func probe(t testing.TB, pub, sub *mqtttest.Client, topic string) {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		_, err := pub.Publish(topic, []byte("probe"), 0, false, patience)
@@ -292,7 +294,7 @@ func drain(c *mqtttest.Client, quiet time.Duration) {
 // of nd, as a client does whose message is not acknowledged: again (PUBACK
 // 0x80 while the cluster elects a new leader), reconnecting if the
 // connection ended. *c is the client, replaced when it reconnects.
-func publishAcked(t *testing.T, nd *node, c **mqtttest.Client, id, topic string, payload []byte) {
+func publishAcked(t testing.TB, nd *node, c **mqtttest.Client, id, topic string, payload []byte) {
 	t.Helper()
 	require.EventuallyWithT(t, func(ct *assert.CollectT) {
 		if *c == nil {
