@@ -127,9 +127,10 @@ type ClusterSession struct {
 	// messages matching its subscriptions: nothing before it is owed.
 	Since int64
 	// Pending are, from Claim, the messages published since Since that
-	// match the subscriptions (duplicates of messages already delivered
-	// are allowed: QoS 1 and 2 deliveries resumed on another node are
-	// marked DUP).
+	// match the subscriptions. Some may have reached the client before
+	// (at least once across a node's failure): the node that resumes the
+	// session delivers each as a new delivery, with a packet identifier
+	// of its own.
 	Pending []ClusterMessage
 	// Revision is the cluster's version of the record; a node that still
 	// holds the session at the same revision keeps its own state.
@@ -228,7 +229,7 @@ func (n *ClusterNode) Kick(ctx context.Context, id string, clean bool) error {
 	c.markTakenOver(keep)
 	c.closeWith(ErrTakenOver)
 	select {
-	case <-c.done:
+	case <-c.doneChan():
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

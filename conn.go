@@ -13,7 +13,6 @@ import (
 
 	"github.com/ternmq/tern/packets"
 	"github.com/ternmq/tern/session"
-	"github.com/ternmq/tern/topics"
 )
 
 // Reasons a connection ends, as OnDisconnect hooks see them.
@@ -30,10 +29,15 @@ var (
 // conn is one network connection. Its reader goroutine (serve) owns the
 // reading side; writes go through out, drained by a writer goroutine that
 // runs only while there is something to write.
+//
+// An idle connection is parked (park_linux.go) and holds only this struct
+// and its socket, so the struct keeps what outlives a read batch; what only
+// a running reader needs lives in the reader goroutine's scratch.
 type conn struct {
 	b  *Broker
 	nc net.Conn
-	r  *packets.Reader
+	r  packets.Reader // reads from (*connSource)(c)
+	sc *scratch       // the running reader's, nil while parked
 
 	// Set once by the reader goroutine when CONNECT is accepted.
 	proto     proto // the protocol level and what was negotiated
@@ -41,71 +45,78 @@ type conn struct {
 	client    Client
 	keepAlive time.Duration
 	will      *session.Message
+	reason    atomic.Pointer[error]
 	willDelay uint32      // MQTT 5 Will Delay Interval, seconds
 	willDone  atomic.Bool // the will was published or cancelled
+	takeover  takeover    // a new connection with the same client id waits
 	counted   bool        // counted in b.nconns
-	reason    atomic.Pointer[error]
-	takeover  takeover      // a new connection with the same client id waits
-	done      chan struct{} // closed when end has finished
+	layered   bool        // TLS or WebSocket over raw: bytes may wait above it
 
-	mu      sync.Mutex // guards the fields below
-	out     []byte     // encoded packets waiting for the writer
-	writing int        // bytes the writer has taken from out and not yet written
+	// Guarded by mu (the small fields first, where they pack).
+	flushing  bool // a writer goroutine is running
+	scheduled bool // a publisher will start the writer after its batch
+	dead      bool // closed: nothing more is written
+	ended     bool // end has finished
+	mu        sync.Mutex
+	out       []byte // encoded packets waiting for the writer
+	writing   int    // bytes the writer has taken from out and not yet written
 	// When the connection ends while a writer runs, the writer is handed
 	// the last words (a server DISCONNECT) and the end waits for it.
 	lastWords []byte
 	closing   atomic.Bool
 	idle      *sync.Cond // signalled when the writer stops, for waiters
 	waiters   int
-	flushing  bool   // a writer goroutine is running
-	scheduled bool   // a publisher will start the writer after its batch
-	dead      bool   // closed: nothing more is written
-	needLSN   uint64 // storage LSN that must be written before out
+	needLSN   uint64        // storage LSN that must be written before out
+	done      chan struct{} // made by doneChan for whoever waits for end
 
 	// Parking (park_linux.go): an idle connection has no goroutine.
-	raw       syscall.RawConn // nil: this transport cannot be parked
+	raw       syscall.RawConn // the socket; nil: this transport cannot be parked
 	state     atomic.Int32    // stateRunning or stateParked
-	pollID    uint64
-	pollAdded bool
-	idleTimer *time.Timer // keepalive deadline while parked
+	pollAdded atomic.Bool     // the socket is registered with epoll
+	pollSlot  uint32          // the poller's slot, 0 before the first park
+	heapIndex int32           // in the poller's deadline heap; -1: not in it
 
 	// MQTT 5 state of the reader goroutine.
 	aliases  []string      // the client's topic aliases, by alias - 1
 	qos2In   int           // QoS 2 PUBLISHes received and not yet released (Receive Maximum)
 	reauth   *AuthExchange // a re-authentication in progress
 	authHook EnhancedAuthenticator
-
-	// Reader-goroutine scratch, reused across packets.
-	kick       []*conn
-	pub        packets.Publish
-	fan        fanout
-	match      []topics.Sub[subscriber] // the last match, for matchTopic
-	matchTopic string
-	matchGen   uint64 // subscription index generation of match
 }
 
 func newConn(b *Broker, nc net.Conn) *conn {
-	c := &conn{b: b, nc: nc, done: make(chan struct{})}
-	c.raw, _ = parkable(nc)
-	c.r = packets.NewReader(countingReader{nc, &b.stats.bytesReceived, c}, b.opts.MaxPacketSize)
+	c := &conn{b: b, nc: nc, heapIndex: -1}
+	c.raw, c.layered = parkable(nc)
+	c.r = *packets.NewReader((*connSource)(c), b.opts.MaxPacketSize)
 	return c
 }
 
-// countingReader counts the bytes read from a connection and, before each
-// read, which may block, starts the writers that the packets decoded so far
-// touched: a read batch ends when the reader must wait for the network, not
-// when its buffer happens to empty at a packet boundary (a sender streaming
-// packets may never leave it empty, or may pause mid-packet).
-type countingReader struct {
-	r io.Reader
-	n *atomic.Int64
-	c *conn
+// doneChan returns a channel closed once end has finished; it is made only
+// for a connection someone waits for (a takeover), not for every one.
+func (c *conn) doneChan() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+		if c.ended {
+			close(c.done)
+		}
+	}
+	return c.done
 }
 
-func (cr countingReader) Read(p []byte) (int, error) {
-	cr.c.flushKicks()
-	n, err := cr.r.Read(p)
-	cr.n.Add(int64(n))
+// connSource is what a connection's packets.Reader reads: the network
+// connection, counting the bytes read. Before each read, which may block,
+// it starts the writers that the packets decoded so far touched: a read
+// batch ends when the reader must wait for the network, not when its
+// buffer happens to empty at a packet boundary (a sender streaming packets
+// may never leave it empty, or may pause mid-packet).
+type connSource conn
+
+func (cs *connSource) Read(p []byte) (int, error) {
+	c := (*conn)(cs)
+	c.flushKicks()
+	n, err := c.nc.Read(p)
+	c.b.stats.bytesReceived.Add(int64(n))
 	return n, err
 }
 
@@ -147,19 +158,27 @@ func (c *conn) kill() {
 	c.nc.Close()
 }
 
-// serve is the connection's first reader goroutine. The connection holds
-// one count of the broker's WaitGroup from startConn to finish, parked or
-// not.
-func (c *conn) serve() { c.finish(c.run()) }
+// serve is the connection's first reader goroutine, with its scratch. The
+// connection holds one count of the broker's WaitGroup from startConn to
+// finish, parked or not.
+func (c *conn) serve(sc *scratch) {
+	c.sc = sc
+	c.finish(c.run())
+}
 
 // resume is the reader goroutine of a connection woken from parking.
-func (c *conn) resume() { c.finish(c.loop(true)) }
+func (c *conn) resume(sc *scratch) {
+	c.sc = sc
+	c.finish(c.loop(true))
+}
 
-// finish ends the connection unless its reader only parked it.
+// finish ends the connection unless its reader only parked it (park took
+// the scratch back then).
 func (c *conn) finish(err error) {
 	if err == errParked {
 		return
 	}
+	defer func() { c.sc = nil }()
 	if err != nil && !errors.Is(err, io.EOF) {
 		c.b.log.Debug("connection closed", "client", c.client.ID, "remote", c.nc.RemoteAddr().String(), "error", err)
 	}
@@ -236,24 +255,38 @@ func (c *conn) run() error {
 // just woken because bytes arrived: it reads before parking again.
 func (c *conn) loop(resumed bool) error {
 	b := c.b
+	// probing: the read deadline has passed, so that a read returns only
+	// what a layered transport holds.
+	probing := false
 	for {
 		if c.r.Buffered() == 0 {
 			// The read batch is done: start the writers it touched
 			// (coalesced writes), then wait for more.
 			started := c.flushKicks()
-			if !resumed && started && c.raw != nil {
-				// The writers just started go first: parking (a system
-				// call, a timer) can wait until the bytes are on their way.
-				runtime.Gosched()
+			if !resumed && c.raw != nil {
+				if started {
+					// The writers just started go first: parking (a system
+					// call) can wait until the bytes are on their way.
+					runtime.Gosched()
+				}
+				if c.layered {
+					// TLS or WebSocket: bytes already read from the socket
+					// may wait in the layers above it, where epoll does
+					// not see them. A read whose deadline has passed
+					// returns them without waiting for the socket
+					// (listeners.Socket); then the connection parks.
+					if !probing {
+						c.nc.SetReadDeadline(time.Unix(1, 0))
+						probing = true
+					}
+				} else if b.park(c) {
+					return errParked
+				}
 			}
-			if !resumed && b.park(c) {
-				return errParked
+			if !probing {
+				c.keepAliveDeadline()
 			}
 			resumed = false
-			if c.keepAlive > 0 {
-				// [MQTT-3.1.2-24] close after 1.5 x keepalive of silence.
-				c.nc.SetReadDeadline(time.Now().Add(c.keepAlive * 3 / 2))
-			}
 		}
 		// Checked after the keepalive deadline is set: a takeover that
 		// set its wake-up deadline before that is seen here.
@@ -262,13 +295,23 @@ func (c *conn) loop(resumed bool) error {
 		}
 		fh, body, err := c.r.ReadRaw()
 		if err != nil {
-			if isTimeout(err) {
-				if c.takeoverRequested() {
-					return c.readRest() // woken by the takeover
-				}
+			if !isTimeout(err) {
+				return err
+			}
+			if c.takeoverRequested() {
+				return c.readRest() // woken by the takeover
+			}
+			if !probing {
 				return ErrKeepAliveTimeout
 			}
-			return err
+			// The layers hold nothing more (the start of a packet, at
+			// most): the rest can only come from the socket.
+			if b.park(c) {
+				return errParked
+			}
+			probing, resumed = false, true // not parked: read on, waiting
+			c.keepAliveDeadline()
+			continue
 		}
 		b.stats.packetsReceived.Add(1)
 		if err := c.handle(fh, body); err != nil {
@@ -280,6 +323,17 @@ func (c *conn) loop(resumed bool) error {
 		if len(body) > 16<<10 && c.r.Buffered() == 0 {
 			c.r.Release() // do not keep a large buffer for an idle client
 		}
+	}
+}
+
+// keepAliveDeadline sets the read deadline of a reader about to wait for
+// the client: [MQTT-3.1.2-24] close after 1.5 x keepalive of silence; no
+// deadline with keepalive 0.
+func (c *conn) keepAliveDeadline() {
+	if c.keepAlive > 0 {
+		c.nc.SetReadDeadline(time.Now().Add(c.keepAlive * 3 / 2))
+	} else if c.layered {
+		c.nc.SetReadDeadline(time.Time{}) // the probe's passed deadline
 	}
 }
 
@@ -301,7 +355,14 @@ func (c *conn) writeNow(p []byte) {
 // from its session, ends a clean session, publishes the will when the
 // connection ended without DISCONNECT, and tells the hooks.
 func (c *conn) end(err error) {
-	defer close(c.done)
+	defer func() {
+		c.mu.Lock()
+		c.ended = true
+		if c.done != nil {
+			close(c.done)
+		}
+		c.mu.Unlock()
+	}()
 	b := c.b
 	// Start the writers of the connections the last read batch wrote to:
 	// a client may publish and end its connection in the same write (as
@@ -332,6 +393,7 @@ func (c *conn) end(err error) {
 		c.flushBeforeClose(last)
 	}
 	c.kill()
+	b.releasePoll(c)
 	if c.counted {
 		b.nconns.Add(-1)
 	}
@@ -419,15 +481,19 @@ func (c *conn) flushKicks() (started bool) {
 // connections on it; it reports whether c itself was on it and whether a
 // writer goroutine started.
 func (c *conn) startKicked() (own, started bool) {
-	for i, k := range c.kick {
+	sc := c.sc
+	if sc == nil {
+		return false, false // parked or ended: no batch in progress
+	}
+	for i, k := range sc.kick {
 		if k == c {
 			own = true
 		} else {
 			started = k.startWriter() || started
 		}
-		c.kick[i] = nil
+		sc.kick[i] = nil
 	}
-	c.kick = c.kick[:0]
+	sc.kick = sc.kick[:0]
 	return own, started
 }
 

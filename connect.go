@@ -67,7 +67,6 @@ func (c *conn) connect(cp *packets.Connect) error {
 	cprops := &cp.Properties
 	if p.v5() {
 		c.r.SetVersion(packets.Level5)
-		c.pub.Version = packets.Level5
 		if cprops.MaximumPacketSize != nil {
 			p.maxOut = int(*cprops.MaximumPacketSize)
 		}
@@ -99,6 +98,13 @@ func (c *conn) connect(cp *packets.Connect) error {
 		// A will topic is a topic name: no wildcards [MQTT-3.3.2-2].
 		if err := topics.ValidName(cp.WillTopic); err != nil {
 			return fmt.Errorf("%w: will topic: %w", ErrProtocol, err)
+		}
+		if err := b.opts.checkLevels("will topic", cp.WillTopic); err != nil {
+			if p.v5() {
+				// MQTT 5 can say why: CONNACK 0x90 (Topic Name invalid).
+				return c.refuse(packets.TopicNameInvalid, err.Error(), fmt.Errorf("%w: %w", ErrProtocol, err))
+			}
+			return fmt.Errorf("%w: %w", ErrProtocol, err)
 		}
 		a.will, a.delay = willMessage(cp)
 	}
@@ -492,7 +498,7 @@ func (b *Broker) attach(c *conn, id string, a *attachment) error {
 	kick := c.touchLocked()
 	c.mu.Unlock()
 	if kick {
-		c.kick = append(c.kick, c)
+		c.sc.kick = append(c.sc.kick, c)
 	}
 	return nil
 }

@@ -95,7 +95,7 @@ func (c *conn) queue(p []byte) {
 	kick := c.touchLocked()
 	c.mu.Unlock()
 	if kick {
-		c.kick = append(c.kick, c)
+		c.sc.kick = append(c.sc.kick, c)
 	}
 }
 
@@ -114,7 +114,8 @@ func (c *conn) queueAckCode(t packets.Type, id uint16, code packets.ReasonCode, 
 }
 
 func (c *conn) onPublish(fh packets.FixedHeader, body []byte) error {
-	p := &c.pub
+	p := &c.sc.pub
+	p.Version = c.proto.version
 	if err := p.Decode(fh, body); err != nil {
 		return err
 	}
@@ -128,6 +129,11 @@ func (c *conn) onPublish(fh packets.FixedHeader, body []byte) error {
 		if p.QoS == 0 && b.opts.ValidatePayloadFormat && m.HasFormat && m.Format == 1 && !utf8.Valid(m.Payload) {
 			return errPayloadFormat // [v5 section 3.3.2.3.2] DISCONNECT 0x99
 		}
+	}
+	// Deep topics cost memory per level: over Options.MaxTopicLevels the
+	// connection closes, as Mosquitto (MQTT 5: DISCONNECT 0x90).
+	if err := b.opts.checkLevels("topic", m.Topic); err != nil {
+		return fmt.Errorf("%w: PUBLISH %w", ErrProtocol, err)
 	}
 	if isSysTopic(m.Topic) {
 		// $SYS/broker/ holds the broker's own statistics: a client's

@@ -42,7 +42,7 @@ func (b *Broker) PublishMessage(ctx context.Context, m Message) (PublishResult, 
 	if err := topics.ValidName(m.Topic); err != nil {
 		return PublishResult{}, fmt.Errorf("tern: publish: %w", err)
 	}
-	if err := b.checkLevels(m.Topic); err != nil {
+	if err := b.opts.checkLevels("topic", m.Topic); err != nil {
 		return PublishResult{}, fmt.Errorf("tern: publish: %w", err)
 	}
 	if m.QoS > 2 {
@@ -120,7 +120,7 @@ func (b *Broker) Subscribe(filter string, o SubscribeOptions, handler Handler) (
 	if err != nil {
 		return nil, fmt.Errorf("tern: subscribe: %w", err)
 	}
-	if err := b.checkLevels(inner); err != nil {
+	if err := b.opts.checkLevels("filter", inner); err != nil {
 		return nil, fmt.Errorf("tern: subscribe: %w", err)
 	}
 	if o.QoS > 2 {

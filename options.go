@@ -1,11 +1,13 @@
 package tern
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/ternmq/tern/storage"
+	"github.com/ternmq/tern/topics"
 )
 
 // Defaults for the zero values of Options.
@@ -18,6 +20,7 @@ const (
 	DefaultWriteTimeout   = 30 * time.Second
 	DefaultSysInterval    = 10 * time.Second // as Mosquitto's sys_interval
 	DefaultHandlerQueue   = 1024
+	DefaultMaxTopicLevels = 200 // as Mosquitto
 )
 
 // Options configure a Broker. The zero value is usable: every zero field
@@ -153,6 +156,65 @@ type Options struct {
 	// cluster keeps the state, so Store must be nil. The broker stops the
 	// Cluster at Close.
 	Cluster Cluster
+
+	// MaxTopicLevels bounds the levels of a topic name (PUBLISH, will) or
+	// topic filter (SUBSCRIBE, UNSUBSCRIBE): one more than its '/'
+	// separators. Every level costs the broker memory for as long as a
+	// subscription or a retained message holds it, so without a bound a
+	// client can make a few bytes on the wire cost kilobytes. A client that
+	// sends more levels commits a protocol violation and is disconnected,
+	// as Mosquitto does (with the same limit); an MQTT 5 client is told
+	// why (DISCONNECT 0x90 for a topic name, SUBACK or UNSUBACK 0x8F for
+	// that filter alone, CONNACK refused for a will topic); Broker.Publish and
+	// Broker.Subscribe return an error that matches ErrTooManyLevels.
+	// Default 200. There is no separate "unlimited" value: a topic of
+	// 65535 bytes has at most topics.MaxLevels (65536) levels, the largest
+	// value allowed, which lifts the limit.
+	MaxTopicLevels int
+
+	// MaxSubscriptionsPerClient bounds the subscriptions of one client
+	// session. A SUBSCRIBE that would take the session past it gets the
+	// failure return code 0x80 (MQTT 5: 0x97 Quota exceeded) for each
+	// filter over the limit (a filter
+	// the session already has is replaced, and does not count), counted
+	// in Stats.SubscriptionsRefused. 0: unlimited, as Mosquitto and EMQX.
+	MaxSubscriptionsPerClient int
+}
+
+// ErrTooManyLevels matches the error for a topic name or filter with more
+// levels than Options.MaxTopicLevels: returned by Broker.Publish and
+// Broker.Subscribe, and the reason a client that sent one was disconnected.
+var ErrTooManyLevels = errors.New("tern: more topic levels than Options.MaxTopicLevels")
+
+// levelsError is a topic name or filter over Options.MaxTopicLevels.
+type levelsError struct {
+	what        string // "topic", "will topic" or "filter"
+	levels, max int
+}
+
+func (e *levelsError) Error() string {
+	return fmt.Sprintf("%s has %d levels, over Options.MaxTopicLevels (%d)", e.what, e.levels, e.max)
+}
+
+func (e *levelsError) Is(target error) bool { return target == ErrTooManyLevels }
+
+// checkLevels returns a *levelsError when s, a topic name or filter, has
+// more levels than Options.MaxTopicLevels. n levels take n-1 separators,
+// so a string shorter than the limit cannot exceed it: the usual topic
+// costs one comparison, a longer one a single vectorised count of '/'.
+func (o *Options) checkLevels(what, s string) error {
+	if len(s) < o.MaxTopicLevels {
+		return nil // inlined: the PUBLISH path pays one comparison
+	}
+	return o.countLevels(what, s)
+}
+
+// countLevels is checkLevels for a string long enough to be over.
+func (o *Options) countLevels(what, s string) error {
+	if n := topics.Levels(s); n > o.MaxTopicLevels {
+		return &levelsError{what: what, levels: n, max: o.MaxTopicLevels}
+	}
+	return nil
 }
 
 // ShareStrategy chooses the member of a shared subscription group that
@@ -289,6 +351,15 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.SharedSubscriptions > ShareHashTopic {
 		return o, fmt.Errorf("tern: Options.SharedSubscriptions: unknown strategy %d", o.SharedSubscriptions)
+	}
+	switch {
+	case o.MaxTopicLevels < 0 || o.MaxTopicLevels > topics.MaxLevels:
+		return o, fmt.Errorf("tern: Options.MaxTopicLevels must be between 0 and %d, got %d", topics.MaxLevels, o.MaxTopicLevels)
+	case o.MaxTopicLevels == 0:
+		o.MaxTopicLevels = DefaultMaxTopicLevels
+	}
+	if o.MaxSubscriptionsPerClient < 0 {
+		return o, fmt.Errorf("tern: Options.MaxSubscriptionsPerClient must not be negative, got %d", o.MaxSubscriptionsPerClient)
 	}
 	if o.SessionExpiry < 0 {
 		return o, fmt.Errorf("tern: Options.SessionExpiry must not be negative, got %v", o.SessionExpiry)

@@ -10,24 +10,60 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/ternmq/tern/listeners"
 )
 
 // Idle connections are parked: instead of keeping a goroutine (and its
 // stack) blocked in Read for every quiet client, the reader registers the
 // socket with one epoll instance and returns. When bytes arrive, the poller
 // hands the connection to a reader goroutine (readers.go), which reads it
-// until it falls idle again. An idle TCP or unix-socket connection then
-// costs its socket and a few small structs, not a goroutine stack and a read
-// buffer. Other transports (TLS, WebSocket, in-memory) keep a blocked reader.
+// until it falls idle again. An idle connection then costs its socket and a
+// few small structs, not a goroutine stack and a read buffer.
+//
+// TCP and unix-socket connections park as they are. TLS and WebSocket
+// connections (listeners.Socket) park on the socket under their layers,
+// once a read whose deadline has passed has shown that the layers hold
+// nothing more (conn.loop); in-memory connections keep a blocked reader.
+// A connection woken by bytes that carry no MQTT data (a WebSocket ping, a
+// TLS key update) keeps its reader until its next packet or its keepalive
+// deadline: the layer's Read returns only data.
+//
+// The keepalive deadlines of parked connections are kept in one heap with
+// one timer for the earliest, rather than a timer per connection.
 
 // poller waits for parked connections to become readable.
 type poller struct {
 	epfd   int
 	wakeFd int // an eventfd that stops the loop
+	epoch  time.Time
 
-	mu     sync.Mutex
-	parked map[uint64]*conn
-	nextID uint64
+	mu sync.Mutex
+	// slots hold the parked connections by the slot each was given at its
+	// first park (an epoll event carries the slot and its generation);
+	// slot 0 is the wake-up eventfd's. A slot is freed when its connection
+	// ends, and its generation changes, so that a late event for the old
+	// connection finds nobody.
+	slots []pollSlot
+	free  []uint32
+	// heap orders the parked connections with a keepalive by deadline;
+	// timer fires at the first one's.
+	heap    []parkedDeadline
+	timer   *time.Timer
+	timerAt int64 // when timer fires (poller clock); 0: stopped
+	stopped bool
+}
+
+type pollSlot struct {
+	c   *conn // nil unless parked
+	gen uint32
+}
+
+// parkedDeadline is a parked connection's keepalive deadline (poller
+// clock).
+type parkedDeadline struct {
+	at int64
+	c  *conn
 }
 
 // parkState values of conn.state.
@@ -48,7 +84,7 @@ func newPoller() (*poller, error) {
 		syscall.Close(epfd)
 		return nil, errno
 	}
-	p := &poller{epfd: epfd, wakeFd: int(r), parked: make(map[uint64]*conn)}
+	p := &poller{epfd: epfd, wakeFd: int(r), epoch: time.Now(), slots: make([]pollSlot, 1)}
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN}
 	setEventID(&ev, 0)
 	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, p.wakeFd, &ev); err != nil {
@@ -66,6 +102,9 @@ func setEventID(ev *syscall.EpollEvent, id uint64) {
 func eventID(ev *syscall.EpollEvent) uint64 {
 	return *(*uint64)(unsafe.Pointer(&ev.Fd))
 }
+
+// now is the poller's clock: monotonic nanoseconds since it started.
+func (p *poller) now() int64 { return int64(time.Since(p.epoch)) }
 
 // loop resumes parked connections as they become readable, until stop.
 func (p *poller) loop(b *Broker) {
@@ -88,12 +127,7 @@ func (p *poller) loop(b *Broker) {
 				syscall.Close(p.wakeFd)
 				return
 			}
-			p.mu.Lock()
-			c := p.parked[id]
-			delete(p.parked, id)
-			p.mu.Unlock()
-			if c != nil && c.state.CompareAndSwap(stateParked, stateRunning) {
-				c.stopIdleTimer()
+			if c := p.take(uint32(id), uint32(id>>32)); c != nil {
 				b.runReader(c, true)
 			}
 		}
@@ -104,42 +138,75 @@ func (p *poller) loop(b *Broker) {
 	}
 }
 
-// resumeAll wakes every parked connection (the poller failed).
-func (p *poller) resumeAll(b *Broker) {
+// take returns the connection parked in slot (of generation gen), no
+// longer parked, or nil if there is none: it was taken by someone else,
+// or the event is for a connection that has ended.
+func (p *poller) take(slot, gen uint32) *conn {
 	p.mu.Lock()
-	all := p.parked
-	p.parked = make(map[uint64]*conn)
-	p.mu.Unlock()
-	for _, c := range all {
-		if c.state.CompareAndSwap(stateParked, stateRunning) {
-			c.stopIdleTimer()
-			b.runReader(c, true)
-		}
+	defer p.mu.Unlock()
+	if int(slot) >= len(p.slots) || p.slots[slot].gen != gen {
+		return nil
+	}
+	c := p.slots[slot].c
+	if c == nil || !c.state.CompareAndSwap(stateParked, stateRunning) {
+		return nil
+	}
+	p.forgetLocked(c)
+	return c
+}
+
+// forgetLocked removes c, just taken from the parked state, from its slot
+// and the deadline heap; p.mu is held.
+func (p *poller) forgetLocked(c *conn) {
+	p.slots[c.pollSlot].c = nil
+	if c.heapIndex >= 0 {
+		p.heapRemove(int(c.heapIndex))
 	}
 }
 
-// stop ends the loop; call it once no connection can park any more.
+// resumeAll wakes every parked connection (the poller failed).
+func (p *poller) resumeAll(b *Broker) {
+	var all []*conn
+	p.mu.Lock()
+	for i := range p.slots {
+		if c := p.slots[i].c; c != nil && c.state.CompareAndSwap(stateParked, stateRunning) {
+			p.forgetLocked(c)
+			all = append(all, c)
+		}
+	}
+	p.mu.Unlock()
+	for _, c := range all {
+		b.runReader(c, true)
+	}
+}
+
+// stop ends the loop and the keepalive timer; call it once no connection
+// can park any more.
 func (p *poller) stop() {
+	p.mu.Lock()
+	p.stopped = true
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	p.mu.Unlock()
 	one := [8]byte{1}
 	syscall.Write(p.wakeFd, one[:])
 }
 
-// parkable reports whether nc is a socket the poller can watch.
+// parkable reports whether the poller can watch nc's socket, and whether
+// nc is layered over it (listeners.Socket).
 func parkable(nc net.Conn) (syscall.RawConn, bool) {
-	switch c := nc.(type) {
-	case *net.TCPConn:
-		rc, err := c.SyscallConn()
-		return rc, err == nil
-	case *net.UnixConn:
-		rc, err := c.SyscallConn()
-		return rc, err == nil
+	raw, layered, ok := listeners.Socket(nc)
+	if !ok {
+		return nil, false
 	}
-	return nil, false
+	return raw, layered
 }
 
 // park hands c to the poller and reports whether it did; the caller's
 // goroutine then returns errParked, and the connection keeps its place in
-// the broker's WaitGroup while parked.
+// the broker's WaitGroup while parked. A layered connection has been read
+// to the end of what its layers hold.
 func (b *Broker) park(c *conn) bool {
 	if c.raw == nil || b.isClosed() {
 		return false
@@ -163,41 +230,56 @@ func (b *Broker) park(c *conn) bool {
 	if c.dead {
 		return false
 	}
-	if c.pollID == 0 {
-		p.mu.Lock()
-		p.nextID++
-		c.pollID = p.nextID
+	// A parked connection keeps no read buffer, no scratch and no armed
+	// deadline timer; the reader sets its deadline again when it wakes.
+	c.r.Release()
+	c.nc.SetReadDeadline(time.Time{})
+	sc := c.sc
+	c.sc = nil
+	p.mu.Lock()
+	if p.stopped {
 		p.mu.Unlock()
+		c.sc = sc
+		return false
 	}
-	// Nothing of c may be touched once it is registered: the poller may
-	// resume it at once, on another goroutine.
-	c.r.Release() // an idle connection holds no read buffer
-	if c.keepAlive > 0 {
-		// [MQTT-3.1.2-24] the keepalive deadline of a parked client.
-		if c.idleTimer == nil {
-			c.idleTimer = time.AfterFunc(c.keepAlive*3/2, c.parkedTimeout)
+	if c.pollSlot == 0 {
+		if n := len(p.free); n > 0 {
+			c.pollSlot = p.free[n-1]
+			p.free = p.free[:n-1]
 		} else {
-			c.idleTimer.Reset(c.keepAlive * 3 / 2)
+			c.pollSlot = uint32(len(p.slots))
+			p.slots = append(p.slots, pollSlot{})
 		}
 	}
-	p.mu.Lock()
-	p.parked[c.pollID] = c
-	p.mu.Unlock()
+	slot := &p.slots[c.pollSlot]
+	slot.c = c
+	id := uint64(slot.gen)<<32 | uint64(c.pollSlot)
+	if c.keepAlive > 0 {
+		// [MQTT-3.1.2-24] the keepalive deadline of a parked client.
+		p.heapPush(parkedDeadline{p.now() + int64(c.keepAlive*3/2), c})
+	}
+	// Nothing of c may be touched once it is registered without taking it
+	// back first (a CompareAndSwap of its state): the poller may resume
+	// it at once, on another goroutine.
 	c.state.Store(stateParked)
+	p.mu.Unlock()
 	var ctlErr error
 	err := c.raw.Control(func(fd uintptr) {
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT}
-		setEventID(&ev, c.pollID)
+		setEventID(&ev, id)
 		op := syscall.EPOLL_CTL_MOD
-		if !c.pollAdded {
+		if !c.pollAdded.Load() {
 			op = syscall.EPOLL_CTL_ADD
 		}
 		ctlErr = syscall.EpollCtl(p.epfd, op, int(fd), &ev)
-		if ctlErr == syscall.EEXIST {
+		switch ctlErr {
+		case syscall.EEXIST:
 			ctlErr = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_MOD, int(fd), &ev)
+		case syscall.ENOENT:
+			ctlErr = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
 		}
 		if ctlErr == nil {
-			c.pollAdded = true
+			c.pollAdded.Store(true)
 		}
 	})
 	if err == nil && ctlErr == nil {
@@ -205,17 +287,21 @@ func (b *Broker) park(c *conn) bool {
 		// to read what it has received: whichever of the two takes c back
 		// from the poller runs its reader.
 		if c.takeover.flag.Load() && c.unpark() {
+			c.sc = sc
 			return false
 		}
 		return true
 	}
-	p.mu.Lock()
-	delete(p.parked, c.pollID)
-	p.mu.Unlock()
-	c.stopIdleTimer()
 	// Someone (a timeout, a kill) may have taken the parked connection in
 	// the meantime; then it is theirs.
-	return !c.state.CompareAndSwap(stateParked, stateRunning)
+	if !c.state.CompareAndSwap(stateParked, stateRunning) {
+		return true
+	}
+	p.mu.Lock()
+	p.forgetLocked(c)
+	p.mu.Unlock()
+	c.sc = sc
+	return false
 }
 
 // unpark takes c back from the poller if it is parked, so that the caller
@@ -226,26 +312,137 @@ func (c *conn) unpark() bool {
 	}
 	p := c.b.poll
 	p.mu.Lock()
-	delete(p.parked, c.pollID)
+	p.forgetLocked(c)
 	p.mu.Unlock()
-	c.stopIdleTimer()
-	c.raw.Control(func(fd uintptr) {
-		syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
-	})
+	// The socket stays registered: an event for it finds no connection
+	// in the slot, and the one-shot registration is spent.
 	return true
 }
 
-// parkedTimeout ends a parked connection whose keepalive expired.
-func (c *conn) parkedTimeout() {
-	if c.unpark() {
-		c.finish(ErrKeepAliveTimeout) // end tells an MQTT 5 client why, then closes
+// releasePoll frees c's slot; c has ended and parks no more.
+func (b *Broker) releasePoll(c *conn) {
+	if c.pollSlot == 0 {
+		return // never parked (b.poll may not be set yet)
+	}
+	p := b.poll
+	p.mu.Lock()
+	s := &p.slots[c.pollSlot]
+	s.c = nil
+	s.gen++
+	p.free = append(p.free, c.pollSlot)
+	p.mu.Unlock()
+	c.pollSlot = 0
+}
+
+// expire ends the parked connections whose keepalive deadline has passed,
+// and sets the timer for the next one.
+func (p *poller) expire() {
+	var expired []*conn
+	p.mu.Lock()
+	now := p.now()
+	for len(p.heap) > 0 && p.heap[0].at <= now {
+		c := p.heap[0].c
+		p.heapRemove(0)
+		if c.state.CompareAndSwap(stateParked, stateRunning) {
+			p.slots[c.pollSlot].c = nil
+			expired = append(expired, c)
+		}
+	}
+	p.timerAt = 0
+	p.armLocked()
+	p.mu.Unlock()
+	for _, c := range expired {
+		// end tells an MQTT 5 client why (DISCONNECT 0x8D), then closes;
+		// each in its own goroutine, as a client that does not read
+		// holds that write up to its deadline.
+		go c.finish(ErrKeepAliveTimeout)
 	}
 }
 
-func (c *conn) stopIdleTimer() {
-	if c.idleTimer != nil {
-		c.idleTimer.Stop()
+// armLocked sets the timer for the first deadline of the heap, unless it
+// is set for that already; p.mu is held.
+func (p *poller) armLocked() {
+	if len(p.heap) == 0 || p.stopped {
+		return
 	}
+	at := p.heap[0].at
+	if p.timerAt != 0 && p.timerAt <= at {
+		return // fires first; expire sets the timer again
+	}
+	p.timerAt = at
+	d := time.Duration(at - p.now())
+	if p.timer == nil {
+		p.timer = time.AfterFunc(d, p.expire)
+	} else {
+		p.timer.Reset(d)
+	}
+}
+
+// heapPush adds a deadline to the heap; p.mu is held.
+func (p *poller) heapPush(d parkedDeadline) {
+	d.c.heapIndex = int32(len(p.heap))
+	p.heap = append(p.heap, d)
+	p.heapUp(len(p.heap) - 1)
+	if d.c.heapIndex == 0 {
+		p.armLocked()
+	}
+}
+
+// heapRemove removes the connection at i; p.mu is held. The timer stays
+// set: firing early finds nothing to expire and sets it again.
+func (p *poller) heapRemove(i int) {
+	h := p.heap
+	last := len(h) - 1
+	h[i].c.heapIndex = -1
+	if i != last {
+		h[i] = h[last]
+		h[i].c.heapIndex = int32(i)
+	}
+	h[last] = parkedDeadline{}
+	p.heap = h[:last]
+	if i != last {
+		p.heapDown(i)
+		p.heapUp(i)
+	}
+	if len(p.heap) == 0 && cap(p.heap) > 1024 {
+		p.heap = nil // the connections that parked at once are gone
+	}
+}
+
+func (p *poller) heapUp(i int) {
+	h := p.heap
+	for i > 0 {
+		parent := (i - 1) / 2
+		if h[parent].at <= h[i].at {
+			break
+		}
+		p.heapSwap(i, parent)
+		i = parent
+	}
+}
+
+func (p *poller) heapDown(i int) {
+	h := p.heap
+	for {
+		least := i
+		if l := 2*i + 1; l < len(h) && h[l].at < h[least].at {
+			least = l
+		}
+		if r := 2*i + 2; r < len(h) && h[r].at < h[least].at {
+			least = r
+		}
+		if least == i {
+			return
+		}
+		p.heapSwap(i, least)
+		i = least
+	}
+}
+
+func (p *poller) heapSwap(i, j int) {
+	h := p.heap
+	h[i], h[j] = h[j], h[i]
+	h[i].c.heapIndex, h[j].c.heapIndex = int32(i), int32(j)
 }
 
 // socketBytes reports how many bytes wait in the socket's receive queue,

@@ -28,4 +28,6 @@ func (b *Broker) park(*conn) bool { return false }
 
 func (c *conn) unpark() bool { return false }
 
+func (b *Broker) releasePoll(*conn) {}
+
 func socketBytes(syscall.RawConn) int { return -1 }

@@ -118,11 +118,8 @@ func (p *persister) takeBatch() []storage.Op {
 	return batch
 }
 
-// wait blocks until every op up to lsn is written, or the broker is closed
-// while the store fails.
-func (p *persister) wait(lsn uint64) { _ = p.waitCtx(context.Background(), lsn) }
-
-// waitCtx is wait that also gives up when ctx is done. It returns nil once
+// waitCtx blocks until every op up to lsn is written, or gives up when ctx
+// is done. It returns nil once
 // the ops are written, and otherwise why they are not: ctx's error, or
 // ErrClosed (with the store's last error) when the broker closed first.
 func (p *persister) waitCtx(ctx context.Context, lsn uint64) error {

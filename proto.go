@@ -298,6 +298,8 @@ func disconnectReason(err error) (packets.ReasonCode, string, bool) {
 		return packets.PayloadFormatInvalid, "", true
 	case errors.Is(err, errQuotaExceeded):
 		return packets.QuotaExceeded, "", true
+	case errors.Is(err, ErrTooManyLevels):
+		return packets.TopicNameInvalid, "", true
 	case errors.As(err, &pe):
 		if pe.Code.ValidFor(packets.TypeDisconnect) && pe.Code.IsError() {
 			return pe.Code, "", true

@@ -88,8 +88,8 @@ func (b *Broker) publish(from Client, via *conn, m *session.Message) (uint64, in
 func (b *Broker) store(via *conn, from Client, m *session.Message) (uint64, int) {
 	var f *fanout
 	if via != nil {
-		f = &via.fan
-		f.reset(&via.kick)
+		f = &via.sc.fan
+		f.reset(&via.sc.kick)
 	} else {
 		f = new(fanout)
 	}
@@ -132,13 +132,14 @@ func (b *Broker) route(via *conn, f *fanout) int {
 	if via != nil {
 		// A client usually publishes to the same few topics: reuse the
 		// last match while no subscription changed.
+		sc := via.sc
 		gen := b.subs.Generation()
-		if via.matchGen != gen || via.matchTopic != topic {
-			clear(via.match)
-			via.match = b.subs.Match(topic, via.match[:0])
-			via.matchTopic, via.matchGen = topic, gen
+		if sc.matchGen != gen || sc.matchTopic != topic {
+			clear(sc.match)
+			sc.match = b.subs.Match(topic, sc.match[:0])
+			sc.matchTopic, sc.matchGen = topic, gen
 		}
-		matches = via.match
+		matches = sc.match
 	} else {
 		mp = matchPool.Get().(*[]topics.Sub[subscriber])
 		matches = b.subs.Match(topic, (*mp)[:0])

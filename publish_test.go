@@ -511,7 +511,8 @@ func receiveAll(c *rawClient, n int) []*packets.Publish {
 // the wire and is refused by Broker.Publish and Broker.Subscribe.
 // [MQTT-4.7.3-3]
 func TestTopicLengthLimit(t *testing.T) {
-	b, addr := startBroker(t, tern.Options{})
+	// 65536 levels, as many as a topic can have: no level limit.
+	b, addr := startBroker(t, tern.Options{MaxTopicLevels: 65536})
 	longest := strings.Repeat("a/", 32767) + "b" // 65535 bytes
 	sub := mustConnect(t, addr, "sub", true)
 	sub.subscribe(1, packets.Subscription{Filter: longest, QoS: 1})

@@ -1,6 +1,12 @@
 package tern
 
-import "sync/atomic"
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/ternmq/tern/packets"
+	"github.com/ternmq/tern/topics"
+)
 
 // Connection readers run on long-lived goroutines: a new connection and a
 // connection woken from parking are handed to a reader goroutine kept
@@ -17,6 +23,11 @@ const maxIdleReaders = 8
 type readers struct {
 	work chan readerTask // unbuffered: a send succeeds only if one waits
 	idle atomic.Int32
+	// scratch keeps the scratch of reader goroutines that ended, for the
+	// next ones: in bursts of connections they come and go by the hundred.
+	// It is the broker's own: the match cached in a scratch is valid only
+	// in the broker's subscription index.
+	scratch sync.Pool
 }
 
 // readerTask is a connection for a reader goroutine: a new one, or one
@@ -38,16 +49,35 @@ func (b *Broker) runReader(c *conn, resumed bool) {
 	}
 }
 
+// scratch is what a connection needs only while its reader runs: the
+// decoded PUBLISH, the fan-out state, the last subscription match, the
+// connections whose writers the read batch must start. Each reader
+// goroutine owns one and lends it to the connection it reads, so that a
+// parked connection carries none of it.
+type scratch struct {
+	kick       []*conn // writers to start at the end of the read batch
+	pub        packets.Publish
+	fan        fanout
+	match      []topics.Sub[subscriber] // the last match, for matchTopic
+	matchTopic string
+	matchGen   uint64 // subscription index generation of match
+}
+
 // reader runs connection readers until the broker closes, or until enough
 // other reader goroutines wait for work.
 func (b *Broker) reader(t readerTask) {
 	defer b.wg.Done()
 	growStack(0)
+	sc, _ := b.readers.scratch.Get().(*scratch)
+	if sc == nil {
+		sc = new(scratch)
+	}
+	defer b.readers.scratch.Put(sc)
 	for {
 		if t.resumed {
-			t.c.resume()
+			t.c.resume(sc)
 		} else {
-			t.c.serve()
+			t.c.serve(sc)
 		}
 		t = readerTask{} // an idle reader keeps no connection alive
 		if b.readers.idle.Add(1) > maxIdleReaders {

@@ -28,6 +28,8 @@ type counters struct {
 	storeBatch      histogram // operations per Store.Write
 	storeErrors     atomic.Int64
 	hooks           [numHookKinds]histogram // nanoseconds per hook call
+
+	subscriptionsRefused atomic.Int64
 }
 
 // received counts a PUBLISH received from a client.
@@ -129,6 +131,11 @@ type Stats struct {
 	// included (as Mosquitto counts them); SysRetained counts those.
 	Retained    int `json:"retained"`
 	SysRetained int `json:"sys_retained"`
+
+	// SubscriptionsRefused counts the filters refused (SUBACK 0x80, MQTT
+	// 5 0x97) because they would take a client past
+	// Options.MaxSubscriptionsPerClient.
+	SubscriptionsRefused int64 `json:"subscriptions_refused"`
 }
 
 // Stats returns a snapshot of the broker's counters.
@@ -162,6 +169,7 @@ func (b *Broker) Stats() Stats {
 		InternalSubscriptions: int(b.internalSubs.Load()),
 		Retained:              b.retained.Len(),
 		SysRetained:           int(b.sysRetained.Load()),
+		SubscriptionsRefused:  st.subscriptionsRefused.Load(),
 	}
 }
 

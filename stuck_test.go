@@ -3,7 +3,6 @@ package tern_test
 import (
 	"context"
 	"net"
-	"runtime"
 	"testing"
 	"time"
 
@@ -13,15 +12,6 @@ import (
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/packets"
 )
-
-// liveHeap returns the heap in use after a full collection.
-func liveHeap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
 
 // Subscribers that stop reading cost the broker at most about MaxPending
 // each: the bytes it holds for one connection's writes (the buffer being

@@ -32,6 +32,16 @@ func (c *conn) onSubscribe(p *packets.Subscribe) error {
 			codes[i] = packets.TopicFilterInvalid
 			continue
 		}
+		// Deep filters cost memory per level: over Options.MaxTopicLevels
+		// the connection closes, as Mosquitto; MQTT 5 says it of the one
+		// filter.
+		if err := b.opts.checkLevels("filter", filter); err != nil {
+			if !v5 {
+				return fmt.Errorf("%w: SUBSCRIBE %w", ErrProtocol, err)
+			}
+			codes[i], reason = packets.TopicFilterInvalid, err.Error()
+			continue
+		}
 		// A shared subscription is authorized as its filter, as Mosquitto
 		// does: the group name is not a topic.
 		if err := b.hooks.authorizeSubscribe(b.ctx, b, c.client, filter, sub.QoS); err != nil {
@@ -49,6 +59,14 @@ func (c *conn) onSubscribe(p *packets.Subscribe) error {
 	for i := range p.Subscriptions {
 		sub := &p.Subscriptions[i]
 		if !granted[i] {
+			continue
+		}
+		if c.overSubscriptionLimit(sub.Filter) {
+			// MQTT 5 has a code for it: 0x97 Quota exceeded.
+			codes[i], granted[i] = packets.UnspecifiedError, false
+			if v5 {
+				codes[i] = packets.QuotaExceeded
+			}
 			continue
 		}
 		// [MQTT-3.8.4-3] [v5 MQTT-3.8.4-3] a repeated filter replaces the
@@ -69,7 +87,7 @@ func (c *conn) onSubscribe(p *packets.Subscribe) error {
 	kick := c.touchLocked()
 	c.mu.Unlock()
 	if kick {
-		c.kick = append(c.kick, c)
+		c.sc.kick = append(c.sc.kick, c)
 	}
 	// [MQTT-3.3.1-6, MQTT-3.8.4-3] the retained messages matching each
 	// granted filter, with RETAIN set; in MQTT 5 as Retain Handling says
@@ -91,6 +109,24 @@ func (c *conn) onSubscribe(p *packets.Subscribe) error {
 		}
 	}
 	return nil
+}
+
+// overSubscriptionLimit reports whether subscribing to filter would take
+// the session past Options.MaxSubscriptionsPerClient, and counts and logs
+// the refusal; replacing a subscription the session has is never over.
+// s.mu is held.
+func (c *conn) overSubscriptionLimit(filter string) bool {
+	b, s := c.b, c.s.s
+	limit := b.opts.MaxSubscriptionsPerClient
+	if limit == 0 || len(s.Subs) < limit {
+		return false
+	}
+	if _, had := s.Subs[filter]; had {
+		return false
+	}
+	b.stats.subscriptionsRefused.Add(1)
+	b.log.Debug("subscription refused: over Options.MaxSubscriptionsPerClient", "client", s.ID, "filter", filter, "limit", limit)
+	return true
 }
 
 // checkFilter validates a SUBSCRIBE or UNSUBSCRIBE filter, shared ones
@@ -139,7 +175,11 @@ func (c *conn) onUnsubscribe(p *packets.Unsubscribe) error {
 	b := c.b
 	codes := make([]packets.ReasonCode, len(p.Filters))
 	for i, f := range p.Filters {
-		if _, err := checkFilter(f); err != nil {
+		inner, err := checkFilter(f)
+		if err == nil {
+			err = b.opts.checkLevels("filter", inner)
+		}
+		if err != nil {
 			if !c.proto.v5() {
 				return fmt.Errorf("%w: UNSUBSCRIBE filter: %w", ErrProtocol, err)
 			}

@@ -89,7 +89,7 @@ func (b *Broker) takeOver(id string, clean bool) {
 		old.requestTakeover(keep)
 		t := time.NewTimer(takeoverLimit)
 		select {
-		case <-old.done:
+		case <-old.doneChan():
 			t.Stop()
 			continue
 		case <-b.closing:
@@ -106,7 +106,7 @@ func (b *Broker) takeOver(id string, clean bool) {
 			// connection's claim: wait (bounded) for it to end.
 			t := time.NewTimer(takeoverLimit)
 			select {
-			case <-old.done:
+			case <-old.doneChan():
 			case <-b.closing:
 			case <-t.C:
 			}
@@ -185,7 +185,14 @@ func (c *conn) readRest() error {
 		if c.r.Buffered() == 0 && waiting(c) == 0 {
 			return ErrTakenOver
 		}
-		c.nc.SetReadDeadline(time.Now().Add(takeoverGrace))
+		deadline := time.Now().Add(takeoverGrace)
+		if c.layered && socketBytes(c.raw) == 0 {
+			// All that was received is above the socket, in the TLS or
+			// WebSocket layers, and a read whose deadline has passed
+			// returns it (listeners.Socket): no grace to wait.
+			deadline = time.Unix(1, 0)
+		}
+		c.nc.SetReadDeadline(deadline)
 		fh, body, err := c.r.ReadRaw()
 		if err != nil {
 			if isTimeout(err) {
@@ -209,10 +216,16 @@ func (c *conn) readRest() error {
 }
 
 // waiting reports how many bytes wait to be read from c's transport: 0
-// when none, -1 when the transport cannot tell.
+// when none, -1 when the transport cannot tell. A layered transport (TLS,
+// WebSocket) may hold bytes above its socket: only bytes in the socket
+// tell.
 func waiting(c *conn) int {
 	if c.raw != nil {
-		return socketBytes(c.raw)
+		n := socketBytes(c.raw)
+		if n == 0 && c.layered {
+			return -1
+		}
+		return n
 	}
 	if bc, ok := c.nc.(interface{ Buffered() int }); ok {
 		return bc.Buffered()

@@ -22,10 +22,13 @@ type transport struct {
 	listen func(t *testing.T) (net.Listener, func() net.Conn)
 }
 
-// takeoverTransports covers the three ways a connection's reader waits:
-// parked on epoll (TCP), blocked in Read (TCP behind a wrapper the broker
-// cannot park), and in-memory connections.
+// takeoverTransports covers the ways a connection's reader waits: parked
+// on epoll (TCP, and TLS and WebSocket over TLS, whose layers may hold
+// bytes the socket no longer shows), blocked in Read (TCP behind a wrapper
+// the broker cannot park), and in-memory connections.
 var takeoverTransports = []transport{
+	{"tls parked", listenTLS},
+	{"websocket over tls parked", listenWSS},
 	{"tcp parked", func(t *testing.T) (net.Listener, func() net.Conn) {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		require.NoError(t, err)

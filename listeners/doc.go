@@ -101,4 +101,12 @@
 // Every listener with a handshake (TLSListener and WebSocket) has a
 // HandshakeFailures method; a broker can discover it with a type assertion
 // to interface{ HandshakeFailures() uint64 }.
+//
+// # Idle connections
+//
+// Socket returns the TCP or unix socket under an accepted connection, TLS
+// and WebSocket layers included, so that a broker can wait for an idle
+// connection's next bytes with its own poller instead of a goroutine
+// blocked in Read (Tern's broker does, on Linux). A WebSocket connection
+// keeps no goroutine and no buffer of the HTTP server once upgraded.
 package listeners

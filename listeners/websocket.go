@@ -93,8 +93,8 @@ type WebSocketOptions struct {
 //	mux.Handle(ws.Path(), ws)
 //	go b.Serve(ws)
 //
-// Each upgraded request is handed to Accept; the handler's goroutine stays
-// with the connection until it is closed.
+// Each upgraded request is handed to Accept; the handler returns then, and
+// the connection keeps no goroutine of the HTTP server.
 type WebSocket struct {
 	path        string
 	protocols   []string
@@ -320,7 +320,9 @@ func (a WebSocketAddr) String() string {
 
 // HTTPRequest returns the HTTP request that was upgraded to the WebSocket
 // connection c (its headers, cookies, URL and TLS state), or nil when c is
-// not a WebSocket connection from this package.
+// not a WebSocket connection from this package. Its context is not the
+// HTTP server's, which ends with the upgrade: it carries only
+// http.LocalAddrContextKey.
 func HTTPRequest(c net.Conn) *http.Request {
 	if wc, ok := c.(*wsConn); ok {
 		return wc.req

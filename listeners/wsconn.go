@@ -1,6 +1,8 @@
 package listeners
 
 import (
+	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -9,8 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/net/websocket"
 )
 
 // ErrNotBinaryFrame is returned by Read on a WebSocket connection when the
@@ -39,54 +39,84 @@ const (
 	wsCloseTooBig         = 1009
 )
 
+// wsMaxDiscard bounds what is read and dropped from a connection closed
+// for a framing error, so that it closes with a FIN rather than a reset.
+const wsMaxDiscard = 64 << 10
+
 // wsCloseTimeout bounds the write of the closing frame, so that closing a
 // connection to a peer that has stopped reading does not hang.
 const wsCloseTimeout = time.Second
 
-// wsConn adapts a server-side *websocket.Conn to a net.Conn carrying an MQTT
-// byte stream. Read concatenates the payloads of binary frames, so packets
-// may span frames and frames may hold several packets [MQTT-6.0.0-2]; each
-// Write is sent as one binary frame [MQTT-6.0.0-1].
+// wsConn carries an MQTT byte stream over a WebSocket connection that
+// golang.org/x/net/websocket upgraded. Read concatenates the payloads of
+// the client's binary frames, so packets may span frames and frames may
+// hold several packets [MQTT-6.0.0-2]; each Write is sent as one binary
+// frame [MQTT-6.0.0-1].
 //
-// golang.org/x/net/websocket reads each frame's header and unmasks its
-// payload; wsConn checks the frame against RFC 6455 itself, because the
-// package's own frame handling accepts what the RFC refuses (reserved bits,
-// fragmented or oversized control frames, stray continuations) and
-// truncates pongs.
+// The frames are read and written here, on the hijacked network
+// connection, and checked against RFC 6455 (golang.org/x/net/websocket's
+// own frame handling accepts what the RFC refuses: reserved bits,
+// fragmented or oversized control frames, stray continuations). The
+// websocket package only answers the upgrade: its connection, the HTTP
+// handler goroutine and their buffers are let go at once, so an idle
+// WebSocket connection holds this struct and its network connection.
 //
-// The HTTP handler goroutine that upgraded the connection stays parked until
-// the connection is closed, because golang.org/x/net/websocket closes the
-// hijacked network connection when its handler returns.
+// Reading keeps its place in the frame across calls: a Read that times
+// out, wherever it stopped (in a header, in a control frame, in a
+// payload), leaves the stream usable. Only what the HTTP server read past
+// the upgrade request is buffered here (pre), and a Read after the read
+// deadline has passed returns it without touching the network connection,
+// which is what lets the broker park an idle WebSocket connection on its
+// socket (Socket).
 type wsConn struct {
-	ws            *websocket.Conn
+	nc            net.Conn // the hijacked connection: TCP, or TLS over TCP
 	req           *http.Request
 	local, remote net.Addr
-	maxFrame      int64 // WebSocketOptions.MaxFrameSize; 0: no bound
+	protocol      string // the subprotocol selected
+	maxFrame      int64  // WebSocketOptions.MaxFrameSize; 0: no bound
 
 	rmu        sync.Mutex
-	frame      wsFrame // the data frame being read, nil between frames
-	fragmented bool    // a data frame without FIN was read: continuations follow
-	rerr       error   // the error that ended the stream, returned ever after
-	control    [wsMaxControlPayload]byte
+	pre        []byte // bytes the HTTP server read past the request, read first
+	rerr       error  // the error that ended the stream, returned ever after
+	remain     int64  // payload bytes of the data frame being read
+	hdrLen     int    // bytes of the next frame's header read so far
+	maskPos    int    // offset of the next payload byte in the frame, mod 4
+	fragmented bool   // a data frame without FIN was read: continuations follow
+	hdr        [wsMaxHeader]byte
+	mask       [4]byte         // the masking key of the data frame being read
+	control    *wsControlFrame // a control frame being read, nil between them
 
-	wmu         sync.Mutex // orders data frames before the close frame
-	closeSent   atomic.Bool
-	releaseOnce sync.Once
-	release     chan struct{} // closed to let the handler return
-	exited      chan struct{} // closed once the handler returned (network conn closed)
-	closeOnce   sync.Once
+	wmu       sync.Mutex // orders data frames before the close frame
+	closeSent atomic.Bool
+	closeOnce sync.Once
 }
 
-func newWSConn(ws *websocket.Conn, r *http.Request, maxFrame int64) *wsConn {
-	ws.PayloadType = websocket.BinaryFrame // [MQTT-6.0.0-1]
+// wsMaxHeader is the longest header of a client frame: 2 bytes, an 8-byte
+// extended length, the 4-byte masking key.
+const wsMaxHeader = 14
+
+// wsControlFrame is a control frame whose payload is being read.
+type wsControlFrame struct {
+	h       wsHeader
+	mask    [4]byte
+	n       int // payload bytes read so far
+	payload [wsMaxControlPayload]byte
+}
+
+func newWSConn(nc net.Conn, pre []byte, r *http.Request, protocol string, maxFrame int64) *wsConn {
+	local := requestLocalAddr(r)
+	// The request keeps what describes the client (headers, URL, TLS
+	// state) but not the HTTP server's context, which ends with the
+	// upgrade and holds the server's per-connection state.
+	kept := r.WithContext(context.WithValue(context.Background(), http.LocalAddrContextKey, local))
 	return &wsConn{
-		ws:       ws,
-		req:      r,
-		local:    requestLocalAddr(r),
-		remote:   requestRemoteAddr(r),
+		nc:       nc,
+		pre:      pre,
+		req:      kept,
+		local:    local,
+		remote:   requestRemoteAddr(r, nc),
+		protocol: protocol,
 		maxFrame: max(maxFrame, 0),
-		release:  make(chan struct{}),
-		exited:   make(chan struct{}),
 	}
 }
 
@@ -101,83 +131,156 @@ func newWSConn(ws *websocket.Conn, r *http.Request, maxFrame int64) *wsConn {
 // status 1003 and ErrNotBinaryFrame [MQTT-6.0.0-1]; a frame over MaxFrameSize
 // with status 1009 and ErrWebSocketFrameTooLarge. Read then returns the
 // same error on every call.
-//
-// A read deadline that expires while a frame header or a control frame is
-// half read leaves the stream unusable; close the connection after a
-// timeout, as the broker does when a keep-alive expires.
 func (c *wsConn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	if c.rerr != nil {
 		return 0, c.rerr
 	}
-	for {
-		if c.frame == nil {
-			fr, err := c.ws.NewFrameReader()
-			if err != nil {
-				return 0, err
-			}
-			data, err := c.nextFrame(fr)
-			if err != nil {
-				return 0, c.fail(err)
-			}
-			if data == nil { // a control frame, already handled
-				continue
-			}
-			c.frame = data
-		}
-		n, err := c.frame.Read(p)
-		if err == io.EOF {
-			c.frame = nil
-			if n > 0 || len(p) == 0 {
-				return n, nil
-			}
-			continue
-		}
-		return n, err
+	if len(p) == 0 {
+		return 0, nil
 	}
+	for c.remain == 0 {
+		if err := c.nextFrame(); err != nil {
+			return 0, c.fail(err)
+		}
+	}
+	if int64(len(p)) > c.remain {
+		p = p[:c.remain]
+	}
+	n, err := c.readNet(p)
+	c.maskPos = wsUnmask(p[:n], c.mask[:], c.maskPos)
+	c.remain -= int64(n)
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF // inside a frame
+	}
+	if n > 0 {
+		if err != nil && !timeoutErr(err) {
+			c.rerr = err // returned by the next call
+		}
+		return n, nil
+	}
+	return 0, c.fail(err)
 }
 
-// nextFrame checks the frame fr and returns it if it is a data frame to
-// read; it handles a control frame itself and returns nil.
-func (c *wsConn) nextFrame(fr wsFrame) (wsFrame, error) {
-	h, err := parseWSHeader(fr)
+// nextFrame reads the next frame's header and, for a control frame, its
+// payload, which it handles. It returns nil with c.remain set when a data
+// frame's payload follows (nil with c.remain 0 for an empty one, or after
+// a control frame). On a timeout it keeps the bytes read so far.
+func (c *wsConn) nextFrame() error {
+	if c.control == nil {
+		h, done, err := c.readHeader()
+		if !done {
+			return err
+		}
+		if h.opcode&0x8 == 0 {
+			if err := checkDataFrame(h, c.fragmented, c.maxFrame); err != nil {
+				return err
+			}
+			c.fragmented = !h.fin
+			c.remain, c.maskPos = h.length, 0
+			copy(c.mask[:], c.hdr[c.hdrLen-4:c.hdrLen])
+			c.hdrLen = 0
+			return nil
+		}
+		if err := checkControlFrame(h); err != nil {
+			return err
+		}
+		c.control = &wsControlFrame{h: h}
+		copy(c.control.mask[:], c.hdr[c.hdrLen-4:c.hdrLen])
+		c.hdrLen = 0
+	}
+	f := c.control
+	for f.n < int(f.h.length) {
+		n, err := c.readNet(f.payload[f.n:f.h.length])
+		f.n += n
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	c.control = nil
+	payload := f.payload[:f.h.length]
+	wsUnmask(payload, f.mask[:], 0)
+	return c.handleControl(f.h, payload)
+}
+
+// readHeader reads the next frame's header into c.hdr and decodes it;
+// done is false while it is incomplete (with the read's error), and the
+// caller resets c.hdrLen once it has taken the masking key.
+func (c *wsConn) readHeader() (h wsHeader, done bool, err error) {
+	for {
+		need := 2
+		if c.hdrLen >= 2 {
+			need = c.headerLen()
+		}
+		if c.hdrLen >= need {
+			break
+		}
+		n, err := c.readNet(c.hdr[c.hdrLen:need])
+		c.hdrLen += n
+		if err != nil {
+			if err == io.EOF && c.hdrLen > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return wsHeader{}, false, err
+		}
+	}
+	h, err = parseWSHeader(c.hdr[:c.hdrLen])
 	if err != nil {
-		return nil, err
+		return wsHeader{}, false, err
 	}
 	if h.rsv != 0 {
 		// No extension is negotiated, so no RSV bit has a meaning.
-		return nil, wsProtocolError("RSV bits 0x%02x set without a negotiated extension (RFC 6455 section 5.2)", h.rsv)
+		return wsHeader{}, false, wsProtocolError("RSV bits 0x%02x set without a negotiated extension (RFC 6455 section 5.2)", h.rsv)
 	}
 	if !h.masked {
-		return nil, wsProtocolError("unmasked frame from a client (RFC 6455 section 5.1)")
+		return wsHeader{}, false, wsProtocolError("unmasked frame from a client (RFC 6455 section 5.1)")
 	}
-	if h.opcode&0x8 != 0 {
-		return nil, c.handleControl(h, fr)
+	return h, true, nil
+}
+
+// headerLen is the length of the header whose first two bytes are in
+// c.hdr.
+func (c *wsConn) headerLen() int {
+	n := 2
+	switch c.hdr[1] & 0x7f {
+	case 126:
+		n += 2
+	case 127:
+		n += 8
 	}
-	if err := checkDataFrame(h, c.fragmented, c.maxFrame); err != nil {
-		return nil, err
+	if c.hdr[1]&0x80 != 0 {
+		n += 4
 	}
-	c.fragmented = !h.fin
-	return fr, nil
+	return n
+}
+
+// readNet reads what the HTTP server had read past the request, then from
+// the network connection.
+func (c *wsConn) readNet(p []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(p, c.pre)
+		c.pre = c.pre[n:]
+		if len(c.pre) == 0 {
+			c.pre = nil
+		}
+		return n, nil
+	}
+	return c.nc.Read(p)
 }
 
 // handleControl answers a ping, ignores a pong, and answers a close frame
 // with one echoing its status (RFC 6455 section 5.5.1), then ends the
 // stream with io.EOF.
-func (c *wsConn) handleControl(h wsHeader, fr wsFrame) error {
-	if err := checkControlFrame(h); err != nil {
-		return err
-	}
-	payload := c.control[:h.length]
-	if _, err := io.ReadFull(fr, payload); err != nil {
-		return err
-	}
+func (c *wsConn) handleControl(h wsHeader, payload []byte) error {
 	switch h.opcode {
-	case websocket.PingFrame:
+	case wsOpPing:
 		// RFC 6455 section 5.5.3: the pong carries the ping's payload.
-		return c.writeControl(websocket.PongFrame, payload)
-	case websocket.CloseFrame:
+		return c.writeControl(wsOpPong, payload)
+	case wsOpClose:
 		status, err := closeStatus(payload)
 		if err != nil {
 			return err
@@ -190,16 +293,17 @@ func (c *wsConn) handleControl(h wsHeader, fr wsFrame) error {
 
 // fail ends the stream with err. A frame that broke the rules gets the
 // close frame its rule names, and the network connection is closed without
-// waiting for the broker.
+// waiting for the broker. A timeout is not sticky: the next Read resumes.
 func (c *wsConn) fail(err error) error {
 	var f *wsFailure
 	if errors.As(err, &f) {
 		c.sendClose(f.status)
-		c.releaseHandler()
+		discardReceived(c.nc, wsMaxDiscard)
+		_ = c.nc.Close()
 		err = f.err
 	}
-	if errors.Is(err, io.EOF) || f != nil {
-		c.rerr = err // the stream is over; other errors (timeouts) are not sticky
+	if !timeoutErr(err) {
+		c.rerr = err // the stream is over
 	}
 	return err
 }
@@ -212,7 +316,7 @@ func (c *wsConn) Write(p []byte) (int, error) {
 	if c.closeSent.Load() {
 		return 0, c.opError("write", net.ErrClosed)
 	}
-	return c.ws.Write(p)
+	return c.writeFrame(wsOpBinary, p)
 }
 
 // writeControl sends a control frame unless the close frame was sent.
@@ -222,7 +326,29 @@ func (c *wsConn) writeControl(opcode byte, payload []byte) error {
 	if c.closeSent.Load() {
 		return nil
 	}
-	return sendControl(c.ws, opcode, payload)
+	_, err := c.writeFrame(opcode, payload)
+	return err
+}
+
+// writeFrame writes one unmasked frame (a server does not mask, RFC 6455
+// section 5.1) and returns how many payload bytes were written; c.wmu is
+// held. The header and the payload go out in one write (over TLS, one
+// record), put together in a pooled buffer, unless the frame is large.
+func (c *wsConn) writeFrame(opcode byte, payload []byte) (int, error) {
+	var hdr [10]byte
+	h := appendWSHeader(hdr[:0], opcode, len(payload))
+	if len(h)+len(payload) > wsMaxPooledWrite {
+		if _, err := c.nc.Write(h); err != nil {
+			return 0, err
+		}
+		return c.nc.Write(payload)
+	}
+	bp := wsWriteBufs.Get().(*[]byte)
+	buf := append(append((*bp)[:0], h...), payload...)
+	n, err := c.nc.Write(buf)
+	*bp = buf[:0]
+	wsWriteBufs.Put(bp)
+	return max(n-len(h), 0), err
 }
 
 // sendClose writes a close frame with status, at most once per connection.
@@ -232,30 +358,25 @@ func (c *wsConn) sendClose(status int) {
 	if c.closeSent.Swap(true) {
 		return
 	}
-	_ = c.ws.SetWriteDeadline(time.Now().Add(wsCloseTimeout))
+	_ = c.nc.SetWriteDeadline(time.Now().Add(wsCloseTimeout))
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	_ = c.ws.WriteClose(status)
+	var body [2]byte
+	binary.BigEndian.PutUint16(body[:], uint16(status))
+	_, _ = c.writeFrame(wsOpClose, body[:])
 }
 
 func (c *wsConn) opError(op string, err error) error {
 	return &net.OpError{Op: op, Net: c.local.Network(), Source: c.local, Addr: c.remote, Err: err}
 }
 
-// releaseHandler lets the parked HTTP handler return, which closes the
-// network connection.
-func (c *wsConn) releaseHandler() {
-	c.releaseOnce.Do(func() { close(c.release) })
-}
-
 // Close sends a normal close frame (bounded by a short write deadline) and
-// closes the network connection. It returns once the connection is closed.
+// closes the network connection.
 func (c *wsConn) Close() error {
 	first := false
 	c.closeOnce.Do(func() { first = true })
 	c.sendClose(wsCloseNormal)
-	c.releaseHandler()
-	<-c.exited
+	_ = c.nc.Close()
 	if !first {
 		return c.opError("close", net.ErrClosed)
 	}
@@ -265,7 +386,7 @@ func (c *wsConn) Close() error {
 // closeGoingAway closes a connection that was never accepted.
 func (c *wsConn) closeGoingAway() {
 	c.sendClose(wsCloseGoingAway)
-	c.releaseHandler()
+	_ = c.nc.Close()
 }
 
 // LocalAddr returns the server address the HTTP request arrived on.
@@ -275,19 +396,20 @@ func (c *wsConn) LocalAddr() net.Addr { return c.local }
 // request (golang.org/x/net/websocket would report the Origin URL instead).
 func (c *wsConn) RemoteAddr() net.Addr { return c.remote }
 
-func (c *wsConn) SetDeadline(t time.Time) error      { return c.ws.SetDeadline(t) }
-func (c *wsConn) SetReadDeadline(t time.Time) error  { return c.ws.SetReadDeadline(t) }
-func (c *wsConn) SetWriteDeadline(t time.Time) error { return c.ws.SetWriteDeadline(t) }
+func (c *wsConn) SetDeadline(t time.Time) error      { return c.nc.SetDeadline(t) }
+func (c *wsConn) SetReadDeadline(t time.Time) error  { return c.nc.SetReadDeadline(t) }
+func (c *wsConn) SetWriteDeadline(t time.Time) error { return c.nc.SetWriteDeadline(t) }
 
 // Request returns the HTTP request that was upgraded to this connection.
 func (c *wsConn) Request() *http.Request { return c.req }
 
 // Subprotocol returns the WebSocket subprotocol the server selected.
-func (c *wsConn) Subprotocol() string {
-	if p := c.ws.Config().Protocol; len(p) > 0 {
-		return p[0]
-	}
-	return ""
+func (c *wsConn) Subprotocol() string { return c.protocol }
+
+// timeoutErr reports whether err is a deadline's.
+func timeoutErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // wsAddr is an address that could not be parsed as an IP address and port.
@@ -297,8 +419,12 @@ func (a wsAddr) Network() string { return a.network }
 func (a wsAddr) String() string  { return a.addr }
 
 // requestRemoteAddr parses r.RemoteAddr, which net/http sets from the
-// connection's remote address.
-func requestRemoteAddr(r *http.Request) net.Addr {
+// connection's remote address and middleware may rewrite (to the client
+// behind a proxy); the connection's own address when they are the same.
+func requestRemoteAddr(r *http.Request, nc net.Conn) net.Addr {
+	if a := nc.RemoteAddr(); a != nil && a.String() == r.RemoteAddr {
+		return a
+	}
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		return net.TCPAddrFromAddrPort(ap)
 	}

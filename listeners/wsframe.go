@@ -2,24 +2,32 @@ package listeners
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
+	"sync"
 	"unicode/utf8"
-
-	"golang.org/x/net/websocket"
 )
 
 // wsMaxControlPayload is the largest payload of a control frame (RFC 6455,
 // section 5.5).
 const wsMaxControlPayload = 125
 
-// wsFrame is the part of golang.org/x/net/websocket's frame reader that
-// wsConn uses: the header bytes as read, and the unmasked payload.
-type wsFrame interface {
-	io.Reader
-	HeaderReader() io.Reader
-}
+// WebSocket opcodes (RFC 6455, section 5.2).
+const (
+	wsOpContinuation = 0x0
+	wsOpText         = 0x1
+	wsOpBinary       = 0x2
+	wsOpClose        = 0x8
+	wsOpPing         = 0x9
+	wsOpPong         = 0xA
+)
+
+// wsMaxPooledWrite bounds the frame buffers kept for reuse by writes over
+// TLS.
+const wsMaxPooledWrite = 64 << 10
+
+// wsWriteBufs holds buffers in which a frame written over TLS is put
+// together, so that its header and payload make one TLS record.
+var wsWriteBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
 // wsHeader is the decoded header of a frame from the client.
 type wsHeader struct {
@@ -44,17 +52,8 @@ func wsProtocolError(format string, args ...any) *wsFailure {
 	return &wsFailure{wsCloseProtocolError, fmt.Errorf("%w: "+format, append([]any{ErrWebSocketProtocol}, args...)...)}
 }
 
-// parseWSHeader decodes the header bytes of fr (RFC 6455, section 5.2).
-// golang.org/x/net/websocket has already read them; it has cleared the most
-// significant bit of a 64-bit length, which the RFC requires to be 0.
-func parseWSHeader(fr wsFrame) (wsHeader, error) {
-	var b []byte
-	if r := fr.HeaderReader(); r != nil {
-		var err error
-		if b, err = io.ReadAll(r); err != nil {
-			return wsHeader{}, err
-		}
-	}
+// parseWSHeader decodes a complete frame header b (RFC 6455, section 5.2).
+func parseWSHeader(b []byte) (wsHeader, error) {
 	if len(b) < 2 {
 		return wsHeader{}, wsProtocolError("frame header of %d bytes", len(b))
 	}
@@ -70,11 +69,37 @@ func parseWSHeader(fr wsFrame) (wsHeader, error) {
 	case n == 126 && len(b) >= 4:
 		h.length = int64(binary.BigEndian.Uint16(b[2:]))
 	case n == 127 && len(b) >= 10:
-		h.length = int64(binary.BigEndian.Uint64(b[2:]) &^ (1 << 63))
+		l := binary.BigEndian.Uint64(b[2:])
+		if l>>63 != 0 {
+			return wsHeader{}, wsProtocolError("64-bit frame length with its most significant bit set (RFC 6455 section 5.2)")
+		}
+		h.length = int64(l)
 	default:
 		return wsHeader{}, wsProtocolError("truncated frame length")
 	}
 	return h, nil
+}
+
+// appendWSHeader appends the header of an unmasked frame with FIN set.
+func appendWSHeader(b []byte, opcode byte, n int) []byte {
+	b = append(b, 0x80|opcode)
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n < 1<<16:
+		return binary.BigEndian.AppendUint16(append(b, 126), uint16(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
+	}
+}
+
+// wsUnmask unmasks p, the payload bytes from offset pos (mod 4) of a frame
+// masked with key, in place, and returns the offset after them.
+func wsUnmask(p, key []byte, pos int) int {
+	for i := range p {
+		p[i] ^= key[(pos+i)&3]
+	}
+	return (pos + len(p)) & 3
 }
 
 // checkDataFrame applies the rules of RFC 6455 and [MQTT-6.0.0-1] to a
@@ -85,15 +110,15 @@ func checkDataFrame(h wsHeader, fragmented bool, maxFrame int64) error {
 		return &wsFailure{wsCloseTooBig, fmt.Errorf("%w: %d bytes, over MaxFrameSize %d", ErrWebSocketFrameTooLarge, h.length, maxFrame)}
 	}
 	switch h.opcode {
-	case websocket.ContinuationFrame:
+	case wsOpContinuation:
 		if !fragmented {
 			return wsProtocolError("continuation frame without a fragmented message to continue (RFC 6455 section 5.4)")
 		}
-	case websocket.BinaryFrame, websocket.TextFrame:
+	case wsOpBinary, wsOpText:
 		if fragmented {
 			return wsProtocolError("new data frame inside a fragmented message (RFC 6455 section 5.4)")
 		}
-		if h.opcode == websocket.TextFrame {
+		if h.opcode == wsOpText {
 			// [MQTT-6.0.0-1] any other data frame than binary closes the
 			// connection; RFC 6455 section 7.4.1: 1003, data of a type the
 			// endpoint cannot accept.
@@ -108,7 +133,7 @@ func checkDataFrame(h wsHeader, fragmented bool, maxFrame int64) error {
 // checkControlFrame applies RFC 6455 section 5.5 to a control frame.
 func checkControlFrame(h wsHeader) error {
 	switch h.opcode {
-	case websocket.CloseFrame, websocket.PingFrame, websocket.PongFrame:
+	case wsOpClose, wsOpPing, wsOpPong:
 	default:
 		return wsProtocolError("reserved control opcode 0x%x (RFC 6455 section 5.2)", h.opcode)
 	}
@@ -154,25 +179,4 @@ func sendableCloseStatus(status int) bool {
 		return true
 	}
 	return false
-}
-
-// wsControl is a control frame to send, for wsControlCodec.
-type wsControl struct {
-	opcode  byte
-	payload []byte
-}
-
-// sendControl sends a control frame through the websocket package's
-// writer, under its write lock.
-func sendControl(ws *websocket.Conn, opcode byte, payload []byte) error {
-	codec := websocket.Codec{
-		Marshal: func(v any) ([]byte, byte, error) {
-			f, ok := v.(wsControl)
-			if !ok {
-				return nil, 0, errors.New("listeners: websocket: sendControl needs a wsControl")
-			}
-			return f.payload, f.opcode, nil
-		},
-	}
-	return codec.Send(ws, wsControl{opcode, payload})
 }

@@ -141,13 +141,3 @@ func (r *rawWS) expectCloseFrame(t *testing.T, status uint16) {
 		break
 	}
 }
-
-// WebSocket opcodes (RFC 6455, section 5.2).
-const (
-	wsOpContinuation = 0x0
-	wsOpText         = 0x1
-	wsOpBinary       = 0x2
-	wsOpClose        = 0x8
-	wsOpPing         = 0x9
-	wsOpPong         = 0xA
-)

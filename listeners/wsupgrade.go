@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -28,7 +29,7 @@ func (w *WebSocket) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	w.pending.Add(1) // Done by upgradeState.handedOff
 	w.mu.Unlock()
-	state := &upgradeState{pending: &w.pending}
+	state := &upgradeState{pending: &w.pending, req: r}
 	defer state.handedOff()
 
 	if _, ok := offeredProtocol(r, w.protocols); !ok {
@@ -45,16 +46,11 @@ func (w *WebSocket) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		w.refuse(rw, r, http.StatusHTTPVersionNotSupported, "WebSocket needs HTTP/1.1")
 		return
 	}
-	if _, ok := rw.(http.Hijacker); !ok {
-		rw = hijackableWriter{rw}
-	}
-	w.server.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), upgradeKey{}, state)))
+	w.server.ServeHTTP(hijackCapture{rw, state}, r.WithContext(context.WithValue(r.Context(), upgradeKey{}, state)))
 	if state.conn == nil {
 		w.failures.Add(1) // the websocket package refused the handshake
 		w.logger.Debug("websocket upgrade refused", "remote", r.RemoteAddr)
-		return
 	}
-	close(state.conn.exited)
 }
 
 // upgradeKey is the request context key of the *upgradeState.
@@ -63,9 +59,12 @@ type upgradeKey struct{}
 // upgradeState links one ServeHTTP call to the handler the websocket package
 // calls for it.
 type upgradeState struct {
-	conn    *wsConn // set by handle once the upgrade succeeded
-	pending *sync.WaitGroup
-	once    sync.Once
+	req      *http.Request
+	hijacked *hijackedConn     // the connection, once the websocket package hijacked it
+	brw      *bufio.ReadWriter // and the HTTP server's buffers
+	conn     *wsConn           // set by handle once the upgrade succeeded
+	pending  *sync.WaitGroup
+	once     sync.Once
 }
 
 // handedOff marks the upgrade as no longer pending (handed to Accept, or
@@ -123,16 +122,31 @@ func (w *WebSocket) selectProtocol(cfg *websocket.Config, r *http.Request) error
 	return nil
 }
 
-// handle runs on the HTTP handler goroutine once the upgrade succeeded.
+// handle runs on the HTTP handler goroutine once the upgrade succeeded. It
+// takes the hijacked network connection over from the websocket package,
+// hands it to Accept and returns: the websocket package's connection and
+// buffers, and the handler goroutine, are not kept.
 func (w *WebSocket) handle(ws *websocket.Conn) {
-	r := ws.Request()
-	state, ok := r.Context().Value(upgradeKey{}).(*upgradeState)
-	if !ok { // not reached through ServeHTTP
+	state, ok := ws.Request().Context().Value(upgradeKey{}).(*upgradeState)
+	if !ok || state.hijacked == nil { // not reached through ServeHTTP
 		return
 	}
+	h := state.hijacked
+	h.kept = true // the websocket package's Close leaves it open
 	// The HTTP server may have left deadlines on the hijacked connection.
-	_ = ws.SetDeadline(time.Time{})
-	c := newWSConn(ws, r, w.maxFrame)
+	_ = h.Conn.SetDeadline(time.Time{})
+	// Frames a client sent right behind its request may sit in the HTTP
+	// server's read buffer; they are read first.
+	var pre []byte
+	if n := state.brw.Reader.Buffered(); n > 0 {
+		pre = make([]byte, n)
+		_, _ = io.ReadFull(state.brw.Reader, pre)
+	}
+	var protocol string
+	if p := ws.Config().Protocol; len(p) > 0 {
+		protocol = p[0]
+	}
+	c := newWSConn(h.Conn, pre, state.req, protocol, w.maxFrame)
 	state.conn = c
 	select {
 	case w.conns <- c:
@@ -140,16 +154,39 @@ func (w *WebSocket) handle(ws *websocket.Conn) {
 	case <-w.done:
 		c.closeGoingAway()
 	}
-	<-c.release
 }
 
-// hijackableWriter lets the websocket package hijack through ResponseWriter
-// wrappers (middleware) that expose the original with an Unwrap method, the
+// hijackCapture gives the websocket package the connection to hijack, and
+// keeps it for handle. It hijacks through ResponseWriter wrappers
+// (middleware) that expose the original with an Unwrap method, the
 // convention of http.ResponseController.
-type hijackableWriter struct{ http.ResponseWriter }
-
-func (h hijackableWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return http.NewResponseController(h.ResponseWriter).Hijack()
+type hijackCapture struct {
+	http.ResponseWriter
+	state *upgradeState
 }
 
-func (h hijackableWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+func (h hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	h.state.hijacked, h.state.brw = &hijackedConn{Conn: nc}, brw
+	return h.state.hijacked, brw, nil
+}
+
+func (h hijackCapture) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+// hijackedConn is the hijacked connection as the websocket package sees
+// it: the package closes it when the handler returns, which must not close
+// a connection handle has taken over.
+type hijackedConn struct {
+	net.Conn
+	kept bool // set by handle, on the goroutine that later calls Close
+}
+
+func (c *hijackedConn) Close() error {
+	if c.kept {
+		return nil
+	}
+	return c.Conn.Close()
+}

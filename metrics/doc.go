@@ -39,6 +39,7 @@
 //	tern_sent_bytes_total                counter              bytes sent to clients
 //	tern_retained_messages               gauge                retained messages held
 //	tern_subscriptions                   gauge                subscriptions held
+//	tern_subscriptions_refused_total     counter              filters refused past Options.MaxSubscriptionsPerClient
 //	tern_sessions                        gauge     state      sessions: online (client connected) or offline (persistent, client away)
 //	tern_inflight_messages               gauge                QoS 1 and 2 deliveries sent and not yet completed
 //	tern_queued_messages                 gauge                deliveries waiting to be sent (offline clients, full windows)

@@ -64,7 +64,7 @@ func Handler(b *tern.Broker, opts ...Option) http.Handler {
 type descs struct {
 	startTime, connections, opened, refused, connects, disconnects, acceptErrors *prometheus.Desc
 	packetsIn, msgsIn, msgsOut, dropped, bytesIn, bytesOut                       *prometheus.Desc
-	retained, subscriptions, sessions, inflight, queued                          *prometheus.Desc
+	retained, subscriptions, subsRefused, sessions, inflight, queued             *prometheus.Desc
 	storeCommit, storeBatch, storeErrors, hooks                                  *prometheus.Desc
 	authChecks, authFailed, authHits, authLimited, authBusy                      *prometheus.Desc
 }
@@ -89,6 +89,7 @@ func newDescs() descs {
 		bytesOut:      d("sent_bytes_total", "Bytes sent to clients."),
 		retained:      d("retained_messages", "Retained messages held."),
 		subscriptions: d("subscriptions", "Subscriptions held, of every session."),
+		subsRefused:   d("subscriptions_refused_total", "Topic filters refused because they would take a client past Options.MaxSubscriptionsPerClient."),
 		sessions:      d("sessions", "Sessions, by state: online (a client is connected) or offline (a persistent session waiting for its client).", "state"),
 		inflight:      d("inflight_messages", "QoS 1 and 2 deliveries sent and not yet completed, over every session."),
 		queued:        d("queued_messages", "Deliveries waiting to be sent (offline clients, full windows), over every session."),
@@ -110,7 +111,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, x := range []*prometheus.Desc{
 		d.startTime, d.connections, d.opened, d.refused, d.connects, d.disconnects, d.acceptErrors,
 		d.packetsIn, d.msgsIn, d.msgsOut, d.dropped, d.bytesIn, d.bytesOut,
-		d.retained, d.subscriptions, d.sessions, d.inflight, d.queued,
+		d.retained, d.subscriptions, d.subsRefused, d.sessions, d.inflight, d.queued,
 		d.storeCommit, d.storeBatch, d.storeErrors, d.hooks,
 	} {
 		ch <- x
@@ -158,6 +159,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 
 	gauge(d.retained, float64(m.Retained))
 	gauge(d.subscriptions, float64(m.Subscriptions))
+	counter(d.subsRefused, float64(m.SubscriptionsRefused))
 	gauge(d.sessions, float64(m.ClientsConnected), "online")
 	gauge(d.sessions, float64(m.ClientsDisconnected), "offline")
 	gauge(d.inflight, float64(m.Inflight))

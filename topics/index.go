@@ -43,16 +43,142 @@ type Index[K comparable] struct {
 }
 
 // node is one level of the subscription trie.
+//
+// A subscription costs a node or two, so the node is small: the usual
+// case (a few literal children, one subscriber or none whose filter ends
+// here) is held inline, and the rest (a '+' child, '#' subscribers, a
+// second subscriber of the same filter, the index of many children) sits
+// behind a pointer that most nodes leave nil.
 type node[K comparable] struct {
 	children childSet[node[K]] // literal next levels
-	plus     *node[K]          // the '+' next level, or nil
-	exact    subList[K]        // filters that end at this node
-	multi    subList[K]        // filters that end with a '#' level below this node
+	// key and opts are the filter's subscriber when nsub == 1; with more
+	// subscribers, they are all in x.exact.
+	key  K
+	opts uint32
+	nsub uint32 // subscribers of the filter that ends at this node
+	x    *nodeExt[K]
+}
+
+// nodeExt holds the rarely used parts of a node.
+type nodeExt[K comparable] struct {
+	plus  *node[K]    // the '+' next level, or nil
+	index *levelIndex // of the children, once they are many
+	multi subList[K]  // filters that end with a '#' level below this node
+	exact subList[K]  // the filter's subscribers when there are two or more
+}
+
+// index returns the index of n's children, nil while they are few.
+func (n *node[K]) index() *levelIndex {
+	if n.x == nil {
+		return nil
+	}
+	return n.x.index
+}
+
+// setIndex keeps ix as the index of n's children.
+func (n *node[K]) setIndex(ix *levelIndex) {
+	switch {
+	case ix != nil:
+		n.ext().index = ix
+	case n.x != nil:
+		n.x.index = nil
+		n.trimExt()
+	}
+}
+
+// ext returns n's extension, creating it if needed.
+func (n *node[K]) ext() *nodeExt[K] {
+	if n.x == nil {
+		n.x = new(nodeExt[K])
+	}
+	return n.x
+}
+
+// trimExt drops n's extension when it holds nothing.
+func (n *node[K]) trimExt() {
+	if x := n.x; x != nil && x.plus == nil && x.index == nil && x.multi.len() == 0 && x.exact.len() == 0 {
+		n.x = nil
+	}
 }
 
 // empty reports whether n holds nothing, so that it can be pruned.
 func (n *node[K]) empty() bool {
-	return n.children.len() == 0 && n.plus == nil && n.exact.len() == 0 && n.multi.len() == 0
+	return n.children.len() == 0 && n.nsub == 0 && n.x == nil
+}
+
+// multi returns the subscribers of the filters that end with '#' below n.
+func (n *node[K]) multi() []Sub[K] {
+	if n.x == nil {
+		return nil
+	}
+	return n.x.multi.entries
+}
+
+// setExact adds or replaces key's entry for the filter that ends at n and
+// reports whether it is new.
+func (n *node[K]) setExact(key K, opts uint32) bool {
+	switch {
+	case n.nsub == 0:
+		n.key, n.opts, n.nsub = key, opts, 1
+		return true
+	case n.nsub == 1 && n.key == key:
+		n.opts = opts
+		return false
+	case n.nsub == 1:
+		x := n.ext()
+		x.exact.set(n.key, n.opts)
+		x.exact.set(key, opts)
+		var zero K
+		n.key, n.opts, n.nsub = zero, 0, 2
+		return true
+	}
+	if !n.x.exact.set(key, opts) {
+		return false
+	}
+	n.nsub++
+	return true
+}
+
+// removeExact removes key's entry for the filter that ends at n and
+// reports whether there was one.
+func (n *node[K]) removeExact(key K) bool {
+	switch {
+	case n.nsub == 0:
+		return false
+	case n.nsub == 1:
+		if n.key != key {
+			return false
+		}
+		var zero K
+		n.key, n.opts, n.nsub = zero, 0, 0 // drop the reference a pointer key holds
+		return true
+	}
+	if !n.x.exact.remove(key) {
+		return false
+	}
+	n.nsub--
+	if n.nsub == 1 {
+		e := n.x.exact.entries[0]
+		n.key, n.opts = e.Key, e.Opts
+		n.x.exact = subList[K]{}
+		n.trimExt()
+	}
+	return true
+}
+
+// forExact calls fn for each subscriber of the filter that ends at n.
+func (n *node[K]) forExact(fn func(e Sub[K]) bool) bool {
+	if n.nsub == 1 {
+		return fn(Sub[K]{Key: n.key, Opts: n.opts})
+	}
+	if n.nsub > 1 {
+		for _, e := range n.x.exact.entries {
+			if !fn(e) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Generation returns a number that changes whenever a subscription is added,
@@ -86,12 +212,12 @@ func (ix *Index[K]) Subscribe(key K, filter string, opts uint32) bool {
 		level, rest, more := strings.Cut(filter, "/")
 		// set replaces the entry of an identical filter [MQTT-3.8.4-3].
 		if level == "#" { // valid, so the last level [MQTT-4.7.1-2]
-			added = n.multi.set(key, opts)
+			added = n.ext().multi.set(key, opts)
 			break
 		}
 		n = n.child(level)
 		if !more {
-			added = n.exact.set(key, opts)
+			added = n.setExact(key, opts)
 			break
 		}
 		filter = rest
@@ -105,14 +231,20 @@ func (ix *Index[K]) Subscribe(key K, filter string, opts uint32) bool {
 // child returns n's child for a filter level, creating it if needed.
 func (n *node[K]) child(level string) *node[K] {
 	if level == "+" {
-		if n.plus == nil {
-			n.plus = new(node[K])
+		x := n.ext()
+		if x.plus == nil {
+			x.plus = new(node[K])
 		}
-		return n.plus
+		return x.plus
 	}
-	c := n.children.get(level)
+	ix := n.index()
+	c := n.children.get(level, ix)
 	if c == nil {
-		c = n.children.add(level)
+		var grown *levelIndex
+		c, grown = n.children.add(level, ix)
+		if grown != ix {
+			n.setIndex(grown)
+		}
 	}
 	return c
 }
@@ -140,13 +272,19 @@ func (ix *Index[K]) Unsubscribe(key K, filter string) bool {
 func (n *node[K]) unsubscribe(key K, filter string) bool {
 	level, rest, more := strings.Cut(filter, "/")
 	if level == "#" && !more {
-		return n.multi.remove(key)
+		if n.x == nil || !n.x.multi.remove(key) {
+			return false
+		}
+		n.trimExt()
+		return true
 	}
 	var c *node[K]
 	if level == "+" {
-		c = n.plus
+		if n.x != nil {
+			c = n.x.plus
+		}
 	} else {
-		c = n.children.get(level)
+		c = n.children.get(level, n.index())
 	}
 	if c == nil {
 		return false
@@ -155,13 +293,16 @@ func (n *node[K]) unsubscribe(key K, filter string) bool {
 	if more {
 		removed = c.unsubscribe(key, rest)
 	} else {
-		removed = c.exact.remove(key)
+		removed = c.removeExact(key)
 	}
 	if removed && c.empty() {
 		if level == "+" {
-			n.plus = nil
+			n.x.plus = nil
+			n.trimExt()
+		} else if ix := n.index(); ix != nil {
+			n.setIndex(n.children.remove(level, ix))
 		} else {
-			n.children.remove(level)
+			n.children.remove(level, nil)
 		}
 	}
 	return removed
@@ -185,30 +326,28 @@ func (ix *Index[K]) ForEach(fn func(key K, filter string, opts uint32) bool) {
 
 // forEach walks the entries below n; path holds the levels that lead to n.
 func (n *node[K]) forEach(path []string, fn func(K, string, uint32) bool) bool {
-	if n.exact.len() > 0 {
+	if n.nsub > 0 {
 		filter := strings.Join(path, "/")
-		for _, e := range n.exact.entries {
-			if !fn(e.key, filter, e.opts) {
-				return false
-			}
-		}
-	}
-	if n.multi.len() > 0 {
-		filter := strings.Join(append(path[:len(path):len(path)], "#"), "/")
-		for _, e := range n.multi.entries {
-			if !fn(e.key, filter, e.opts) {
-				return false
-			}
-		}
-	}
-	for i := range n.children.nodes {
-		c := &n.children.nodes[i]
-		if !c.forEach(append(path, n.children.names[i]), fn) {
+		if !n.forExact(func(e Sub[K]) bool { return fn(e.Key, filter, e.Opts) }) {
 			return false
 		}
 	}
-	if n.plus != nil {
-		return n.plus.forEach(append(path, "+"), fn)
+	if multi := n.multi(); len(multi) > 0 {
+		filter := strings.Join(append(path[:len(path):len(path)], "#"), "/")
+		for _, e := range multi {
+			if !fn(e.Key, filter, e.Opts) {
+				return false
+			}
+		}
+	}
+	for i := range n.children.kids {
+		k := &n.children.kids[i]
+		if !k.node.forEach(append(path, k.name()), fn) {
+			return false
+		}
+	}
+	if n.x != nil && n.x.plus != nil {
+		return n.x.plus.forEach(append(path, "+"), fn)
 	}
 	return true
 }

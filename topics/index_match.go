@@ -35,14 +35,14 @@ func (ix *Index[K]) Match(topic string, dst []Sub[K]) []Sub[K] {
 	// not match a level that starts with '$'.
 	dollar := topic[0] == '$'
 	if !dollar {
-		m.add(ix, root.multi.entries) // the filter "#"
+		m.add(ix, root.multi()) // the filter "#"
 	}
 	level, rest, more := strings.Cut(topic, "/")
-	if c := root.children.get(level); c != nil {
-		m.walk(ix, c, rest, !more)
+	if i := root.children.find(level, root.index()); i >= 0 {
+		m.walk(ix, &root.children.kids[i].node, rest, !more)
 	}
-	if !dollar && root.plus != nil {
-		m.walk(ix, root.plus, rest, !more)
+	if !dollar && root.x != nil && root.x.plus != nil {
+		m.walk(ix, root.x.plus, rest, !more)
 	}
 	ix.mu.RUnlock()
 	if m.seen != nil {
@@ -65,35 +65,55 @@ type matcher[K comparable] struct {
 // walk visits n, reached after matching a prefix of the topic; rest holds
 // the levels still to match, none when done.
 func (m *matcher[K]) walk(ix *Index[K], n *node[K], rest string, done bool) {
-	// A trailing '#' matches the parent level and any number of child
-	// levels [MQTT-4.7.1-2]: "sport/#" matches "sport" and "sport/x/y".
-	m.add(ix, n.multi.entries)
+	x := n.x
+	if x != nil {
+		// A trailing '#' matches the parent level and any number of child
+		// levels [MQTT-4.7.1-2]: "sport/#" matches "sport" and "sport/x/y".
+		m.add(ix, x.multi.entries)
+	}
 	if done {
-		m.add(ix, n.exact.entries)
+		switch {
+		case n.nsub == 1:
+			m.addOne(ix, Sub[K]{Key: n.key, Opts: n.opts})
+		case n.nsub > 1:
+			m.add(ix, x.exact.entries)
+		}
 		return
 	}
 	level, next, more := strings.Cut(rest, "/")
-	if c := n.children.get(level); c != nil {
-		m.walk(ix, c, next, !more)
+	if i := n.children.find(level, n.index()); i >= 0 {
+		m.walk(ix, &n.children.kids[i].node, next, !more)
 	}
 	// '+' matches exactly one level, an empty one included [MQTT-4.7.1-3].
-	if n.plus != nil {
-		m.walk(ix, n.plus, next, !more)
+	if x != nil && x.plus != nil {
+		m.walk(ix, x.plus, next, !more)
 	}
+}
+
+// addOne merges the only subscriber of one matching filter.
+func (m *matcher[K]) addOne(ix *Index[K], e Sub[K]) {
+	m.lists++
+	if m.lists == 1 {
+		m.dst = append(m.dst, e)
+		return
+	}
+	if m.seen == nil && len(m.dst)-m.start+1 <= linearMergeMax {
+		m.mergeLinear(e)
+		return
+	}
+	m.mergeMapped(ix, e)
 }
 
 // add merges the subscribers of one matching filter into the results,
 // keeping one Sub per key [MQTT-3.3.5-1].
-func (m *matcher[K]) add(ix *Index[K], entries []entry[K]) {
+func (m *matcher[K]) add(ix *Index[K], entries []Sub[K]) {
 	if len(entries) == 0 {
 		return
 	}
 	m.lists++
 	if m.lists == 1 {
 		// One filter holds each key at most once: nothing to merge yet.
-		for _, e := range entries {
-			m.dst = append(m.dst, Sub[K]{Key: e.key, Opts: e.opts})
-		}
+		m.dst = append(m.dst, entries...)
 		return
 	}
 	if m.seen == nil && len(m.dst)-m.start+len(entries) <= linearMergeMax {
@@ -110,35 +130,35 @@ func (m *matcher[K]) add(ix *Index[K], entries []entry[K]) {
 // merge folds e into the result r for the same key: the subscriber
 // matched through several filters, and keeps the opts of one with the
 // highest QoS [MQTT-3.3.5-1].
-func merge[K comparable](r *Sub[K], e entry[K]) {
+func merge[K comparable](r *Sub[K], e Sub[K]) {
 	r.Multi = true
-	if e.opts&3 > r.Opts&3 {
-		r.Opts = e.opts
+	if e.Opts&3 > r.Opts&3 {
+		r.Opts = e.Opts
 	}
 }
 
 // mergeLinear merges e by scanning the results, for few results.
-func (m *matcher[K]) mergeLinear(e entry[K]) {
+func (m *matcher[K]) mergeLinear(e Sub[K]) {
 	for i := m.start; i < len(m.dst); i++ {
-		if m.dst[i].Key == e.key {
+		if m.dst[i].Key == e.Key {
 			merge(&m.dst[i], e)
 			return
 		}
 	}
-	m.dst = append(m.dst, Sub[K]{Key: e.key, Opts: e.opts})
+	m.dst = append(m.dst, e)
 }
 
 // mergeMapped merges e through the merge map, making it if needed.
-func (m *matcher[K]) mergeMapped(ix *Index[K], e entry[K]) {
+func (m *matcher[K]) mergeMapped(ix *Index[K], e Sub[K]) {
 	if m.seen == nil {
 		m.seen = m.newSeen(ix)
 	}
-	if i, ok := m.seen[e.key]; ok {
+	if i, ok := m.seen[e.Key]; ok {
 		merge(&m.dst[i], e)
 		return
 	}
-	m.seen[e.key] = int32(len(m.dst))
-	m.dst = append(m.dst, Sub[K]{Key: e.key, Opts: e.opts})
+	m.seen[e.Key] = int32(len(m.dst))
+	m.dst = append(m.dst, e)
 }
 
 // newSeen returns a merge map, pooled if possible, holding the results so

@@ -84,6 +84,39 @@ func TestIndexOpts(t *testing.T) {
 	assert.ElementsMatch(t, []uint32{0x77, 0x1234_5602, 0x0000_0101, 0xFFFF_FF00}, seen)
 }
 
+// TestIndexManySubscribersOfOneFilter moves a filter's subscribers from
+// the inline slot to a list and back, and from the list to its index map,
+// checking Match and the QoS of each at every step.
+func TestIndexManySubscribersOfOneFilter(t *testing.T) {
+	ix := NewIndex[int]()
+	const n = 3 * subMapMin
+	check := func(live map[int]bool) {
+		t.Helper()
+		var want []Sub[int]
+		for k := range n {
+			if live[k] {
+				want = append(want, Sub[int]{Key: k, Opts: uint32(k % 3)})
+			}
+		}
+		assert.Equal(t, want, sortSubs(ix.Match("f/x", nil)))
+	}
+	live := map[int]bool{}
+	for k := range n {
+		require.True(t, ix.Subscribe(k, "f/x", uint32(k%3)))
+		live[k] = true
+		check(live)
+	}
+	for k := range n - 1 {
+		j := (k * 7) % n // 7 and n are coprime: every j once
+		require.True(t, ix.Unsubscribe(j, "f/x"))
+		delete(live, j)
+		check(live)
+	}
+	last := (n - 1) * 7 % n
+	assert.True(t, ix.Unsubscribe(last, "f/x"))
+	assert.True(t, ix.root.empty(), "trie not empty after the last unsubscribe")
+}
+
 // TestIndexManyOverlapping merges beyond the linear threshold, where the
 // merge uses a map [MQTT-3.3.5-1].
 func TestIndexManyOverlapping(t *testing.T) {
@@ -131,7 +164,7 @@ func TestIndexPrune(t *testing.T) {
 			ix.Subscribe(k, f, 0)
 		}
 	}
-	const wide = 3 * childMapMin // enough children for the child maps
+	const wide = 3 * indexMin // enough children for the level index
 	for i := range wide {
 		ix.Subscribe(-1, fmt.Sprintf("wide/level-%d", i), 0)
 	}
@@ -157,7 +190,8 @@ func TestIndexPrune(t *testing.T) {
 
 func TestIndexForEach(t *testing.T) {
 	ix := NewIndex[string]()
-	want := []string{"c1 # 0", "c1 a/+/b 1", "c2 /# 2", "c2 a//b 0", "c3 + 1", "c3 $SYS/# 2", "c1 a 0"}
+	want := []string{"c1 # 0", "c1 a/+/b 1", "c2 /# 2", "c2 a//b 0", "c3 + 1", "c3 $SYS/# 2", "c1 a 0",
+		"c4 a/+/b 2", "c4 level-longer-than-a-tag/x 1"}
 	for _, s := range want {
 		var k, f string
 		var q uint32

@@ -19,9 +19,11 @@ type Retained[V any] struct {
 	n    int // number of retained topics
 }
 
-// rnode is one level of the retained trie.
+// rnode is one level of the retained trie: a retained message costs one
+// or two, so it holds no more than its children and its value.
 type rnode[V any] struct {
 	children childSet[rnode[V]]
+	index    *levelIndex // of children, once they are many
 	value    V
 	has      bool // a value is retained on the topic that ends here
 }
@@ -45,9 +47,9 @@ func (r *Retained[V]) Set(topic string, v V) {
 	for more := true; more; {
 		var level string
 		level, topic, more = strings.Cut(topic, "/")
-		c := n.children.get(level)
+		c := n.children.get(level, n.index)
 		if c == nil {
-			c = n.children.add(level)
+			c, n.index = n.children.add(level, n.index)
 		}
 		n = c
 	}
@@ -76,7 +78,7 @@ func (r *Retained[V]) Delete(topic string) bool {
 // through if that child is left empty.
 func (n *rnode[V]) delete(topic string) bool {
 	level, rest, more := strings.Cut(topic, "/")
-	c := n.children.get(level)
+	c := n.children.get(level, n.index)
 	if c == nil {
 		return false
 	}
@@ -92,7 +94,7 @@ func (n *rnode[V]) delete(topic string) bool {
 		c.value, c.has = zero, false // drop the value for the collector
 	}
 	if !c.has && c.children.len() == 0 {
-		n.children.remove(level)
+		n.index = n.children.remove(level, n.index)
 	}
 	return true
 }
@@ -109,9 +111,11 @@ func (r *Retained[V]) Get(topic string) (V, bool) {
 	for more := true; more; {
 		var level string
 		level, topic, more = strings.Cut(topic, "/")
-		if n = n.children.get(level); n == nil {
+		i := n.children.find(level, n.index)
+		if i < 0 {
 			return zero, false
 		}
+		n = &n.children.kids[i].node
 	}
 	if !n.has {
 		return zero, false
@@ -127,55 +131,63 @@ func (r *Retained[V]) Match(filter string, dst []V) []V {
 	if ValidFilter(filter) != nil {
 		return dst
 	}
+	level, rest, more := strings.Cut(filter, "/")
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return r.root.match(filter, true, dst)
+	return r.root.match(level, rest, more, true, dst)
 }
 
-// match appends the values below n that the rest of a filter matches. At
-// the root, wildcards skip the levels that start with '$' [MQTT-4.7.2-1].
-func (n *rnode[V]) match(filter string, root bool, dst []V) []V {
-	level, rest, more := strings.Cut(filter, "/")
+// match appends the values below n that a filter matches from its level
+// level on; rest holds the levels after it when more. At the root,
+// wildcards skip the levels that start with '$' [MQTT-4.7.2-1]. The next
+// level is cut from rest once here, not once per child that '+' visits.
+func (n *rnode[V]) match(level, rest string, more, root bool, dst []V) []V {
+	var next, after string
+	var again bool
+	if more {
+		next, after, again = strings.Cut(rest, "/")
+	}
 	switch level {
 	case "#":
 		// [MQTT-4.7.1-2] the parent level and every level below it.
 		if n.has {
 			dst = append(dst, n.value)
 		}
-		for i := range n.children.nodes {
-			c := &n.children.nodes[i]
-			if root && isDollar(n.children.names[i]) {
+		for i := range n.children.kids {
+			k := &n.children.kids[i]
+			if root && k.dollar() {
 				continue // [MQTT-4.7.2-1]
 			}
-			dst = c.appendAll(dst)
+			dst = k.node.appendAll(dst)
 		}
 	case "+":
 		// [MQTT-4.7.1-3] exactly one level, whatever it is.
-		for i := range n.children.nodes {
-			c := &n.children.nodes[i]
-			if root && isDollar(n.children.names[i]) {
+		for i := range n.children.kids {
+			k := &n.children.kids[i]
+			if root && k.dollar() {
 				continue // [MQTT-4.7.2-1]
 			}
-			dst = c.matchRest(rest, more, dst)
+			dst = k.node.matchRest(more, next, after, again, dst)
 		}
 	default:
-		if c := n.children.get(level); c != nil {
-			dst = c.matchRest(rest, more, dst)
+		if i := n.children.find(level, n.index); i >= 0 {
+			dst = n.children.kids[i].node.matchRest(more, next, after, again, dst)
 		}
 	}
 	return dst
 }
 
 // matchRest appends the values that the rest of a filter matches once n
-// matched one level: n's own value when the filter ends here.
-func (n *rnode[V]) matchRest(rest string, more bool, dst []V) []V {
+// matched one level: n's own value when the filter ends here (!more),
+// else what the filter matches below n from its level next on.
+func (n *rnode[V]) matchRest(more bool, next, after string, again bool, dst []V) []V {
 	if !more {
 		if n.has {
 			dst = append(dst, n.value)
 		}
 		return dst
 	}
-	return n.match(rest, false, dst)
+	return n.match(next, after, again, false, dst)
 }
 
 // appendAll appends the values of n and every node below it.
@@ -183,15 +195,11 @@ func (n *rnode[V]) appendAll(dst []V) []V {
 	if n.has {
 		dst = append(dst, n.value)
 	}
-	for i := range n.children.nodes {
-		c := &n.children.nodes[i]
-		dst = c.appendAll(dst)
+	for i := range n.children.kids {
+		dst = n.children.kids[i].node.appendAll(dst)
 	}
 	return dst
 }
-
-// isDollar reports whether a first level starts with '$'.
-func isDollar(level string) bool { return level != "" && level[0] == '$' }
 
 // Len reports the number of retained topics.
 func (r *Retained[V]) Len() int {
@@ -206,9 +214,9 @@ func (r *Retained[V]) Len() int {
 func (r *Retained[V]) ForEach(fn func(topic string, v V) bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	for i := range r.root.children.nodes {
-		c := &r.root.children.nodes[i]
-		if !c.forEach([]string{r.root.children.names[i]}, fn) {
+	for i := range r.root.children.kids {
+		k := &r.root.children.kids[i]
+		if !k.node.forEach([]string{k.name()}, fn) {
 			return
 		}
 	}
@@ -220,9 +228,9 @@ func (n *rnode[V]) forEach(path []string, fn func(string, V) bool) bool {
 	if n.has && !fn(strings.Join(path, "/"), n.value) {
 		return false
 	}
-	for i := range n.children.nodes {
-		c := &n.children.nodes[i]
-		if !c.forEach(append(path, n.children.names[i]), fn) {
+	for i := range n.children.kids {
+		k := &n.children.kids[i]
+		if !k.node.forEach(append(path, k.name()), fn) {
 			return false
 		}
 	}

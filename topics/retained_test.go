@@ -63,7 +63,7 @@ func TestRetainedInvalidFilter(t *testing.T) {
 // filter that names the '$' level finds them.
 func TestRetainedDollar(t *testing.T) {
 	r := NewRetained[string]()
-	for _, topic := range []string{"$SYS/uptime", "$SYS", "$x/a", "a", "a/$x", "/$x"} {
+	for _, topic := range []string{"$SYS/uptime", "$SYS", "$x/a", "a", "a/$x", "/$x", "$longer-than-a-tag/x"} {
 		r.Set(topic, topic)
 	}
 	tests := []struct {
@@ -78,6 +78,7 @@ func TestRetainedDollar(t *testing.T) {
 		{"$x/+", []string{"$x/a"}},                  // [MQTT-4.7.2-1]
 		{"a/#", []string{"a", "a/$x"}},              // [MQTT-4.7.1-2]
 		{"a/+", []string{"a/$x"}},                   // [MQTT-4.7.1-3]
+		{"$longer-than-a-tag/+", []string{"$longer-than-a-tag/x"}},
 	}
 	for _, tt := range tests {
 		assert.ElementsMatch(t, tt.want, r.Match(tt.filter, nil), "Match(%q)", tt.filter)
@@ -86,7 +87,7 @@ func TestRetainedDollar(t *testing.T) {
 
 func TestRetainedForEach(t *testing.T) {
 	r := NewRetained[int]()
-	want := []string{"a", "a/b", "/", "//x", "$SYS/x", "a/b/c/d"}
+	want := []string{"a", "a/b", "/", "//x", "$SYS/x", "a/b/c/d", "level-longer-than-a-tag/x"}
 	for i, topic := range want {
 		r.Set(topic, i)
 	}
@@ -125,7 +126,7 @@ func TestRetainedMatchAllocs(t *testing.T) {
 // empties it in a scattered order.
 func TestRetainedWide(t *testing.T) {
 	r := NewRetained[int]()
-	const n = 5 * childMapMin
+	const n = 5 * indexMin
 	topic := func(i int) string { return fmt.Sprintf("w/sharedprefix-%d", i) }
 	for i := range n {
 		r.Set(topic(i), i)

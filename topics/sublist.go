@@ -5,18 +5,12 @@ package topics
 // stay O(1) for a filter shared by many clients.
 const subMapMin = 16
 
-// entry is one subscriber of one filter, with the caller's value for the
-// subscription (its QoS in the low two bits).
-type entry[K comparable] struct {
-	key  K
-	opts uint32
-}
-
 // subList holds the subscribers of one filter, at most one entry per key.
-// Entries sit in a slice that Match copies from; the index map appears only
-// for long lists. Not safe for concurrent writes; its owner locks.
+// Entries are Subs (Multi unset), so that Match copies the first list it
+// merges with one copy; the index map appears only for long lists. Not
+// safe for concurrent writes; its owner locks.
 type subList[K comparable] struct {
-	entries []entry[K]
+	entries []Sub[K]
 	index   map[K]int32 // key -> position; nil while the list is short
 }
 
@@ -29,7 +23,7 @@ func (l *subList[K]) find(key K) int {
 		return -1
 	}
 	for i := range l.entries {
-		if l.entries[i].key == key {
+		if l.entries[i].Key == key {
 			return i
 		}
 	}
@@ -40,17 +34,17 @@ func (l *subList[K]) find(key K) int {
 // whether the entry is new.
 func (l *subList[K]) set(key K, opts uint32) bool {
 	if i := l.find(key); i >= 0 {
-		l.entries[i].opts = opts
+		l.entries[i].Opts = opts
 		return false
 	}
-	l.entries = append(l.entries, entry[K]{key: key, opts: opts})
+	l.entries = append(l.entries, Sub[K]{Key: key, Opts: opts})
 	switch {
 	case l.index != nil:
 		l.index[key] = int32(len(l.entries) - 1)
 	case len(l.entries) >= subMapMin:
 		l.index = make(map[K]int32, 2*len(l.entries))
 		for i := range l.entries {
-			l.index[l.entries[i].key] = int32(i)
+			l.index[l.entries[i].Key] = int32(i)
 		}
 	}
 	return true
@@ -67,17 +61,20 @@ func (l *subList[K]) remove(key K) bool {
 	if l.index != nil {
 		delete(l.index, key)
 		if i != last {
-			l.index[l.entries[last].key] = int32(i)
+			l.index[l.entries[last].Key] = int32(i)
 		}
 	}
 	l.entries[i] = l.entries[last]
-	l.entries[last] = entry[K]{} // drop the reference a pointer key holds
+	l.entries[last] = Sub[K]{} // drop the reference a pointer key holds
 	l.entries = l.entries[:last]
 	if l.index != nil && len(l.entries) < subMapMin/2 {
 		l.index = nil
 	}
-	if len(l.entries) == 0 {
+	switch {
+	case len(l.entries) == 0:
 		l.entries = nil
+	case cap(l.entries) > 16 && len(l.entries) < cap(l.entries)/4:
+		l.entries = resize(l.entries, 2*len(l.entries)) // give the memory back
 	}
 	return true
 }

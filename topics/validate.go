@@ -1,10 +1,21 @@
 package topics
 
-import "unicode/utf8"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // MaxLen is the longest topic name or filter in bytes: an MQTT UTF-8 string
 // has a two-byte length prefix [MQTT-4.7.3-3].
 const MaxLen = 65535
+
+// MaxLevels is the most levels a topic name or filter can have: one more
+// than the separators that fit in MaxLen bytes.
+const MaxLevels = MaxLen + 1
+
+// Levels returns the number of levels of a topic name or filter: one more
+// than its '/' separators ("a/b" has 2, "/" has 2, "a" has 1).
+func Levels(s string) int { return strings.Count(s, "/") + 1 }
 
 // ValidName reports whether name is a valid topic name for PUBLISH: at least
 // one character [MQTT-4.7.3-1], no wildcards [MQTT-4.7.1-1], no U+0000

@@ -147,3 +147,12 @@ func TestValidNameAllocs(t *testing.T) {
 	require.True(t, valid, "valid input refused")
 	assert.Zero(t, n, "ValidName and ValidFilter allocations per call")
 }
+
+func TestLevels(t *testing.T) {
+	for s, want := range map[string]int{
+		"a": 1, "a/b": 2, "/": 2, "//": 3, "a//b/": 4, "+/#": 2,
+		strings.Repeat("/", MaxLen): MaxLevels,
+	} {
+		assert.Equal(t, want, Levels(s), "Levels(%.20q)", s)
+	}
+}
