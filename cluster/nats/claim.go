@@ -60,7 +60,13 @@ func (c *Cluster) claim(ctx context.Context, cl *tern.ClusterClaim) (*tern.Clust
 		return nil, unavailable(errFenced)
 	}
 	key := levelToken(cl.ClientID)
-	kicked := ""
+	// The claim asked to close; a record that still names it (the
+	// connection released, or an offline session forgotten there) is
+	// taken over, but not one that names a later claim on that node.
+	var kicked struct {
+		node  string
+		claim uint64
+	}
 	for range 16 {
 		rctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 		rec, rev, err := kvGet(rctx, c.sessions, key)
@@ -74,14 +80,14 @@ func (c *Cluster) claim(ctx context.Context, cl *tern.ClusterClaim) (*tern.Clust
 				return nil, err
 			}
 		}
-		if rec != nil && rec.Node != c.self && rec.Node != kicked {
+		if rec != nil && rec.Node != c.self && (rec.Node != kicked.node || rec.Claim != kicked.claim) {
 			if err := c.kickRemote(ctx, rec.Node, cl.ClientID, cl.Clean); err != nil {
 				return nil, unavailable(err)
 			}
-			kicked = rec.Node
+			kicked.node, kicked.claim = rec.Node, rec.Claim
 			continue // read what it saved
 		}
-		n := &record{Node: c.self, Online: true, Username: cl.Username, Will: cl.Will}
+		n := &record{Node: c.self, Online: true, Claim: c.claims.Add(1), Username: cl.Username, Will: cl.Will}
 		keep := rec != nil && rec.Session != nil && !cl.Clean
 		// The broker here keeps its own copy of the session only if it
 		// is the record's, saved here, and this node got every message
@@ -110,6 +116,20 @@ func (c *Cluster) claim(ctx context.Context, cl *tern.ClusterClaim) (*tern.Clust
 				}
 			}
 		}
+		var cs *tern.ClusterSession
+		var cu *catchUp
+		if keep {
+			cs = rec.clusterSession(cl.ClientID)
+			cs.Revision = n.Gen
+			if !trusted {
+				// What the session missed, read before the claim: a
+				// claim that cannot have it is refused (the client
+				// tries again) rather than resumed without it.
+				if cs.Pending, cu, err = c.replay(ctx, cs); err != nil {
+					return nil, unavailable(fmt.Errorf("client %q: %w", cl.ClientID, err))
+				}
+			}
+		}
 		wctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 		_, err = kvPut(wctx, c.sessions, key, n, rev)
 		cancel()
@@ -125,10 +145,10 @@ func (c *Cluster) claim(ctx context.Context, cl *tern.ClusterClaim) (*tern.Clust
 			c.mu.Unlock()
 			continue
 		}
-		h := &holding{claimed: true, persistent: keep, username: cl.Username}
+		h := &holding{claimed: true, persistent: keep, username: cl.Username, catchUp: cu}
 		c.held[cl.ClientID] = h
 		if keep {
-			c.gens[cl.ClientID] = generation{n.Gen, c.epoch}
+			c.gens[cl.ClientID] = generation{n.Gen, epoch}
 		} else {
 			delete(c.gens, cl.ClientID)
 		}
@@ -139,28 +159,9 @@ func (c *Cluster) claim(ctx context.Context, cl *tern.ClusterClaim) (*tern.Clust
 			// delay: the will goes now.
 			c.publishWill(ctx, cl.ClientID, discarded)
 		}
-		if !keep {
-			return nil, nil
-		}
-		cs := rec.clusterSession(cl.ClientID)
-		cs.Revision = n.Gen
-		if trusted {
-			// The broker here still has the session as saved: it keeps
-			// its own state (queue, messages in flight) and needs no
-			// replay.
-			return cs, nil
-		}
-		pending, cu, err := c.replay(ctx, cs)
-		if err != nil {
-			// The record is ours; the messages are not to be had now.
-			// The client gets its session without them rather than no
-			// session.
-			c.log.Warn("cluster: replaying a session's messages", "client", cl.ClientID, "error", err)
-		}
-		cs.Pending = pending
-		c.mu.Lock()
-		h.catchUp = cu
-		c.mu.Unlock()
+		// cs is nil without a session to resume; a trusted one comes
+		// without Pending: the broker here keeps its own state (queue,
+		// messages in flight).
 		return cs, nil
 	}
 	return nil, unavailable(fmt.Errorf("client %q: claimed by other nodes too often", cl.ClientID))
@@ -213,6 +214,12 @@ func (c *Cluster) Release(ctx context.Context, clientID string, s *tern.ClusterS
 // marks its connection gone (Release).
 func (c *Cluster) store(ctx context.Context, s *tern.ClusterSession, offline bool) error {
 	key := levelToken(s.ClientID)
+	// The broker's copy is current as of the epoch before the calls to
+	// NATS: one buffered through a reconnection still succeeds, though
+	// the node may have missed messages meanwhile.
+	c.mu.Lock()
+	epoch := c.epoch
+	c.mu.Unlock()
 	for range 8 {
 		rctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 		rec, rev, err := kvGet(rctx, c.sessions, key)
@@ -251,10 +258,16 @@ func (c *Cluster) store(ctx context.Context, s *tern.ClusterSession, offline boo
 			h.persistent = true
 			cu, h.catchUp = h.catchUp, nil
 		}
-		c.gens[s.ClientID] = generation{n.Gen, c.epoch}
+		c.gens[s.ClientID] = generation{n.Gen, epoch}
 		c.mu.Unlock()
-		if cu != nil && !offline {
-			c.catchUp(ctx, s.ClientID, cu)
+		if cu != nil && !offline && !c.catchUp(ctx, s.ClientID, cu) {
+			// Read again at the next save (some messages may then
+			// come twice).
+			c.mu.Lock()
+			if h := c.held[s.ClientID]; h != nil && h.catchUp == nil {
+				h.catchUp = cu
+			}
+			c.mu.Unlock()
 		}
 		return nil
 	}

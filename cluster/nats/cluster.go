@@ -24,6 +24,7 @@ type Cluster struct {
 	self    string // this node in the cluster: name and incarnation
 	origin  uint64 // the incarnation, in message identities
 	seq     atomic.Uint64
+	claims  atomic.Uint64 // record.Claim
 	started time.Time
 
 	pre0, pre1 string // subject prefixes: "tern.m0.", "tern.m1."
@@ -49,11 +50,13 @@ type Cluster struct {
 	held map[string]*holding   // identifiers connections here hold
 	gens map[string]generation // sessions the broker here has, by generation
 	// epoch counts the times this node may have missed messages (its
-	// NATS connection dropped, its lease could not be renewed): an
-	// offline session the broker kept through one is replayed anyway.
-	epoch     uint64
-	adopted   map[string]*time.Timer // timers of adopted records
-	leaseSent time.Time              // when the last renewed lease was sent
+	// NATS connection dropped or came back, its lease could not be
+	// renewed or was again): an offline session the broker kept through
+	// one is replayed anyway.
+	epoch       uint64
+	renewFailed bool                   // the last renewal of the lease failed
+	adopted     map[string]*time.Timer // timers of adopted records
+	leaseSent   time.Time              // when the last renewed lease was sent
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -151,6 +154,9 @@ func (c *Cluster) connect(role string, noEcho bool) (*nats.Conn, error) {
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			// A save begun while disconnected goes out now: the copy
+			// it saved missed messages too.
+			c.disrupted()
 			c.log.Info("cluster: reconnected to NATS", "connection", role, "server", nc.ConnectedUrlRedacted())
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, s *nats.Subscription, err error) {
@@ -227,10 +233,13 @@ func (c *Cluster) bind(ctx context.Context) error {
 	for _, b := range []struct {
 		kv  *jetstream.KeyValue
 		cfg jetstream.KeyValueConfig
+		// fromLeader: reads go to the bucket's leader, not to any
+		// replica (see leaderReads).
+		fromLeader bool
 	}{
-		{&c.sessions, c.sessionsConfig()},
-		{&c.retained, c.retainedConfig()},
-		{&c.nodes, c.nodesConfig()},
+		{&c.sessions, c.sessionsConfig(), true},
+		{&c.retained, c.retainedConfig(), false},
+		{&c.nodes, c.nodesConfig(), true},
 	} {
 		kv, err := c.js.KeyValue(rctx, b.cfg.Bucket)
 		if errors.Is(err, jetstream.ErrBucketNotFound) {
@@ -239,12 +248,36 @@ func (c *Cluster) bind(ctx context.Context) error {
 				kv, err = c.js.KeyValue(rctx, b.cfg.Bucket)
 			}
 		}
+		if err == nil && b.fromLeader {
+			kv, err = c.leaderReads(rctx, b.cfg.Bucket)
+		}
 		if err != nil {
 			return fmt.Errorf("bucket %s: %w", b.cfg.Bucket, err)
 		}
 		*b.kv = kv
 	}
 	return nil
+}
+
+// leaderReads turns off direct gets on a bucket's stream and binds the
+// bucket again. A direct get may be answered by any replica, one that has
+// not applied the latest write yet: a node would then act on a record
+// older than its own last compare-and-set (a session it holds read as
+// held by none), or, cut off from the quorum, on its local replica. A
+// read from the leader sees every write acknowledged before it, and
+// fails without a quorum.
+func (c *Cluster) leaderReads(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
+	st, err := c.js.Stream(ctx, "KV_"+bucket)
+	if err != nil {
+		return nil, err
+	}
+	if cfg := st.CachedInfo().Config; cfg.AllowDirect {
+		cfg.AllowDirect = false
+		if _, err := c.js.UpdateStream(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("turning direct gets off: %w", err)
+		}
+	}
+	return c.js.KeyValue(ctx, bucket)
 }
 
 // wait sleeps for d or until ctx ends.

@@ -26,8 +26,11 @@ import (
 // is fenced: the others may soon take its identifiers, so it closes the
 // connections of persistent sessions (their state is the cluster's now)
 // and refuses new claims. Clean sessions go on. When its lease is back,
-// it checks every identifier its connections hold against the records,
-// and closes those another node claimed meanwhile.
+// it checks every identifier its connections hold against the records
+// (at each renewal until every check went through), and closes those
+// another node claimed meanwhile. Identifiers held without a claim (the
+// cluster was unavailable at their CONNECT) are claimed at the next
+// renewal.
 
 // nodesConfig is the leases bucket's configuration.
 func (c *Cluster) nodesConfig() jetstream.KeyValueConfig {
@@ -55,11 +58,18 @@ func (c *Cluster) renew() bool {
 	data, _ := json.Marshal(lease{Name: c.cfg.Name, Since: c.started})
 	if _, err := c.nodes.Put(ctx, c.self, data); err != nil {
 		c.log.Debug("cluster: renewing the lease", "error", err)
-		c.disrupted()
+		c.mu.Lock()
+		c.epoch++
+		c.renewFailed = true
+		c.mu.Unlock()
 		return false
 	}
 	c.mu.Lock()
 	c.leaseSent = sent
+	if c.renewFailed {
+		c.epoch++ // see Cluster.epoch
+		c.renewFailed = false
+	}
 	c.mu.Unlock()
 	return true
 }
@@ -85,7 +95,18 @@ func (c *Cluster) nodeAlive(ctx context.Context, node string) (bool, error) {
 	return false, unavailable(err)
 }
 
-// liveNodes is the set of nodes that hold a lease.
+// confirmAlive reports whether node, missing from a listing of the
+// leases, holds one after all (or cannot be known not to). Listing the
+// keys may miss one rewritten meanwhile: its old value is gone, and its
+// new one lies past the end of the listing. Reading the key itself is
+// exact.
+func (c *Cluster) confirmAlive(node string) bool {
+	alive, err := c.nodeAlive(c.ctx, node)
+	return alive || err != nil
+}
+
+// liveNodes is the set of nodes that hold a lease; it may miss one
+// renewed while it reads (see confirmAlive).
 func (c *Cluster) liveNodes() (map[string]bool, error) {
 	ctx, cancel := c.requestCtx()
 	defer cancel()
@@ -108,6 +129,7 @@ func (c *Cluster) leaseLoop() {
 	defer t.Stop()
 	var known map[string]bool
 	fenced := false
+	unchecked := false // identifiers held here to check after a fence
 	// A full sweep now and then (every ten leases), for records a race
 	// left behind: written by a node as it died, after the sweeps its
 	// death started.
@@ -121,15 +143,25 @@ func (c *Cluster) leaseLoop() {
 			c.fence()
 		case renewed && fenced:
 			fenced = false
+			unchecked = true
 			c.log.Info("cluster: lease renewed; checking the client identifiers held here")
-			c.reconcile()
+		}
+		if renewed && !fenced {
+			// Until every check went through (the buckets may still be
+			// electing leaders); and identifiers held unclaimed (the
+			// cluster was unavailable at their CONNECT) are claimed.
+			unchecked = !c.reconcile(unchecked)
 		}
 		if renewed {
 			live, err := c.liveNodes()
 			if err == nil {
 				gone := known == nil || tick%sweepEvery == 0
 				for n := range known {
-					if !live[n] {
+					switch {
+					case live[n]:
+					case c.confirmAlive(n):
+						live[n] = true
+					default:
 						gone = true
 						c.log.Info("cluster: a node's lease expired", "dead", n)
 					}
@@ -168,40 +200,84 @@ func (c *Cluster) fence() {
 	}
 }
 
-// reconcile checks each identifier a connection here holds against the
-// records once the cluster is back: one another node claimed meanwhile is
-// closed here; one never claimed (a clean session that went on alone) is
-// claimed now if it is free.
-func (c *Cluster) reconcile() {
+// reconcile checks the identifiers connections here hold against the
+// records (all of them, or only those never claimed): one another node
+// claimed meanwhile is closed here; one no record names, or never
+// claimed, is claimed now. It reports whether every check went through.
+func (c *Cluster) reconcile(all bool) bool {
 	c.mu.Lock()
-	held := make(map[string]holding, len(c.held))
+	var ids []string
 	for id, h := range c.held {
-		held[id] = *h
+		if all || !h.claimed {
+			ids = append(ids, id)
+		}
 	}
 	c.mu.Unlock()
-	for id, h := range held {
-		ctx, cancel := c.requestCtx()
-		key := levelToken(id)
-		rec, rev, err := kvGet(ctx, c.sessions, key)
-		switch {
-		case err != nil:
-		case rec != nil && rec.Node != c.self:
-			c.log.Info("cluster: another node claimed a client identifier held here; closing its connection", "client", id, "node", rec.Node)
-			if err := c.node.Kick(ctx, id, false); err != nil {
-				c.log.Warn("cluster: closing a connection", "client", id, "error", err)
-			}
-		case rec == nil:
-			// Lost (a survivor ended it) or never claimed: claim it.
-			if _, err := kvPut(ctx, c.sessions, key, &record{Node: c.self, Online: true, Username: h.username}, rev); err == nil && !h.claimed {
-				c.mu.Lock()
-				if h := c.held[id]; h != nil {
-					h.claimed = true
-				}
-				c.mu.Unlock()
-			}
+	done := true
+	for _, id := range ids {
+		if !c.reconcileOne(id) {
+			done = false
 		}
-		cancel()
 	}
+	return done
+}
+
+// reconcileOne checks the identifier id, held here; see reconcile.
+func (c *Cluster) reconcileOne(id string) bool {
+	c.mu.Lock()
+	h := c.held[id]
+	var username string
+	claimed := false
+	if h != nil {
+		username, claimed = h.username, h.claimed
+	}
+	c.mu.Unlock()
+	if h == nil {
+		return true // released meanwhile
+	}
+	ctx, cancel := c.requestCtx()
+	defer cancel()
+	key := levelToken(id)
+	rec, rev, err := kvGet(ctx, c.sessions, key)
+	switch {
+	case err != nil:
+		return false
+	case rec != nil && rec.Node != c.self:
+		// Another node's connection holds it: the one here goes.
+		c.log.Info("cluster: another node claimed a client identifier held here; closing its connection", "client", id, "node", rec.Node)
+		if err := c.node.Kick(ctx, id, false); err != nil {
+			c.log.Warn("cluster: closing a connection", "client", id, "error", err)
+			return false
+		}
+		return true
+	case rec != nil && claimed:
+		return true // ours
+	}
+	// Lost (a node that took this one for dead ended it) or never
+	// claimed: claim it for the connection here. A session the record
+	// kept ended when that connection, a clean one, took the identifier.
+	n := &record{Node: c.self, Online: true, Claim: c.claims.Add(1), Username: username}
+	if rec != nil {
+		n.Gen = rec.Gen + 1
+	}
+	nrev, err := kvPut(ctx, c.sessions, key, n, rev)
+	if err != nil {
+		return false // a conflict: checked again at the next lease
+	}
+	c.mu.Lock()
+	h2 := c.held[id]
+	if h2 == h {
+		h.claimed = true
+	}
+	c.mu.Unlock()
+	if h2 != h {
+		// The connection ended (or another took its place) meanwhile,
+		// without a claim to release: the record goes.
+		if err := kvDelete(ctx, c.sessions, key, nrev); err != nil && !errors.Is(err, errConflict) {
+			return false
+		}
+	}
+	return true
 }
 
 // sweep adopts the session records of nodes that hold no lease.
@@ -255,7 +331,7 @@ func (c *Cluster) adopt(key string, live map[string]bool) {
 	ctx, cancel := c.requestCtx()
 	defer cancel()
 	rec, rev, err := kvGet(ctx, c.sessions, key)
-	if err != nil || rec == nil || rec.Node == c.self || live[rec.Node] {
+	if err != nil || rec == nil || rec.Node == c.self || live[rec.Node] || c.confirmAlive(rec.Node) {
 		return
 	}
 	id, err := tokenTopic(key) // a single token: the identifier itself

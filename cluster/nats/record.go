@@ -22,6 +22,9 @@ type record struct {
 	Node string `json:"node"`
 	// Online: a connection on Node holds the identifier.
 	Online bool `json:"online,omitempty"`
+	// Claim numbers Node's claims: with Node, it tells one connection
+	// from the next that claims the identifier there.
+	Claim uint64 `json:"claim,omitempty"`
 	// Adopted: Node took the record over from a node that died; it runs
 	// the session's expiry and will (no broker holds the session).
 	Adopted bool `json:"adopted,omitempty"`

@@ -52,8 +52,9 @@ type catchUp struct {
 	from     uint64 // stream sequence
 }
 
-// catchUp gives the session id what the stream received since its replay.
-func (c *Cluster) catchUp(ctx context.Context, id string, cu *catchUp) {
+// catchUp gives the session id what the stream received since its
+// replay; it reports whether it read all of it.
+func (c *Cluster) catchUp(ctx context.Context, id string, cu *catchUp) bool {
 	ctx, cancel := context.WithTimeout(ctx, 4*c.cfg.RequestTimeout)
 	defer cancel()
 	msgs, _, err := c.read(ctx, id, cu.patterns, jetstream.ConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: cu.from})
@@ -63,6 +64,7 @@ func (c *Cluster) catchUp(ctx context.Context, id string, cu *catchUp) {
 	if len(msgs) > 0 {
 		c.node.DeliverTo(id, msgs)
 	}
+	return err == nil
 }
 
 // replayPatterns are the stream subjects cs's subscriptions match, as
@@ -144,7 +146,7 @@ func (c *Cluster) read(ctx context.Context, id string, patterns []string, cfg je
 			return out, last, fmt.Errorf("reading the stream: %w", err)
 		}
 		if n == 0 {
-			break // nothing more came in time
+			return out, last, fmt.Errorf("reading the stream: %d of %d messages came in time", len(out), want)
 		}
 	}
 	return out, last, nil

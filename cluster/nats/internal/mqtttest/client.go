@@ -183,6 +183,18 @@ func (c *Client) Message(timeout time.Duration) (*packets.Publish, error) {
 	}
 }
 
+// MessageNotOn returns the next PUBLISH received within timeout that is
+// not on topic skip (a test's probes, say), dropping those that are.
+func (c *Client) MessageNotOn(skip string, timeout time.Duration) (*packets.Publish, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		m, err := c.Message(time.Until(deadline))
+		if err != nil || m.Topic != skip {
+			return m, err
+		}
+	}
+}
+
 // Messages is the channel of received PUBLISH packets.
 func (c *Client) Messages() <-chan *packets.Publish { return c.msgs }
 
