@@ -74,6 +74,17 @@ func (l *logs) String() string {
 	return l.buf.String()
 }
 
+// without is the log without the lines that hold sub.
+func (l *logs) without(sub string) string {
+	var b strings.Builder
+	for line := range strings.Lines(l.String()) {
+		if !strings.Contains(line, sub) {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
+}
+
 // count is how many lines hold every one of subs.
 func (l *logs) count(subs ...string) int {
 	n := 0
@@ -128,7 +139,7 @@ func newNodes(t testing.TB, n int) []*node {
 		if t.Failed() {
 			for _, nd := range nodes {
 				if nd.logs != nil {
-					t.Logf("--- log of %s ---\n%s", nd.name, lastLines(nd.logs.String(), 60))
+					t.Logf("--- log of %s, without the NATS server's ---\n%s", nd.name, lastLines(nd.logs.without("component=nats-server"), 80))
 				}
 			}
 		}
