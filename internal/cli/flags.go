@@ -242,7 +242,7 @@ func applyTernConfig(fs *flag.FlagSet, s *settings, lines []configLine, set map[
 	for _, l := range lines {
 		name := strings.ReplaceAll(l.key, "_", "-")
 		f := fs.Lookup(name)
-		if f == nil && strings.HasPrefix(name, "cluster") {
+		if f == nil && s.ext == nil && strings.HasPrefix(name, "cluster") {
 			return l.errorf("%s", errClusterBuild)
 		}
 		if f == nil || notInConfig[name] || strings.Contains(l.key, "-") {

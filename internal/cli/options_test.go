@@ -167,4 +167,16 @@ func TestClusterFlagsSayWhereClusteringIs(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "clustered build")
 	assert.Contains(t, err.Error(), "tern.conf:1")
+
+	// The clustered build has its -cluster flags: a cluster_ key it does
+	// not know is just unknown.
+	ext := &Extension{Flags: func(fs *flag.FlagSet) []string {
+		fs.Bool("cluster-embedded", false, "")
+		return []string{"cluster-embedded"}
+	}}
+	conf = writeFile(t, t.TempDir(), "tern.conf", "cluster_embedded true\ncluster_bogus 1\n")
+	_, err = parseSettingsWith([]string{"-config", conf}, &bytes.Buffer{}, ext)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "tern.conf:2: cluster_bogus: unknown key")
+	assert.NotContains(t, err.Error(), "clustered build")
 }
