@@ -38,9 +38,9 @@ type Config struct {
 	// digits, '-' and '_'. Default "tern".
 	Prefix string
 	// Replicas is how many copies JetStream keeps of the message stream
-	// and of the buckets (1 to 5). Default: 3 with Embedded and peers (1
-	// without), 1 with URLs. Set when the streams are created; later
-	// changes are for the NATS tools.
+	// and of the buckets (1 to 5). Default: with Embedded, the number of
+	// nodes (Routes and this one) up to 3; 1 with URLs. Set when the
+	// streams are created; later changes are for the NATS tools.
 	Replicas int
 	// MessageRetention is how long QoS 1 and 2 messages stay in the
 	// stream: a session offline longer than this misses what it missed

@@ -75,7 +75,7 @@ func (f *clusterFlags) register(fs *flag.FlagSet) []string {
 	fs.StringVar(&f.routes, "cluster-routes", "", "with -cluster-embedded: the other nodes' -cluster-listen `addresses`, comma-separated")
 	fs.StringVar(&f.client, "cluster-client-listen", "", "with -cluster-embedded: an `address` for NATS clients (the nats tool); default none")
 	fs.StringVar(&f.prefix, "cluster-prefix", "", "start the cluster's NATS subjects, stream and buckets with this `prefix` (default tern)")
-	fs.IntVar(&f.replicas, "cluster-replicas", 0, "copies JetStream keeps of the cluster's state (default 3 with three or more embedded nodes, 1 with -cluster)")
+	fs.IntVar(&f.replicas, "cluster-replicas", 0, "copies JetStream keeps of the cluster's state (default: with -cluster-embedded, the number of nodes up to 3; 1 with -cluster)")
 	fs.DurationVar(&f.lease, "cluster-lease", 0, "how long a node that stopped answering keeps its clients' identifiers before another takes them over (default 10s)")
 	fs.DurationVar(&f.retention, "cluster-retention", 0, "how long QoS 1 and 2 messages are kept for sessions that resume on another node (default 24h)")
 	fs.DurationVar(&f.skew, "cluster-clock-skew", 0, "how far apart the nodes' clocks may be (default 250ms)")
