@@ -31,23 +31,6 @@ type testNode struct {
 	stopped bool
 }
 
-// freePorts returns n loopback TCP ports nothing listens on now.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ls []net.Listener
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
-}
-
 func testLogger(t *testing.T) *slog.Logger {
 	if os.Getenv("TERN_CLUSTER_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
@@ -59,7 +42,8 @@ func testLogger(t *testing.T) *slog.Logger {
 // other, and closes them at the end of the test.
 func startCluster(t *testing.T, n int) []*testNode {
 	t.Helper()
-	ports := freePorts(t, n)
+	ports, err := mqtttest.FreePorts(n)
+	require.NoError(t, err)
 	nodes := make([]*testNode, n)
 	for i := range n {
 		var routes []string
@@ -139,24 +123,11 @@ func dial(t *testing.T, nd *testNode, o mqtttest.Options) (*mqtttest.Client, *pa
 	return c, ack
 }
 
-// probe publishes on topic from pub until sub receives it: the
-// subscription has reached every NATS server. The probes received are
-// dropped.
+// probe waits until sub's subscription to topic has reached every node
+// (mqtttest.Probe).
 func probe(t *testing.T, pub, sub *mqtttest.Client, topic string) {
 	t.Helper()
-	require.Eventually(t, func() bool {
-		_, err := pub.Publish(topic, []byte("probe"), 0, false, patience)
-		require.NoError(t, err)
-		_, err = sub.Message(50 * time.Millisecond)
-		return err == nil
-	}, patience, time.Millisecond)
-	for {
-		select {
-		case <-sub.Messages():
-		case <-time.After(200 * time.Millisecond):
-			return
-		}
-	}
+	require.NoError(t, mqtttest.Probe(pub, sub, topic, patience))
 }
 
 // TestCluster runs the in-process checks on one three-node cluster; each
@@ -342,30 +313,15 @@ func testTakeover(t *testing.T, nodes []*testNode) {
 	}
 	t.Logf("old connection closed after %s", time.Since(start))
 	// Two clients racing for one identifier: one wins.
-	var wg sync.WaitGroup
-	clients := make([]*mqtttest.Client, 6)
-	for i := range clients {
-		wg.Go(func() {
-			c, _, err := mqtttest.Dial(nodes[i%3].addr, mqtttest.Options{ClientID: "t-race", Clean: i%2 == 0}, patience)
-			if err == nil {
-				clients[i] = c
-			}
-		})
+	var addrs []string
+	var opts []mqtttest.Options
+	for i := range 6 {
+		addrs = append(addrs, nodes[i%3].addr)
+		opts = append(opts, mqtttest.Options{ClientID: "t-race", Clean: i%2 == 0})
 	}
-	wg.Wait()
+	clients := mqtttest.DialAll(addrs, opts, patience)
 	require.EventuallyWithT(t, func(ct *assert.CollectT) {
-		open := 0
-		for _, c := range clients {
-			if c == nil {
-				continue
-			}
-			select {
-			case <-c.Done():
-			default:
-				open++
-			}
-		}
-		assert.Equal(ct, 1, open, "connections left open for one identifier")
+		assert.Equal(ct, 1, mqtttest.Open(clients), "connections left open for one identifier")
 	}, patience, 20*time.Millisecond)
 	for _, c := range clients {
 		if c != nil {

@@ -190,30 +190,10 @@ func testTakeover(t *testing.T, nodes []*node) {
 
 	for round := range 5 {
 		id := fmt.Sprintf("t4-race-%d", round)
-		var wg sync.WaitGroup
-		clients := make([]*mqtttest.Client, 2)
-		for i, nd := range []*node{nodes[0], nodes[2]} {
-			wg.Go(func() {
-				c, _, err := mqtttest.Dial(nd.mqtt, mqtttest.Options{ClientID: id}, patience)
-				if err == nil {
-					clients[i] = c
-				}
-			})
-		}
-		wg.Wait()
+		o := mqtttest.Options{ClientID: id}
+		clients := mqtttest.DialAll([]string{nodes[0].mqtt, nodes[2].mqtt}, []mqtttest.Options{o, o}, patience)
 		require.EventuallyWithT(t, func(ct *assert.CollectT) {
-			open := 0
-			for _, c := range clients {
-				if c == nil {
-					continue
-				}
-				select {
-				case <-c.Done():
-				default:
-					open++
-				}
-			}
-			assert.Equal(ct, 1, open, "connections open for one identifier")
+			assert.Equal(ct, 1, mqtttest.Open(clients), "connections open for one identifier")
 		}, patience, 20*time.Millisecond)
 		// The winner holds it for good: it still receives.
 		for _, c := range clients {

@@ -107,7 +107,7 @@ func (bc *benchCluster) fanOut(b *testing.B, qos byte) {
 		clients = append(clients, c)
 	}
 	for _, c := range clients {
-		drain(c, 100*time.Millisecond)
+		c.Drain(100 * time.Millisecond)
 	}
 	f := newFlow(b.N * subs)
 	b.ResetTimer()

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -115,7 +114,8 @@ type node struct {
 // newNodes lays out n nodes (ports, store directories); start starts them.
 func newNodes(t testing.TB, n int) []*node {
 	t.Helper()
-	ports := freePorts(t, 2*n)
+	ports, err := mqtttest.FreePorts(2 * n)
+	require.NoError(t, err)
 	nodes := make([]*node, n)
 	for i := range nodes {
 		nodes[i] = &node{
@@ -228,23 +228,6 @@ func (nd *node) stop(t testing.TB) {
 	}
 }
 
-// freePorts returns n TCP ports free on loopback a moment ago.
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var ls []net.Listener
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
-}
-
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
@@ -277,28 +260,11 @@ func dialEventually(t testing.TB, nd *node, o mqtttest.Options) (*mqtttest.Clien
 	return c, ack
 }
 
-// probe publishes on topic from pub until sub receives it (the
-// subscription reached every NATS server), then drops what sub got.
+// probe waits until sub's subscription to topic has reached every node
+// (mqtttest.Probe).
 func probe(t testing.TB, pub, sub *mqtttest.Client, topic string) {
 	t.Helper()
-	require.Eventually(t, func() bool {
-		_, err := pub.Publish(topic, []byte("probe"), 0, false, patience)
-		require.NoError(t, err)
-		_, err = sub.Message(50 * time.Millisecond)
-		return err == nil
-	}, patience, time.Millisecond)
-	drain(sub, 200*time.Millisecond)
-}
-
-// drain drops what c receives until it has been quiet for quiet.
-func drain(c *mqtttest.Client, quiet time.Duration) {
-	for {
-		select {
-		case <-c.Messages():
-		case <-time.After(quiet):
-			return
-		}
-	}
+	require.NoError(t, mqtttest.Probe(pub, sub, topic, patience))
 }
 
 // publishAcked publishes payload on topic at QoS 1 from an MQTT 5 client

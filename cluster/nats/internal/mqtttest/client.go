@@ -195,6 +195,94 @@ func (c *Client) MessageNotOn(skip string, timeout time.Duration) (*packets.Publ
 	}
 }
 
+// Drain drops what c receives until it has been quiet for quiet.
+func (c *Client) Drain(quiet time.Duration) {
+	t := time.NewTimer(quiet)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.msgs:
+			t.Reset(quiet)
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// Probe publishes QoS 0 messages on topic from pub until sub receives one
+// (its subscription has taken effect on every node), or timeout passes;
+// it then drops what sub receives until it has been quiet for 200 ms.
+// Probes still on their way may arrive later: see MessageNotOn.
+func Probe(pub, sub *Client, topic string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if _, err := pub.Publish(topic, []byte("probe"), 0, false, timeout); err != nil {
+			return err
+		}
+		if _, err := sub.Message(50 * time.Millisecond); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("mqtttest: no probe on %s arrived in %s", topic, timeout)
+		}
+	}
+	sub.Drain(200 * time.Millisecond)
+	return nil
+}
+
+// DialAll connects to addrs[i] with opts[i], every one at once (clients
+// racing for one identifier, say); a client is nil where its CONNECT
+// failed or was refused.
+func DialAll(addrs []string, opts []Options, timeout time.Duration) []*Client {
+	clients := make([]*Client, len(addrs))
+	var wg sync.WaitGroup
+	for i, addr := range addrs {
+		wg.Go(func() {
+			if c, _, err := Dial(addr, opts[i], timeout); err == nil {
+				clients[i] = c
+			}
+		})
+	}
+	wg.Wait()
+	return clients
+}
+
+// Open counts the clients (nil ones aside) whose connection is open.
+func Open(clients []*Client) int {
+	n := 0
+	for _, c := range clients {
+		if c == nil {
+			continue
+		}
+		select {
+		case <-c.done:
+		default:
+			n++
+		}
+	}
+	return n
+}
+
+// FreePorts returns n loopback TCP ports nothing listened on a moment ago.
+func FreePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
 // Messages is the channel of received PUBLISH packets.
 func (c *Client) Messages() <-chan *packets.Publish { return c.msgs }
 
