@@ -156,24 +156,36 @@ func (f *flow) admit(n int64) bool {
 	return true
 }
 
-// receive counts what clients receive until every delivery arrived or
-// nothing came for a while, and returns the count.
+// receive counts what clients receive until every delivery arrived, or
+// each client had nothing for a while (what is missing was lost), and
+// returns the count.
 func (f *flow) receive(clients []*mqtttest.Client) int {
+	complete := make(chan struct{}) // closed with the last delivery
+	var once sync.Once
 	var wg sync.WaitGroup
 	for _, c := range clients {
 		wg.Go(func() {
-			for f.received.Load() < f.want {
-				m, err := c.Message(2 * time.Second)
-				if err != nil {
-					return
-				}
-				if string(m.Payload) == "probe" {
-					continue // late, from before the run
-				}
-				f.received.Add(1)
+			const quiet = 2 * time.Second
+			idle := time.NewTimer(quiet)
+			defer idle.Stop()
+			for {
 				select {
-				case f.progress <- struct{}{}:
-				default:
+				case m := <-c.Messages():
+					if string(m.Payload) == "probe" {
+						continue // late, from before the run
+					}
+					if f.received.Add(1) == f.want {
+						once.Do(func() { close(complete) })
+					}
+					select {
+					case f.progress <- struct{}{}:
+					default:
+					}
+					idle.Reset(quiet)
+				case <-complete:
+					return
+				case <-idle.C:
+					return
 				}
 			}
 		})
