@@ -44,6 +44,7 @@ type Broker struct {
 	stats    counters
 	persist  *persister // nil without Options.Store
 	cluster  Cluster    // nil without Options.Cluster
+	ids      clusterIDs // with a Cluster: claims and releases per client identifier
 	interest map[interestKey]int
 	intMu    sync.Mutex // guards interest
 	started  time.Time
@@ -293,6 +294,10 @@ func (b *Broker) nextClientID() string {
 	for {
 		b.idSeq++
 		id := fmt.Sprintf("tern-%x-%d", b.started.UnixNano()&0xffffff, b.idSeq)
+		if b.cluster != nil {
+			// Unique in the cluster too: the nodes share one namespace.
+			id = clusterClientID()
+		}
 		if _, used := b.sessions[id]; !used {
 			return id
 		}

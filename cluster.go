@@ -3,6 +3,9 @@ package tern
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/ternmq/tern/packets"
@@ -96,6 +99,10 @@ type ClusterClaim struct {
 	// that owns the session (SessionAuthorizer hooks); an error refuses
 	// the claim.
 	Allow func(ctx context.Context, owner string) error
+	// Will is the will of the connection (nil: none), with its delay:
+	// the cluster keeps it while the connection lasts, so that another
+	// node publishes it should this node fail, clean sessions included.
+	Will *storage.Will
 }
 
 // ClusterSession is the state of a persistent session the cluster keeps.
@@ -194,6 +201,16 @@ func (n *ClusterNode) Retained(m *ClusterMessage) {
 // identifier (saving the session), or ctx is done.
 func (n *ClusterNode) Kick(ctx context.Context, id string, clean bool) error {
 	b := n.b
+	// A CONNECT for id in progress here ends first: the connection it
+	// binds is the one to close.
+	if err := b.ids.waitConnect(ctx, id); err != nil {
+		return err
+	}
+	// A connection that just ended here releases the identifier first
+	// (saving the session): the session must not be forgotten before.
+	if err := b.ids.released(ctx, id); err != nil {
+		return err
+	}
 	b.mu.Lock()
 	s := b.sessions[id]
 	b.mu.Unlock()
@@ -219,13 +236,13 @@ func (n *ClusterNode) Kick(ctx context.Context, id string, clean bool) error {
 	}
 }
 
-// Publish publishes m as its publisher's client would (for the will of a
-// client whose node died): hooks, this node's subscribers, and the other
-// nodes'.
+// Publish publishes m, the will of a client whose node died, as its node
+// would have: will hooks, this node's subscribers, and the other nodes'.
+// m.Expires, as in storage.Will, is minus the Message Expiry Interval in
+// seconds (it starts now), or 0.
 func (n *ClusterNode) Publish(ctx context.Context, from Client, m *ClusterMessage) error {
 	sm := sessionMessageOf(m)
-	_, _, err := n.b.publish(from, nil, &sm)
-	return err
+	return n.b.publishWill(from, &sm)
 }
 
 // sessionMessageOf is a cluster message as the broker holds it.
@@ -312,7 +329,11 @@ func (s *sess) clusterRecord() *ClusterSession {
 		})
 	}
 	r.Inbound = s.s.InboundIDs()
-	if s.will != nil {
+	if c := s.conn.Load(); c != nil && c.will != nil && !c.willDone.Load() {
+		// The connection's will, for a node to publish should this one
+		// fail while the client is connected.
+		r.Will = &storage.Will{Msg: storedMessage(c.will), Delay: c.willDelay}
+	} else if s.will != nil {
 		r.Will = &storage.Will{Msg: storedMessage(s.will), PublishAt: s.willAt}
 	}
 	since := nowNano()
@@ -347,13 +368,20 @@ func (b *Broker) sessionFromCluster(cs *ClusterSession, window int) *sess {
 	for _, id := range cs.Inbound {
 		s.s.AddInbound(id)
 	}
+	s.queueClusterLocked(cs.Pending)
+	return s
+}
+
+// queueClusterLocked queues, as resumed deliveries, the messages of msgs
+// that s's subscriptions match; s.mu is held.
+func (s *sess) queueClusterLocked(msgs []ClusterMessage) {
 	now := nowNano()
-	for i := range cs.Pending {
-		m := sessionMessageOf(&cs.Pending[i])
+	for i := range msgs {
+		m := sessionMessageOf(&msgs[i])
 		if m.Expired(now) {
 			continue
 		}
-		f := &fanout{msg: m, from: cs.Pending[i].From, now: now}
+		f := &fanout{msg: m, from: msgs[i].From, now: now}
 		opts, ids, ok := s.overlappingLocked(f)
 		if !ok {
 			continue
@@ -362,7 +390,30 @@ func (b *Broker) sessionFromCluster(cs *ClusterSession, window int) *sess {
 		d := session.Delivery{Msg: &kept, QoS: min(m.QoS, optQoS(opts)), Retain: m.Retain && optRAPSet(opts), Route: session.RouteOf(ids, "")}
 		s.s.Enqueue(d)
 	}
-	return s
+}
+
+// DeliverTo queues msgs for the session of client identifier id, if this
+// node holds it, as the Pending messages of a claim: the messages a
+// session resumed here was published between the cluster's reading of
+// them for the claim and its subscriptions taking effect here (which may
+// repeat some it received).
+func (n *ClusterNode) DeliverTo(id string, msgs []ClusterMessage) {
+	b := n.b
+	b.mu.Lock()
+	s := b.sessions[id]
+	b.mu.Unlock()
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	if !s.gone {
+		s.queueClusterLocked(msgs)
+		if c := s.conn.Load(); c != nil {
+			s.pumpLocked(c)
+		}
+	}
+	s.mu.Unlock()
+	s.fireEvents()
 }
 
 // clusterTimeout bounds a call the broker makes into its Cluster.
@@ -399,8 +450,16 @@ func (b *Broker) saveSession(s *sess) {
 }
 
 // releaseSession gives up s's client identifier in the cluster once its
-// connection ended: r is the session to keep, nil when it ended.
-func (b *Broker) releaseSession(s *sess, r *ClusterSession) {
+// connection ended or its session expired (ids.releasing was called): the
+// session is kept unless it ended.
+func (b *Broker) releaseSession(s *sess) {
+	defer b.ids.done(s.s.ID)
+	var r *ClusterSession
+	s.mu.Lock()
+	if !s.gone && !s.s.Clean {
+		r = s.clusterRecord()
+	}
+	s.mu.Unlock()
 	ctx, cancel := b.clusterCtx()
 	defer cancel()
 	if err := b.cluster.Release(ctx, s.s.ID, r); err != nil {
@@ -444,4 +503,106 @@ func (b *Broker) clusterSaveLoop(every time.Duration) {
 			b.saveSession(s)
 		}
 	}
+}
+
+// clusterIDs orders what this node does with a client identifier in the
+// cluster: one CONNECT at a time claims it, after the release of the
+// connection (or session) that held it here, and a node asking this one
+// to close its connection waits for a CONNECT in progress. Without it, a
+// release that reached the cluster after a new claim from the same node
+// would undo the claim.
+type clusterIDs struct {
+	mu         sync.Mutex
+	connects   map[string]chan struct{} // closed when the CONNECT is answered
+	releases   map[string]chan struct{} // closed when the release is done
+	initialise sync.Once
+}
+
+func (g *clusterIDs) init() {
+	g.initialise.Do(func() {
+		g.connects = make(map[string]chan struct{})
+		g.releases = make(map[string]chan struct{})
+	})
+}
+
+// connecting waits until no other CONNECT for id is in progress on this
+// node, and makes this one the CONNECT in progress until done is called.
+func (g *clusterIDs) connecting(ctx context.Context, id string) (done func(), err error) {
+	g.init()
+	for {
+		g.mu.Lock()
+		ch, busy := g.connects[id]
+		if !busy {
+			ch = make(chan struct{})
+			g.connects[id] = ch
+			g.mu.Unlock()
+			return func() {
+				g.mu.Lock()
+				delete(g.connects, id)
+				g.mu.Unlock()
+				close(ch)
+			}, nil
+		}
+		g.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("tern: waiting for another CONNECT of client %q: %w", id, ctx.Err())
+		}
+	}
+}
+
+// waitConnect waits until no CONNECT for id is in progress on this node.
+func (g *clusterIDs) waitConnect(ctx context.Context, id string) error {
+	return g.wait(ctx, id, func() map[string]chan struct{} { return g.connects })
+}
+
+// releasing records that id is about to be released in the cluster; done
+// ends it.
+func (g *clusterIDs) releasing(id string) {
+	g.init()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if _, ok := g.releases[id]; !ok {
+		g.releases[id] = make(chan struct{})
+	}
+}
+
+// done ends the release of id.
+func (g *clusterIDs) done(id string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if ch, ok := g.releases[id]; ok {
+		delete(g.releases, id)
+		close(ch)
+	}
+}
+
+// released waits until no release of id is in progress.
+func (g *clusterIDs) released(ctx context.Context, id string) error {
+	return g.wait(ctx, id, func() map[string]chan struct{} { return g.releases })
+}
+
+func (g *clusterIDs) wait(ctx context.Context, id string, m func() map[string]chan struct{}) error {
+	g.init()
+	for {
+		g.mu.Lock()
+		ch, ok := m()[id]
+		g.mu.Unlock()
+		if !ok {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("tern: waiting for client %q in the cluster: %w", id, ctx.Err())
+		}
+	}
+}
+
+// clusterClientID is an identifier for a client that connected without
+// one [MQTT-3.1.3-6], unique in the cluster: the nodes share one
+// namespace, and a node's own sequence would repeat another's.
+func clusterClientID() string {
+	return fmt.Sprintf("tern-%016x", rand.Uint64())
 }

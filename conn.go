@@ -402,9 +402,14 @@ func (c *conn) end(err error) {
 	if s == nil {
 		return
 	}
-	b.detach(s, c)
+	release := b.detach(s, c)
 	reason := *c.reason.Load()
 	b.willAtEnd(c, s, reason)
+	if release {
+		// After the will: one deferred by its delay is in the record
+		// the cluster keeps, for a node to publish should this one fail.
+		b.releaseSession(s)
+	}
 	b.hooks.onDisconnect(b, c.client, reason)
 	b.stats.disconnects.Add(1)
 }

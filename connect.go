@@ -177,14 +177,28 @@ func (c *conn) connect(cp *packets.Connect) error {
 	if b.cluster != nil {
 		// The client identifier is held by one connection in the whole
 		// cluster: a connection on another node ends first, and the
-		// session comes from the cluster.
+		// session comes from the cluster. On this node, one CONNECT for
+		// the identifier at a time, from the claim to the CONNACK; the
+		// connection that holds it here ends (releasing it in the
+		// cluster) before the claim, so that its release cannot undo
+		// the new claim.
+		done, err := b.ids.connecting(ctx, id)
+		if err != nil {
+			return c.refuse(packets.ServerUnavailable, "", err)
+		}
+		defer done()
+		b.takeOver(id, a.clean)
+		if err := b.ids.released(ctx, id); err != nil {
+			return c.refuse(packets.ServerUnavailable, "", err)
+		}
 		if err := c.claim(ctx, &info, &a); err != nil {
 			return err
 		}
+	} else {
+		// A connection that holds the session first handles what it has
+		// received, then ends [MQTT-3.1.4-2] [v5 MQTT-3.1.4-3].
+		b.takeOver(id, a.clean)
 	}
-	// A connection that holds the session first handles what it has
-	// received, then ends [MQTT-3.1.4-2] [v5 MQTT-3.1.4-3].
-	b.takeOver(id, a.clean)
 	if err := b.attach(c, id, &a); err != nil {
 		return c.refuseErr(err, packets.NotAuthorized)
 	}
@@ -209,6 +223,9 @@ func (c *conn) claim(ctx context.Context, info *ConnectInfo, a *attachment) erro
 			}
 			return b.hooks.authorizeSession(ctx, b, *info, Client{ID: info.ClientID, Username: owner})
 		},
+	}
+	if a.will != nil {
+		claim.Will = &storage.Will{Msg: storedMessage(a.will), Delay: a.delay}
 	}
 	cs, err := b.cluster.Claim(ctx, claim)
 	switch {
@@ -488,16 +505,13 @@ func (b *Broker) attach(c *conn, id string, a *attachment) error {
 
 // detach unbinds c from its session when c ends; a session whose expiry
 // is 0 ends with its connection [MQTT-3.1.2-6] [v5 MQTT-3.1.2-23]; another
-// starts its expiry timer [v5 MQTT-4.1.0-2].
-func (b *Broker) detach(s *sess, c *conn) {
+// starts its expiry timer [v5 MQTT-4.1.0-2]. It reports whether the client
+// identifier is to be released in the cluster (releaseSession).
+func (b *Broker) detach(s *sess, c *conn) (release bool) {
 	var os []orphan
 	var ended *Client
-	release, kept := false, (*ClusterSession)(nil)
 	defer func() { // runs after the locks are released
 		b.redistribute(os)
-		if release {
-			b.releaseSession(s, kept)
-		}
 		if ended != nil {
 			b.hooks.onSession(b, *ended, SessionEvent{Kind: SessionEnded, Reason: ErrSessionClosed})
 		}
@@ -511,7 +525,12 @@ func (b *Broker) detach(s *sess, c *conn) {
 	}
 	s.conn.Store(nil)
 	s.lastSeen = time.Now()
-	release = b.cluster != nil
+	if b.cluster != nil {
+		// The client identifier is released in the cluster once the will
+		// is settled (end); a new CONNECT for it on this node waits.
+		release = true
+		b.ids.releasing(s.s.ID)
+	}
 	if s.s.Clean {
 		s.gone = true
 		os = b.dropSubscriptions(s)
@@ -531,10 +550,8 @@ func (b *Broker) detach(s *sess, c *conn) {
 		}
 		b.persist.add(ops...)
 	}
-	if release {
-		kept = s.clusterRecord()
-	}
 	b.scheduleExpiry(s)
+	return release
 }
 
 // dropSubscriptions removes every subscription of s, which ends, from the

@@ -93,11 +93,14 @@ func (b *Broker) expire(s *sess) {
 	}
 	will, client := s.will, s.client
 	s.cancelTimers()
+	if b.cluster != nil {
+		b.ids.releasing(s.s.ID)
+	}
 	s.mu.Unlock()
 	b.mu.Unlock()
 	b.log.Debug("session expired", "client", s.s.ID)
 	if b.cluster != nil {
-		b.releaseSession(s, nil)
+		b.releaseSession(s)
 	}
 	b.redistribute(os)
 	b.hooks.onSession(b, client, SessionEvent{Kind: SessionEnded, Reason: ErrSessionExpired})
@@ -132,12 +135,15 @@ func (b *Broker) dueWill(s *sess) {
 	}
 	s.mu.Unlock()
 	b.publishWill(client, will)
+	// The cluster's record no longer holds the will: no node publishes
+	// it again should this one fail.
+	b.saveSession(s)
 }
 
 // publishWill publishes a will as its client would have published it: its
 // Message Expiry Interval starts now. WillInterceptor hooks may rewrite or
 // suppress it first; WillObserver hooks are told once it is routed.
-func (b *Broker) publishWill(from Client, will *session.Message) {
+func (b *Broker) publishWill(from Client, will *session.Message) error {
 	m := *will
 	if m.Expires < 0 {
 		m.Expires = time.Now().Add(time.Duration(-m.Expires) * time.Second).UnixNano()
@@ -146,7 +152,7 @@ func (b *Broker) publishWill(from Client, will *session.Message) {
 		pm := publicMessage(&m, 0)
 		if err := b.hooks.interceptWill(b.ctx, b, from, &pm); err != nil {
 			b.log.Debug("will suppressed by a hook", "client", from.ID, "error", err)
-			return
+			return nil
 		}
 		nm, err := sessionMessage(&pm, time.Now())
 		if err == nil {
@@ -157,13 +163,15 @@ func (b *Broker) publishWill(from Client, will *session.Message) {
 		}
 		if err != nil {
 			b.log.Debug("will dropped: a hook made it invalid", "client", from.ID, "error", err)
-			return
+			return nil
 		}
 		m = nm
 	}
-	if _, _, err := b.publish(from, nil, &m); err == nil {
+	_, _, err := b.publish(from, nil, &m)
+	if err == nil {
 		b.hooks.onWill(b, from, publicMessage(&m, 0))
 	}
+	return err
 }
 
 // capExpiry applies Options.SessionExpiry to a Session Expiry Interval.

@@ -52,27 +52,33 @@ func (b *Broker) publish(from Client, via *conn, m *session.Message) (uint64, in
 			m = &nm
 		}
 	}
-	if b.cluster != nil {
-		// One publication time for this node's copies and the cluster's:
-		// sessions resume from it.
-		m.Published = nowNano()
+	if b.cluster == nil || strings.HasPrefix(m.Topic, "$SYS/") {
+		// $SYS topics are this node's own: never forwarded.
+		lsn, matched := b.store(via, from, m)
+		return lsn, matched, nil
 	}
-	lsn, matched := b.store(via, from, m)
-	if b.cluster != nil {
-		// The other nodes' subscribers, and the cluster's retained
-		// message; for QoS 1 and 2 durable before the sender is
-		// acknowledged. Whether another node had subscribers is not
-		// known here: no "no matching subscribers".
-		cm := clusterMessageOf(m, from)
+	// The other nodes' subscribers, and the cluster's retained message.
+	// Whether another node had subscribers is not known here: no "no
+	// matching subscribers". The publication time is the one the stream
+	// of the cluster is read from (ClusterSession.Since): local copies
+	// carry the same.
+	m.Published = nowNano()
+	cm := clusterMessageOf(m, from)
+	if m.QoS == 0 {
+		lsn, matched := b.store(via, from, m)
 		if err := b.cluster.Forward(b.ctx, cm); err != nil {
-			if m.QoS > 0 {
-				return lsn, matched, fmt.Errorf("%w: %w", ErrClusterUnavailable, err)
-			}
 			b.log.Debug("cluster forward failed", "topic", m.Topic, "error", err)
 		}
-		matched = max(matched, 1)
+		return lsn, max(matched, 1), nil
 	}
-	return lsn, matched, nil
+	// QoS 1 and 2: durable in the cluster before anything else, so that a
+	// node cut off from it refuses the message (the sender is not
+	// acknowledged) rather than delivering it only here.
+	if err := b.cluster.Forward(b.ctx, cm); err != nil {
+		return 0, 0, fmt.Errorf("%w: %w", ErrClusterUnavailable, err)
+	}
+	lsn, _ := b.store(via, from, m)
+	return lsn, 1, nil
 }
 
 // store keeps a retained message and routes the message; no hooks. from

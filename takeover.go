@@ -101,6 +101,17 @@ func (b *Broker) takeOver(id string, clean bool) {
 		// close it now; attach binds the session regardless.
 		old.setReason(ErrTakenOver)
 		old.kill()
+		if b.cluster != nil {
+			// Its release in the cluster must come before the new
+			// connection's claim: wait (bounded) for it to end.
+			t := time.NewTimer(takeoverLimit)
+			select {
+			case <-old.doneChan():
+			case <-b.closing:
+			case <-t.C:
+			}
+			t.Stop()
+		}
 		return
 	}
 }

@@ -16,75 +16,14 @@
 // and a -config key (max_packet_size). SIGHUP reloads the users and ACL,
 // the TLS certificates and the log file without dropping connections;
 // SIGINT and SIGTERM stop the broker cleanly.
+//
+// The program is package internal/cli. Clustering (-cluster, module
+// cluster/nats) is in the clustered build: cd cluster/nats && go run
+// ./cmd/tern.
 package main
 
-//go:generate go run ./internal/optdoc/gen -root ../.. -out optdocs_gen.go
+//go:generate go run ../../internal/optdoc/gen -root ../.. -out ../../internal/cli/optdocs_gen.go
 
-import (
-	"bufio"
-	"context"
-	"errors"
-	"fmt"
-	"io"
-	"os"
-	"os/signal"
-	"strings"
-	"syscall"
+import "github.com/ternmq/tern/internal/cli"
 
-	"github.com/ternmq/tern/auth"
-)
-
-// env is what the program takes from its process, replaced in tests.
-type env struct {
-	stdin          io.Reader
-	stdout, stderr io.Writer
-	reload         <-chan os.Signal // SIGHUP
-}
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	err := run(ctx, os.Args[1:], env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, reload: hup})
-	if errors.Is(err, errHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "tern:", err)
-		os.Exit(1)
-	}
-}
-
-// run is the whole program, testable without a process.
-func run(ctx context.Context, args []string, e env) error {
-	if len(args) > 0 && args[0] == "passwd" {
-		return passwd(args[1:], e)
-	}
-	s, err := parseSettings(args, e.stderr)
-	if err != nil {
-		return err
-	}
-	if s.hashPassword {
-		return hashPassword(e.stdin, e.stdout)
-	}
-	return serve(ctx, s, e)
-}
-
-// hashPassword reads one line from stdin and prints its bcrypt hash.
-func hashPassword(stdin io.Reader, stdout io.Writer) error {
-	line, err := bufio.NewReader(stdin).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		return err
-	}
-	pw := strings.TrimRight(line, "\r\n")
-	if pw == "" {
-		return errors.New("no password on standard input")
-	}
-	h, err := auth.HashPassword([]byte(pw))
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(stdout, h)
-	return err
-}
+func main() { cli.Main(nil) }
