@@ -337,6 +337,30 @@ func (c *conn) keepAliveDeadline() {
 	}
 }
 
+// linger is for a connection whose own input made the broker end it with
+// a DISCONNECT: it shuts the connection for writing (the client reads the
+// DISCONNECT, then the end of the stream) and reads and discards what the
+// client still sends, for at most lingerTimeout or lingerBytes, before the
+// socket is closed. Closing a socket with bytes unread resets the
+// connection, and a client still sending, or reading behind, would then
+// lose the DISCONNECT and its reason code [v5 MQTT-4.13.1-1] to the reset.
+// Broker.Close ends a lingering connection at once (it closes the socket).
+// A socket the broker already closed (takeover, Close) returns at once.
+func (c *conn) linger() {
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	_, _ = io.CopyN(io.Discard, c.nc, lingerBytes)
+}
+
+// Bounds of linger: what a client that goes on sending after the broker's
+// DISCONNECT costs.
+const (
+	lingerTimeout = time.Second
+	lingerBytes   = 64 << 10
+)
+
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
@@ -391,6 +415,9 @@ func (c *conn) end(err error) {
 		// client's DISCONNECT (whatever its reason code) or the violation
 		// (a CONNACK, acknowledgements) goes out before the close.
 		c.flushBeforeClose(last)
+	}
+	if last != nil && err != nil && !isTimeout(err) {
+		c.linger()
 	}
 	c.kill()
 	b.releasePoll(c)

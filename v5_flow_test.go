@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -237,4 +238,45 @@ func TestV5FlowReceiveMaximumOnReconnect(t *testing.T) {
 		require.LessOrEqual(t, len(outstanding), 2)
 	}
 	assert.Equal(t, want, got)
+}
+
+// TestV5DisconnectReachesAClientStillSending: a client sends one QoS 2
+// PUBLISH more than the Receive Maximum without reading, then reads and
+// answers each PUBREC with a PUBREL, as the client of the Paho
+// interoperability suite's flow-control test does. The DISCONNECT 0x93
+// must reach it: after its DISCONNECT the broker closes its side for
+// writing and reads, for a bounded time, what the client still sends, so
+// that the client's PUBRELs meet no reset, which would discard the
+// DISCONNECT before the client reads it.
+// [v5 MQTT-3.3.4-7] [v5 MQTT-4.13.1-1]
+func TestV5DisconnectReachesAClientStillSending(t *testing.T) {
+	const receiveMax = 64
+	_, addr := startBroker(t, tern.Options{ReceiveMaximum: receiveMax})
+	c, _ := m5ConnectAck(t, addr, "still-sending")
+	var batch []byte
+	for id := uint16(1); id <= receiveMax+1; id++ {
+		b, err := (&packets.Publish{Version: packets.Level5, Topic: "ss/t", QoS: 2, PacketID: id, Payload: []byte("x")}).Append(nil)
+		require.NoError(t, err)
+		batch = append(batch, b...)
+	}
+	c.sendRaw(batch)
+	recs := 0
+	for {
+		p, err := c.tryRecv(waitTimeout)
+		require.NoError(t, err, "after %d PUBRECs, before the DISCONNECT", recs)
+		if d, ok := p.(*packets.Disconnect); ok {
+			assert.Equal(t, packets.ReceiveMaximumExceeded, d.ReasonCode)
+			break
+		}
+		rec, ok := p.(*packets.Pubrec)
+		require.True(t, ok, "got %s", describePackets(p))
+		recs++
+		rel, err := (&packets.Pubrel{Version: packets.Level5, PacketID: rec.PacketID}).Append(nil)
+		require.NoError(t, err)
+		c.conn.SetWriteDeadline(time.Now().Add(waitTimeout))
+		_, err = c.conn.Write(rel)
+		require.NoError(t, err, "PUBREL %d: the connection was reset before the DISCONNECT was read", rec.PacketID)
+	}
+	assert.Equal(t, receiveMax, recs, "PUBRECs before the DISCONNECT")
+	c.expectClosed()
 }
