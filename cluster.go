@@ -129,8 +129,8 @@ type ClusterSession struct {
 	// Pending are, from Claim, the messages published since Since that
 	// match the subscriptions. Some may have reached the client before
 	// (at least once across a node's failure): the node that resumes the
-	// session delivers each as a new delivery, with a packet identifier
-	// of its own.
+	// session delivers each with a packet identifier of its own and DUP
+	// set, as a possible re-delivery.
 	Pending []ClusterMessage
 	// Revision is the cluster's version of the record; a node that still
 	// holds the session at the same revision keeps its own state.
@@ -387,7 +387,9 @@ func (s *sess) queueClusterLocked(msgs []ClusterMessage) {
 			continue
 		}
 		kept := m
-		d := session.Delivery{Msg: &kept, QoS: min(m.QoS, optQoS(opts)), Retain: m.Retain && optRAPSet(opts), Route: session.RouteOf(ids, "")}
+		// Replayed from the cluster: it may have reached the client
+		// before, from the node that held the session [MQTT-3.3.1-1].
+		d := session.Delivery{Msg: &kept, QoS: min(m.QoS, optQoS(opts)), Retain: m.Retain && optRAPSet(opts), Route: session.RouteOf(ids, ""), Dup: true}
 		s.s.Enqueue(d)
 	}
 }

@@ -425,6 +425,9 @@ func TestClusterSessionResumesOnAnotherNode(t *testing.T) {
 	for range 5 {
 		p := back.recvPublish()
 		got = append(got, string(p.Payload))
+		// [MQTT-3.3.1-1] replayed from the cluster, it may have reached
+		// the client from A: DUP set.
+		assert.True(t, p.Dup, "DUP on the replayed %q", p.Payload)
 		back.send(&packets.Puback{PacketID: p.PacketID})
 	}
 	assert.Equal(t, []string{"m0", "m1", "m2", "m3", "m4"}, got)

@@ -386,7 +386,7 @@ func (s *sess) dropDelivery(d *session.Delivery, why error) {
 
 // appendDelivery encodes a delivery's PUBLISH in c's protocol level.
 func (c *conn) appendDelivery(dst []byte, d *session.Delivery, dup bool, now int64) []byte {
-	return appendPublish(dst, d.Msg, c.proto.v5(), d.QoS, d.Retain, dup, d.PacketID, d.SubIDs(), now)
+	return appendPublish(dst, d.Msg, c.proto.v5(), d.QoS, d.Retain, dup || d.Dup, d.PacketID, d.SubIDs(), now)
 }
 
 // appendDeliveryShared appends a PUBLISH encoded once for a fan-out,

@@ -58,6 +58,11 @@ type Delivery struct {
 	// waits to be sent again on the current connection: more were in
 	// flight than the new connection's window (see Resend).
 	Unsent bool
+	// Dup marks a delivery that may have reached the client already,
+	// under another packet identifier (a session resumed from a cluster
+	// after a node's failure): even its first PUBLISH has DUP set, "this
+	// might be re-delivery of an earlier attempt" (section 3.3.1.1).
+	Dup bool
 	// Seq orders deliveries for storage; the broker assigns it.
 	Seq uint64
 	// Route says how the message reached the session when that shows on

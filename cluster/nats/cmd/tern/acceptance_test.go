@@ -272,7 +272,9 @@ func version(v5 bool) byte {
 
 // 3. A persistent session on A; kill -9 A; QoS 1 messages published on C;
 // the client reconnects to B with clean session 0: session present 1,
-// every queued message delivered [MQTT-3.1.2-5, MQTT-3.2.2-2].
+// every queued message delivered [MQTT-3.1.2-5, MQTT-3.2.2-2], marked DUP:
+// replayed from the cluster, each may have reached the client before
+// [MQTT-3.3.1-1].
 func TestAcceptanceNodeDies(t *testing.T) {
 	nodes := newNodes(t, 3)
 	startAll(t, nodes...)
@@ -304,6 +306,7 @@ func TestAcceptanceNodeDies(t *testing.T) {
 		require.NoError(t, err, "received %d of %d", len(got), n)
 		if m.Topic != "t3/probe" {
 			got[string(m.Payload)] = true
+			assert.True(t, m.Dup, "DUP on the replayed %s", m.Topic)
 		}
 	}
 	// The subscription came along: live messages arrive on B.
