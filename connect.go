@@ -440,6 +440,9 @@ func (b *Broker) attach(c *conn, id string, a *attachment) error {
 	s.s.Clean = a.expiry == 0
 	s.expiry = a.expiry
 	s.s.SetLimits(a.window, b.opts.MaxQueued)
+	if s.client != c.client {
+		s.identGen.Add(1) // read checks made for the old identity are stale
+	}
 	s.client = c.client
 	s.version = c.proto.version
 	c.s = s

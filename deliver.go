@@ -27,6 +27,11 @@ type sess struct {
 
 	conn atomic.Pointer[conn] // the bound connection, nil while offline
 
+	// identGen counts the changes of client (attach): a read check made
+	// for an older identity is made again before the message goes out
+	// (see stillMayRead).
+	identGen atomic.Uint32
+
 	mu       sync.Mutex // guards everything below
 	s        *session.Session
 	client   Client
@@ -90,6 +95,39 @@ func (s *sess) identity() Client {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.client
+}
+
+// identityGen is identity with the generation of that identity.
+func (s *sess) identityGen() (Client, uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.client, s.identGen.Load()
+}
+
+// mayReadAs runs the read check for s, as routing does before it hands a
+// message over, and notes in f for which generation of s's identity the
+// check was made.
+func (s *sess) mayReadAs(f *fanout) bool {
+	id, gen := s.identityGen()
+	f.readGen = gen
+	return id.Internal || s.b.hooks.authorizeRead(s.b, id, f.msg.Topic)
+}
+
+// stillMayRead repeats the read check, for the identity the message now
+// goes to, when s's identity changed since the check routing made (a
+// takeover by another identity between the check and the delivery); it
+// reports whether the delivery goes on. The message that may not be read
+// is dropped and counted.
+func (s *sess) stillMayRead(f *fanout, to Client) bool {
+	b := s.b
+	if !b.hooks.hasReadChecks() || s.identGen.Load() == f.readGen || to.Internal {
+		return true
+	}
+	if b.hooks.authorizeRead(b, to, f.msg.Topic) {
+		return true
+	}
+	f.drop(b, to, errNotReadable)
+	return false
 }
 
 // deliver hands f's message to the session through the subscription sub
@@ -164,7 +202,9 @@ func (s *sess) deliverOpts(opts uint32, ids []uint32, f *fanout, share string) {
 	if qos == 0 {
 		// Fast path: QoS 0 to a connected client needs no session state.
 		if c := s.conn.Load(); c != nil {
-			s.sendQoS0(c, f, retain, ids)
+			if s.stillMayRead(f, c.client) {
+				s.sendQoS0(c, f, retain, ids)
+			}
 			return
 		}
 	}
@@ -174,6 +214,9 @@ func (s *sess) deliverOpts(opts uint32, ids []uint32, f *fanout, share string) {
 		return
 	}
 	c := s.conn.Load()
+	if !s.stillMayRead(f, s.client) {
+		return
+	}
 	if c == nil && qos == 0 && !b.opts.QueueQoS0 {
 		f.drop(b, s.client, errOfflineQoS0)
 		return

@@ -21,6 +21,10 @@ type fanout struct {
 	fromClient Client
 	// remote: the message came from another node of the cluster.
 	remote bool
+	// readGen is the generation of the identity of the session the read
+	// check was last made for (sess.mayReadAs), set just before the
+	// message is handed to it.
+	readGen uint32
 	// now is when it was routed, Unix nanoseconds, read once and only
 	// when needed (see clock); 0 until then.
 	now int64

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -299,4 +300,54 @@ func TestReadCheckAtSendTimeForRetainedAndRestored(t *testing.T) {
 	sub.send(&packets.Puback{PacketID: p.PacketID})
 	pingOK(sub)
 	assert.Equal(t, int64(1), e.b.Stats().PublishDropped)
+}
+
+// blockingRead is deviceACL whose read check for alice on one topic waits
+// until released: routing has checked alice's right to read, and the
+// session changes hands before the message reaches it.
+type blockingRead struct {
+	deviceACL
+	entered, release chan struct{}
+}
+
+func (h *blockingRead) AuthorizeRead(c tern.Client, topic string) bool {
+	if c.Username == "alice" && topic == "devices/alice/held" {
+		close(h.entered)
+		<-h.release
+	}
+	return h.deviceACL.AuthorizeRead(c, topic)
+}
+
+// A message checked for alice's identity while admin takes her session
+// over (a SessionAuthorizer allows it) is checked again for admin before
+// it goes out: the read check holds for the identity the message is
+// delivered to, not only the one routing saw.
+func TestReadCheckFollowsATakeoverDuringRouting(t *testing.T) {
+	b, addr := startBroker(t, tern.Options{})
+	hook := &blockingRead{entered: make(chan struct{}), release: make(chan struct{})}
+	hkAdd(t, b, hook)
+	hkAdd(t, b, &allowTakeover{})
+	alice := dialRaw(t, addr)
+	require.Zero(t, userConnect(alice, "alice-phone", "alice", false).ReturnCode)
+	alice.subscribe(1, packets.Subscription{Filter: "devices/alice/#", QoS: 0})
+
+	publisher := dialRaw(t, addr)
+	require.Zero(t, userConnect(publisher, "alice-hub", "alice", true).ReturnCode)
+	publisher.send(&packets.Publish{Topic: "devices/alice/held", Payload: []byte("for alice only")})
+	select {
+	case <-hook.entered:
+	case <-time.After(waitTimeout):
+		require.FailNow(t, "the read check for alice never ran")
+	}
+	droppedBefore := b.Stats().PublishDropped
+
+	admin := dialRaw(t, addr)
+	ack := userConnect(admin, "alice-phone", "admin", false)
+	require.Zero(t, ack.ReturnCode)
+	require.True(t, ack.SessionPresent, "admin took alice's session over")
+	close(hook.release)
+
+	require.Eventually(t, func() bool { return b.Stats().PublishDropped > droppedBefore }, waitTimeout, 10*time.Millisecond,
+		"the message checked for alice was not dropped for admin")
+	assert.Empty(t, pingSync(admin), "admin may not read devices/alice/held")
 }

@@ -149,7 +149,7 @@ func (b *Broker) route(via *conn, f *fanout) int {
 		if _, group := m.Key.(*shareGroup); group && b.cluster != nil {
 			continue // a shared subscription gets its messages through the cluster
 		}
-		if readCheck && !b.mayRead(m.Key, topic) {
+		if readCheck && !b.mayRead(m.Key, f) {
 			continue
 		}
 		n++
@@ -199,10 +199,12 @@ func validTopicName(t string) bool { return topics.ValidName(t) == nil }
 // mayRead reports whether the ReadAuthorizer hooks let subscriber k read
 // topic. Application code is trusted (in-process subscriptions are not
 // asked about), and a shared subscription asks for each member it picks.
-func (b *Broker) mayRead(k subscriber, topic string) bool {
-	switch k.(type) {
+func (b *Broker) mayRead(k subscriber, f *fanout) bool {
+	switch k := k.(type) {
 	case *shareGroup, *handlerSub:
 		return true
+	case *sess:
+		return k.mayReadAs(f)
 	}
-	return b.hooks.authorizeRead(b, k.identity(), topic)
+	return b.hooks.authorizeRead(b, k.identity(), f.msg.Topic)
 }

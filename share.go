@@ -174,9 +174,10 @@ func (g *shareGroup) deliver(_ topics.Sub[subscriber], f *fanout) {
 	}
 	readCheck := b.hooks.hasReadChecks()
 	fallback := -1
+	var fallbackGen uint32 // f.readGen when the fallback was checked
 	for i := range ms {
 		m := ms[(start+i)%len(ms)]
-		if id := m.s.identity(); readCheck && !id.Internal && !b.hooks.authorizeRead(b, id, f.msg.Topic) {
+		if readCheck && !mayReadMember(b, m.s, f) {
 			continue
 		}
 		if m.s.ready() {
@@ -184,13 +185,24 @@ func (g *shareGroup) deliver(_ topics.Sub[subscriber], f *fanout) {
 			return
 		}
 		if fallback < 0 {
-			fallback = (start + i) % len(ms)
+			fallback, fallbackGen = (start+i)%len(ms), f.readGen
 		}
 	}
 	if fallback >= 0 {
 		m := ms[fallback]
+		f.readGen = fallbackGen
 		m.s.deliverOpts(m.opts, nil, f, g.full)
 	}
+}
+
+// mayReadMember runs the read check for a member of a shared subscription:
+// a client session for its identity; application code is trusted.
+func mayReadMember(b *Broker, t shareTarget, f *fanout) bool {
+	if s, ok := t.(*sess); ok {
+		return s.mayReadAs(f)
+	}
+	id := t.identity()
+	return id.Internal || b.hooks.authorizeRead(b, id, f.msg.Topic)
 }
 
 // joinShare adds s to the shared subscription full (its name and filter
