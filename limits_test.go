@@ -1,6 +1,7 @@
 package tern_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"runtime"
@@ -390,4 +391,38 @@ func TestPublisherPausingMidPacketDoesNotDelayEarlierDeliveries(t *testing.T) {
 	require.Equal(t, "first", string(sub.recvPublish().Payload))
 	pub.sendRaw(second[3:])
 	assert.Equal(t, "second", string(sub.recvPublish().Payload))
+}
+
+// A client that repeats a SUBSCRIBE without acknowledging what it is sent
+// gets the retained messages again each time [MQTT-3.8.4-3], but its
+// queue grows past Options.MaxQueued by one round of them at most: the
+// rest are dropped and counted.
+func TestRepeatedSubscribeKeepsRetainedQueueBounded(t *testing.T) {
+	const (
+		maxQueued = 10
+		retained  = 50
+		rounds    = 20
+	)
+	b, addr := startBroker(t, tern.Options{MaxQueued: maxQueued, MaxInflight: 1})
+	ctx := context.Background()
+	for i := range retained {
+		require.NoError(t, b.Publish(ctx, fmt.Sprintf("keep/%d", i), []byte("r"), 1, true))
+	}
+	before := b.Stats().PublishDropped
+	c := dialRaw(t, addr)
+	require.Zero(t, c.connect("resubscriber", true).ReturnCode)
+	for i := range rounds {
+		// Never read, never acknowledged: one message in flight, the rest
+		// queued.
+		c.send(&packets.Subscribe{PacketID: uint16(i + 1), Subscriptions: []packets.Subscription{{Filter: "keep/#", QoS: 1}}})
+	}
+	// 1 in flight, maxQueued+retained queued, the rest of the
+	// rounds*retained dropped.
+	want := int64(rounds*retained - 1 - (maxQueued + retained))
+	require.Eventually(t, func() bool { return b.Stats().PublishDropped-before == want }, waitTimeout, 10*time.Millisecond,
+		"dropped %d, want %d", b.Stats().PublishDropped-before, want)
+	ci, ok := findClient(b, "resubscriber")
+	require.True(t, ok)
+	assert.Equal(t, maxQueued+retained, ci.Queued, "queued")
+	assert.Equal(t, 1, ci.Inflight, "in flight")
 }

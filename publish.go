@@ -165,16 +165,25 @@ func (b *Broker) route(via *conn, f *fanout) int {
 }
 
 // sendRetained queues, with RETAIN set, every retained message that filter
-// matches for s [MQTT-3.8.4-3]. s.mu is held. They enter the session queue
-// regardless of its bound (a new subscriber gets every retained message),
-// and are sent as the window and the write buffer drain.
+// matches for s [MQTT-3.8.4-3]. s.mu is held. They may take the session
+// queue past Options.MaxQueued by as many as they are (a new subscriber
+// gets every retained message), not further: a client that repeats a
+// SUBSCRIBE without reading what it is sent cannot grow its queue without
+// bound; what is over is dropped and counted. They are sent as the window
+// and the write buffer drain.
 func (b *Broker) sendRetained(s *sess, filter string, granted byte, id uint32) {
 	msgs := b.retained.Match(filter, nil)
 	readCheck := b.hooks.hasReadChecks()
-	now := time.Now().UnixNano()
+	now := nowNano()
+	limit := b.opts.MaxQueued + len(msgs)
 	for _, m := range msgs {
 		if m.Expired(now) {
 			continue // [v5 MQTT-3.3.2-5] never sent once expired
+		}
+		if s.s.QueueLen() >= limit {
+			b.stats.drop(DropQueueFull)
+			b.hooks.onDrop(b, s.client, m, errQueueFull)
+			continue
 		}
 		if readCheck && !b.hooks.authorizeRead(b, s.client, m.Topic) {
 			continue
