@@ -68,6 +68,9 @@ type conn struct {
 	waiters   int
 	needLSN   uint64        // storage LSN that must be written before out
 	done      chan struct{} // made by doneChan for whoever waits for end
+	// outAliases are the topic aliases Tern defined on this connection
+	// (alias.go); nil until the first PUBLISH that takes one.
+	outAliases *outAliases
 
 	// Parking (park_linux.go): an idle connection has no goroutine.
 	raw       syscall.RawConn // the socket; nil: this transport cannot be parked

@@ -72,6 +72,11 @@ func (c *conn) connect(cp *packets.Connect) error {
 		}
 		p.noProblem = cprops.RequestProblemInfo != nil && *cprops.RequestProblemInfo == 0
 		p.aliasMax = uint16(b.opts.TopicAliasMaximum)
+		if cprops.TopicAliasMaximum != nil {
+			// [v5 MQTT-3.1.2-26, MQTT-3.3.2-11] never above the client's
+			// maximum; none without one [v5 MQTT-3.1.2-27].
+			p.aliasOut = min(uint16(b.opts.OutboundTopicAliases), *cprops.TopicAliasMaximum)
+		}
 		p.authMethod = cprops.AuthMethod
 	}
 	var a attachment
@@ -469,14 +474,20 @@ func (b *Broker) attach(c *conn, id string, a *attachment) error {
 		}
 		c.mu.Lock()
 		start := len(c.out)
+		var kept bool
 		if d.Released {
 			c.out = appendAck(c.out, packets.TypePubrel, d.PacketID)
+			if kept = c.proto.fits(len(c.out) - start); !kept {
+				c.out = c.out[:start]
+			}
 		} else {
+			// On this new connection no alias is known yet
+			// [v5 MQTT-3.3.2-7]: the PUBLISH carries its topic name.
 			c.out = c.appendDelivery(c.out, d, true, now)
+			kept = c.keepPublish(start, d.Msg.Topic)
 		}
-		if !c.proto.fits(len(c.out) - start) {
+		if !kept {
 			// [v5 MQTT-3.1.2-25] too large for the new connection.
-			c.out = c.out[:start]
 			c.mu.Unlock()
 			s.dropDelivery(d, errTooLarge)
 			continue

@@ -261,10 +261,9 @@ func (s *sess) deliverOpts(opts uint32, ids []uint32, f *fanout, share string) {
 		} else {
 			c.out = appendDeliveryShared(c.buffer(), f.encoded(c.proto.v5(), qos, retain), d.PacketID)
 		}
-		if !c.proto.fits(len(c.out) - start) {
+		if !c.keepPublish(start, f.msg.Topic) {
 			// [v5 MQTT-3.1.2-25] too large for the client: discarded as
 			// if it had been sent.
-			c.out = c.out[:start]
 			c.mu.Unlock()
 			s.s.Drop(d)
 			if stored {
@@ -303,8 +302,7 @@ func (s *sess) sendQoS0(c *conn, f *fanout, retain bool, ids []uint32) {
 		} else {
 			c.out = append(c.buffer(), f.encoded(c.proto.v5(), 0, retain)...)
 		}
-		if !c.proto.fits(len(c.out) - start) {
-			c.out = c.out[:start]
+		if !c.keepPublish(start, f.msg.Topic) {
 			f.drop(s.b, c.client, errTooLarge) // [v5 MQTT-3.1.2-25]
 			break
 		}
@@ -378,8 +376,7 @@ func (s *sess) pumpLocked(c *conn) {
 		c.mu.Lock()
 		start := len(c.out)
 		c.out = c.appendDelivery(c.buffer(), d, resend, now)
-		if !c.proto.fits(len(c.out) - start) {
-			c.out = c.out[:start]
+		if !c.keepPublish(start, d.Msg.Topic) {
 			c.mu.Unlock()
 			s.dropDelivery(d, errTooLarge) // [v5 MQTT-3.1.2-25]
 			continue

@@ -134,6 +134,17 @@ type Options struct {
 	// at most 65535.
 	TopicAliasMaximum int
 
+	// OutboundTopicAliases is how many topic aliases Tern defines towards
+	// each MQTT 5 connection, within the Topic Alias Maximum the client
+	// announced in its CONNECT (a client that announced none, or 0, gets
+	// none): the first PUBLISH of a topic carries the topic name and an
+	// alias, the next ones the alias alone, which saves the topic name's
+	// bytes on every repeated topic. When all are in use, the least
+	// recently used alias is given to the next new topic. Mappings last
+	// for one network connection. Default 0: none (as Mosquitto), at most
+	// 65535.
+	OutboundTopicAliases int
+
 	// ResponseInformation is sent to an MQTT 5 client that asks for it
 	// (Request Response Information 1) as the CONNACK's Response
 	// Information: by convention the start of the topics it may use for
@@ -345,6 +356,9 @@ func (o Options) withDefaults() (Options, error) {
 		o.TopicAliasMaximum = DefaultTopicAliasMaximum
 	case o.TopicAliasMaximum == -1:
 		o.TopicAliasMaximum = 0
+	}
+	if o.OutboundTopicAliases < 0 || o.OutboundTopicAliases > 65535 {
+		return o, fmt.Errorf("tern: Options.OutboundTopicAliases must be between 0 and 65535, got %d", o.OutboundTopicAliases)
 	}
 	if o.Cluster != nil && o.Store != nil {
 		return o, fmt.Errorf("tern: Options.Cluster and Options.Store cannot both be set: the cluster keeps the state")

@@ -25,6 +25,10 @@ type proto struct {
 	noProblem bool
 	// aliasMax is the Topic Alias Maximum Tern announced.
 	aliasMax uint16
+	// aliasOut is how many topic aliases Tern may define towards the
+	// client: Options.OutboundTopicAliases within the client's Topic
+	// Alias Maximum; 0: none (alias.go).
+	aliasOut uint16
 	// authMethod is the CONNECT's Authentication Method, "" without one.
 	authMethod string
 	// connacked is set once a successful CONNACK is queued: from then on a
