@@ -60,14 +60,15 @@ func TestEveryOptionHasAFlag(t *testing.T) {
 // config keys, and existing flags keep their names.
 func TestFlagNames(t *testing.T) {
 	for field, want := range map[string]string{
-		"MaxPacketSize":       "max-packet-size",
-		"UseCertCNAsUsername": "use-cert-cn-as-username",
-		"MaxClientIDLength":   "max-client-id-length",
-		"QueueQoS0":           "queue-qos0",
-		"SessionExpiry":       "session-expiry",
-		"MaxConnections":      "max-connections",
-		"TopicAliasMaximum":   "topic-alias-maximum",
-		"HTTPAddr":            "http-addr",
+		"MaxPacketSize":        "max-packet-size",
+		"UseCertCNAsUsername":  "use-cert-cn-as-username",
+		"MaxClientIDLength":    "max-client-id-length",
+		"QueueQoS0":            "queue-qos0",
+		"SessionExpiry":        "session-expiry",
+		"MaxConnections":       "max-connections",
+		"TopicAliasMaximum":    "topic-alias-maximum",
+		"OutboundTopicAliases": "outbound-topic-aliases",
+		"HTTPAddr":             "http-addr",
 	} {
 		assert.Equal(t, want, kebab(field), field)
 	}
