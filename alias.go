@@ -101,17 +101,29 @@ func (a *outAliases) unlink(n uint16) {
 // keepPublish decides whether the PUBLISH of topic just appended to c.out
 // at start is sent: it is dropped (c.out cut back to start) when larger
 // than the client accepts [v5 MQTT-3.1.2-25]. With outbound topic aliases
-// it is first rewritten with one; c.mu is held. Without them it costs a
-// comparison more than the size check.
+// it is first rewritten with one; c.mu is held. Without them it costs what
+// the size check cost before: one comparison, inlined.
 func (c *conn) keepPublish(start int, topic string) bool {
+	if len(c.out)-start <= c.proto.plainMax {
+		return true
+	}
+	return c.keepOther(start, topic)
+}
+
+// keepOther is keepPublish for a connection with outbound aliases or a
+// packet over the limit. It is kept out of line: inlined, it would make
+// keepPublish too large to be inlined in turn.
+//
+//go:noinline
+func (c *conn) keepOther(start int, topic string) bool {
 	if c.proto.aliasOut != 0 {
 		return c.keepAliased(start, topic)
 	}
-	if !c.proto.fits(len(c.out) - start) {
-		c.out = c.out[:start]
-		return false
+	if c.proto.fits(len(c.out) - start) {
+		return true
 	}
-	return true
+	c.out = c.out[:start]
+	return false
 }
 
 // keepAliased is keepPublish for a connection with outbound aliases. The

@@ -79,6 +79,7 @@ func (c *conn) connect(cp *packets.Connect) error {
 		}
 		p.authMethod = cprops.AuthMethod
 	}
+	p.setPlainMax()
 	var a attachment
 	id := cp.ClientID
 	if cp.ProtocolLevel == packets.Level31 && (id == "" || utf8.RuneCountInString(id) > 23) {

@@ -3,6 +3,7 @@ package tern
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sync/atomic"
 
 	"github.com/ternmq/tern/packets"
@@ -25,6 +26,10 @@ type proto struct {
 	noProblem bool
 	// aliasMax is the Topic Alias Maximum Tern announced.
 	aliasMax uint16
+	// plainMax is the largest PUBLISH kept without a closer look
+	// (keepPublish): the client's Maximum Packet Size, or MaxInt without
+	// one; -1 with outbound aliases, which need that look.
+	plainMax int
 	// aliasOut is how many topic aliases Tern may define towards the
 	// client: Options.OutboundTopicAliases within the client's Topic
 	// Alias Maximum; 0: none (alias.go).
@@ -37,6 +42,18 @@ type proto struct {
 }
 
 func (p *proto) v5() bool { return p.version == packets.Level5 }
+
+// setPlainMax sets plainMax from what the CONNECT negotiated.
+func (p *proto) setPlainMax() {
+	switch {
+	case p.aliasOut != 0:
+		p.plainMax = -1
+	case p.maxOut == 0:
+		p.plainMax = math.MaxInt
+	default:
+		p.plainMax = p.maxOut
+	}
+}
 
 // fits reports whether a packet of n bytes may be sent to the client.
 func (p *proto) fits(n int) bool { return p.maxOut == 0 || n <= p.maxOut }

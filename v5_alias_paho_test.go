@@ -44,7 +44,8 @@ func (c *oaTee) bytes() []byte {
 // announcing a Topic Alias Maximum, receives PUBLISHes that set and then
 // use topic aliases, and its router gives each message to the handler of
 // its topic.
-// [v5 MQTT-3.3.2-11] [v5 MQTT-3.1.2-26]
+// [v5 MQTT-3.3.2-11] [v5 MQTT-3.1.2-26] (and the client side of
+// [v5 MQTT-3.3.2-10])
 func TestV5OutboundAliasPaho(t *testing.T) {
 	b, addr := startBroker(t, tern.Options{OutboundTopicAliases: 4})
 	nc, err := net.DialTimeout("tcp", addr, waitTimeout)

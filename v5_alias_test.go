@@ -214,7 +214,7 @@ func TestV5OutboundAliasFreshOnReconnect(t *testing.T) {
 // an empty topic name), is not sent and sets no alias; one that fits only
 // without the new alias goes without it; one that fits only with an alias
 // already known goes with it.
-// [v5 MQTT-3.1.2-25] [v5 MQTT-3.3.2-11]
+// [v5 MQTT-3.1.2-24] [v5 MQTT-3.1.2-25] [v5 MQTT-3.3.2-11]
 func TestV5OutboundAliasOverMaximumPacketSize(t *testing.T) {
 	for _, qos := range []byte{0, 1} {
 		t.Run(fmt.Sprintf("QoS %d", qos), func(t *testing.T) {
