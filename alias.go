@@ -59,6 +59,8 @@ func (a *outAliases) pick(topic string) aliasPick {
 func (a *outAliases) use(topic string, p aliasPick) {
 	n := p.alias
 	switch {
+	case !p.full && n == a.head:
+		return // the same topic again: nothing moves
 	case !p.full:
 		a.unlink(n)
 	case p.evicted:

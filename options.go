@@ -141,8 +141,8 @@ type Options struct {
 	// alias, the next ones the alias alone, which saves the topic name's
 	// bytes on every repeated topic. When all are in use, the least
 	// recently used alias is given to the next new topic. Mappings last
-	// for one network connection. Default 0: none (as Mosquitto), at most
-	// 65535.
+	// for one network connection, which holds the topic names it has
+	// aliases for. Default 0: none (as Mosquitto), at most 65535.
 	OutboundTopicAliases int
 
 	// ResponseInformation is sent to an MQTT 5 client that asks for it
