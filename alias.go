@@ -35,9 +35,9 @@ type outAliases struct {
 	max        uint16
 }
 
-// aliasPick is the alias a PUBLISH would carry: none (alias 0), a known
-// one (topic name left out), or one set by this PUBLISH (full: the topic
-// name goes with it), replacing evicted's mapping when evicted is set.
+// aliasPick is the alias a PUBLISH would carry: a known one (the topic
+// name left out), or one this PUBLISH sets (full: the topic name goes with
+// it), taken from the topic it stood for when evicted is set.
 type aliasPick struct {
 	alias   uint16
 	full    bool
