@@ -341,6 +341,11 @@ func (s *sess) pump(c *conn) {
 // pumpLocked is pump with s.mu held. Each delivery is checked against
 // the connection's current identity first: a message the client may not
 // read (any more) is dropped, never sent.
+//
+// c.mu is held across the batch, as the write buffer fills, and let go
+// only around what may call a hook (a read check, a drop): a queue of
+// retained messages or of a reconnecting session drains with one lock
+// and one count per batch, not per message.
 func (s *sess) pumpLocked(c *conn) {
 	if !s.s.Waiting() || s.conn.Load() != c {
 		return
@@ -349,14 +354,9 @@ func (s *sess) pumpLocked(c *conn) {
 	stored := b.persistent(s)
 	readCheck := b.hooks.hasReadChecks()
 	var now int64 // read once, when a message with an expiry needs it
-	n := 0
-	for {
-		c.mu.Lock()
-		room := !c.dead && c.pendingLocked() < b.opts.MaxPending
-		c.mu.Unlock()
-		if !room {
-			break
-		}
+	var sent [3]int64
+	c.mu.Lock()
+	for !c.dead && c.pendingLocked() < b.opts.MaxPending {
 		d, resend := s.s.Next()
 		if d == nil {
 			break
@@ -366,19 +366,28 @@ func (s *sess) pumpLocked(c *conn) {
 		}
 		if !resend && d.Msg.Expired(now) {
 			// [v5 MQTT-3.3.2-5] expired before onward delivery started.
+			c.mu.Unlock()
 			s.dropDelivery(d, errExpired)
+			c.mu.Lock()
 			continue
 		}
-		if readCheck && !b.hooks.authorizeRead(b, s.client, d.Msg.Topic) {
-			s.dropDelivery(d, errNotReadable)
-			continue
+		if readCheck {
+			c.mu.Unlock()
+			ok := b.hooks.authorizeRead(b, s.client, d.Msg.Topic)
+			if !ok {
+				s.dropDelivery(d, errNotReadable)
+			}
+			c.mu.Lock()
+			if !ok {
+				continue
+			}
 		}
-		c.mu.Lock()
 		start := len(c.out)
 		c.out = c.appendDelivery(c.buffer(), d, resend, now)
 		if !c.keepPublish(start, d.Msg.Topic) {
 			c.mu.Unlock()
 			s.dropDelivery(d, errTooLarge) // [v5 MQTT-3.1.2-25]
+			c.mu.Lock()
 			continue
 		}
 		if stored && !resend {
@@ -388,16 +397,14 @@ func (s *sess) pumpLocked(c *conn) {
 				c.needLSN = max(c.needLSN, lsn)
 			}
 		}
-		c.mu.Unlock()
 		if d.QoS == 0 {
-			s.noteDelivered(d)
+			s.noteDelivered(d) // recorded only; the hooks are told by fireEvents
 		}
-		n++
-		b.stats.sent(d.QoS)
+		sent[min(d.QoS, 2)]++
 	}
-	c.mu.Lock()
-	kick := n > 0 && c.touchLocked()
+	kick := sent != [3]int64{} && c.touchLocked()
 	c.mu.Unlock()
+	b.stats.addSent(&sent)
 	if kick {
 		c.startWriter()
 	}
