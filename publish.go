@@ -180,12 +180,12 @@ func (b *Broker) sendRetained(s *sess, filter string, granted byte, id uint32) {
 		if m.Expired(now) {
 			continue // [v5 MQTT-3.3.2-5] never sent once expired
 		}
+		if readCheck && !b.hooks.authorizeRead(b, s.client, m.Topic) {
+			continue
+		}
 		if s.s.QueueLen() >= limit {
 			b.stats.drop(DropQueueFull)
 			b.hooks.onDrop(b, s.client, m, errQueueFull)
-			continue
-		}
-		if readCheck && !b.hooks.authorizeRead(b, s.client, m.Topic) {
 			continue
 		}
 		// [MQTT-3.3.1-8] RETAIN set on messages sent for a new subscription
@@ -205,10 +205,11 @@ func (b *Broker) sendRetained(s *sess, filter string, granted byte, id uint32) {
 
 func validTopicName(t string) bool { return topics.ValidName(t) == nil }
 
-// mayRead reports whether the ReadAuthorizer hooks let subscriber k read
-// topic. Application code is trusted (in-process subscriptions are not
-// asked about), and a shared subscription asks for each member it picks.
-func (b *Broker) mayRead(k subscriber, f *fanout) bool {
+// mayRead reports whether the ReadAuthorizer hooks let k, a subscriber or
+// a member of a shared subscription, read f's topic. Application code is
+// trusted (in-process subscriptions are not asked about), and a shared
+// subscription asks for each member it picks.
+func (b *Broker) mayRead(k interface{ identity() Client }, f *fanout) bool {
 	switch k := k.(type) {
 	case *shareGroup, *handlerSub:
 		return true

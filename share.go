@@ -177,7 +177,7 @@ func (g *shareGroup) deliver(_ topics.Sub[subscriber], f *fanout) {
 	var fallbackGen uint32 // f.readGen when the fallback was checked
 	for i := range ms {
 		m := ms[(start+i)%len(ms)]
-		if readCheck && !mayReadMember(b, m.s, f) {
+		if readCheck && !b.mayRead(m.s, f) {
 			continue
 		}
 		if m.s.ready() {
@@ -193,16 +193,6 @@ func (g *shareGroup) deliver(_ topics.Sub[subscriber], f *fanout) {
 		f.readGen = fallbackGen
 		m.s.deliverOpts(m.opts, nil, f, g.full)
 	}
-}
-
-// mayReadMember runs the read check for a member of a shared subscription:
-// a client session for its identity; application code is trusted.
-func mayReadMember(b *Broker, t shareTarget, f *fanout) bool {
-	if s, ok := t.(*sess); ok {
-		return s.mayReadAs(f)
-	}
-	id := t.identity()
-	return id.Internal || b.hooks.authorizeRead(b, id, f.msg.Topic)
 }
 
 // joinShare adds s to the shared subscription full (its name and filter
