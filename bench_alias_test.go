@@ -2,7 +2,6 @@ package tern_test
 
 import (
 	"fmt"
-	"sync"
 	"testing"
 
 	"github.com/ternmq/tern"
@@ -50,41 +49,11 @@ func benchFanoutAliases(b *testing.B, aliases, n int) {
 		p := &packets.Publish{Version: packets.Level5, Topic: topic, Payload: make([]byte, 16)}
 		encs[i], _ = p.Append(nil)
 	}
-	const window = 256 // messages ahead of the slowest subscriber
 	sentBefore := br.Stats().BytesSent
-	b.ReportAllocs()
-	b.ResetTimer()
-	var wg sync.WaitGroup
-	for _, s := range subs {
-		wg.Add(1)
-		go func(s *rawClient) {
-			defer wg.Done()
-			for i := 0; i < b.N; i++ {
-				if _, err := s.tryRecv(waitTimeout); err != nil {
-					b.Errorf("subscriber: %v after %d of %d", err, i, b.N)
-					return
-				}
-			}
-		}(s)
-	}
-	batch := make([]byte, 0, window*len(encs[0]))
-	for sent := 0; sent < b.N; {
-		k := min(window, b.N-sent)
-		batch = batch[:0]
-		for j := 0; j < k; j++ {
-			batch = append(batch, encs[(sent+j)%len(encs)]...)
-		}
-		pub.sendRaw(batch)
-		sent += k
-		// Flow control, as in benchFanout: the PINGRESP comes after the
-		// broker has routed what came before the PINGREQ.
-		pub.send(&packets.Pingreq{Version: packets.Level5})
-		pub.recv()
-	}
-	wg.Wait()
+	driveFanout(b, packets.Level5, pub, subs, encs[:]...)
 	b.StopTimer()
 	// The publisher's PINGRESPs (2 bytes each) are in BytesSent too.
-	pings := (b.N + window - 1) / window
+	pings := (b.N + fanoutWindow - 1) / fanoutWindow
 	wire := br.Stats().BytesSent - sentBefore - int64(2*pings)
 	b.ReportMetric(float64(wire)/float64(b.N*n), "wire-B/delivery")
 	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "deliveries/s")

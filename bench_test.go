@@ -106,7 +106,20 @@ func benchFanout(b *testing.B, version byte, props bool, n int) {
 	}
 	pub := benchClient(b, addr, "pub", version)
 	enc := benchPublish(version, props, "bench/fan", 0)
-	const window = 256 // messages ahead of the slowest subscriber
+	driveFanout(b, version, pub, subs, enc)
+	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "deliveries/s")
+}
+
+// fanoutWindow is how many messages the fan-out benchmarks' publisher
+// runs ahead of its slowest subscriber.
+const fanoutWindow = 256
+
+// driveFanout publishes b.N messages from pub, cycling through encs, in
+// batches of fanoutWindow, while each of subs reads b.N. Flow control
+// without reading the subscribers' progress: after each batch a PINGREQ
+// round trip orders the publisher behind its own messages, which the
+// broker has routed by then.
+func driveFanout(b *testing.B, version byte, pub *rawClient, subs []*rawClient, encs ...[]byte) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	var wg sync.WaitGroup
@@ -122,21 +135,17 @@ func benchFanout(b *testing.B, version byte, props bool, n int) {
 			}
 		}(s)
 	}
-	batch := make([]byte, 0, window*len(enc))
+	batch := make([]byte, 0, fanoutWindow*len(encs[0]))
 	for sent := 0; sent < b.N; {
-		k := min(window, b.N-sent)
+		k := min(fanoutWindow, b.N-sent)
 		batch = batch[:0]
 		for j := 0; j < k; j++ {
-			batch = append(batch, enc...)
+			batch = append(batch, encs[(sent+j)%len(encs)]...)
 		}
 		pub.sendRaw(batch)
 		sent += k
-		// Flow control without reading the subscribers' progress:
-		// a PINGREQ round trip orders the publisher behind its own
-		// messages, which the broker has routed by then.
 		pub.send(&packets.Pingreq{Version: version})
 		pub.recv()
 	}
 	wg.Wait()
-	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "deliveries/s")
 }

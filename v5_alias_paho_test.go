@@ -71,14 +71,7 @@ func TestV5OutboundAliasPaho(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.Equal(t, byte(0), ack.ReasonCode)
-	t.Cleanup(func() {
-		c.Disconnect(&paho.Disconnect{})
-		select {
-		case <-c.Done():
-		case <-time.After(waitTimeout):
-			t.Errorf("paho client did not stop")
-		}
-	})
+	m5PahoStopAtCleanup(t, c, "oa-paho")
 	_, err = c.Subscribe(m5PahoCtx(t), &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "oa/paho/#", QoS: 1}}})
 	require.NoError(t, err)
 

@@ -48,6 +48,13 @@ func m5Paho(t *testing.T, addr, id string) (*paho.Client, chan *paho.Publish) {
 	ack, err := c.Connect(m5PahoCtx(t), &paho.Connect{ClientID: id, KeepAlive: 30, CleanStart: true})
 	require.NoError(t, err)
 	require.Equal(t, byte(0), ack.ReasonCode)
+	m5PahoStopAtCleanup(t, c, id)
+	return c, got
+}
+
+// m5PahoStopAtCleanup disconnects c when the test ends and checks that it
+// stops.
+func m5PahoStopAtCleanup(t *testing.T, c *paho.Client, id string) {
 	t.Cleanup(func() {
 		c.Disconnect(&paho.Disconnect{})
 		select {
@@ -56,7 +63,6 @@ func m5Paho(t *testing.T, addr, id string) (*paho.Client, chan *paho.Publish) {
 			t.Errorf("paho client %s did not stop", id)
 		}
 	})
-	return c, got
 }
 
 // m5PahoNext returns the next message on ch, failing after waitTimeout.
