@@ -117,16 +117,25 @@ func (s *sess) mayReadAs(f *fanout) bool {
 // goes to, when s's identity changed since the check routing made (a
 // takeover by another identity between the check and the delivery); it
 // reports whether the delivery goes on. The message that may not be read
-// is dropped and counted.
-func (s *sess) stillMayRead(f *fanout, to Client) bool {
+// is dropped and counted. The delivery path spells it out as
+// readUnchanged || readAgain, which inlines the common case.
+func (s *sess) stillMayRead(f *fanout, to *Client) bool {
+	return s.readUnchanged(f) || s.readAgain(f, to)
+}
+
+// readUnchanged is stillMayRead's common case, inlined in the delivery
+// path: no read check to repeat.
+func (s *sess) readUnchanged(f *fanout) bool {
+	return !s.b.hooks.hasReadChecks() || s.identGen.Load() == f.readGen
+}
+
+// readAgain is stillMayRead's check, for an identity that changed.
+func (s *sess) readAgain(f *fanout, to *Client) bool {
 	b := s.b
-	if !b.hooks.hasReadChecks() || s.identGen.Load() == f.readGen || to.Internal {
+	if to.Internal || b.hooks.authorizeRead(b, *to, f.msg.Topic) {
 		return true
 	}
-	if b.hooks.authorizeRead(b, to, f.msg.Topic) {
-		return true
-	}
-	f.drop(b, to, errNotReadable)
+	f.drop(b, *to, errNotReadable)
 	return false
 }
 
@@ -202,7 +211,7 @@ func (s *sess) deliverOpts(opts uint32, ids []uint32, f *fanout, share string) {
 	if qos == 0 {
 		// Fast path: QoS 0 to a connected client needs no session state.
 		if c := s.conn.Load(); c != nil {
-			if s.stillMayRead(f, c.client) {
+			if s.readUnchanged(f) || s.readAgain(f, &c.client) {
 				s.sendQoS0(c, f, retain, ids)
 			}
 			return
@@ -214,7 +223,7 @@ func (s *sess) deliverOpts(opts uint32, ids []uint32, f *fanout, share string) {
 		return
 	}
 	c := s.conn.Load()
-	if !s.stillMayRead(f, s.client) {
+	if !s.stillMayRead(f, &s.client) {
 		return
 	}
 	if c == nil && qos == 0 && !b.opts.QueueQoS0 {

@@ -28,10 +28,10 @@ type fanout struct {
 	// now is when it was routed, Unix nanoseconds, read once and only
 	// when needed (see clock); 0 until then.
 	now int64
-	// enc holds the PUBLISH encoded once per shape: MQTT 3.1.1 or 5, the
-	// delivered QoS, the RETAIN flag; DUP 0, packet id 1 (patched per
-	// delivery), no Subscription Identifier.
-	enc     [2][3][2][]byte
+	// enc holds the PUBLISH encoded once per shape (shapeOf): MQTT 3.1.1
+	// or 5, the delivered QoS, the RETAIN flag; DUP 0, packet id 1
+	// (patched per delivery), no Subscription Identifier.
+	enc     [16][]byte
 	encUsed []*[]byte // the entries of enc set, cleared by reset
 	buf     []byte    // backs enc, reused
 	kick    *[]*conn  // nil: start writers at once
@@ -130,23 +130,37 @@ func (f *fanout) keep() *session.Message {
 	return f.kept
 }
 
-// encoded returns the PUBLISH for the message in one shape, encoding it
-// the first time it is asked for.
-func (f *fanout) encoded(v5 bool, qos byte, retain bool) []byte {
-	v, r := 0, 0
+// shapeOf is the index in fanout.enc of a shape: 8 for MQTT 5, twice the
+// QoS, 1 for RETAIN.
+func shapeOf(v5 bool, qos byte, retain bool) int {
+	i := int(qos&3) << 1
 	if v5 {
-		v = 1
+		i |= 8
 	}
 	if retain {
-		r = 1
+		i |= 1
 	}
-	if f.enc[v][qos][r] == nil {
-		start := len(f.buf)
-		f.buf = appendPublish(f.buf, &f.msg, v5, qos, retain, false, 1, nil, f.expiryClock())
-		f.enc[v][qos][r] = f.buf[start:len(f.buf):len(f.buf)]
-		f.encUsed = append(f.encUsed, &f.enc[v][qos][r])
+	return i
+}
+
+// encoded returns the PUBLISH for the message in one shape, encoding it
+// the first time it is asked for. The lookup is inlined in the delivery
+// path; the encoding is not.
+func (f *fanout) encoded(v5 bool, qos byte, retain bool) []byte {
+	i := shapeOf(v5, qos, retain)
+	if e := f.enc[i]; e != nil {
+		return e
 	}
-	return f.enc[v][qos][r]
+	return f.encode(i)
+}
+
+// encode is encoded's first time for shape i.
+func (f *fanout) encode(i int) []byte {
+	start := len(f.buf)
+	f.buf = appendPublish(f.buf, &f.msg, i&8 != 0, byte(i>>1&3), i&1 != 0, false, 1, nil, f.expiryClock())
+	f.enc[i] = f.buf[start:len(f.buf):len(f.buf)]
+	f.encUsed = append(f.encUsed, &f.enc[i])
+	return f.enc[i]
 }
 
 // touched records that c has bytes to write.

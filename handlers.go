@@ -288,34 +288,11 @@ func (c *conn) pubAck(qos byte, id uint16, code packets.ReasonCode, reason strin
 }
 
 func (c *conn) onAck(fh packets.FixedHeader, body []byte) error {
-	v := c.proto.version
-	var id uint16
-	var code packets.ReasonCode
-	switch fh.Type {
-	case packets.TypePuback:
-		p := packets.Puback{Version: v}
-		if err := p.Decode(fh, body); err != nil {
-			return err
-		}
-		id, code = p.PacketID, p.ReasonCode
-	case packets.TypePubrec:
-		p := packets.Pubrec{Version: v}
-		if err := p.Decode(fh, body); err != nil {
-			return err
-		}
-		id, code = p.PacketID, p.ReasonCode
-	case packets.TypePubrel:
-		p := packets.Pubrel{Version: v}
-		if err := p.Decode(fh, body); err != nil {
-			return err
-		}
-		id = p.PacketID
-	case packets.TypePubcomp:
-		p := packets.Pubcomp{Version: v}
-		if err := p.Decode(fh, body); err != nil {
-			return err
-		}
-		id = p.PacketID
+	// The acknowledgement's properties are checked and dropped: the
+	// broker acts on its identifier and code alone.
+	id, code, err := packets.DecodeAckID(c.proto.version, fh, body)
+	if err != nil {
+		return err
 	}
 	s := c.s
 	b := c.b

@@ -15,25 +15,27 @@ import (
 // a field says otherwise. The differences between protocol levels in what
 // the broker writes live in its methods.
 type proto struct {
+	// The fields a delivery reads come first (conn puts them in the
+	// cache line of its write buffer).
 	version byte // packets.Level31, Level311 or Level5
-	// maxOut is the largest packet the client accepts (its Maximum Packet
-	// Size); 0: the protocol's limit. Nothing larger is sent
-	// [v5 MQTT-3.1.2-24].
-	maxOut int
 	// noProblem: the client set Request Problem Information to 0, so no
 	// Reason String or User Property goes on any packet but PUBLISH,
 	// CONNACK and DISCONNECT [v5 MQTT-3.1.2-29].
 	noProblem bool
+	// aliasOut is how many topic aliases Tern may define towards the
+	// client: Options.OutboundTopicAliases within the client's Topic
+	// Alias Maximum; 0: none (alias.go).
+	aliasOut uint16
 	// aliasMax is the Topic Alias Maximum Tern announced.
 	aliasMax uint16
 	// plainMax is the largest PUBLISH kept without a closer look
 	// (keepPublish): the client's Maximum Packet Size, or MaxInt without
 	// one; -1 with outbound aliases, which need that look.
 	plainMax int
-	// aliasOut is how many topic aliases Tern may define towards the
-	// client: Options.OutboundTopicAliases within the client's Topic
-	// Alias Maximum; 0: none (alias.go).
-	aliasOut uint16
+	// maxOut is the largest packet the client accepts (its Maximum Packet
+	// Size); 0: the protocol's limit. Nothing larger is sent
+	// [v5 MQTT-3.1.2-24].
+	maxOut int
 	// authMethod is the CONNECT's Authentication Method, "" without one.
 	authMethod string
 	// connacked is set once a successful CONNACK is queued: from then on a

@@ -37,37 +37,65 @@ func ackSection(t Type, v5 bool) string {
 // Code without properties (sections 3.4.2.1, 3.4.2.2.1 and their
 // counterparts).
 func (a *ack) decode(fh FixedHeader, body []byte, t Type) error {
-	e := errsFor(a.Version)
-	if err := checkHeader(fh, t, body, e); err != nil {
+	var props Properties
+	id, rc, err := decodeAck(errsFor(a.Version), fh, body, t, &props)
+	if err != nil {
 		return err
+	}
+	*a = ack{Version: a.Version, PacketID: id, ReasonCode: rc, Properties: props}
+	return nil
+}
+
+// decodeAck parses the body of an acknowledgement of type t, storing its
+// properties in props when it is not nil. With props nil they are checked
+// as fully and dropped.
+func decodeAck(e errs, fh FixedHeader, body []byte, t Type, props *Properties) (uint16, ReasonCode, error) {
+	if err := checkHeader(fh, t, body, e); err != nil {
+		return 0, 0, err
 	}
 	d := decoder{t: t, b: body, e: e}
 	id, err := d.packetID() // [MQTT-2.3.1-1] [v5 MQTT-2.2.1-3]
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	rc := Success
-	var props Properties
 	if e.v5 && len(d.b) > 0 {
 		b, _ := d.byte("reason code")
 		rc = ReasonCode(b)
 		if len(d.b) > 0 {
-			if props, err = d.props(propCtx(t)); err != nil {
-				return err
+			p, err := d.props(propCtx(t))
+			if err != nil {
+				return 0, 0, err
+			}
+			if props != nil {
+				*props = p
 			}
 		}
 	}
 	if err := d.end(ackSection(t, e.v5)); err != nil {
-		return err
+		return 0, 0, err
 	}
 	if e.v5 {
 		// [v5 MQTT-3.4.2-1] [v5 MQTT-3.5.2-1] [v5 MQTT-3.6.2-1] [v5 MQTT-3.7.2-1]
 		if err := checkReason(e, t, rc); err != nil {
-			return err
+			return 0, 0, err
 		}
 	}
-	*a = ack{Version: a.Version, PacketID: id, ReasonCode: rc, Properties: props}
-	return nil
+	return id, rc, nil
+}
+
+// DecodeAckID parses the body of the PUBACK, PUBREC, PUBREL or PUBCOMP that
+// fh announces, in the form version selects, with every check Decode makes,
+// and returns its Packet Identifier and Reason Code (Success in 3.1.1 and
+// when omitted). Its properties are checked and not kept. It is for a
+// receiver that acts on the identifier and code alone, and costs less than
+// Decode, which fills the packet's Properties.
+func DecodeAckID(version byte, fh FixedHeader, body []byte) (uint16, ReasonCode, error) {
+	e := errsFor(version)
+	if fh.Type < TypePuback || fh.Type > TypePubcomp {
+		return 0, 0, e.malformed(fh.Type, sectionType(e.v5), fh.Type.String()+" is not an acknowledgement of a PUBLISH")
+	}
+	return decodeAck(e, fh, body, fh.Type, nil)
 }
 
 // append appends the acknowledgement a of type t. The MQTT 5 form omits the

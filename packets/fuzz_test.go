@@ -119,6 +119,9 @@ func FuzzDecode(f *testing.F) {
 		version = fuzzVersion(version)
 		fh := packets.FixedHeader{Type: packets.Type(b0 >> 4), Flags: b0 & 0x0f, Remaining: len(body)}
 		p, err := packets.DecodeVersion(version, fh, body)
+		if fh.Type >= packets.TypePuback && fh.Type <= packets.TypePubcomp {
+			checkDecodeAckID(t, version, fh, body, p, err)
+		}
 		if err != nil {
 			require.Nil(t, p, "DecodeVersion returned a packet with error %v", err)
 			wantDecodeError(t, version, fh, err)
@@ -127,6 +130,36 @@ func FuzzDecode(f *testing.F) {
 		require.Equal(t, fh.Type, p.Type(), "decoded the wrong type")
 		checkDecoded(t, version, fh, body, p)
 	})
+}
+
+// checkDecodeAckID checks that DecodeAckID accepts what DecodeVersion
+// accepts, with the same identifier and Reason Code, and refuses what it
+// refuses, with the same error.
+func checkDecodeAckID(t *testing.T, version byte, fh packets.FixedHeader, body []byte, p packets.Packet, err error) {
+	t.Helper()
+	id, code, idErr := packets.DecodeAckID(version, fh, body)
+	if err != nil {
+		require.Error(t, idErr, "DecodeAckID accepted what DecodeVersion refused with %v", err)
+		require.Equal(t, err.Error(), idErr.Error())
+		return
+	}
+	require.NoError(t, idErr)
+	var wantID uint16
+	var wantCode packets.ReasonCode
+	switch a := p.(type) {
+	case *packets.Puback:
+		wantID, wantCode = a.PacketID, a.ReasonCode
+	case *packets.Pubrec:
+		wantID, wantCode = a.PacketID, a.ReasonCode
+	case *packets.Pubrel:
+		wantID, wantCode = a.PacketID, a.ReasonCode
+	case *packets.Pubcomp:
+		wantID, wantCode = a.PacketID, a.ReasonCode
+	default:
+		require.Failf(t, "not an acknowledgement", "%T", p)
+	}
+	require.Equal(t, wantID, id)
+	require.Equal(t, wantCode, code)
 }
 
 // chunked returns at most n bytes a Read.

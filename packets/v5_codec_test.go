@@ -264,3 +264,43 @@ func TestVersionSelectsForm(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, frame(0x10, str("MQTT"), []byte{5, 0}, u16(0), props(), str("c")), wire)
 }
+
+// TestDecodeAckID decodes acknowledgements of both forms with DecodeAckID,
+// which keeps only the Packet Identifier and Reason Code, and checks it
+// makes the checks Decode makes: [MQTT-2.3.1-1] [v5 MQTT-2.2.1-3]
+// [v5 MQTT-3.4.2-1].
+func TestDecodeAckID(t *testing.T) {
+	tests := []struct {
+		name    string
+		version byte
+		wire    []byte
+		id      uint16
+		code    packets.ReasonCode
+		wantErr string
+	}{
+		{"3.1.1 PUBACK", packets.Level311, []byte{0x40, 2, 0, 7}, 7, packets.Success, ""},
+		{"3.1.1 PUBREL", packets.Level311, []byte{0x62, 2, 1, 0}, 256, packets.Success, ""},
+		{"3.1.1 PUBACK with a reason code", packets.Level311, []byte{0x40, 3, 0, 7, 0x10}, 0, 0, "3.4.1"},
+		{"3.1.1 PUBCOMP id 0", packets.Level311, []byte{0x70, 2, 0, 0}, 0, 0, "MQTT-2.3.1-1"},
+		{"v5 PUBACK short form", packets.Level5, []byte{0x40, 2, 0, 9}, 9, packets.Success, ""},
+		{"v5 PUBREC with a code", packets.Level5, []byte{0x50, 3, 0, 9, 0x10}, 9, packets.NoMatchingSubscribers, ""},
+		{"v5 PUBACK with properties", packets.Level5, frame(0x40, u16(3), []byte{0x87}, props(pStr(packets.PropReasonString, "no"))), 3, packets.NotAuthorized, ""},
+		{"v5 PUBACK bad code", packets.Level5, []byte{0x40, 3, 0, 9, 0x01}, 0, 0, "MQTT-3.4.2-1"},
+		{"v5 PUBACK bad property", packets.Level5, frame(0x40, u16(3), []byte{0}, props(pByte(packets.PropPayloadFormat, 1))), 0, 0, "2.2.2.2"},
+		{"not an acknowledgement", packets.Level311, []byte{0xC0, 0}, 0, 0, "is not an acknowledgement"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fh, n, err := packets.ParseFixedHeaderVersion(tt.version, tt.wire)
+			require.NoError(t, err)
+			id, code, err := packets.DecodeAckID(tt.version, fh, tt.wire[n:])
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.id, id)
+			assert.Equal(t, tt.code, code)
+		})
+	}
+}
