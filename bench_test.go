@@ -149,3 +149,46 @@ func driveFanout(b *testing.B, version byte, pub *rawClient, subs []*rawClient, 
 	}
 	wg.Wait()
 }
+
+// BenchmarkRetainedDelivery subscribes to a filter that matches retainedN
+// retained messages and reads them all: the path of a new subscription
+// (matching the retained store, queueing, pumping into the write buffer).
+// ns/op is per subscription; msgs/s is reported.
+func BenchmarkRetainedDelivery(b *testing.B) {
+	const retainedN = 10000
+	for _, shape := range benchShapes[:2] {
+		b.Run(shape.name, func(b *testing.B) {
+			_, addr := startBroker(b, tern.Options{})
+			pub := benchClient(b, addr, "pub", shape.version)
+			var buf []byte
+			for i := 0; i < retainedN; i++ {
+				var err error
+				buf, err = (&packets.Publish{Version: shape.version, Topic: fmt.Sprintf("bench/ret/%d", i), Payload: make([]byte, 64), Retain: true}).Append(buf)
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			pub.sendRaw(buf)
+			pub.send(&packets.Pingreq{Version: shape.version})
+			pub.recv() // every retained PUBLISH before it is stored
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				sub := benchClient(b, addr, fmt.Sprintf("sub%d", i), shape.version)
+				sub.send(&packets.Subscribe{Version: shape.version, PacketID: 1, Subscriptions: []packets.Subscription{{Filter: "bench/ret/#"}}})
+				for n := 0; n < retainedN; {
+					p, err := sub.tryRecv(waitTimeout)
+					if err != nil {
+						b.Fatalf("after %d of %d: %v", n, retainedN, err)
+					}
+					if p.Type() == packets.TypePublish {
+						n++
+					}
+				}
+				sub.send(&packets.Disconnect{Version: shape.version})
+				sub.conn.Close()
+			}
+			b.ReportMetric(float64(b.N*retainedN)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}

@@ -364,9 +364,10 @@ func (s *sess) pumpLocked(c *conn) {
 	readCheck := b.hooks.hasReadChecks()
 	var now int64 // read once, when a message with an expiry needs it
 	var sent [3]int64
+	var q0 session.Delivery // holds each QoS 0 delivery in turn
 	c.mu.Lock()
 	for !c.dead && c.pendingLocked() < b.opts.MaxPending {
-		d, resend := s.s.Next()
+		d, resend := s.s.NextInto(&q0)
 		if d == nil {
 			break
 		}

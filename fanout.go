@@ -2,6 +2,7 @@ package tern
 
 import (
 	"errors"
+	"math/bits"
 	"time"
 
 	"github.com/ternmq/tern/session"
@@ -32,12 +33,13 @@ type fanout struct {
 	// or 5, the delivered QoS, the RETAIN flag; DUP 0, packet id 1
 	// (patched per delivery), no Subscription Identifier.
 	enc     [16][]byte
-	encUsed []*[]byte // the entries of enc set, cleared by reset
-	buf     []byte    // backs enc, reused
-	kick    *[]*conn  // nil: start writers at once
-	later   []*conn   // writers to start when kick is nil
-	sent    [3]int64  // by QoS
+	encUsed uint16   // the entries of enc set (a bit each), cleared by reset
+	buf     []byte   // backs enc, reused
+	kick    *[]*conn // nil: start writers at once
+	later   []*conn  // writers to start when kick is nil
+	sent    [3]int64 // by QoS
 	drops   dropCounts
+	dropped bool      // drops holds a count
 	lsn     uint64    // storage LSN of the last change this message caused
 	dropFor []dropped // for DropObserver hooks, only when there are some
 	// deliveredTo are the QoS 0 deliveries, for DeliveryObserver hooks,
@@ -69,27 +71,32 @@ var (
 // hooks, for whom and why.
 func (f *fanout) drop(b *Broker, c Client, why error) {
 	f.drops[dropReasonOf(why)]++
+	f.dropped = true
 	if b.hooks.hasDropObservers() {
 		f.dropFor = append(f.dropFor, dropped{c, why})
 	}
 }
 
-// reset prepares a reused fanout for the next message.
+// reset prepares a reused fanout for the next message. What store sets
+// for every message (msg, from, fromClient) is left to it.
 func (f *fanout) reset(kick *[]*conn) {
 	f.buf = f.buf[:0]
 	if cap(f.buf) > 256<<10 {
 		f.buf = nil
 	}
-	f.kept, f.from, f.fromClient, f.remote, f.now = nil, "", Client{}, false, 0
+	f.kept, f.remote, f.now = nil, false, 0
 	// Most messages go out in one or two shapes: clearing only those
 	// keeps reset cheap.
-	for _, e := range f.encUsed {
-		*e = nil
+	for m := f.encUsed; m != 0; m &= m - 1 {
+		f.enc[bits.TrailingZeros16(m)] = nil
 	}
-	f.encUsed = f.encUsed[:0]
+	f.encUsed = 0
 	f.kick = kick
 	f.later = f.later[:0]
-	f.sent, f.drops, f.lsn = [3]int64{}, dropCounts{}, 0
+	f.sent, f.lsn = [3]int64{}, 0
+	if f.dropped {
+		f.drops, f.dropped = dropCounts{}, false
+	}
 	f.dropFor = f.dropFor[:0]
 	f.deliveredTo = f.deliveredTo[:0]
 }
@@ -159,7 +166,7 @@ func (f *fanout) encode(i int) []byte {
 	start := len(f.buf)
 	f.buf = appendPublish(f.buf, &f.msg, i&8 != 0, byte(i>>1&3), i&1 != 0, false, 1, nil, f.expiryClock())
 	f.enc[i] = f.buf[start:len(f.buf):len(f.buf)]
-	f.encUsed = append(f.encUsed, &f.enc[i])
+	f.encUsed |= 1 << i
 	return f.enc[i]
 }
 
@@ -179,7 +186,9 @@ func (f *fanout) finish(b *Broker) {
 		c.startWriter()
 	}
 	b.stats.addSent(&f.sent)
-	b.stats.addDrops(&f.drops)
+	if f.dropped {
+		b.stats.addDrops(&f.drops)
+	}
 	for _, d := range f.dropFor {
 		b.hooks.onDrop(b, d.c, f.keep(), d.why)
 	}

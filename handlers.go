@@ -121,7 +121,9 @@ func (c *conn) onPublish(fh packets.FixedHeader, body []byte) error {
 	}
 	b := c.b
 	b.stats.received(p.QoS)
-	m := session.Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain}
+	// Field by field: see appendPublish.
+	var m session.Message
+	m.Topic, m.Payload, m.QoS, m.Retain = p.Topic, p.Payload, p.QoS, p.Retain
 	if c.proto.v5() {
 		if err := c.publishProps(p, &m); err != nil {
 			return err

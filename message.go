@@ -114,16 +114,19 @@ func restoredMessage(r *storage.Message) *session.Message {
 // identifier (patched later for a shared encoding), and, for MQTT 5, the
 // message's properties, the remaining expiry at now and subIDs.
 func appendPublish(dst []byte, m *session.Message, v5 bool, qos byte, retain, dup bool, id uint16, subIDs []uint32, now int64) []byte {
-	p := packets.Publish{Topic: m.Topic, Payload: m.Payload, QoS: qos, Retain: retain, Dup: dup && qos > 0, PacketID: id}
+	// Field by field, not as a composite literal: the literal is built
+	// apart and copied, and the copy's wide loads stall on the narrow
+	// stores that built it, a cost paid for every message.
+	var p packets.Publish
+	p.Topic, p.Payload = m.Topic, m.Payload
+	p.QoS, p.Retain, p.Dup, p.PacketID = qos, retain, dup && qos > 0, id
 	if qos > 0 && id == 0 {
 		p.PacketID = 1
 	}
 	if v5 {
 		p.Version = packets.Level5
-		p.Props = packets.PublishProps{
-			HasPayloadFormat: m.HasFormat, PayloadFormat: m.Format,
-			SubscriptionIDs: subIDs, Raw: m.Props,
-		}
+		p.Props.HasPayloadFormat, p.Props.PayloadFormat = m.HasFormat, m.Format
+		p.Props.SubscriptionIDs, p.Props.Raw = subIDs, m.Props
 		if m.Expires > 0 {
 			// [v5 MQTT-3.3.2-6] the received interval minus the time it
 			// waited in the broker.

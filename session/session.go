@@ -198,7 +198,13 @@ func (s *Session) Push(d Delivery, online bool) (send *Delivery, ok bool) {
 // goes with its packet identifier and DUP set), then the next queued one,
 // which moves into flight. A queued QoS 0 delivery is returned without
 // entering the window. It returns nil when nothing can be sent.
-func (s *Session) Next() (d *Delivery, resend bool) {
+func (s *Session) Next() (d *Delivery, resend bool) { return s.NextInto(nil) }
+
+// NextInto is Next, storing a queued QoS 0 delivery in *q0, when q0 is not
+// nil, instead of a new allocation: d is then q0, valid until the caller
+// reuses it. A broker sending a queue of QoS 0 messages allocates nothing
+// per message this way.
+func (s *Session) NextInto(q0 *Delivery) (d *Delivery, resend bool) {
 	if s.unsent > 0 {
 		if s.inflightLen()-s.unsent >= s.maxInflight {
 			return nil, false
@@ -219,10 +225,12 @@ func (s *Session) Next() (d *Delivery, resend bool) {
 	}
 	q := s.queue.pop()
 	if q.QoS == 0 {
-		// Allocated here only: q itself stays on the stack for admit.
-		p := new(Delivery)
-		*p = q
-		return p, false
+		if q0 == nil {
+			// Allocated here only: q itself stays on the stack for admit.
+			q0 = new(Delivery)
+		}
+		*q0 = q
+		return q0, false
 	}
 	return s.admit(q), false
 }

@@ -414,3 +414,30 @@ func TestResendWithinTheNewWindow(t *testing.T) {
 	assert.False(t, resend)
 	assert.Equal(t, "queued", d.Msg.Topic, "then the queue")
 }
+
+// NextInto hands out a queued QoS 0 delivery in the caller's scratch
+// value, without allocating, and a QoS 1 delivery as its own value in
+// flight, as Next does.
+func TestNextIntoReusesScratch(t *testing.T) {
+	s := New("c", false, 10, 100)
+	m := &Message{Topic: "t", Payload: []byte("p")}
+	s.Push(Delivery{Msg: m, QoS: 0, Seq: 1}, false)
+	s.Push(Delivery{Msg: m, QoS: 1, Seq: 2}, false)
+	var q0 Delivery
+	d, resend := s.NextInto(&q0)
+	require.False(t, resend)
+	require.Same(t, &q0, d, "a QoS 0 delivery goes in the scratch value")
+	assert.Equal(t, uint64(1), d.Seq)
+	d, _ = s.NextInto(&q0)
+	require.NotSame(t, &q0, d, "a QoS 1 delivery enters the window as its own value")
+	assert.Equal(t, uint64(2), d.Seq)
+	assert.NotZero(t, d.PacketID)
+
+	allocs := testing.AllocsPerRun(100, func() {
+		s.Push(Delivery{Msg: m, QoS: 0}, false)
+		if d, _ := s.NextInto(&q0); d != &q0 {
+			t.Fatal("not the scratch value")
+		}
+	})
+	assert.Zero(t, allocs, "allocations per queued QoS 0 delivery")
+}
