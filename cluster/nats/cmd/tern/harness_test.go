@@ -73,11 +73,14 @@ func (l *logs) String() string {
 	return l.buf.String()
 }
 
-// without is the log without the lines that hold sub.
-func (l *logs) without(sub string) string {
+// withoutNATSNotices is the log without the NATS server's lines below
+// warning level (its errors are logged as warnings, its fatal errors as
+// errors).
+func (l *logs) withoutNATSNotices() string {
 	var b strings.Builder
 	for line := range strings.Lines(l.String()) {
-		if !strings.Contains(line, sub) {
+		if !strings.Contains(line, "component=nats-server") ||
+			strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
 			b.WriteString(line)
 		}
 	}
@@ -139,7 +142,7 @@ func newNodes(t testing.TB, n int) []*node {
 		if t.Failed() {
 			for _, nd := range nodes {
 				if nd.logs != nil {
-					t.Logf("--- log of %s, without the NATS server's ---\n%s", nd.name, lastLines(nd.logs.without("component=nats-server"), 80))
+					t.Logf("--- log of %s, with only the NATS server's errors ---\n%s", nd.name, lastLines(nd.logs.withoutNATSNotices(), 80))
 				}
 			}
 		}

@@ -263,26 +263,6 @@ func Open(clients []*Client) int {
 	return n
 }
 
-// FreePorts returns n loopback TCP ports nothing listened on a moment ago.
-func FreePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
 // Messages is the channel of received PUBLISH packets.
 func (c *Client) Messages() <-chan *packets.Publish { return c.msgs }
 
