@@ -160,17 +160,8 @@ func BenchmarkRetainedDelivery(b *testing.B) {
 		b.Run(shape.name, func(b *testing.B) {
 			_, addr := startBroker(b, tern.Options{})
 			pub := benchClient(b, addr, "pub", shape.version)
-			var buf []byte
-			for i := 0; i < retainedN; i++ {
-				var err error
-				buf, err = (&packets.Publish{Version: shape.version, Topic: fmt.Sprintf("bench/ret/%d", i), Payload: make([]byte, 64), Retain: true}).Append(buf)
-				if err != nil {
-					b.Fatal(err)
-				}
-			}
-			pub.sendRaw(buf)
-			pub.send(&packets.Pingreq{Version: shape.version})
-			pub.recv() // every retained PUBLISH before it is stored
+			topic := func(i int) string { return fmt.Sprintf("bench/ret/%d", i) }
+			publishRetained(b, pub, shape.version, retainedN, topic, make([]byte, 64))
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {

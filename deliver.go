@@ -29,7 +29,7 @@ type sess struct {
 
 	// identGen counts the changes of client (attach): a read check made
 	// for an older identity is made again before the message goes out
-	// (see stillMayRead).
+	// (see readUnchanged).
 	identGen atomic.Uint32
 
 	mu       sync.Mutex // guards everything below
@@ -113,23 +113,18 @@ func (s *sess) mayReadAs(f *fanout) bool {
 	return id.Internal || s.b.hooks.authorizeRead(s.b, id, f.msg.Topic)
 }
 
-// stillMayRead repeats the read check, for the identity the message now
-// goes to, when s's identity changed since the check routing made (a
-// takeover by another identity between the check and the delivery); it
-// reports whether the delivery goes on. The message that may not be read
-// is dropped and counted. The delivery path spells it out as
-// readUnchanged || readAgain, which inlines the common case.
-func (s *sess) stillMayRead(f *fanout, to *Client) bool {
-	return s.readUnchanged(f) || s.readAgain(f, to)
-}
-
-// readUnchanged is stillMayRead's common case, inlined in the delivery
-// path: no read check to repeat.
+// readUnchanged and readAgain repeat the read check, for the identity the
+// message now goes to, when s's identity changed since the check routing
+// made (a takeover by another identity between the check and the
+// delivery): a delivery goes on when readUnchanged(f) || readAgain(f,
+// to). readUnchanged is the common case, small enough to be inlined in
+// the delivery path: no read check to repeat.
 func (s *sess) readUnchanged(f *fanout) bool {
 	return !s.b.hooks.hasReadChecks() || s.identGen.Load() == f.readGen
 }
 
-// readAgain is stillMayRead's check, for an identity that changed.
+// readAgain is the read check for to, an identity that changed; the
+// message that may not be read is dropped and counted.
 func (s *sess) readAgain(f *fanout, to *Client) bool {
 	b := s.b
 	if to.Internal || b.hooks.authorizeRead(b, *to, f.msg.Topic) {
@@ -223,7 +218,7 @@ func (s *sess) deliverOpts(opts uint32, ids []uint32, f *fanout, share string) {
 		return
 	}
 	c := s.conn.Load()
-	if !s.stillMayRead(f, &s.client) {
+	if !s.readUnchanged(f) && !s.readAgain(f, &s.client) {
 		return
 	}
 	if c == nil && qos == 0 && !b.opts.QueueQoS0 {

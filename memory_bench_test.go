@@ -73,28 +73,35 @@ func BenchmarkRetainedMemory(b *testing.B) {
 			var per float64
 			for b.Loop() {
 				per = memMeasure(b, func(c *rawClient) {
-					var buf []byte
-					for i := 0; i < memN; i += memBatch {
-						buf = buf[:0]
-						for j := i; j < i+memBatch; j++ {
-							var err error
-							buf, err = (&packets.Publish{Topic: shape.topic(j), Payload: payload, Retain: true}).Append(buf)
-							if err != nil {
-								b.Fatal(err)
-							}
-						}
-						c.sendRaw(buf)
-					}
-					// A connection's packets are handled in order: the
-					// PINGRESP comes after every PUBLISH was stored.
-					c.send(&packets.Pingreq{})
-					if p := c.recv(); p.Type() != packets.TypePingresp {
-						b.Fatalf("got %v, want PINGRESP", p.Type())
-					}
+					publishRetained(b, c, packets.Level311, memN, shape.topic, payload)
 				}, func(st tern.Stats) int { return st.Retained })
 			}
 			b.ReportMetric(per, "B/msg")
 		})
+	}
+}
+
+// publishRetained publishes n retained messages from c, on topic(i) each,
+// in batches of memBatch, and returns once the broker has stored them all.
+func publishRetained(b *testing.B, c *rawClient, version byte, n int, topic func(int) string, payload []byte) {
+	b.Helper()
+	var buf []byte
+	for i := 0; i < n; i += memBatch {
+		buf = buf[:0]
+		for j := i; j < min(i+memBatch, n); j++ {
+			var err error
+			buf, err = (&packets.Publish{Version: version, Topic: topic(j), Payload: payload, Retain: true}).Append(buf)
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		c.sendRaw(buf)
+	}
+	// A connection's packets are handled in order: the PINGRESP comes
+	// after every PUBLISH was stored.
+	c.send(&packets.Pingreq{Version: version})
+	if p := c.recv(); p.Type() != packets.TypePingresp {
+		b.Fatalf("got %v, want PINGRESP", p.Type())
 	}
 }
 
