@@ -65,6 +65,7 @@ type Broker struct {
 
 	poll     *poller // parks idle connections; started at the first park
 	pollOnce sync.Once
+	mem      *memReleaser // nil without Options.ReleaseMemoryAfter
 
 	wg        sync.WaitGroup // every goroutine the broker started
 	closing   chan struct{}
@@ -95,6 +96,7 @@ func New(opts Options) (*Broker, error) {
 		readers:   readers{work: make(chan readerTask)},
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.mem = newMemReleaser(b, o.ReleaseMemoryAfter)
 	if o.Store != nil {
 		if err := b.restore(b.ctx); err != nil {
 			b.cancel()
@@ -209,6 +211,7 @@ func (b *Broker) startConn(nc net.Conn) bool {
 	b.wg.Add(1)
 	b.mu.Unlock()
 	b.stats.opened.Add(1)
+	b.mem.touch()
 	b.runReader(c, false)
 	return true
 }
@@ -258,6 +261,7 @@ func (b *Broker) Close(ctx context.Context) error {
 			// store has nothing left to write to.
 			b.persist.abandon()
 		}
+		b.mem.stop()
 		// No connection parks after this; stop the poller (and make sure
 		// none starts).
 		b.pollOnce.Do(func() {})

@@ -28,6 +28,7 @@ func TestNewRejectsBadOptionsNamingTheField(t *testing.T) {
 		{"WriteTimeout", tern.Options{WriteTimeout: -time.Second}},
 		{"HandlerQueue", tern.Options{HandlerQueue: -1}},
 		{"MaxClientIDLength", tern.Options{MaxClientIDLength: 1 << 20}},
+		{"ReleaseMemoryAfter", tern.Options{ReleaseMemoryAfter: -time.Millisecond}},
 	}
 	for _, tc := range cases {
 		_, err := tern.New(tc.opts)

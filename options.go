@@ -190,6 +190,19 @@ type Options struct {
 	// the session already has is replaced, and does not count), counted
 	// in Stats.SubscriptionsRefused. 0: unlimited, as Mosquitto and EMQX.
 	MaxSubscriptionsPerClient int
+
+	// ReleaseMemoryAfter returns memory to the operating system after a
+	// burst of new connections: once at least 256 network connections have
+	// been accepted since the last release, and none has been accepted or
+	// answered with a CONNACK for this long, the broker calls
+	// runtime/debug.FreeOSMemory, counted in Stats.MemoryReleases. Without
+	// it, the Go runtime keeps the garbage of the burst's handshakes as
+	// resident memory, up to its next heap goal (twice the live heap with
+	// GOGC=100): idle TLS connections then cost half as much memory again
+	// as they need. FreeOSMemory forces a garbage collection of the whole
+	// process, so the default is 0, never; the standalone broker
+	// (cmd/tern), which owns its process, sets 250 ms. Negative: an error.
+	ReleaseMemoryAfter time.Duration
 }
 
 // ErrTooManyLevels matches the error for a topic name or filter with more
@@ -374,6 +387,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxSubscriptionsPerClient < 0 {
 		return o, fmt.Errorf("tern: Options.MaxSubscriptionsPerClient must not be negative, got %d", o.MaxSubscriptionsPerClient)
+	}
+	if o.ReleaseMemoryAfter < 0 {
+		return o, fmt.Errorf("tern: Options.ReleaseMemoryAfter must not be negative, got %v", o.ReleaseMemoryAfter)
 	}
 	if o.SessionExpiry < 0 {
 		return o, fmt.Errorf("tern: Options.SessionExpiry must not be negative, got %v", o.SessionExpiry)

@@ -136,6 +136,11 @@ type Stats struct {
 	// 5 0x97) because they would take a client past
 	// Options.MaxSubscriptionsPerClient.
 	SubscriptionsRefused int64 `json:"subscriptions_refused"`
+
+	// MemoryReleases counts the times memory was returned to the
+	// operating system after a burst of connections
+	// (Options.ReleaseMemoryAfter).
+	MemoryReleases int64 `json:"memory_releases"`
 }
 
 // Stats returns a snapshot of the broker's counters.
@@ -170,6 +175,7 @@ func (b *Broker) Stats() Stats {
 		Retained:              b.retained.Len(),
 		SysRetained:           int(b.sysRetained.Load()),
 		SubscriptionsRefused:  st.subscriptionsRefused.Load(),
+		MemoryReleases:        b.mem.count(),
 	}
 }
 

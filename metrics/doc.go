@@ -47,6 +47,7 @@
 //	tern_store_commit_operations         histogram            operations in each write to Options.Store
 //	tern_store_commit_errors_total       counter              writes to Options.Store that failed (they are retried)
 //	tern_hook_duration_seconds           histogram hook       duration of hook calls, by hook method; only methods called at least once
+//	tern_memory_releases_total           counter              memory returned to the operating system after a burst of connections (Options.ReleaseMemoryAfter)
 //
 // With [WithAuth] (the auth package's *auth.File or *auth.Mosquitto):
 //

@@ -65,7 +65,7 @@ type descs struct {
 	startTime, connections, opened, refused, connects, disconnects, acceptErrors *prometheus.Desc
 	packetsIn, msgsIn, msgsOut, dropped, bytesIn, bytesOut                       *prometheus.Desc
 	retained, subscriptions, subsRefused, sessions, inflight, queued             *prometheus.Desc
-	storeCommit, storeBatch, storeErrors, hooks                                  *prometheus.Desc
+	storeCommit, storeBatch, storeErrors, hooks, memReleases                     *prometheus.Desc
 	authChecks, authFailed, authHits, authLimited, authBusy                      *prometheus.Desc
 }
 
@@ -97,6 +97,7 @@ func newDescs() descs {
 		storeBatch:    d("store_commit_operations", "Operations written by each write (group commit) to the store."),
 		storeErrors:   d("store_commit_errors_total", "Writes to the store that failed (and were retried)."),
 		hooks:         d("hook_duration_seconds", "Duration of the hook calls, by hook method (SubscribeHandler: Broker.Subscribe handlers).", "hook"),
+		memReleases:   d("memory_releases_total", "Times memory was returned to the operating system after a burst of connections (Options.ReleaseMemoryAfter)."),
 		authChecks:    d("auth_password_checks_total", "Passwords compared with their hash by the authentication hook."),
 		authFailed:    d("auth_password_failures_total", "Password checks that failed: wrong passwords and unknown users."),
 		authHits:      d("auth_cache_hits_total", "Logins accepted from the authentication hook's success cache, without a hash."),
@@ -112,7 +113,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		d.startTime, d.connections, d.opened, d.refused, d.connects, d.disconnects, d.acceptErrors,
 		d.packetsIn, d.msgsIn, d.msgsOut, d.dropped, d.bytesIn, d.bytesOut,
 		d.retained, d.subscriptions, d.subsRefused, d.sessions, d.inflight, d.queued,
-		d.storeCommit, d.storeBatch, d.storeErrors, d.hooks,
+		d.storeCommit, d.storeBatch, d.storeErrors, d.hooks, d.memReleases,
 	} {
 		ch <- x
 	}
@@ -171,6 +172,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for _, h := range m.Hooks {
 		histogram(ch, d.hooks, h.Latency, h.Hook)
 	}
+	counter(d.memReleases, float64(m.MemoryReleases))
 
 	if c.auth != nil {
 		a := c.auth.Stats()

@@ -118,6 +118,7 @@ func TestCollector(t *testing.T) {
 		"tern_inflight_messages":            1, // sub's QoS 1
 		"tern_queued_messages":              2, // t/1 and t/2 for the offline session
 		"tern_store_commit_errors_total":    0,
+		"tern_memory_releases_total":        0,
 		"tern_auth_password_checks_total":   2, // the wrong password, then the first right one
 		"tern_auth_password_failures_total": 1,
 		"tern_auth_cache_hits_total":        2, // the next two logins

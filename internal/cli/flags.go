@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/ternmq/tern"
 	"github.com/ternmq/tern/listeners"
@@ -154,6 +155,10 @@ func optionUsage(o optFlag) string {
 // errHelp is returned when -h was asked for: the usage was printed.
 var errHelp = flag.ErrHelp
 
+// defaultReleaseMemoryAfter is the standalone broker's
+// tern.Options.ReleaseMemoryAfter.
+const defaultReleaseMemoryAfter = 250 * time.Millisecond
+
 // parseSettings reads the command line, then the files it names: a value
 // on the command line wins over -config, which wins over -c.
 func parseSettings(args []string, stderr io.Writer) (*settings, error) {
@@ -168,6 +173,10 @@ func parseSettingsWith(args []string, stderr io.Writer, ext *Extension) (*settin
 		}
 	}
 	s := &settings{origin: map[string]position{}, fields: map[string]string{}, ext: ext}
+	// The standalone broker owns its process, so it returns the memory of
+	// connection bursts to the system (a library leaves that to its
+	// application).
+	s.opts.ReleaseMemoryAfter = defaultReleaseMemoryAfter
 	fs, groups, err := newFlagSetWith(s, stderr, ext)
 	if err != nil {
 		return nil, err

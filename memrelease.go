@@ -1,0 +1,127 @@
+package tern
+
+import (
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// A burst of new connections leaves garbage behind: TLS handshakes
+// allocate tens of kilobytes each, CONNECT decoding and session set-up a
+// little more. The Go runtime frees it at its next collection, but keeps
+// the freed pages as resident memory up to its next heap goal (twice the
+// live heap with GOGC=100), and only returns what lies above that goal.
+// An idle broker that has just taken 10,000 TLS clients thus holds about
+// half as much memory again as its connections need, until the process
+// ends or its load grows into it.
+//
+// With Options.ReleaseMemoryAfter, once a burst is over (no connection
+// accepted or answered with a CONNACK for that long, and at least
+// releaseBurst connections accepted since the last release), the broker
+// forces one collection and returns every free page to the operating
+// system (runtime/debug.FreeOSMemory). It costs one garbage collection
+// per burst, and is never repeated while connections keep arriving.
+
+// releaseBurst is how many connections must be accepted after a release
+// before the next: fewer leave too little garbage to be worth a forced
+// collection of the whole heap.
+const releaseBurst = 256
+
+// memReleaser returns memory to the operating system after bursts of
+// connections. nil when Options.ReleaseMemoryAfter is 0.
+type memReleaser struct {
+	b     *Broker
+	after time.Duration
+	epoch time.Time
+	last  atomic.Int64 // poller-style clock (ns since epoch) of the last accept or CONNACK
+	armed atomic.Bool  // the timer is set
+
+	mu       sync.Mutex
+	timer    *time.Timer
+	closed   bool
+	mark     atomic.Int64 // b.stats.opened at the last release
+	releases atomic.Int64
+}
+
+func newMemReleaser(b *Broker, after time.Duration) *memReleaser {
+	if after <= 0 {
+		return nil
+	}
+	return &memReleaser{b: b, after: after, epoch: time.Now()}
+}
+
+// touch records a connection accepted or answered: the burst goes on. Once
+// enough connections arrived since the last release, it sets the timer
+// that releases memory when they stop.
+func (m *memReleaser) touch() {
+	if m == nil {
+		return
+	}
+	m.last.Store(int64(time.Since(m.epoch)))
+	if m.armed.Load() || m.b.stats.opened.Load()-m.mark.Load() < releaseBurst {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed || m.armed.Load() {
+		return
+	}
+	m.armed.Store(true)
+	if m.timer == nil {
+		m.timer = time.AfterFunc(m.after, m.fire)
+	} else {
+		m.timer.Reset(m.after)
+	}
+}
+
+// fire releases memory if the burst is over, and otherwise waits for the
+// rest of the quiet period again.
+func (m *memReleaser) fire() {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	if quiet := time.Duration(int64(time.Since(m.epoch)) - m.last.Load()); quiet < m.after {
+		m.timer.Reset(m.after - quiet)
+		m.mu.Unlock()
+		return
+	}
+	opened := m.b.stats.opened.Load()
+	n := opened - m.mark.Swap(opened)
+	m.armed.Store(false)
+	// Close waits for a release under way, as for every goroutine the
+	// broker runs; stop has not run yet (closed is false under mu), so
+	// the Add comes before Close's Wait.
+	m.b.wg.Add(1)
+	m.mu.Unlock()
+	defer m.b.wg.Done()
+	start := time.Now()
+	debug.FreeOSMemory()
+	m.releases.Add(1)
+	m.b.log.Debug("memory returned to the operating system after a burst of connections",
+		"connections", n, "took", time.Since(start))
+}
+
+// stop keeps the timer from firing again; a release under way is waited
+// for by Close (b.wg).
+func (m *memReleaser) stop() {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.closed = true
+	if m.timer != nil {
+		m.timer.Stop()
+	}
+	m.mu.Unlock()
+}
+
+// count returns the releases so far.
+func (m *memReleaser) count() int64 {
+	if m == nil {
+		return 0
+	}
+	return m.releases.Load()
+}
