@@ -37,7 +37,10 @@ type Cluster interface {
 	// as the cluster's retained message of the topic (an empty payload
 	// clears it). For QoS 1 and 2 it returns once the message is durable
 	// in the cluster: an error means it is not, and the publisher is not
-	// acknowledged. QoS 0 may be sent asynchronously.
+	// acknowledged. QoS 0 may be sent asynchronously. m's Payload and
+	// Props may alias the publisher's read buffer, which its next packet
+	// overwrites: they are valid only until Forward returns, so an
+	// implementation that keeps them copies them (or encodes m) first.
 	Forward(ctx context.Context, m *ClusterMessage) error
 	// Interest says that this node has its first subscription to filter
 	// (on) or no longer any (off). group is "" for ordinary subscriptions

@@ -1,6 +1,7 @@
 package tern_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -81,6 +82,11 @@ func (n *memNode) Stop(context.Context) error {
 }
 
 func (n *memNode) Forward(_ context.Context, m *tern.ClusterMessage) error {
+	// Payload and Props are valid only during the call: the hub keeps
+	// copies.
+	own := *m
+	own.Payload, own.Props = bytes.Clone(m.Payload), bytes.Clone(m.Props)
+	m = &own
 	h := n.hub
 	if m.QoS > 0 && h.down.Load() {
 		return fmt.Errorf("no quorum: %w", tern.ErrClusterUnavailable)

@@ -38,11 +38,14 @@ type conn struct {
 	// line: a QoS 0 delivery reads and writes nothing else of the
 	// connection (the small fields first, where they pack).
 	mu        sync.Mutex
-	flushing  bool   // a writer goroutine is running
-	scheduled bool   // a publisher will start the writer after its batch
-	dead      bool   // closed: nothing more is written
-	ended     bool   // end has finished
-	out       []byte // encoded packets waiting for the writer
+	flushing  bool // a writer goroutine is running
+	scheduled bool // a publisher will start the writer after its batch
+	dead      bool // closed: nothing more is written
+	ended     bool // end has finished
+	// closing is set, under mu, when the writer is handed the last words
+	// (ending); read without it.
+	closing atomic.Bool
+	out     []byte // encoded packets waiting for the writer
 	// writing is the bytes the writer has taken from out and not yet
 	// written. It is set under mu and cleared without it, after the write.
 	writing atomic.Int64
@@ -62,18 +65,16 @@ type conn struct {
 
 	b  *Broker
 	nc net.Conn
-	r  packets.Reader // reads from (*connSource)(c)
-	sc *scratch       // the running reader's, nil while parked
+	// r reads from (*connSource)(c). While a reader goroutine runs the
+	// connection, r is normally its scratch's Reader, lent to it (attach);
+	// a parked connection keeps none, unless it parked with part of a
+	// packet read (then r is its own).
+	r  *packets.Reader
+	sc *scratch // the running reader's, nil while parked
 
-	// Guarded by mu. When the connection ends while a writer runs, the
-	// writer is handed the last words (a server DISCONNECT) and the end
-	// waits for it.
-	lastWords []byte
-	closing   atomic.Bool
-	idle      *sync.Cond // signalled when the writer stops, for waiters
-	waiters   int
-	needLSN   uint64        // storage LSN that must be written before out
-	done      chan struct{} // made by doneChan for whoever waits for end
+	// Guarded by mu.
+	needLSN uint64      // storage LSN that must be written before out
+	ending  *connEnding // nil until the connection ends or is waited for
 	// outAliases are the topic aliases Tern defined on this connection
 	// (alias.go); nil until the first PUBLISH that takes one.
 	outAliases *outAliases
@@ -92,11 +93,61 @@ type conn struct {
 	authHook EnhancedAuthenticator
 }
 
+// connEnding is what only an ending connection, or one waited for, needs:
+// kept apart so that the many connections that are neither do not carry
+// it. Guarded by conn.mu.
+type connEnding struct {
+	// When the connection ends while a writer runs, the writer is handed
+	// the last words (a server DISCONNECT) and the end waits for it.
+	lastWords []byte
+	idle      sync.Cond // signalled when the writer stops, for waiters
+	waiters   int
+	done      chan struct{} // made by doneChan for whoever waits for end
+}
+
+// endingLocked returns c.ending, made if need be; c.mu is held.
+func (c *conn) endingLocked() *connEnding {
+	if c.ending == nil {
+		c.ending = &connEnding{idle: sync.Cond{L: &c.mu}}
+	}
+	return c.ending
+}
+
 func newConn(b *Broker, nc net.Conn) *conn {
 	c := &conn{b: b, nc: nc, heapIndex: -1}
 	c.raw, c.layered = parkable(nc)
-	c.r = *packets.NewReader((*connSource)(c), b.opts.MaxPacketSize)
 	return c
+}
+
+// attach gives c to the reader goroutine that owns sc. Unless c kept a
+// Reader of its own, it reads with sc's, whose buffer then serves one
+// connection after another: a parked connection holds no Reader, and a
+// woken one allocates no buffer.
+func (c *conn) attach(sc *scratch) {
+	c.sc = sc
+	if c.r == nil {
+		sc.r.Reset((*connSource)(c), c.b.opts.MaxPacketSize)
+		if c.proto.v5() {
+			sc.r.SetVersion(packets.Level5)
+		}
+		c.r = &sc.r
+	}
+}
+
+// detach takes the scratch back from c, which is about to park: c keeps
+// only what it has read of its next packet, in a Reader of its own.
+func (c *conn) detach() {
+	sc := c.sc
+	c.sc = nil
+	switch {
+	case !c.r.Pending():
+		c.r = nil
+	case c.r == &sc.r:
+		own := new(packets.Reader)
+		*own = sc.r
+		sc.r = packets.Reader{}
+		c.r = own
+	}
 }
 
 // doneChan returns a channel closed once end has finished; it is made only
@@ -104,13 +155,14 @@ func newConn(b *Broker, nc net.Conn) *conn {
 func (c *conn) doneChan() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.done == nil {
-		c.done = make(chan struct{})
+	e := c.endingLocked()
+	if e.done == nil {
+		e.done = make(chan struct{})
 		if c.ended {
-			close(c.done)
+			close(e.done)
 		}
 	}
-	return c.done
+	return e.done
 }
 
 // connSource is what a connection's packets.Reader reads: the network
@@ -171,13 +223,13 @@ func (c *conn) kill() {
 // connection holds one count of the broker's WaitGroup from startConn to
 // finish, parked or not.
 func (c *conn) serve(sc *scratch) {
-	c.sc = sc
+	c.attach(sc)
 	c.finish(c.run())
 }
 
 // resume is the reader goroutine of a connection woken from parking.
 func (c *conn) resume(sc *scratch) {
-	c.sc = sc
+	c.attach(sc)
 	c.finish(c.loop(true))
 }
 
@@ -187,7 +239,7 @@ func (c *conn) finish(err error) {
 	if err == errParked {
 		return
 	}
-	defer func() { c.sc = nil }()
+	defer func() { c.sc, c.r = nil, nil }()
 	if err != nil && !errors.Is(err, io.EOF) {
 		c.b.log.Debug("connection closed", "client", c.client.ID, "remote", c.nc.RemoteAddr().String(), "error", err)
 	}
@@ -391,8 +443,8 @@ func (c *conn) end(err error) {
 	defer func() {
 		c.mu.Lock()
 		c.ended = true
-		if c.done != nil {
-			close(c.done)
+		if e := c.ending; e != nil && e.done != nil {
+			close(e.done)
 		}
 		c.mu.Unlock()
 	}()
@@ -638,12 +690,10 @@ const lastWordsTimeout = time.Second
 // handOver gives the running writer the last words and waits, bounded,
 // until it has written them; c.mu is held and is released.
 func (c *conn) handOver(last []byte) {
-	c.lastWords = last
+	e := c.endingLocked()
+	e.lastWords = last
 	c.closing.Store(true)
-	if c.idle == nil {
-		c.idle = sync.NewCond(&c.mu)
-	}
-	c.waiters++
+	e.waiters++
 	c.mu.Unlock()
 	if p := c.b.persist; p != nil {
 		p.wake() // a writer waiting for the store gives up on its batch
@@ -652,14 +702,14 @@ func (c *conn) handOver(last []byte) {
 	c.nc.SetWriteDeadline(time.Now().Add(lastWordsTimeout)) // a blocked write returns
 	t := time.AfterFunc(time.Until(deadline), func() {
 		c.mu.Lock()
-		c.idle.Broadcast()
+		e.idle.Broadcast()
 		c.mu.Unlock()
 	})
 	c.mu.Lock()
 	for c.flushing && time.Now().Before(deadline) {
-		c.idle.Wait()
+		e.idle.Wait()
 	}
-	c.waiters--
+	e.waiters--
 	c.mu.Unlock()
 	t.Stop()
 }
@@ -667,8 +717,8 @@ func (c *conn) handOver(last []byte) {
 // stopFlushingLocked ends a writer's run; c.mu is held.
 func (c *conn) stopFlushingLocked() {
 	c.flushing = false
-	if c.waiters > 0 {
-		c.idle.Broadcast()
+	if e := c.ending; e != nil && e.waiters > 0 {
+		e.idle.Broadcast()
 	}
 }
 
@@ -681,8 +731,11 @@ func (c *conn) writeLastWords() {
 	if c.waitsForStoreLocked() {
 		out = out[:0]
 	}
-	out = append(out, c.lastWords...)
-	c.out, c.lastWords = nil, nil
+	if e := c.ending; e != nil {
+		out = append(out, e.lastWords...)
+		e.lastWords = nil
+	}
+	c.out = nil
 	c.dead = true // [v5 MQTT-3.14.4-1] nothing after them
 	c.mu.Unlock()
 	c.nc.SetWriteDeadline(time.Now().Add(lastWordsTimeout))

@@ -82,6 +82,13 @@ type Client struct {
 }
 
 // Message is an application message as it travels through the broker.
+//
+// A hook is given a Message whose Payload and CorrelationData may alias
+// the buffer the broker read the PUBLISH into, which the next packet
+// overwrites: like the p of io.Writer.Write, they are valid only until the
+// hook returns, and a hook that keeps them (an audit queue, for example)
+// copies them. The messages given to Broker.Subscribe handlers stay
+// valid.
 type Message struct {
 	Topic   string
 	Payload []byte

@@ -230,16 +230,16 @@ func (b *Broker) park(c *conn) bool {
 	if c.dead {
 		return false
 	}
-	// A parked connection keeps no read buffer, no scratch and no armed
-	// deadline timer; the reader sets its deadline again when it wakes.
-	c.r.Release()
+	// A parked connection keeps no packet reader (but one holding part of
+	// a packet), no read buffer, no scratch and no armed deadline timer;
+	// the reader sets its deadline again when it wakes.
 	c.nc.SetReadDeadline(time.Time{})
 	sc := c.sc
-	c.sc = nil
+	c.detach()
 	p.mu.Lock()
 	if p.stopped {
 		p.mu.Unlock()
-		c.sc = sc
+		c.attach(sc)
 		return false
 	}
 	if c.pollSlot == 0 {
@@ -287,7 +287,7 @@ func (b *Broker) park(c *conn) bool {
 		// to read what it has received: whichever of the two takes c back
 		// from the poller runs its reader.
 		if c.takeover.flag.Load() && c.unpark() {
-			c.sc = sc
+			c.attach(sc)
 			return false
 		}
 		return true
@@ -300,7 +300,7 @@ func (b *Broker) park(c *conn) bool {
 	p.mu.Lock()
 	p.forgetLocked(c)
 	p.mu.Unlock()
-	c.sc = sc
+	c.attach(sc)
 	return false
 }
 

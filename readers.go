@@ -55,7 +55,8 @@ func (b *Broker) runReader(c *conn, resumed bool) {
 // goroutine owns one and lends it to the connection it reads, so that a
 // parked connection carries none of it.
 type scratch struct {
-	kick       []*conn // writers to start at the end of the read batch
+	r          packets.Reader // lent to the connection being read (conn.attach)
+	kick       []*conn        // writers to start at the end of the read batch
 	pub        packets.Publish
 	fan        fanout
 	match      []topics.Sub[subscriber] // the last match, for matchTopic

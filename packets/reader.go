@@ -44,6 +44,28 @@ func NewReader(r io.Reader, maxSize int) *Reader {
 	return &Reader{src: r, max: maxSize}
 }
 
+// Reset makes r read from src as NewReader(src, maxSize) would, in the
+// MQTT 3.1.1 form, but keeps r's buffer (at most keepBufSize of it) for
+// the next reads: one Reader can serve many streams in turn, one at a
+// time, without allocating a buffer for each. Unread bytes and errors of
+// the previous stream are dropped.
+func (r *Reader) Reset(src io.Reader, maxSize int) {
+	if maxSize <= 0 || maxSize > MaxPacketSize {
+		maxSize = MaxPacketSize
+	}
+	buf := r.buf
+	if cap(buf) > keepBufSize {
+		buf = nil
+	}
+	*r = Reader{src: src, max: maxSize, buf: buf}
+}
+
+// Pending reports whether r holds anything of its stream: unread bytes,
+// or an error not yet returned. A Reader with nothing pending can be Reset
+// for another stream and later replaced by a new one for this stream
+// without losing anything.
+func (r *Reader) Pending() bool { return r.r != r.w || r.readErr != nil || r.err != nil }
+
 // SetVersion sets the protocol version the next packets are read in: 0,
 // Level31 or Level311 for MQTT 3.1.1 (the default), Level5 for MQTT 5. A
 // server reads the CONNECT in the default form, whose fixed header is the

@@ -358,3 +358,41 @@ func TestReaderDropsLargeBuffer(t *testing.T) {
 		assert.Equal(t, tc.kept, allocs == 0, "%s then PINGREQ: %v allocations; buffer kept", tc.name, allocs)
 	}
 }
+
+// TestReaderReset: one Reader serves streams in turn; Pending says when a
+// stream still has something in it (bytes of a packet, or an error) that
+// a Reset would lose.
+func TestReaderReset(t *testing.T) {
+	errTimeout := errors.New("i/o timeout")
+	wire := frame(0x32, str("a/b"), u16(7), []byte("payload"))
+	first := &scriptedReader{t: t, steps: []step{{data: wire[:6], err: errTimeout}}}
+	r := packets.NewReader(first, 0)
+	assert.False(t, r.Pending(), "a new Reader")
+	_, err := r.ReadPacket()
+	require.Equal(t, errTimeout, err)
+	assert.True(t, r.Pending(), "part of a packet is buffered")
+
+	second := &scriptedReader{t: t, steps: []step{{data: wire}}}
+	r.Reset(second, 0)
+	assert.False(t, r.Pending(), "Reset drops the first stream's bytes")
+	p, err := r.ReadPacket()
+	require.NoError(t, err)
+	require.Equal(t, &packets.Publish{QoS: 1, Topic: "a/b", PacketID: 7, Payload: []byte("payload")}, p)
+	assert.False(t, r.Pending(), "every byte read")
+
+	third := &scriptedReader{t: t, steps: []step{{data: wire, err: io.EOF}}}
+	r.Reset(third, 8)
+	_, err = r.ReadPacket()
+	require.ErrorIs(t, err, packets.ErrPacketTooLarge, "Reset applies the new size limit")
+	assert.True(t, r.Pending(), "a framing error stays")
+
+	// An error returned along with the last bytes is pending until read.
+	fourth := &scriptedReader{t: t, steps: []step{{data: wire, err: io.EOF}}}
+	r.Reset(fourth, 0)
+	_, err = r.ReadPacket()
+	require.NoError(t, err)
+	assert.True(t, r.Pending(), "io.EOF came with the packet and is not returned yet")
+	_, err = r.ReadPacket()
+	require.Equal(t, io.EOF, err)
+	assert.False(t, r.Pending())
+}
