@@ -1,10 +1,12 @@
 package tern_test
 
 import (
+	"bytes"
 	"crypto/tls"
 	"fmt"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -345,5 +347,72 @@ func TestParkedKeepAliveDeadlines(t *testing.T) {
 		require.True(t, ok, "got %v, want PUBACK", p.Type())
 		assert.Equal(t, uint16(7), ack.PacketID)
 		break
+	}
+}
+
+// A TLS or WebSocket connection can park with part of a packet read: the
+// layers held a whole PUBLISH and the start of the next, in records or
+// frames that reached the broker in one read. It keeps those bytes while
+// the reader goroutines read other connections, and each PUBLISH arrives
+// whole once the rest comes. (Over TLS: a plain WebSocket connection
+// reads its frames straight from the socket, so the start of a packet
+// waits there, not in the layer, when the connection parks.)
+func TestLayeredConnectionsParkHalfwayThroughAPacket(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("idle connections are parked on epoll, which only Linux has")
+	}
+	for _, tr := range layeredTransports {
+		if tr.name == "websocket" {
+			continue
+		}
+		t.Run(tr.name, func(t *testing.T) {
+			_, dial := serveOn(t, tr, tern.Options{})
+			sub := dial()
+			require.Zero(t, sub.connect("sub", true).ReturnCode)
+			sub.subscribe(1, packets.Subscription{Filter: "half/#"})
+			base := runtime.NumGoroutine()
+			limit := base + 8 + 4 // as in TestIdleLayeredConnectionsPark
+
+			const n = 20
+			clients := make([]*rawClient, n)
+			rest := make([][]byte, n)
+			for i := range clients {
+				c := dial()
+				clients[i] = c
+				require.Zero(t, c.connect(fmt.Sprintf("half-%d", i), true).ReturnCode)
+				p := &packets.Publish{Topic: fmt.Sprintf("half/%d", i), Payload: bytes.Repeat([]byte{byte('a' + i)}, 300)}
+				wire, err := p.Append(nil)
+				require.NoError(t, err)
+				rest[i] = wire[len(wire)/2:]
+				batch := batchWrites(t, c.conn)
+				c.send(&packets.Publish{Topic: fmt.Sprintf("half/%d/first", i), Payload: []byte("first")})
+				c.sendRaw(wire[:len(wire)/2])
+				batch.flush()
+				assert.Equal(t, fmt.Sprintf("half/%d/first", i), sub.recvPublish().Topic)
+			}
+			require.Eventually(t, func() bool { return runtime.NumGoroutine() <= limit },
+				waitTimeout, 2*time.Millisecond, "the connections park halfway through their second PUBLISH")
+
+			// Whole packets from another connection go through the reader
+			// goroutines meanwhile.
+			other := dial()
+			require.Zero(t, other.connect("other", true).ReturnCode)
+			for i := range 5 {
+				other.send(&packets.Publish{Topic: "half/other", Payload: fmt.Appendf(nil, "other %d", i)})
+				assert.Equal(t, fmt.Sprintf("other %d", i), string(sub.recvPublish().Payload))
+			}
+
+			for i, c := range clients {
+				c.sendRaw(rest[i])
+			}
+			got := map[string]string{}
+			for range n {
+				p := sub.recvPublish()
+				got[p.Topic] = string(p.Payload)
+			}
+			for i := range clients {
+				assert.Equal(t, strings.Repeat(string(rune('a'+i)), 300), got[fmt.Sprintf("half/%d", i)], "client %d", i)
+			}
+		})
 	}
 }
