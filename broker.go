@@ -211,7 +211,7 @@ func (b *Broker) startConn(nc net.Conn) bool {
 	b.wg.Add(1)
 	b.mu.Unlock()
 	b.stats.opened.Add(1)
-	b.mem.touch()
+	b.mem.touch(1)
 	b.runReader(c, false)
 	return true
 }

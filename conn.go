@@ -486,6 +486,7 @@ func (c *conn) end(err error) {
 		b.nconns.Add(-1)
 	}
 	b.forgetConn(c)
+	b.mem.touch(1)
 	s := c.s
 	if s == nil {
 		return

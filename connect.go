@@ -460,7 +460,7 @@ func (b *Broker) attach(c *conn, id string, a *attachment) error {
 	b.stats.connects.Add(1) // counted before the CONNACK leaves
 	connack := c.proto.connack(present, packets.Success, &a.props)
 	c.proto.connacked.Store(true)
-	b.mem.touch()
+	b.mem.touch(0)
 	c.mu.Lock()
 	c.out = append(c.buffer(), connack...)
 	c.mu.Unlock()

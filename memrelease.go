@@ -14,18 +14,21 @@ import (
 // live heap with GOGC=100), and only returns what lies above that goal.
 // An idle broker that has just taken 10,000 TLS clients thus holds about
 // half as much memory again as its connections need, until the process
-// ends or its load grows into it.
+// ends or its load grows into it. A burst of connections ending is the
+// same: what they held stays resident until a collection that an idle
+// broker has no reason to start.
 //
 // With Options.ReleaseMemoryAfter, once a burst is over (no connection
-// accepted or answered with a CONNACK for that long, and at least
-// releaseBurst connections accepted since the last release), the broker
-// forces one collection and returns every free page to the operating
-// system (runtime/debug.FreeOSMemory). It costs one garbage collection
-// per burst, and is never repeated while connections keep arriving.
+// accepted, answered with a CONNACK or ended for that long, and at least
+// releaseBurst connections accepted or ended since the last release), the
+// broker forces one collection and returns every free page to the
+// operating system (runtime/debug.FreeOSMemory). It costs one garbage
+// collection per burst, and is never repeated while connections keep
+// coming and going.
 
-// releaseBurst is how many connections must be accepted after a release
-// before the next: fewer leave too little garbage to be worth a forced
-// collection of the whole heap.
+// releaseBurst is how many connections must be accepted or end after a
+// release before the next: fewer leave too little garbage to be worth a
+// forced collection of the whole heap.
 const releaseBurst = 256
 
 // memReleaser returns memory to the operating system after bursts of
@@ -34,13 +37,14 @@ type memReleaser struct {
 	b     *Broker
 	after time.Duration
 	epoch time.Time
-	last  atomic.Int64 // poller-style clock (ns since epoch) of the last accept or CONNACK
+	last  atomic.Int64 // ns since epoch of the last accept, CONNACK or end
+	churn atomic.Int64 // connections accepted or ended
 	armed atomic.Bool  // the timer is set
 
 	mu       sync.Mutex
 	timer    *time.Timer
 	closed   bool
-	mark     atomic.Int64 // b.stats.opened at the last release
+	mark     atomic.Int64 // churn at the last release
 	releases atomic.Int64
 }
 
@@ -51,15 +55,15 @@ func newMemReleaser(b *Broker, after time.Duration) *memReleaser {
 	return &memReleaser{b: b, after: after, epoch: time.Now()}
 }
 
-// touch records a connection accepted or answered: the burst goes on. Once
-// enough connections arrived since the last release, it sets the timer
-// that releases memory when they stop.
-func (m *memReleaser) touch() {
+// touch records a connection accepted or ended (n = 1), or answered (n =
+// 0): the burst goes on. Once enough connections came or went since the
+// last release, it sets the timer that releases memory when they stop.
+func (m *memReleaser) touch(n int64) {
 	if m == nil {
 		return
 	}
 	m.last.Store(int64(time.Since(m.epoch)))
-	if m.armed.Load() || m.b.stats.opened.Load()-m.mark.Load() < releaseBurst {
+	if m.armed.Load() || m.churn.Add(n)-m.mark.Load() < releaseBurst {
 		return
 	}
 	m.mu.Lock()
@@ -88,8 +92,8 @@ func (m *memReleaser) fire() {
 		m.mu.Unlock()
 		return
 	}
-	opened := m.b.stats.opened.Load()
-	n := opened - m.mark.Swap(opened)
+	churn := m.churn.Load()
+	n := churn - m.mark.Swap(churn)
 	m.armed.Store(false)
 	// Close waits for a release under way, as for every goroutine the
 	// broker runs; stop has not run yet (closed is false under mu), so
@@ -101,7 +105,7 @@ func (m *memReleaser) fire() {
 	debug.FreeOSMemory()
 	m.releases.Add(1)
 	m.b.log.Debug("memory returned to the operating system after a burst of connections",
-		"connections", n, "took", time.Since(start))
+		"connections_opened_or_ended", n, "took", time.Since(start))
 }
 
 // stop keeps the timer from firing again; a release under way is waited

@@ -192,16 +192,18 @@ type Options struct {
 	MaxSubscriptionsPerClient int
 
 	// ReleaseMemoryAfter returns memory to the operating system after a
-	// burst of new connections: once at least 256 network connections have
-	// been accepted since the last release, and none has been accepted or
-	// answered with a CONNACK for this long, the broker calls
-	// runtime/debug.FreeOSMemory, counted in Stats.MemoryReleases. Without
-	// it, the Go runtime keeps the garbage of the burst's handshakes as
-	// resident memory, up to its next heap goal (twice the live heap with
-	// GOGC=100): idle TLS connections then cost half as much memory again
-	// as they need. FreeOSMemory forces a garbage collection of the whole
-	// process, so the default is 0, never; the standalone broker
-	// (cmd/tern), which owns its process, sets 250 ms. Negative: an error.
+	// burst of connections coming or going: once at least 256 network
+	// connections have been accepted or have ended since the last
+	// release, and none has been accepted, answered with a CONNACK or
+	// ended for this long, the broker calls runtime/debug.FreeOSMemory,
+	// counted in Stats.MemoryReleases. Without it, the Go runtime keeps
+	// what the burst freed (the garbage of its handshakes, the state of
+	// the connections that ended) as resident memory, up to its next heap
+	// goal (twice the live heap with GOGC=100): idle TLS connections then
+	// cost half as much memory again as they need. FreeOSMemory forces a
+	// garbage collection of the whole process, so the default is 0, never;
+	// the standalone broker (cmd/tern), which owns its process, sets
+	// 250 ms. Negative: an error.
 	ReleaseMemoryAfter time.Duration
 }
 
