@@ -416,3 +416,56 @@ func TestLayeredConnectionsParkHalfwayThroughAPacket(t *testing.T) {
 		})
 	}
 }
+
+// Parked connections share the reader goroutines, and with them the
+// buffers packets are read into: every payload arrives as it was sent,
+// whatever its size (within the first buffer or past it) and whichever
+// connections were read in between, at QoS 0 and 1.
+func TestPayloadsIntactAcrossParkedConnections(t *testing.T) {
+	tcp := transport{"tcp", func(t *testing.T) (net.Listener, func() net.Conn) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		return l, tcpConnDialer(t, l.Addr().String())
+	}}
+	for _, tr := range append([]transport{tcp}, layeredTransports...) {
+		t.Run(tr.name, func(t *testing.T) {
+			_, dial := serveOn(t, tr, tern.Options{})
+			sub := dial()
+			require.Zero(t, sub.connect("sub", true).ReturnCode)
+			sub.subscribe(1, packets.Subscription{Filter: "p/#", QoS: 1})
+			const n, rounds = 30, 6
+			pubs := make([]*rawClient, n)
+			for i := range pubs {
+				pubs[i] = dial()
+				require.Zero(t, pubs[i].connect(fmt.Sprintf("p-%d", i), true).ReturnCode)
+			}
+			payload := func(i, round int) []byte {
+				size := 1 + (i*97+round*389)%1500 // from 1 byte to past the first 512-byte buffer
+				return bytes.Repeat([]byte{byte('A' + (i+round)%26)}, size)
+			}
+			for round := range rounds {
+				qos := byte(round % 2)
+				for i, c := range pubs {
+					c.send(&packets.Publish{Topic: fmt.Sprintf("p/%d/%d", i, round), QoS: qos, PacketID: uint16(round + 1), Payload: payload(i, round)})
+				}
+				if qos == 1 {
+					for _, c := range pubs {
+						_, ok := c.recv().(*packets.Puback)
+						require.True(t, ok, "PUBACK")
+					}
+				}
+				for range n {
+					p := sub.recvPublish()
+					if p.QoS > 0 {
+						sub.send(&packets.Puback{PacketID: p.PacketID})
+					}
+					var i, r int
+					_, err := fmt.Sscanf(p.Topic, "p/%d/%d", &i, &r)
+					require.NoError(t, err, p.Topic)
+					require.Equal(t, round, r, p.Topic)
+					assert.Equal(t, payload(i, r), p.Payload, "%s: payload", p.Topic)
+				}
+			}
+		})
+	}
+}
