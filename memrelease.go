@@ -31,6 +31,15 @@ import (
 // forced collection of the whole heap.
 const releaseBurst = 256
 
+// Releases are spaced by at least releaseSpacing, and by releaseCost times
+// the last one's duration: clients that come and go in bursts cannot make
+// the broker spend more than about 2 % of a core on forced collections,
+// however large its heap.
+const (
+	releaseSpacing = time.Second
+	releaseCost    = 50
+)
+
 // memReleaser returns memory to the operating system after bursts of
 // connections. nil when Options.ReleaseMemoryAfter is 0.
 type memReleaser struct {
@@ -41,11 +50,12 @@ type memReleaser struct {
 	churn atomic.Int64 // connections accepted or ended
 	armed atomic.Bool  // the timer is set
 
-	mu       sync.Mutex
-	timer    *time.Timer
-	closed   bool
-	mark     atomic.Int64 // churn at the last release
-	releases atomic.Int64
+	mu        sync.Mutex
+	timer     *time.Timer
+	closed    bool
+	notBefore int64        // ns since epoch: no release before
+	mark      atomic.Int64 // churn at the last release
+	releases  atomic.Int64
 }
 
 func newMemReleaser(b *Broker, after time.Duration) *memReleaser {
@@ -63,7 +73,7 @@ func (m *memReleaser) touch(n int64) {
 		return
 	}
 	m.last.Store(int64(time.Since(m.epoch)))
-	if m.armed.Load() || m.churn.Add(n)-m.mark.Load() < releaseBurst {
+	if churn := m.churn.Add(n); m.armed.Load() || churn-m.mark.Load() < releaseBurst {
 		return
 	}
 	m.mu.Lock()
@@ -87,11 +97,19 @@ func (m *memReleaser) fire() {
 		m.mu.Unlock()
 		return
 	}
-	if quiet := time.Duration(int64(time.Since(m.epoch)) - m.last.Load()); quiet < m.after {
+	now := int64(time.Since(m.epoch))
+	if quiet := time.Duration(now - m.last.Load()); quiet < m.after {
 		m.timer.Reset(m.after - quiet)
 		m.mu.Unlock()
 		return
 	}
+	if now < m.notBefore {
+		m.timer.Reset(time.Duration(m.notBefore - now))
+		m.mu.Unlock()
+		return
+	}
+	// No other release starts while this one runs.
+	m.notBefore = now + int64(releaseSpacing)
 	churn := m.churn.Load()
 	n := churn - m.mark.Swap(churn)
 	m.armed.Store(false)
@@ -103,9 +121,13 @@ func (m *memReleaser) fire() {
 	defer m.b.wg.Done()
 	start := time.Now()
 	debug.FreeOSMemory()
+	took := time.Since(start)
+	m.mu.Lock()
+	m.notBefore = int64(time.Since(m.epoch)) + int64(max(releaseSpacing, releaseCost*took))
+	m.mu.Unlock()
 	m.releases.Add(1)
 	m.b.log.Debug("memory returned to the operating system after a burst of connections",
-		"connections_opened_or_ended", n, "took", time.Since(start))
+		"connections_opened_or_ended", n, "took", took)
 }
 
 // stop keeps the timer from firing again; a release under way is waited

@@ -34,6 +34,7 @@ func TestReleaseMemoryAfterBurst(t *testing.T) {
 	clients = append(clients, mustConnect(t, addr, "c255", true))
 	require.Eventually(t, func() bool { return releases() == 1 }, waitTimeout, after/4,
 		"the 256th connection completes a burst: memory is released once it is over")
+	first := time.Now()
 	var now runtime.MemStats
 	runtime.ReadMemStats(&now)
 	assert.Greater(t, now.NumForcedGC, before.NumForcedGC, "the release forced a collection")
@@ -48,6 +49,8 @@ func TestReleaseMemoryAfterBurst(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return releases() == 2 }, waitTimeout, after/4,
 		"256 connections ending are a burst too")
+	assert.GreaterOrEqual(t, time.Since(first), 900*time.Millisecond,
+		"releases are at least a second apart, however the clients come and go")
 }
 
 // TestReleaseMemoryOffByDefault: the library leaves the process's memory to

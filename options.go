@@ -201,9 +201,12 @@ type Options struct {
 	// the connections that ended) as resident memory, up to its next heap
 	// goal (twice the live heap with GOGC=100): idle TLS connections then
 	// cost half as much memory again as they need. FreeOSMemory forces a
-	// garbage collection of the whole process, so the default is 0, never;
-	// the standalone broker (cmd/tern), which owns its process, sets
-	// 250 ms. Negative: an error.
+	// garbage collection of the whole process: releases are at least 1 s
+	// apart, and 50 times as long as the last one took, so that clients
+	// coming and going in bursts cannot make the broker spend more than
+	// about 2 % of a core on them. The default is 0, never; the standalone
+	// broker (cmd/tern), which owns its process, sets 250 ms. Negative: an
+	// error.
 	ReleaseMemoryAfter time.Duration
 }
 
