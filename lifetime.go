@@ -86,6 +86,7 @@ func (b *Broker) expire(s *sess) {
 		return
 	}
 	s.gone = true
+	b.stats.sessionsExpired.Add(1)
 	os := b.dropSubscriptions(s)
 	delete(b.sessions, s.s.ID)
 	if b.persist != nil && !s.s.Clean {

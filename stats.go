@@ -1,9 +1,6 @@
 package tern
 
 import (
-	"github.com/ternmq/tern/session"
-
-	"strconv"
 	"sync/atomic"
 	"time"
 )
@@ -30,6 +27,7 @@ type counters struct {
 	hooks           [numHookKinds]histogram // nanoseconds per hook call
 
 	subscriptionsRefused atomic.Int64
+	sessionsExpired      atomic.Int64
 }
 
 // received counts a PUBLISH received from a client.
@@ -137,6 +135,11 @@ type Stats struct {
 	// Options.MaxSubscriptionsPerClient.
 	SubscriptionsRefused int64 `json:"subscriptions_refused"`
 
+	// SessionsExpired counts the sessions discarded because their client
+	// stayed offline past their expiry (MQTT 5 Session Expiry Interval,
+	// Options.SessionExpiry).
+	SessionsExpired int64 `json:"sessions_expired"`
+
 	// MemoryReleases counts the times memory was returned to the
 	// operating system after a burst of connections
 	// (Options.ReleaseMemoryAfter).
@@ -175,6 +178,7 @@ func (b *Broker) Stats() Stats {
 		Retained:              b.retained.Len(),
 		SysRetained:           int(b.sysRetained.Load()),
 		SubscriptionsRefused:  st.subscriptionsRefused.Load(),
+		SessionsExpired:       st.sessionsExpired.Load(),
 		MemoryReleases:        b.mem.count(),
 	}
 }
@@ -185,44 +189,4 @@ func sum(cs []atomic.Int64) int64 {
 		n += cs[i].Load()
 	}
 	return n
-}
-
-// sysTopics renders a Stats snapshot as the $SYS/broker topics, named as
-// Mosquitto names them where they overlap.
-func sysTopics(s Stats) [][2]string {
-	i := func(n int64) string { return strconv.FormatInt(n, 10) }
-	return [][2]string{
-		{"$SYS/broker/version", s.Version},
-		{"$SYS/broker/uptime", i(int64(s.Uptime/time.Second)) + " seconds"},
-		{"$SYS/broker/clients/connected", i(int64(s.ClientsConnected))},
-		{"$SYS/broker/clients/disconnected", i(int64(s.ClientsDisconnected))},
-		{"$SYS/broker/clients/total", i(int64(s.ClientsTotal))},
-		{"$SYS/broker/messages/received", i(s.MessagesReceived)},
-		{"$SYS/broker/publish/messages/received", i(s.PublishReceived)},
-		{"$SYS/broker/publish/messages/sent", i(s.PublishSent)},
-		{"$SYS/broker/publish/messages/dropped", i(s.PublishDropped)},
-		{"$SYS/broker/bytes/received", i(s.BytesReceived)},
-		{"$SYS/broker/bytes/sent", i(s.BytesSent)},
-		{"$SYS/broker/subscriptions/count", i(int64(s.Subscriptions))},
-		{"$SYS/broker/retained messages/count", i(int64(s.Retained))},
-	}
-}
-
-// sysLoop refreshes the $SYS topics every interval until Close.
-func (b *Broker) sysLoop(every time.Duration) {
-	defer b.wg.Done()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		topics := sysTopics(b.Stats())
-		for _, kv := range topics {
-			b.store(nil, Client{Internal: true}, &session.Message{Topic: kv[0], Payload: []byte(kv[1]), Retain: true})
-		}
-		b.sysRetained.Store(int64(len(topics)))
-		select {
-		case <-t.C:
-		case <-b.closing:
-			return
-		}
-	}
 }

@@ -69,6 +69,19 @@ func TestSysTopicsAreRetainedAndRefreshed(t *testing.T) {
 		"$SYS/broker/bytes/sent":                isCount,
 		"$SYS/broker/subscriptions/count":       isCount,
 		"$SYS/broker/retained messages/count":   isCount,
+		"$SYS/broker/clients/maximum":           isCount,
+		"$SYS/broker/clients/expired":           isCount,
+		"$SYS/broker/messages/inflight":         isCount,
+		"$SYS/broker/messages/stored":           isCount,
+		"$SYS/broker/store/messages/count":      isCount,
+		"$SYS/broker/heap/current":              isPositive,
+		"$SYS/broker/heap/maximum":              isPositive,
+	}
+	for _, name := range []string{"messages/received", "publish/received", "publish/sent", "publish/dropped",
+		"bytes/received", "bytes/sent", "connections", "sockets"} {
+		for _, period := range []string{"1min", "5min", "15min"} {
+			wanted["$SYS/broker/load/"+name+"/"+period] = isLoad
+		}
 	}
 	eventually(t, "the $SYS topics to be retained", func() bool { return b.Stats().Retained >= len(wanted) })
 
@@ -112,6 +125,51 @@ func TestSysTopicsAreRetainedAndRefreshed(t *testing.T) {
 func isCount(v string) bool {
 	n, err := strconv.ParseInt(v, 10, 64)
 	return err == nil && n >= 0
+}
+
+func isPositive(v string) bool {
+	n, err := strconv.ParseInt(v, 10, 64)
+	return err == nil && n > 0
+}
+
+// isLoad: a load average as Mosquitto prints it, with two decimals.
+func isLoad(v string) bool {
+	f, err := strconv.ParseFloat(v, 64)
+	dot := strings.IndexByte(v, '.')
+	return err == nil && f >= 0 && dot >= 0 && len(v)-dot == 3
+}
+
+// The load averages follow the traffic, the maximum of clients stays at
+// the most connected at once, and sessions that expire are counted, as
+// Mosquitto's $SYS topics of the same names.
+func TestSysLoadsMaximaAndExpiredSessions(t *testing.T) {
+	b, addr := startBroker(t, tern.Options{SysInterval: sysInterval})
+	c := mustConnect(t, addr, "sys", true)
+	sysSubscribe(t, c, "$SYS/broker/#")
+	positive := func(v string, _ bool) bool {
+		f, err := strconv.ParseFloat(v, 64)
+		return err == nil && f > 0
+	}
+
+	pub := mustConnect(t, addr, "pub", true)
+	for i := range 20 {
+		pub.publishQoS(uint16(i+1), "load/x", "m", 1, false)
+	}
+	waitSys(t, c, "$SYS/broker/load/publish/received/1min", positive)
+	waitSys(t, c, "$SYS/broker/load/connections/15min", positive)
+	waitSys(t, c, "$SYS/broker/load/sockets/5min", positive)
+	waitSys(t, c, "$SYS/broker/clients/maximum", equals("2"))
+
+	// An MQTT 5 session of 1 s outlives its connection by that long, then
+	// expires; the maximum stays at 3 once its client has gone.
+	e, _ := c5Connect(t, addr, c5Persistent("brief", false, 1))
+	waitSys(t, c, "$SYS/broker/clients/maximum", equals("3"))
+	e.send(&packets.Disconnect{Version: packets.Level5})
+	e.expectClosed()
+	eventually(t, "the session to expire", func() bool { return b.Stats().SessionsExpired == 1 })
+	waitSys(t, c, "$SYS/broker/clients/expired", equals("1"))
+	waitSys(t, c, "$SYS/broker/clients/connected", equals("2"))
+	waitSys(t, c, "$SYS/broker/clients/maximum", equals("3"))
 }
 
 // [MQTT-4.7.2-1] filters starting with a wildcard do not match topics that

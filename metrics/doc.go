@@ -43,6 +43,7 @@
 //	tern_sessions                        gauge     state      sessions: online (client connected) or offline (persistent, client away)
 //	tern_inflight_messages               gauge                QoS 1 and 2 deliveries sent and not yet completed
 //	tern_queued_messages                 gauge                deliveries waiting to be sent (offline clients, full windows)
+//	tern_sessions_expired_total          counter              sessions discarded because their client stayed offline past their expiry
 //	tern_store_commit_duration_seconds   histogram            duration of each write (group commit) to Options.Store
 //	tern_store_commit_operations         histogram            operations in each write to Options.Store
 //	tern_store_commit_errors_total       counter              writes to Options.Store that failed (they are retried)

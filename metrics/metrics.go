@@ -64,7 +64,7 @@ func Handler(b *tern.Broker, opts ...Option) http.Handler {
 type descs struct {
 	startTime, connections, opened, refused, connects, disconnects, acceptErrors *prometheus.Desc
 	packetsIn, msgsIn, msgsOut, dropped, bytesIn, bytesOut                       *prometheus.Desc
-	retained, subscriptions, subsRefused, sessions, inflight, queued             *prometheus.Desc
+	retained, subscriptions, subsRefused, sessions, inflight, queued, expired    *prometheus.Desc
 	storeCommit, storeBatch, storeErrors, hooks, memReleases                     *prometheus.Desc
 	authChecks, authFailed, authHits, authLimited, authBusy                      *prometheus.Desc
 }
@@ -93,6 +93,7 @@ func newDescs() descs {
 		sessions:      d("sessions", "Sessions, by state: online (a client is connected) or offline (a persistent session waiting for its client).", "state"),
 		inflight:      d("inflight_messages", "QoS 1 and 2 deliveries sent and not yet completed, over every session."),
 		queued:        d("queued_messages", "Deliveries waiting to be sent (offline clients, full windows), over every session."),
+		expired:       d("sessions_expired_total", "Sessions discarded because their client stayed offline past their expiry."),
 		storeCommit:   d("store_commit_duration_seconds", "Duration of each write (group commit) to the store."),
 		storeBatch:    d("store_commit_operations", "Operations written by each write (group commit) to the store."),
 		storeErrors:   d("store_commit_errors_total", "Writes to the store that failed (and were retried)."),
@@ -112,7 +113,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, x := range []*prometheus.Desc{
 		d.startTime, d.connections, d.opened, d.refused, d.connects, d.disconnects, d.acceptErrors,
 		d.packetsIn, d.msgsIn, d.msgsOut, d.dropped, d.bytesIn, d.bytesOut,
-		d.retained, d.subscriptions, d.subsRefused, d.sessions, d.inflight, d.queued,
+		d.retained, d.subscriptions, d.subsRefused, d.sessions, d.inflight, d.queued, d.expired,
 		d.storeCommit, d.storeBatch, d.storeErrors, d.hooks, d.memReleases,
 	} {
 		ch <- x
@@ -165,6 +166,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(d.sessions, float64(m.ClientsDisconnected), "offline")
 	gauge(d.inflight, float64(m.Inflight))
 	gauge(d.queued, float64(m.Queued))
+	counter(d.expired, float64(m.SessionsExpired))
 
 	histogram(ch, d.storeCommit, m.StoreCommit)
 	histogram(ch, d.storeBatch, m.StoreBatch)

@@ -119,6 +119,7 @@ func TestCollector(t *testing.T) {
 		"tern_queued_messages":              2, // t/1 and t/2 for the offline session
 		"tern_store_commit_errors_total":    0,
 		"tern_memory_releases_total":        0,
+		"tern_sessions_expired_total":       0,
 		"tern_auth_password_checks_total":   2, // the wrong password, then the first right one
 		"tern_auth_password_failures_total": 1,
 		"tern_auth_cache_hits_total":        2, // the next two logins
