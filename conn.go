@@ -766,6 +766,14 @@ func (c *conn) drain() {
 			return
 		}
 		c.mu.Lock()
+		if c.closing.Load() {
+			// handOver ran between the check above and the lock (it sets
+			// closing under the lock): the last words are this writer's.
+			c.mu.Unlock()
+			c.b.putBuf(buf)
+			c.writeLastWords()
+			return
+		}
 		if c.dead || len(c.out) == 0 {
 			c.stopFlushingLocked()
 			if len(c.out) == 0 {

@@ -53,6 +53,7 @@ type memReleaser struct {
 	mu        sync.Mutex
 	timer     *time.Timer
 	closed    bool
+	releasing bool         // a release is under way
 	notBefore int64        // ns since epoch: no release before
 	mark      atomic.Int64 // churn at the last release
 	releases  atomic.Int64
@@ -103,13 +104,17 @@ func (m *memReleaser) fire() {
 		m.mu.Unlock()
 		return
 	}
+	if m.releasing {
+		// The release under way sets the timer again when it ends.
+		m.mu.Unlock()
+		return
+	}
 	if now < m.notBefore {
 		m.timer.Reset(time.Duration(m.notBefore - now))
 		m.mu.Unlock()
 		return
 	}
-	// No other release starts while this one runs.
-	m.notBefore = now + int64(releaseSpacing)
+	m.releasing = true
 	churn := m.churn.Load()
 	n := churn - m.mark.Swap(churn)
 	m.armed.Store(false)
@@ -123,7 +128,13 @@ func (m *memReleaser) fire() {
 	debug.FreeOSMemory()
 	took := time.Since(start)
 	m.mu.Lock()
-	m.notBefore = int64(time.Since(m.epoch)) + int64(max(releaseSpacing, releaseCost*took))
+	m.releasing = false
+	spacing := max(releaseSpacing, releaseCost*took)
+	m.notBefore = int64(time.Since(m.epoch)) + int64(spacing)
+	if m.armed.Load() && !m.closed {
+		// A burst that came during the release waits for the spacing.
+		m.timer.Reset(spacing)
+	}
 	m.mu.Unlock()
 	m.releases.Add(1)
 	m.b.log.Debug("memory returned to the operating system after a burst of connections",

@@ -469,3 +469,47 @@ func TestPayloadsIntactAcrossParkedConnections(t *testing.T) {
 		})
 	}
 }
+
+// keptRetains is a RetainObserver that keeps the messages it is told of,
+// without copying them.
+type keptRetains struct {
+	mu   sync.Mutex
+	msgs []tern.Message
+}
+
+func (k *keptRetains) OnRetain(m tern.Message) {
+	k.mu.Lock()
+	k.msgs = append(k.msgs, m)
+	k.mu.Unlock()
+}
+
+// A RetainObserver is given the retained store's own copy of the message:
+// a hook that keeps it keeps bytes that the reads of other connections,
+// into the same reader buffers, do not overwrite.
+func TestRetainObserverKeepsIntactMessages(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	kept := &keptRetains{}
+	serveBroker(t, runtime.NumGoroutine(), tern.Options{}, l, kept)
+	addr := l.Addr().String()
+	const n = 40
+	pubs := make([]*rawClient, n)
+	for i := range pubs {
+		pubs[i] = mustConnect(t, addr, fmt.Sprintf("r-%d", i), true)
+	}
+	want := func(i int) string { return strings.Repeat(string(rune('a'+i%26)), 100+i) }
+	for i, c := range pubs {
+		c.publishQoS(1, fmt.Sprintf("keep/%d", i), want(i), 1, true)
+		// Other connections' packets go through the reader goroutines.
+		pubs[(i+1)%n].publishQoS(2, "other", strings.Repeat("Z", 300), 1, false)
+	}
+	kept.mu.Lock()
+	defer kept.mu.Unlock()
+	require.Len(t, kept.msgs, n)
+	for _, m := range kept.msgs {
+		var i int
+		_, err := fmt.Sscanf(m.Topic, "keep/%d", &i)
+		require.NoError(t, err)
+		assert.Equal(t, want(i), string(m.Payload), m.Topic)
+	}
+}

@@ -114,7 +114,13 @@ func (b *Broker) store(via *conn, from Client, m *session.Message) (uint64, int)
 		}
 	}
 	if m.Retain && b.hooks.hasRetainObservers() && !strings.HasPrefix(m.Topic, "$SYS/") {
-		b.hooks.onRetain(b, publicMessage(&f.msg, f.expiryClock()))
+		// The retained store's copy, when there is one: an observer that
+		// keeps the message (the likely use) then keeps bytes that stay.
+		rm := &f.msg
+		if f.kept != nil {
+			rm = f.kept
+		}
+		b.hooks.onRetain(b, publicMessage(rm, f.expiryClock()))
 	}
 	matched := b.route(via, f)
 	return f.lsn, matched
