@@ -760,15 +760,10 @@ func (c *conn) drain() {
 	b := c.b
 	var buf []byte
 	for {
-		if c.closing.Load() {
-			c.b.putBuf(buf)
-			c.writeLastWords()
-			return
-		}
 		c.mu.Lock()
 		if c.closing.Load() {
-			// handOver ran between the check above and the lock (it sets
-			// closing under the lock): the last words are this writer's.
+			// Checked under the lock, under which handOver sets it: the
+			// last words handed over are this writer's to write.
 			c.mu.Unlock()
 			c.b.putBuf(buf)
 			c.writeLastWords()

@@ -45,8 +45,7 @@ const (
 type memReleaser struct {
 	b     *Broker
 	after time.Duration
-	epoch time.Time
-	last  atomic.Int64 // ns since epoch of the last accept, CONNACK or end
+	last  atomic.Int64 // ns since b.started of the last accept, CONNACK or end
 	churn atomic.Int64 // connections accepted or ended
 	armed atomic.Bool  // the timer is set
 
@@ -54,7 +53,7 @@ type memReleaser struct {
 	timer     *time.Timer
 	closed    bool
 	releasing bool         // a release is under way
-	notBefore int64        // ns since epoch: no release before
+	notBefore int64        // ns since b.started: no release before
 	mark      atomic.Int64 // churn at the last release
 	releases  atomic.Int64
 }
@@ -63,8 +62,11 @@ func newMemReleaser(b *Broker, after time.Duration) *memReleaser {
 	if after <= 0 {
 		return nil
 	}
-	return &memReleaser{b: b, after: after, epoch: time.Now()}
+	return &memReleaser{b: b, after: after}
 }
+
+// now is the releaser's clock: monotonic nanoseconds since New.
+func (m *memReleaser) now() int64 { return int64(time.Since(m.b.started)) }
 
 // touch records a connection accepted or ended (n = 1), or answered (n =
 // 0): the burst goes on. Once enough connections came or went since the
@@ -73,7 +75,7 @@ func (m *memReleaser) touch(n int64) {
 	if m == nil {
 		return
 	}
-	m.last.Store(int64(time.Since(m.epoch)))
+	m.last.Store(m.now())
 	if churn := m.churn.Add(n); m.armed.Load() || churn-m.mark.Load() < releaseBurst {
 		return
 	}
@@ -98,7 +100,7 @@ func (m *memReleaser) fire() {
 		m.mu.Unlock()
 		return
 	}
-	now := int64(time.Since(m.epoch))
+	now := m.now()
 	if quiet := time.Duration(now - m.last.Load()); quiet < m.after {
 		m.timer.Reset(m.after - quiet)
 		m.mu.Unlock()
@@ -130,7 +132,7 @@ func (m *memReleaser) fire() {
 	m.mu.Lock()
 	m.releasing = false
 	spacing := max(releaseSpacing, releaseCost*took)
-	m.notBefore = int64(time.Since(m.epoch)) + int64(spacing)
+	m.notBefore = m.now() + int64(spacing)
 	if m.armed.Load() && !m.closed {
 		// A burst that came during the release waits for the spacing.
 		m.timer.Reset(spacing)

@@ -422,12 +422,7 @@ func TestLayeredConnectionsParkHalfwayThroughAPacket(t *testing.T) {
 // whatever its size (within the first buffer or past it) and whichever
 // connections were read in between, at QoS 0 and 1.
 func TestPayloadsIntactAcrossParkedConnections(t *testing.T) {
-	tcp := transport{"tcp", func(t *testing.T) (net.Listener, func() net.Conn) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		return l, tcpConnDialer(t, l.Addr().String())
-	}}
-	for _, tr := range append([]transport{tcp}, layeredTransports...) {
+	for _, tr := range append([]transport{{"tcp", listenTCP}}, layeredTransports...) {
 		t.Run(tr.name, func(t *testing.T) {
 			_, dial := serveOn(t, tr, tern.Options{})
 			sub := dial()

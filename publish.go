@@ -114,13 +114,9 @@ func (b *Broker) store(via *conn, from Client, m *session.Message) (uint64, int)
 		}
 	}
 	if m.Retain && b.hooks.hasRetainObservers() && !strings.HasPrefix(m.Topic, "$SYS/") {
-		// The retained store's copy, when there is one: an observer that
-		// keeps the message (the likely use) then keeps bytes that stay.
-		rm := &f.msg
-		if f.kept != nil {
-			rm = f.kept
-		}
-		b.hooks.onRetain(b, publicMessage(rm, f.expiryClock()))
+		// The kept copy, as the other observers get: one that keeps the
+		// message keeps bytes that the next reads do not overwrite.
+		b.hooks.onRetain(b, publicMessage(f.keep(), f.expiryClock()))
 	}
 	matched := b.route(via, f)
 	return f.lsn, matched

@@ -41,7 +41,7 @@ type sysState struct {
 	heap       []metrics.Sample
 }
 
-// counts returns the counters of sysLoads, in order.
+// sysCounts returns the counters of sysLoads, in order.
 func sysCounts(m *Metrics) [len(sysLoads)]int64 {
 	return [...]int64{
 		m.MessagesReceived, m.PublishReceived, m.PublishSent, m.PublishDropped,

@@ -29,11 +29,7 @@ type transport struct {
 var takeoverTransports = []transport{
 	{"tls parked", listenTLS},
 	{"websocket over tls parked", listenWSS},
-	{"tcp parked", func(t *testing.T) (net.Listener, func() net.Conn) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		return l, tcpConnDialer(t, l.Addr().String())
-	}},
+	{"tcp parked", listenTCP},
 	{"tcp not parked", func(t *testing.T) (net.Listener, func() net.Conn) {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		require.NoError(t, err)
@@ -57,6 +53,13 @@ func serveOn(t *testing.T, tr transport, opts tern.Options) (*tern.Broker, func(
 	l, dial := tr.listen(t)
 	b := serveBroker(t, before, opts, l)
 	return b, func() *rawClient { return rawOn(t, dial()) }
+}
+
+// listenTCP serves MQTT over loopback TCP.
+func listenTCP(t *testing.T) (net.Listener, func() net.Conn) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	return l, tcpConnDialer(t, l.Addr().String())
 }
 
 func tcpConnDialer(t *testing.T, addr string) func() net.Conn {
