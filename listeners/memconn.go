@@ -189,6 +189,8 @@ type memConn struct {
 	in, out       *memBuffer
 	local, remote MemoryAddr
 	closeOnce     sync.Once
+	// packet is the sync.Locker of the connection (Lock, Unlock).
+	packet sync.Mutex
 }
 
 // newMemPair returns two connected ends; a's local address is aAddr.
@@ -235,6 +237,18 @@ func (c *memConn) Close() error {
 	c.out.closeWrite()
 	return err
 }
+
+// Lock reserves the connection for one writer until Unlock, so that a
+// packet written in several Writes (as net.Buffers writes it to anything
+// but a socket) is not interleaved with another goroutine's packet: TCP
+// sends such a packet in one writev, and an in-memory connection must not
+// be the weaker transport. Clients that write from several goroutines and
+// honour a connection's sync.Locker, as paho.golang does, take it around
+// each packet. Writes need not take it; Lock does not exclude Read.
+func (c *memConn) Lock() { c.packet.Lock() }
+
+// Unlock ends the reservation Lock made.
+func (c *memConn) Unlock() { c.packet.Unlock() }
 
 func (c *memConn) LocalAddr() net.Addr  { return c.local }
 func (c *memConn) RemoteAddr() net.Addr { return c.remote }

@@ -30,7 +30,10 @@ func (a MemoryAddr) String() string { return string(a) }
 // The connections are buffered in each direction (see MemoryBufferSize), so
 // one side may write while the other is not reading, and they honour read and
 // write deadlines with errors that satisfy errors.Is(err,
-// os.ErrDeadlineExceeded) and net.Error's Timeout.
+// os.ErrDeadlineExceeded) and net.Error's Timeout. Each end is also a
+// sync.Locker, which a client that writes one packet in several Writes
+// from several goroutines (paho.golang) takes so that its packets are not
+// interleaved.
 //
 // A Dial waits until Accept takes the connection (there is no backlog).
 // Close unblocks Accept and makes pending and later dials fail; connections

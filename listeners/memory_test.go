@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"net"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -255,4 +257,50 @@ func TestMemoryZeroLengthIO(t *testing.T) {
 	n, err = client.Write(nil)
 	assert.NoError(t, err, "Write(nil)")
 	assert.Zero(t, n, "Write(nil)")
+}
+
+// A writer that takes the connection's sync.Locker around a packet written
+// in several Writes (paho.golang does, as net.Buffers writes one Write per
+// part to anything but a socket) gets the packet through whole while
+// another goroutine writes its own packets the same way.
+func TestMemoryLockedPacketsStayWhole(t *testing.T) {
+	mem := NewMemory()
+	t.Cleanup(func() { _ = mem.Close() })
+	client, server := memPair(t, mem)
+	locker, ok := client.(sync.Locker)
+	require.True(t, ok, "the client end of a memory connection is a sync.Locker")
+
+	const packets = 500
+	parts := map[byte]net.Buffers{
+		'a': {[]byte("a1"), []byte("a2"), []byte("a3")},
+		'b': {[]byte("b1"), []byte("b2")},
+	}
+	errs := make(chan error, len(parts))
+	for _, p := range parts {
+		go func() {
+			for range packets {
+				locker.Lock()
+				bufs := slices.Clone(p)
+				_, err := bufs.WriteTo(client)
+				locker.Unlock()
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	got := make([]byte, packets*(6+4))
+	_, err := io.ReadFull(server, got)
+	require.NoError(t, err, "read the packets")
+	for range parts {
+		require.NoError(t, <-errs, "write the packets")
+	}
+	for i := 0; i < len(got); {
+		want := bytes.Join(parts[got[i]], nil)
+		require.NotNil(t, want, "offset %d starts no packet: %q", i, got[i])
+		require.Equal(t, string(want), string(got[i:i+len(want)]), "packet at offset %d", i)
+		i += len(want)
+	}
 }
