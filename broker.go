@@ -155,9 +155,11 @@ func (b *Broker) Serve(l net.Listener) error {
 		delete(b.listeners, l)
 		b.mu.Unlock()
 	}()
+	accept, acceptDone := b.accepter(l)
+	defer acceptDone()
 	var delay time.Duration
 	for {
-		nc, err := l.Accept()
+		nc, err := accept()
 		if err != nil {
 			if b.isClosed() {
 				return ErrClosed
@@ -202,6 +204,14 @@ func (b *Broker) isClosed() bool {
 // if the broker is closed.
 func (b *Broker) startConn(nc net.Conn) bool {
 	c := newConn(b, nc)
+	if c.fd() != nil {
+		if err := b.poll.register(c, int(c.fd().fd)); err != nil {
+			b.log.Debug("connection dropped: the poller cannot watch it", "remote", nc.RemoteAddr().String(), "error", err)
+			b.releasePoll(c)
+			nc.Close()
+			return !b.isClosed()
+		}
+	}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()

@@ -62,9 +62,12 @@ type conn struct {
 	takeover  takeover    // a new connection with the same client id waits
 	counted   bool        // counted in b.nconns
 	layered   bool        // TLS or WebSocket over raw: bytes may wait above it
+	// qos2In counts the QoS 2 PUBLISHes received and not yet released
+	// (Receive Maximum); the reader goroutine's.
+	qos2In int32
 
 	b  *Broker
-	nc net.Conn
+	nc net.Conn // an *fdConn when it is one of Tern's own sockets (fdconn_linux.go)
 	// r reads from (*connSource)(c). While a reader goroutine runs the
 	// connection, r is normally its scratch's Reader, lent to it (attach);
 	// a parked connection keeps none, unless it parked with part of a
@@ -86,11 +89,27 @@ type conn struct {
 	pollSlot  uint32          // the poller's slot, 0 before the first park
 	heapIndex int32           // in the poller's deadline heap; -1: not in it
 
-	// MQTT 5 state of the reader goroutine.
+	// MQTT 5 state of the reader goroutine that few connections use,
+	// apart (nil until used).
+	x *connExtra
+}
+
+// connExtra is MQTT 5 state of a connection's reader goroutine, made for
+// a client that sets topic aliases or authenticates with an
+// authentication method: kept apart, so that the many connections that do
+// neither do not carry it.
+type connExtra struct {
 	aliases  []string      // the client's topic aliases, by alias - 1
-	qos2In   int           // QoS 2 PUBLISHes received and not yet released (Receive Maximum)
 	reauth   *AuthExchange // a re-authentication in progress
 	authHook EnhancedAuthenticator
+}
+
+// extra returns c.x, made if need be; only the reader goroutine calls it.
+func (c *conn) extra() *connExtra {
+	if c.x == nil {
+		c.x = new(connExtra)
+	}
+	return c.x
 }
 
 // connEnding is what only an ending connection, or one waited for, needs:
@@ -115,6 +134,9 @@ func (c *conn) endingLocked() *connEnding {
 
 func newConn(b *Broker, nc net.Conn) *conn {
 	c := &conn{b: b, nc: nc, heapIndex: -1}
+	if _, ok := nc.(*fdConn); ok {
+		return c
+	}
 	c.raw, c.layered = parkable(nc)
 	return c
 }
@@ -148,6 +170,12 @@ func (c *conn) detach() {
 		sc.r = packets.Reader{}
 		c.r = own
 	}
+}
+
+// fd returns c's socket when it is one of Tern's own, or nil.
+func (c *conn) fd() *fdConn {
+	fc, _ := c.nc.(*fdConn)
+	return fc
 }
 
 // doneChan returns a channel closed once end has finished; it is made only
@@ -324,7 +352,17 @@ func (c *conn) loop(resumed bool) error {
 			// The read batch is done: start the writers it touched
 			// (coalesced writes), then wait for more.
 			started := c.flushKicks()
-			if !resumed && c.raw != nil {
+			if c.fd() != nil {
+				// One of Tern's own sockets (fdconn_linux.go): it parks
+				// once it holds nothing more to read, woken or not (a
+				// wake-up may be for bytes already read).
+				if started {
+					runtime.Gosched()
+				}
+				if c.fd().idle() && b.park(c) {
+					return errParked
+				}
+			} else if !resumed && c.raw != nil {
 				if started {
 					// The writers just started go first: parking (a system
 					// call) can wait until the bytes are on their way.

@@ -72,7 +72,7 @@ func (c *conn) authenticateEnhanced(ctx context.Context, info *ConnectInfo) ([]b
 		if errors.Is(err, ErrAuthMethodNotSupported) {
 			continue
 		}
-		c.authHook = h
+		c.extra().authHook = h
 		for {
 			if err != nil {
 				return nil, c.refuseErr(err, packets.NotAuthorized)
@@ -176,30 +176,30 @@ func (c *conn) onAuth(fh packets.FixedHeader, body []byte) error {
 	if err := a.Decode(fh, body); err != nil {
 		return err
 	}
-	if c.proto.authMethod == "" || c.authHook == nil {
+	if c.proto.authMethod == "" || c.x == nil || c.x.authHook == nil {
 		// [v5 MQTT-4.12.0-7] no AUTH without enhanced authentication.
 		return fmt.Errorf("%w: AUTH without an Authentication Method in CONNECT", ErrProtocol)
 	}
 	want := packets.ReAuthenticate
-	if c.reauth != nil {
+	if c.x.reauth != nil {
 		want = packets.ContinueAuthentication
 	}
 	if err := c.checkAuth(a, want); err != nil {
 		return err
 	}
-	if c.reauth == nil {
-		c.reauth = &AuthExchange{Method: c.proto.authMethod, Connect: ConnectInfo{ClientID: c.client.ID, Username: c.client.Username, RemoteAddr: c.client.RemoteAddr, ProtocolLevel: packets.Level5}, Reauth: true}
+	if c.x.reauth == nil {
+		c.x.reauth = &AuthExchange{Method: c.proto.authMethod, Connect: ConnectInfo{ClientID: c.client.ID, Username: c.client.Username, RemoteAddr: c.client.RemoteAddr, ProtocolLevel: packets.Level5}, Reauth: true}
 	}
-	x := c.reauth
+	x := c.x.reauth
 	x.Data, x.Step = a.Properties.AuthData, x.Step+1
-	data, done, err := c.b.authStep(c.b.ctx, c.authHook, x)
+	data, done, err := c.b.authStep(c.b.ctx, c.x.authHook, x)
 	if err != nil {
-		c.reauth = nil
+		c.x.reauth = nil
 		code, reason := reasonFor(err, packets.TypeDisconnect, packets.NotAuthorized)
 		return &ReasonError{Code: code, Reason: reason, Err: err}
 	}
 	if done {
-		c.reauth = nil
+		c.x.reauth = nil
 		c.queue(c.authPacket(packets.Success, data))
 		return nil
 	}

@@ -171,7 +171,7 @@ func (c *conn) onPublish(fh packets.FixedHeader, body []byte) error {
 		s := c.s
 		s.mu.Lock()
 		seen := s.s.Inbound(p.PacketID)
-		if !seen && c.proto.v5() && c.qos2In >= b.opts.ReceiveMaximum {
+		if !seen && c.proto.v5() && int(c.qos2In) >= b.opts.ReceiveMaximum {
 			s.mu.Unlock()
 			// [v5 MQTT-3.3.4-7] more unacknowledged QoS 2 PUBLISHes than
 			// Tern's Receive Maximum: DISCONNECT 0x93 (section 3.3.4).
@@ -232,16 +232,17 @@ func (c *conn) publishProps(p *packets.Publish, m *session.Message) error {
 			return fmt.Errorf("%w: %d, the maximum is %d", errTopicAlias, a, c.proto.aliasMax)
 		}
 		if p.Topic != "" {
-			if c.aliases == nil {
-				c.aliases = make([]string, c.proto.aliasMax)
+			x := c.extra()
+			if x.aliases == nil {
+				x.aliases = make([]string, c.proto.aliasMax)
 			}
-			c.aliases[a-1] = p.Topic
+			x.aliases[a-1] = p.Topic
 		} else {
-			if c.aliases == nil || c.aliases[a-1] == "" {
+			if c.x == nil || c.x.aliases == nil || c.x.aliases[a-1] == "" {
 				// Section 3.3.2.3.4: an alias not set on this connection.
 				return fmt.Errorf("%w: topic alias %d is not set", ErrProtocol, a)
 			}
-			m.Topic = c.aliases[a-1]
+			m.Topic = c.x.aliases[a-1]
 		}
 	}
 	m.HasFormat, m.Format = pp.HasPayloadFormat, pp.PayloadFormat

@@ -74,6 +74,10 @@ const (
 
 var errParked = errors.New("tern: connection parked")
 
+// epollET is EPOLLET as the uint32 of an epoll_event (package syscall
+// declares it negative).
+const epollET = 1 << 31
+
 func newPoller() (*poller, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
@@ -127,7 +131,7 @@ func (p *poller) loop(b *Broker) {
 				syscall.Close(p.wakeFd)
 				return
 			}
-			if c := p.take(uint32(id), uint32(id>>32)); c != nil {
+			if c := p.take(uint32(id), uint32(id>>32), events[i].Events); c != nil {
 				b.runReader(c, true)
 			}
 		}
@@ -138,27 +142,41 @@ func (p *poller) loop(b *Broker) {
 	}
 }
 
-// take returns the connection parked in slot (of generation gen), no
-// longer parked, or nil if there is none: it was taken by someone else,
-// or the event is for a connection that has ended.
-func (p *poller) take(slot, gen uint32) *conn {
+// take handles the events of slot (of generation gen): it returns the
+// connection parked there, no longer parked, or nil if there is none: it
+// was taken by someone else, or the event is for a connection that has
+// ended. The events of one of Tern's own sockets (fdconn_linux.go) go to
+// it first, whether it is parked or not; it is taken only for input.
+func (p *poller) take(slot, gen, events uint32) *conn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if int(slot) >= len(p.slots) || p.slots[slot].gen != gen {
 		return nil
 	}
 	c := p.slots[slot].c
-	if c == nil || !c.state.CompareAndSwap(stateParked, stateRunning) {
+	if c == nil {
+		return nil
+	}
+	if c.fd() != nil {
+		c.fd().notify(events)
+		if events&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) == 0 {
+			return nil
+		}
+	}
+	if !c.state.CompareAndSwap(stateParked, stateRunning) {
 		return nil
 	}
 	p.forgetLocked(c)
 	return c
 }
 
-// forgetLocked removes c, just taken from the parked state, from its slot
-// and the deadline heap; p.mu is held.
+// forgetLocked removes c, just taken from the parked state, from the
+// deadline heap, and from its slot unless the slot is its own for life
+// (Tern's own sockets); p.mu is held.
 func (p *poller) forgetLocked(c *conn) {
-	p.slots[c.pollSlot].c = nil
+	if c.fd() == nil {
+		p.slots[c.pollSlot].c = nil
+	}
 	if c.heapIndex >= 0 {
 		p.heapRemove(int(c.heapIndex))
 	}
@@ -169,7 +187,13 @@ func (p *poller) resumeAll(b *Broker) {
 	var all []*conn
 	p.mu.Lock()
 	for i := range p.slots {
-		if c := p.slots[i].c; c != nil && c.state.CompareAndSwap(stateParked, stateRunning) {
+		c := p.slots[i].c
+		if c != nil && c.fd() != nil {
+			// Its waits end; with no poller left, they end by their
+			// deadlines from then on.
+			c.fd().notify(syscall.EPOLLIN | syscall.EPOLLOUT)
+		}
+		if c != nil && c.state.CompareAndSwap(stateParked, stateRunning) {
 			p.forgetLocked(c)
 			all = append(all, c)
 		}
@@ -193,6 +217,36 @@ func (p *poller) stop() {
 	syscall.Write(p.wakeFd, one[:])
 }
 
+// poller returns the broker's poller, started on first use; nil if epoll
+// cannot be used.
+func (b *Broker) poller() *poller {
+	b.pollOnce.Do(func() {
+		p, err := newPoller()
+		if err != nil {
+			b.log.Warn("idle connections cannot be parked", "error", err)
+			return
+		}
+		b.poll = p
+		b.wg.Add(1)
+		go p.loop(b)
+	})
+	return b.poll
+}
+
+// accepter returns what Serve accepts l's connections with, and what it
+// calls when it returns: Tern's own sockets (fdconn_linux.go) for a
+// *net.TCPListener, unless Options.StandardSockets, l.Accept otherwise.
+func (b *Broker) accepter(l net.Listener) (accept func() (net.Conn, error), done func()) {
+	if tl, ok := l.(*net.TCPListener); ok && !b.opts.StandardSockets {
+		if p := b.poller(); p != nil {
+			if a := b.newFDAccepter(tl, p); a != nil {
+				return a.Accept, a.close
+			}
+		}
+	}
+	return l.Accept, func() {}
+}
+
 // parkable reports whether the poller can watch nc's socket, and whether
 // nc is layered over it (listeners.Socket).
 func parkable(nc net.Conn) (syscall.RawConn, bool) {
@@ -208,22 +262,15 @@ func parkable(nc net.Conn) (syscall.RawConn, bool) {
 // the broker's WaitGroup while parked. A layered connection has been read
 // to the end of what its layers hold.
 func (b *Broker) park(c *conn) bool {
-	if c.raw == nil || b.isClosed() {
+	if (c.raw == nil && c.fd() == nil) || b.isClosed() {
 		return false
 	}
-	b.pollOnce.Do(func() {
-		p, err := newPoller()
-		if err != nil {
-			b.log.Warn("idle connections cannot be parked", "error", err)
-			return
-		}
-		b.poll = p
-		b.wg.Add(1)
-		go p.loop(b)
-	})
-	p := b.poll
+	p := b.poller()
 	if p == nil {
 		return false
+	}
+	if c.fd() != nil {
+		return b.parkFD(c, p)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -304,6 +351,72 @@ func (b *Broker) park(c *conn) bool {
 	return false
 }
 
+// parkFD parks a connection on one of Tern's own sockets, registered with
+// p for its life: no system call but one to see that the socket has
+// nothing to read. Input that arrives once c is marked parked raises an
+// edge that resumes it; input that arrived before (its edge came while c
+// was running) is seen here, and c is taken back to read it.
+func (b *Broker) parkFD(c *conn, p *poller) bool {
+	c.mu.Lock()
+	if c.dead {
+		c.mu.Unlock()
+		return false
+	}
+	c.nc.SetReadDeadline(time.Time{})
+	sc := c.sc
+	c.detach()
+	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		c.mu.Unlock()
+		c.attach(sc)
+		return false
+	}
+	if c.keepAlive > 0 {
+		// [MQTT-3.1.2-24] the keepalive deadline of a parked client.
+		p.heapPush(parkedDeadline{p.now() + int64(c.keepAlive*3/2), c})
+	}
+	c.state.Store(stateParked)
+	p.mu.Unlock()
+	c.mu.Unlock()
+	if c.fd().idle() && !(c.takeover.flag.Load()) {
+		return true
+	}
+	if !c.unpark() {
+		return true // taken: by the poller for the input, or to be ended
+	}
+	c.attach(sc)
+	return false
+}
+
+// register watches c's socket, one of Tern's own, for the connection's
+// life: edge-triggered, for input, output and the peer's close.
+func (p *poller) register(c *conn, fd int) error {
+	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		return net.ErrClosed
+	}
+	if n := len(p.free); n > 0 {
+		c.pollSlot = p.free[n-1]
+		p.free = p.free[:n-1]
+	} else {
+		c.pollSlot = uint32(len(p.slots))
+		p.slots = append(p.slots, pollSlot{})
+	}
+	slot := &p.slots[c.pollSlot]
+	slot.c = c
+	id := uint64(slot.gen)<<32 | uint64(c.pollSlot)
+	p.mu.Unlock()
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | epollET}
+	setEventID(&ev, id)
+	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		return err
+	}
+	c.pollAdded.Store(true)
+	return nil
+}
+
 // unpark takes c back from the poller if it is parked, so that the caller
 // can end it; it reports whether it did.
 func (c *conn) unpark() bool {
@@ -344,7 +457,9 @@ func (p *poller) expire() {
 		c := p.heap[0].c
 		p.heapRemove(0)
 		if c.state.CompareAndSwap(stateParked, stateRunning) {
-			p.slots[c.pollSlot].c = nil
+			if c.fd() == nil {
+				p.slots[c.pollSlot].c = nil
+			}
 			expired = append(expired, c)
 		}
 	}

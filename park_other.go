@@ -31,3 +31,19 @@ func (c *conn) unpark() bool { return false }
 func (b *Broker) releasePoll(*conn) {}
 
 func socketBytes(syscall.RawConn) int { return -1 }
+
+// accepter: Go's sockets only.
+func (b *Broker) accepter(l net.Listener) (func() (net.Conn, error), func()) {
+	return l.Accept, func() {}
+}
+
+// fdConn is Linux's (fdconn_linux.go); elsewhere there is none.
+type fdConn struct {
+	net.Conn
+	fd int32
+}
+
+func (*fdConn) idle() bool    { return false }
+func (*fdConn) received() int { return -1 }
+
+func (p *poller) register(*conn, int) error { return errors.ErrUnsupported }

@@ -220,6 +220,9 @@ func (c *conn) readRest() error {
 // WebSocket) may hold bytes above its socket: only bytes in the socket
 // tell.
 func waiting(c *conn) int {
+	if c.fd() != nil {
+		return c.fd().received()
+	}
 	if c.raw != nil {
 		n := socketBytes(c.raw)
 		if n == 0 && c.layered {

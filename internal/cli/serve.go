@@ -105,7 +105,7 @@ func serve(ctx context.Context, s *settings, e env) (err error) {
 	}
 	errc := make(chan error, len(ls))
 	for _, l := range ls {
-		go func() { errc <- b.Serve(l) }()
+		go func() { errc <- b.Serve(l.Listener) }() // as opened: a *net.TCPListener gets Tern's own sockets
 	}
 
 	var serveErr error
