@@ -1,0 +1,125 @@
+package tern_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ternmq/tern"
+	"github.com/ternmq/tern/packets"
+)
+
+// socketModes are the two ways the broker serves a *net.TCPListener's
+// connections: Tern's own sockets (on Linux) and Go's *net.TCPConn
+// (Options.StandardSockets, and every other system).
+var socketModes = []struct {
+	name string
+	opts tern.Options
+}{
+	{"own sockets", tern.Options{}},
+	{"standard sockets", tern.Options{StandardSockets: true}},
+}
+
+// Both kinds of sockets serve the same broker: the client's address as
+// seen by hooks and Clients, idle connections with no goroutine (Linux),
+// large messages to a subscriber that reads slowly, keepalive expiry of a
+// parked client [MQTT-3.1.2-24], and the end of a client that goes away.
+func TestSocketModesServeAlike(t *testing.T) {
+	for _, mode := range socketModes {
+		t.Run(mode.name, func(t *testing.T) {
+			b, addr := startBroker(t, mode.opts)
+			disc := watchDisconnects(t, b)
+
+			sub := mustConnect(t, addr, "sub", true)
+			sub.subscribe(1, packets.Subscription{Filter: "big/#", QoS: 1})
+			info := clientInfo(t, b, "sub")
+			remote, ok := info.RemoteAddr.(*net.TCPAddr)
+			require.True(t, ok, "Client.RemoteAddr is a *net.TCPAddr, not %T", info.RemoteAddr)
+			assert.Equal(t, sub.conn.LocalAddr().String(), remote.String(), "Client.RemoteAddr")
+
+			if runtime.GOOS == "linux" {
+				base := runtime.NumGoroutine()
+				idle := make([]*rawClient, 50)
+				for i := range idle {
+					idle[i] = mustConnect(t, addr, fmt.Sprintf("idle-%d", i), true)
+				}
+				eventually(t, "the idle connections to park", func() bool {
+					return runtime.NumGoroutine()-1 <= base+8+4
+				})
+			}
+
+			// Messages larger than the sockets' buffers: the broker's writes
+			// wait for the subscriber, its reads for the rest of a packet.
+			pub := mustConnect(t, addr, "pub", true)
+			const n, size = 10, 900 << 10 // within the default MaxPacketSize
+			payload := func(i int) []byte { return bytes.Repeat([]byte{byte('a' + i)}, size) }
+			sent := make(chan error, 1)
+			go func() {
+				var out []byte
+				for i := range n {
+					p := &packets.Publish{Topic: fmt.Sprintf("big/%d", i), QoS: 1, PacketID: uint16(i + 1), Payload: payload(i)}
+					out, _ = p.Append(out)
+				}
+				_, err := pub.conn.Write(out)
+				sent <- err
+			}()
+			for i := range n {
+				p := sub.recvPublish()
+				require.Equal(t, fmt.Sprintf("big/%d", i), p.Topic, "messages in order")
+				require.True(t, bytes.Equal(payload(i), p.Payload), "%s arrives intact", p.Topic)
+				sub.send(&packets.Puback{PacketID: p.PacketID})
+			}
+			require.NoError(t, <-sent, "the publisher's write")
+			for range n {
+				_, ok := pub.recv().(*packets.Puback)
+				require.True(t, ok, "PUBACK")
+			}
+
+			start := time.Now()
+			quiet := connectKeepAlive(t, addr, "quiet", 1)
+			require.ErrorIs(t, disc.wait(t, "quiet"), tern.ErrKeepAliveTimeout, "a parked client past its keepalive")
+			quiet.expectClosed()
+			d := time.Since(start)
+			assert.True(t, d >= keepAliveEarliest && d <= keepAliveLatest, "keepalive 1 s closed after %v, want about 1.5 s", d)
+
+			require.NoError(t, pub.conn.Close())
+			require.Error(t, disc.wait(t, "pub"), "a client that went away without DISCONNECT")
+		})
+	}
+}
+
+// A listener the application closes ends Serve with an error that wraps
+// net.ErrClosed; the broker serves on and closes as usual.
+func TestServeEndsWhenTheApplicationClosesTheListener(t *testing.T) {
+	for _, mode := range socketModes {
+		t.Run(mode.name, func(t *testing.T) {
+			b, err := tern.New(mode.opts)
+			require.NoError(t, err)
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			served := make(chan error, 1)
+			go func() { served <- b.Serve(l) }()
+			c := mustConnect(t, l.Addr().String(), "c", true)
+			require.NoError(t, l.Close())
+			select {
+			case err := <-served:
+				require.ErrorIs(t, err, net.ErrClosed, "Serve's return")
+			case <-time.After(waitTimeout):
+				require.FailNow(t, "Serve did not return")
+			}
+			c.send(&packets.Pingreq{})
+			_, ok := c.recv().(*packets.Pingresp)
+			assert.True(t, ok, "a connection of the closed listener goes on")
+			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+			defer cancel()
+			require.NoError(t, b.Close(ctx))
+		})
+	}
+}
