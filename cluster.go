@@ -359,7 +359,7 @@ func (s *sess) clusterRecord() *ClusterSession {
 // awaiting PUBREL, and the messages published for it meanwhile, queued
 // (as resumed deliveries they may be duplicates). b.mu is held.
 func (b *Broker) sessionFromCluster(cs *ClusterSession, window int) *sess {
-	s := &sess{b: b, s: session.New(cs.ClientID, false, window, b.opts.MaxQueued), expiry: cs.Expiry}
+	s := &sess{b: b, s: session.Make(cs.ClientID, false, window, b.opts.MaxQueued), expiry: cs.Expiry}
 	s.username = cs.Username
 	x := s.x()
 	x.revision = cs.Revision

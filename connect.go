@@ -433,7 +433,7 @@ func (b *Broker) attach(c *conn, id string, a *attachment) error {
 	}
 	present := s != nil // [MQTT-3.2.2-2] / [MQTT-3.2.2-1, MQTT-3.2.2-3]
 	if s == nil {
-		s = &sess{b: b, s: session.New(id, a.expiry == 0, a.window, b.opts.MaxQueued)}
+		s = &sess{b: b, s: session.Make(id, a.expiry == 0, a.window, b.opts.MaxQueued)}
 		b.sessions[id] = s
 	}
 	s.mu.Lock()

@@ -42,8 +42,8 @@ type sess struct {
 	// takes no room of its own.
 	expiry uint32
 
-	mu sync.Mutex // guards everything below, and expiry
-	s  *session.Session
+	mu sync.Mutex      // guards everything below, and expiry
+	s  session.Session // in sess: one allocation for both
 	// username and addr are, with s.s.ID, the session's client (see
 	// client): the identity of its last connection.
 	username string

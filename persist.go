@@ -352,7 +352,7 @@ func (b *Broker) restore(ctx context.Context) error {
 	get := func(id string) *sess {
 		s := b.sessions[id]
 		if s == nil {
-			s = &sess{b: b, s: session.New(id, false, b.opts.MaxInflight, b.opts.MaxQueued), expiry: neverExpires}
+			s = &sess{b: b, s: session.Make(id, false, b.opts.MaxInflight, b.opts.MaxQueued), expiry: neverExpires}
 			s.x().lastSeen = now
 			b.sessions[id] = s
 		}

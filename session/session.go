@@ -161,7 +161,15 @@ func (s *Session) flight() *flight {
 // sent and not yet acknowledged (1 to 65535); maxQueued bounds the
 // deliveries waiting behind them (0 for none).
 func New(id string, clean bool, maxInflight, maxQueued int) *Session {
-	return &Session{ID: id, Clean: clean, maxInflight: uint16(min(max(maxInflight, 1), 65535)), maxQueued: maxQueued}
+	s := Make(id, clean, maxInflight, maxQueued)
+	return &s
+}
+
+// Make is New returning the Session itself, for a holder that keeps it
+// inside its own struct: one allocation for both. The Session must not be
+// copied once used.
+func Make(id string, clean bool, maxInflight, maxQueued int) Session {
+	return Session{ID: id, Clean: clean, maxInflight: uint16(min(max(maxInflight, 1), 65535)), maxQueued: maxQueued}
 }
 
 // SetLimits changes the window and queue bounds (used when a broker restores
