@@ -322,7 +322,7 @@ func (b *Broker) forgetSession(s *sess) {
 // clusterRecord is s as the cluster keeps it; s.mu is held. Since is the
 // publication time of the oldest message s still owes its client, or now.
 func (s *sess) clusterRecord() *ClusterSession {
-	r := &ClusterSession{ClientID: s.s.ID, Username: s.username, Expiry: s.expiry, Revision: s.revision()}
+	r := &ClusterSession{ClientID: s.s.ID, Username: s.username(), Expiry: s.expiry, Revision: s.revision()}
 	if s.conn.Load() == nil {
 		r.LastSeen = s.lastSeen()
 	}
@@ -360,7 +360,7 @@ func (s *sess) clusterRecord() *ClusterSession {
 // (as resumed deliveries they may be duplicates). b.mu is held.
 func (b *Broker) sessionFromCluster(cs *ClusterSession, window int) *sess {
 	s := &sess{b: b, s: session.Make(cs.ClientID, false, window, b.opts.MaxQueued), expiry: cs.Expiry}
-	s.username = cs.Username
+	s.keepClient(Client{ID: cs.ClientID, Username: cs.Username})
 	x := s.x()
 	x.revision = cs.Revision
 	x.lastSeen = cs.LastSeen

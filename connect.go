@@ -391,7 +391,7 @@ func (b *Broker) attach(c *conn, id string, a *attachment) error {
 	}
 	if s != nil {
 		s.mu.Lock()
-		if who := s.username; who != c.client.Username && who != a.owner {
+		if who := s.username(); who != c.client.Username && who != a.owner {
 			s.mu.Unlock()
 			b.mu.Unlock()
 			return ErrSessionOwned
@@ -449,7 +449,7 @@ func (b *Broker) attach(c *conn, id string, a *attachment) error {
 	if s.client() != c.client {
 		s.identGen.Add(1) // read checks made for the old identity are stale
 	}
-	s.setClient(c.client)
+	s.who = &c.client
 	c.s = s
 	c.will, c.willDelay = a.will, a.delay
 	if b.persistent(s) {
@@ -555,6 +555,7 @@ func (b *Broker) detach(s *sess, c *conn) (release bool) {
 		return
 	}
 	s.x().lastSeen = time.Now()
+	s.keepClient(c.client) // a copy: c goes
 	var dropped []session.Delivery
 	if !b.opts.QueueQoS0 && !c.keepsSession() {
 		dropped = s.s.DropQueuedQoS0()

@@ -2,7 +2,6 @@ package tern
 
 import (
 	"errors"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,8 +24,8 @@ type subscriber interface {
 // (session.Session) plus the connection currently bound to it.
 //
 // There is one per connected client, most of them idle: what only some
-// sessions need (an offline session's timers and will, delivery events,
-// a cluster revision) is in extra, allocated on first use.
+// sessions need (an offline session's client, timers and will, delivery
+// events, a cluster revision) is in extra, allocated on first use.
 type sess struct {
 	b *Broker
 
@@ -44,13 +43,14 @@ type sess struct {
 
 	mu sync.Mutex      // guards everything below, and expiry
 	s  session.Session // in sess: one allocation for both
-	// username and addr are, with s.s.ID, the session's client (see
-	// client): the identity of its last connection.
-	username string
-	addr     net.Addr
-	seq      uint64 // last delivery sequence number (stored sessions)
-	gone     bool   // discarded: deliveries are ignored
-	extra    *sessExtra
+	// who is the session's client, the identity of its last connection
+	// (nil: none yet): the connection's own while connected, a copy in
+	// extra once offline, so that a session does not keep its ended
+	// connection.
+	who   *Client
+	seq   uint64 // last delivery sequence number (stored sessions)
+	gone  bool   // discarded: deliveries are ignored
+	extra *sessExtra
 }
 
 // sessExtra is the part of a session that only some sessions need, held
@@ -58,6 +58,7 @@ type sess struct {
 // it.
 type sessExtra struct {
 	lastSeen time.Time // when the client went offline
+	client   Client    // the client of an offline session (sess.who)
 
 	// expiryTimer removes the session when its expiry runs out offline.
 	expiryTimer *time.Timer
@@ -86,10 +87,11 @@ func (s *sess) x() *sessExtra {
 }
 
 // trimExtra lets go of s's extra part when it holds nothing a connected
-// session needs: its timers and will are cancelled (cancelTimers), and
-// when it was last seen matters only offline. s.mu is held.
+// session needs: its client is its connection's, its timers and will are
+// cancelled (cancelTimers), and when it was last seen matters only
+// offline. s.mu is held.
 func (s *sess) trimExtra() {
-	if x := s.extra; x != nil && x.revision == 0 && len(x.events) == 0 && x.expiryTimer == nil && x.willTimer == nil && x.will == nil {
+	if x := s.extra; x != nil && s.who != &x.client && x.revision == 0 && len(x.events) == 0 && x.expiryTimer == nil && x.willTimer == nil && x.will == nil {
 		s.extra = nil
 	}
 }
@@ -119,14 +121,29 @@ func (s *sess) revision() uint64 {
 }
 
 // client is the identity of the session's last connection; s.mu is held.
-// A session is always a network client's (never Internal).
 func (s *sess) client() Client {
-	return Client{ID: s.s.ID, Username: s.username, RemoteAddr: s.addr}
+	if s.who == nil {
+		return Client{ID: s.s.ID}
+	}
+	return *s.who
 }
 
-// setClient makes c the session's client; s.mu is held. c.ID is the
-// session's client identifier.
-func (s *sess) setClient(c Client) { s.username, s.addr = c.Username, c.RemoteAddr }
+// username is the user name of the session's client; s.mu is held.
+func (s *sess) username() string {
+	if s.who == nil {
+		return ""
+	}
+	return s.who.Username
+}
+
+// keepClient makes the session's client a copy of its own, before the
+// connection it was taken from goes (or for a session restored without
+// one); s.mu is held.
+func (s *sess) keepClient(c Client) {
+	x := s.x()
+	x.client = c
+	s.who = &x.client
+}
 
 // noteDelivered records, with s.mu held, a delivery for the
 // DeliveryObserver hooks.
@@ -507,7 +524,7 @@ func (s *sess) dropDelivery(d *session.Delivery, why error) {
 		b.persist.add(deleteDeliveryOp(s.s.ID, d.Seq))
 	}
 	b.stats.drop(dropReasonOf(why))
-	b.log.Debug("message dropped", "client", s.s.ID, "user", s.username, "topic", d.Msg.Topic, "reason", why)
+	b.log.Debug("message dropped", "client", s.s.ID, "user", s.username(), "topic", d.Msg.Topic, "reason", why)
 	b.hooks.onDrop(b, s.client(), d.Msg, why)
 }
 

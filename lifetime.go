@@ -55,7 +55,7 @@ func (s *sess) cancelTimers() {
 // record is the session as the store keeps it, with the will of its
 // connection (nil: none, or the pending one while offline).
 func (s *sess) record(will *session.Message, delay uint32) storage.Session {
-	r := storage.Session{ClientID: s.s.ID, Username: s.username, Expiry: s.expiry}
+	r := storage.Session{ClientID: s.s.ID, Username: s.username(), Expiry: s.expiry}
 	if s.conn.Load() == nil {
 		r.LastSeen = s.lastSeen()
 	}

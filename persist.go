@@ -353,7 +353,8 @@ func (b *Broker) restore(ctx context.Context) error {
 		s := b.sessions[id]
 		if s == nil {
 			s = &sess{b: b, s: session.Make(id, false, b.opts.MaxInflight, b.opts.MaxQueued), expiry: neverExpires}
-			s.x().lastSeen = now
+			s.keepClient(Client{ID: id})
+			s.extra.lastSeen = now
 			b.sessions[id] = s
 		}
 		return s
@@ -361,7 +362,7 @@ func (b *Broker) restore(ctx context.Context) error {
 	var wills []*sess
 	for _, r := range snap.Sessions {
 		s := get(r.ClientID)
-		s.username = r.Username
+		s.extra.client.Username = r.Username // restored offline: kept in extra
 		expiry := r.Expiry
 		if expiry == 0 {
 			expiry = neverExpires // stored before the field existed
