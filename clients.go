@@ -32,7 +32,7 @@ func (b *Broker) Clients() []ClientInfo {
 		s.mu.Lock()
 		ci := ClientInfo{
 			ID:            s.s.ID,
-			Username:      s.client.Username,
+			Username:      s.username(),
 			Connected:     s.conn.Load() != nil,
 			CleanSession:  s.s.Clean,
 			Subscriptions: len(s.s.Subs),
@@ -40,7 +40,7 @@ func (b *Broker) Clients() []ClientInfo {
 			Queued:        s.s.QueueLen(),
 		}
 		if ci.Connected {
-			ci.RemoteAddr = s.client.RemoteAddr
+			ci.RemoteAddr = s.who.RemoteAddr
 		}
 		s.mu.Unlock()
 		out = append(out, ci)

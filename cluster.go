@@ -322,9 +322,9 @@ func (b *Broker) forgetSession(s *sess) {
 // clusterRecord is s as the cluster keeps it; s.mu is held. Since is the
 // publication time of the oldest message s still owes its client, or now.
 func (s *sess) clusterRecord() *ClusterSession {
-	r := &ClusterSession{ClientID: s.s.ID, Username: s.client.Username, Expiry: s.expiry, Revision: s.revision}
+	r := &ClusterSession{ClientID: s.s.ID, Username: s.username(), Expiry: s.expiry, Revision: s.revision()}
 	if s.conn.Load() == nil {
-		r.LastSeen = s.lastSeen
+		r.LastSeen = s.lastSeen()
 	}
 	for f, o := range s.s.Subs {
 		r.Subscriptions = append(r.Subscriptions, storage.Subscription{
@@ -336,8 +336,8 @@ func (s *sess) clusterRecord() *ClusterSession {
 		// The connection's will, for a node to publish should this one
 		// fail while the client is connected.
 		r.Will = &storage.Will{Msg: storedMessage(c.will), Delay: c.willDelay}
-	} else if s.will != nil {
-		r.Will = &storage.Will{Msg: storedMessage(s.will), PublishAt: s.willAt}
+	} else if s.will() != nil {
+		r.Will = &storage.Will{Msg: storedMessage(s.extra.will), PublishAt: s.extra.willAt}
 	}
 	since := nowNano()
 	for _, d := range s.s.Inflight() {
@@ -359,10 +359,11 @@ func (s *sess) clusterRecord() *ClusterSession {
 // awaiting PUBREL, and the messages published for it meanwhile, queued
 // (as resumed deliveries they may be duplicates). b.mu is held.
 func (b *Broker) sessionFromCluster(cs *ClusterSession, window int) *sess {
-	s := &sess{b: b, s: session.New(cs.ClientID, false, window, b.opts.MaxQueued), expiry: cs.Expiry}
-	s.client = Client{ID: cs.ClientID, Username: cs.Username}
-	s.revision = cs.Revision
-	s.lastSeen = cs.LastSeen
+	s := &sess{b: b, s: session.Make(cs.ClientID, false, window, b.opts.MaxQueued), expiry: cs.Expiry}
+	s.keepClient(Client{ID: cs.ClientID, Username: cs.Username})
+	x := s.x()
+	x.revision = cs.Revision
+	x.lastSeen = cs.LastSeen
 	for i := range cs.Subscriptions {
 		r := &cs.Subscriptions[i]
 		sub := packets.Subscription{Filter: r.Filter, QoS: r.QoS, NoLocal: r.NoLocal, RetainAsPublished: r.RetainAsPublished}
@@ -450,7 +451,7 @@ func (b *Broker) saveSession(s *sess) {
 		return
 	}
 	s.mu.Lock()
-	s.revision = max(s.revision, r.Revision)
+	s.x().revision = max(s.revision(), r.Revision)
 	s.mu.Unlock()
 }
 
@@ -473,7 +474,7 @@ func (b *Broker) releaseSession(s *sess) {
 	}
 	if r != nil {
 		s.mu.Lock()
-		s.revision = max(s.revision, r.Revision)
+		s.x().revision = max(s.revision(), r.Revision)
 		s.mu.Unlock()
 	}
 }

@@ -377,7 +377,7 @@ func connectInfo(cp *packets.Connect, id, username string, c *conn, certUser boo
 func (b *Broker) attach(c *conn, id string, a *attachment) error {
 	b.mu.Lock()
 	s := b.sessions[id]
-	if b.cluster != nil && s != nil && s.conn.Load() == nil && (a.cluster == nil || a.cluster.Revision != s.revision) {
+	if b.cluster != nil && s != nil && s.conn.Load() == nil && (a.cluster == nil || a.cluster.Revision != s.revision()) {
 		// This node's copy of an offline session is stale: the cluster's
 		// record is newer, or the session ended elsewhere.
 		b.mu.Unlock()
@@ -391,7 +391,7 @@ func (b *Broker) attach(c *conn, id string, a *attachment) error {
 	}
 	if s != nil {
 		s.mu.Lock()
-		if who := s.client.Username; who != c.client.Username && who != a.owner {
+		if who := s.username(); who != c.client.Username && who != a.owner {
 			s.mu.Unlock()
 			b.mu.Unlock()
 			return ErrSessionOwned
@@ -405,11 +405,11 @@ func (b *Broker) attach(c *conn, id string, a *attachment) error {
 			s.conn.Store(nil)
 		}
 		discard := a.clean || s.s.Clean
-		if discard && s.will != nil {
+		if discard && s.will() != nil {
 			// [v5 MQTT-3.1.2-8] Clean Start ends the session before its
 			// pending will's delay has passed: the will is published now
 			// (the new connection is not to that session).
-			defer b.publishWill(s.client, s.will)
+			defer b.publishWill(s.client(), s.will())
 		}
 		// [v5 MQTT-3.1.3-9] a new connection to the session before the
 		// Will Delay Interval has passed: the pending will is not sent.
@@ -419,7 +419,7 @@ func (b *Broker) attach(c *conn, id string, a *attachment) error {
 			s.gone = true
 			defer b.redistribute(b.dropSubscriptions(s))
 			if !s.s.Clean { // a clean one ended with its connection already
-				defer b.hooks.onSession(b, s.client, SessionEvent{Kind: SessionEnded, Reason: ErrSessionDiscarded})
+				defer b.hooks.onSession(b, s.client(), SessionEvent{Kind: SessionEnded, Reason: ErrSessionDiscarded})
 			}
 			if b.persistent(s) {
 				b.record(c, storage.Op{Kind: storage.DeleteSession, ClientID: id})
@@ -433,7 +433,7 @@ func (b *Broker) attach(c *conn, id string, a *attachment) error {
 	}
 	present := s != nil // [MQTT-3.2.2-2] / [MQTT-3.2.2-1, MQTT-3.2.2-3]
 	if s == nil {
-		s = &sess{b: b, s: session.New(id, a.expiry == 0, a.window, b.opts.MaxQueued)}
+		s = &sess{b: b, s: session.Make(id, a.expiry == 0, a.window, b.opts.MaxQueued)}
 		b.sessions[id] = s
 	}
 	s.mu.Lock()
@@ -446,11 +446,10 @@ func (b *Broker) attach(c *conn, id string, a *attachment) error {
 	s.s.Clean = a.expiry == 0
 	s.expiry = a.expiry
 	s.s.SetLimits(a.window, b.opts.MaxQueued)
-	if s.client != c.client {
+	if s.client() != c.client {
 		s.identGen.Add(1) // read checks made for the old identity are stale
 	}
-	s.client = c.client
-	s.version = c.proto.version
+	s.who = &c.client
 	c.s = s
 	c.will, c.willDelay = a.will, a.delay
 	if b.persistent(s) {
@@ -500,6 +499,7 @@ func (b *Broker) attach(c *conn, id string, a *attachment) error {
 	// Bound only now: the QoS 0 fast path of deliver reads s.conn without
 	// s.mu, and must not write a PUBLISH before the CONNACK [MQTT-3.2.0-1].
 	s.conn.Store(c)
+	s.trimExtra()
 	s.pumpLocked(c)
 	s.mu.Unlock()
 	s.fireEvents()
@@ -540,7 +540,6 @@ func (b *Broker) detach(s *sess, c *conn) (release bool) {
 		return // taken over: the session belongs to the new connection
 	}
 	s.conn.Store(nil)
-	s.lastSeen = time.Now()
 	if b.cluster != nil {
 		// The client identifier is released in the cluster once the will
 		// is settled (end); a new CONNECT for it on this node waits.
@@ -551,10 +550,12 @@ func (b *Broker) detach(s *sess, c *conn) (release bool) {
 		s.gone = true
 		os = b.dropSubscriptions(s)
 		delete(b.sessions, s.s.ID)
-		client := s.client
+		client := s.client()
 		ended = &client
 		return
 	}
+	s.x().lastSeen = time.Now()
+	s.keepClient(c.client) // a copy: c goes
 	var dropped []session.Delivery
 	if !b.opts.QueueQoS0 && !c.keepsSession() {
 		dropped = s.s.DropQueuedQoS0()

@@ -22,6 +22,10 @@ type subscriber interface {
 
 // sess is a client session as the broker holds it: the protocol state
 // (session.Session) plus the connection currently bound to it.
+//
+// There is one per connected client, most of them idle: what only some
+// sessions need (an offline session's client, timers and will, delivery
+// events, a cluster revision) is in extra, allocated on first use.
 type sess struct {
 	b *Broker
 
@@ -32,17 +36,31 @@ type sess struct {
 	// (see readUnchanged).
 	identGen atomic.Uint32
 
-	mu       sync.Mutex // guards everything below
-	s        *session.Session
-	client   Client
-	gone     bool      // discarded: deliveries are ignored
-	seq      uint64    // last delivery sequence number (stored sessions)
-	lastSeen time.Time // when the client went offline
-	version  byte      // protocol level of the session's last connection
-
 	// expiry is the Session Expiry Interval in seconds (neverExpires:
-	// never); expiryTimer removes the session when it runs out offline.
-	expiry      uint32
+	// never). Guarded by mu; declared here, next to identGen, where it
+	// takes no room of its own.
+	expiry uint32
+
+	mu sync.Mutex      // guards everything below, and expiry
+	s  session.Session // in sess: one allocation for both
+	// who is the session's client, the identity of its last connection
+	// (nil: none yet): the connection's own while connected, a copy in
+	// extra once offline, so that a session does not keep its ended
+	// connection.
+	who   *Client
+	seq   uint64 // last delivery sequence number (stored sessions)
+	gone  bool   // discarded: deliveries are ignored
+	extra *sessExtra
+}
+
+// sessExtra is the part of a session that only some sessions need, held
+// apart so that the many idle connected ones stay small; sess.mu guards
+// it.
+type sessExtra struct {
+	lastSeen time.Time // when the client went offline
+	client   Client    // the client of an offline session (sess.who)
+
+	// expiryTimer removes the session when its expiry runs out offline.
 	expiryTimer *time.Timer
 	// will is a will waiting for its Will Delay Interval (willTimer) while
 	// the client is offline.
@@ -59,13 +77,82 @@ type sess struct {
 	revision uint64
 }
 
+// x returns s's extra part, allocating it if need be; s.mu is held (or s
+// is not shared yet).
+func (s *sess) x() *sessExtra {
+	if s.extra == nil {
+		s.extra = new(sessExtra)
+	}
+	return s.extra
+}
+
+// trimExtra lets go of s's extra part when it holds nothing a connected
+// session needs: its client is its connection's, its timers and will are
+// cancelled (cancelTimers), and when it was last seen matters only
+// offline. s.mu is held.
+func (s *sess) trimExtra() {
+	if x := s.extra; x != nil && s.who != &x.client && x.revision == 0 && len(x.events) == 0 && x.expiryTimer == nil && x.willTimer == nil && x.will == nil {
+		s.extra = nil
+	}
+}
+
+// Readers of the extra part, zero values when it was never allocated; s.mu
+// is held.
+
+func (s *sess) lastSeen() time.Time {
+	if s.extra == nil {
+		return time.Time{}
+	}
+	return s.extra.lastSeen
+}
+
+func (s *sess) will() *session.Message {
+	if s.extra == nil {
+		return nil
+	}
+	return s.extra.will
+}
+
+func (s *sess) revision() uint64 {
+	if s.extra == nil {
+		return 0
+	}
+	return s.extra.revision
+}
+
+// client is the identity of the session's last connection; s.mu is held.
+func (s *sess) client() Client {
+	if s.who == nil {
+		return Client{ID: s.s.ID}
+	}
+	return *s.who
+}
+
+// username is the user name of the session's client; s.mu is held.
+func (s *sess) username() string {
+	if s.who == nil {
+		return ""
+	}
+	return s.who.Username
+}
+
+// keepClient makes the session's client a copy of its own, before the
+// connection it was taken from goes (or for a session restored without
+// one); s.mu is held.
+func (s *sess) keepClient(c Client) {
+	x := s.x()
+	x.client = c
+	s.who = &x.client
+}
+
 // noteDelivered records, with s.mu held, a delivery for the
 // DeliveryObserver hooks.
 func (s *sess) noteDelivered(d *session.Delivery) {
 	if s.b.hooks.hasDeliveryObservers() {
 		m := publicMessage(d.Msg, 0)
 		m.QoS, m.Retain, m.SubscriptionIDs = d.QoS, d.Retain, d.SubIDs()
-		s.events = append(s.events, m)
+		x := s.x()
+		x.events = append(x.events, m)
 	}
 }
 
@@ -76,8 +163,11 @@ func (s *sess) fireEvents() {
 		return
 	}
 	s.mu.Lock()
-	ev, c := s.events, s.client
-	s.events = nil
+	var ev []Message
+	if s.extra != nil {
+		ev, s.extra.events = s.extra.events, nil
+	}
+	c := s.client()
 	s.mu.Unlock()
 	for _, m := range ev {
 		s.b.hooks.onDelivered(s.b, c, m)
@@ -94,14 +184,14 @@ func (s *sess) ready() bool {
 func (s *sess) identity() Client {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.client
+	return s.client()
 }
 
 // identityGen is identity with the generation of that identity.
 func (s *sess) identityGen() (Client, uint32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.client, s.identGen.Load()
+	return s.client(), s.identGen.Load()
 }
 
 // mayReadAs runs the read check for s, as routing does before it hands a
@@ -218,11 +308,13 @@ func (s *sess) deliverOpts(opts uint32, ids []uint32, f *fanout, share string) {
 		return
 	}
 	c := s.conn.Load()
-	if !s.readUnchanged(f) && !s.readAgain(f, &s.client) {
-		return
+	if !s.readUnchanged(f) {
+		if to := s.client(); !s.readAgain(f, &to) {
+			return
+		}
 	}
 	if c == nil && qos == 0 && !b.opts.QueueQoS0 {
-		f.drop(b, s.client, errOfflineQoS0)
+		f.drop(b, s.client(), errOfflineQoS0)
 		return
 	}
 	if c != nil && qos == 0 {
@@ -250,7 +342,7 @@ func (s *sess) deliverOpts(opts uint32, ids []uint32, f *fanout, share string) {
 		}
 	}
 	if !ok {
-		f.drop(b, s.client, errQueueFull)
+		f.drop(b, s.client(), errQueueFull)
 		return
 	}
 	if d != nil {
@@ -273,7 +365,7 @@ func (s *sess) deliverOpts(opts uint32, ids []uint32, f *fanout, share string) {
 			if stored {
 				b.persist.add(deleteDeliveryOp(s.s.ID, d.Seq))
 			}
-			f.drop(b, s.client, errTooLarge)
+			f.drop(b, s.client(), errTooLarge)
 			return
 		}
 		f.sent[qos]++
@@ -378,7 +470,7 @@ func (s *sess) pumpLocked(c *conn) {
 		}
 		if readCheck {
 			c.mu.Unlock()
-			ok := b.hooks.authorizeRead(b, s.client, d.Msg.Topic)
+			ok := b.hooks.authorizeRead(b, s.client(), d.Msg.Topic)
 			if !ok {
 				s.dropDelivery(d, errNotReadable)
 			}
@@ -432,8 +524,8 @@ func (s *sess) dropDelivery(d *session.Delivery, why error) {
 		b.persist.add(deleteDeliveryOp(s.s.ID, d.Seq))
 	}
 	b.stats.drop(dropReasonOf(why))
-	b.log.Debug("message dropped", "client", s.s.ID, "user", s.client.Username, "topic", d.Msg.Topic, "reason", why)
-	b.hooks.onDrop(b, s.client, d.Msg, why)
+	b.log.Debug("message dropped", "client", s.s.ID, "user", s.username(), "topic", d.Msg.Topic, "reason", why)
+	b.hooks.onDrop(b, s.client(), d.Msg, why)
 }
 
 // appendDelivery encodes a delivery's PUBLISH in c's protocol level.

@@ -37,29 +37,33 @@ func (b *Broker) afterFunc(d time.Duration, f func()) *time.Timer {
 // its delay: a new connection for the client identifier arrived. s.mu is
 // held.
 func (s *sess) cancelTimers() {
-	if s.expiryTimer != nil {
-		s.expiryTimer.Stop()
-		s.expiryTimer = nil
+	x := s.extra
+	if x == nil {
+		return
 	}
-	if s.willTimer != nil {
-		s.willTimer.Stop()
-		s.willTimer = nil
+	if x.expiryTimer != nil {
+		x.expiryTimer.Stop()
+		x.expiryTimer = nil
 	}
-	s.will = nil
+	if x.willTimer != nil {
+		x.willTimer.Stop()
+		x.willTimer = nil
+	}
+	x.will = nil
 }
 
 // record is the session as the store keeps it, with the will of its
 // connection (nil: none, or the pending one while offline).
 func (s *sess) record(will *session.Message, delay uint32) storage.Session {
-	r := storage.Session{ClientID: s.s.ID, Username: s.client.Username, Expiry: s.expiry}
+	r := storage.Session{ClientID: s.s.ID, Username: s.username(), Expiry: s.expiry}
 	if s.conn.Load() == nil {
-		r.LastSeen = s.lastSeen
+		r.LastSeen = s.lastSeen()
 	}
 	switch {
 	case will != nil:
 		r.Will = &storage.Will{Msg: storedMessage(will), Delay: delay}
-	case s.will != nil:
-		r.Will = &storage.Will{Msg: storedMessage(s.will), PublishAt: s.willAt}
+	case s.will() != nil:
+		r.Will = &storage.Will{Msg: storedMessage(s.extra.will), PublishAt: s.extra.willAt}
 	}
 	return r
 }
@@ -70,8 +74,8 @@ func (b *Broker) scheduleExpiry(s *sess) {
 	if s.expiry == neverExpires || s.s.Clean {
 		return
 	}
-	left := time.Duration(s.expiry)*time.Second - time.Since(s.lastSeen)
-	s.expiryTimer = b.afterFunc(max(left, 0), func() { b.expire(s) })
+	left := time.Duration(s.expiry)*time.Second - time.Since(s.lastSeen())
+	s.x().expiryTimer = b.afterFunc(max(left, 0), func() { b.expire(s) })
 }
 
 // expire discards an offline session whose expiry has passed, and
@@ -79,7 +83,7 @@ func (b *Broker) scheduleExpiry(s *sess) {
 func (b *Broker) expire(s *sess) {
 	b.mu.Lock()
 	s.mu.Lock()
-	due := time.Duration(s.expiry)*time.Second - time.Since(s.lastSeen)
+	due := time.Duration(s.expiry)*time.Second - time.Since(s.lastSeen())
 	if s.gone || s.conn.Load() != nil || b.sessions[s.s.ID] != s || due > 0 {
 		s.mu.Unlock()
 		b.mu.Unlock()
@@ -92,7 +96,7 @@ func (b *Broker) expire(s *sess) {
 	if b.persist != nil && !s.s.Clean {
 		b.persist.add(storage.Op{Kind: storage.DeleteSession, ClientID: s.s.ID})
 	}
-	will, client := s.will, s.client
+	will, client := s.will(), s.client()
 	s.cancelTimers()
 	if b.cluster != nil {
 		b.ids.releasing(s.s.ID)
@@ -113,9 +117,10 @@ func (b *Broker) expire(s *sess) {
 // deferWill keeps will until its delay has passed while the client is
 // offline; s.mu is held.
 func (b *Broker) deferWill(s *sess, will *session.Message, delay uint32) {
-	s.will = will
-	s.willAt = time.Now().Add(time.Duration(delay) * time.Second)
-	s.willTimer = b.afterFunc(time.Duration(delay)*time.Second, func() { b.dueWill(s) })
+	x := s.x()
+	x.will = will
+	x.willAt = time.Now().Add(time.Duration(delay) * time.Second)
+	x.willTimer = b.afterFunc(time.Duration(delay)*time.Second, func() { b.dueWill(s) })
 	if b.persistent(s) {
 		b.persist.add(storage.Op{Kind: storage.PutSession, Session: s.record(nil, 0)})
 	}
@@ -125,12 +130,12 @@ func (b *Broker) deferWill(s *sess, will *session.Message, delay uint32) {
 // client came back [v5 MQTT-3.1.3-9].
 func (b *Broker) dueWill(s *sess) {
 	s.mu.Lock()
-	will, client := s.will, s.client
+	will, client := s.will(), s.client()
 	if will == nil || s.conn.Load() != nil || s.gone {
 		s.mu.Unlock()
 		return
 	}
-	s.will, s.willTimer = nil, nil
+	s.extra.will, s.extra.willTimer = nil, nil
 	if b.persistent(s) {
 		b.persist.add(storage.Op{Kind: storage.PutSession, Session: s.record(nil, 0)})
 	}

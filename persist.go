@@ -352,9 +352,9 @@ func (b *Broker) restore(ctx context.Context) error {
 	get := func(id string) *sess {
 		s := b.sessions[id]
 		if s == nil {
-			s = &sess{b: b, s: session.New(id, false, b.opts.MaxInflight, b.opts.MaxQueued), expiry: neverExpires}
-			s.client = Client{ID: id}
-			s.lastSeen = now
+			s = &sess{b: b, s: session.Make(id, false, b.opts.MaxInflight, b.opts.MaxQueued), expiry: neverExpires}
+			s.keepClient(Client{ID: id})
+			s.extra.lastSeen = now
 			b.sessions[id] = s
 		}
 		return s
@@ -362,20 +362,21 @@ func (b *Broker) restore(ctx context.Context) error {
 	var wills []*sess
 	for _, r := range snap.Sessions {
 		s := get(r.ClientID)
-		s.client.Username = r.Username
+		s.extra.client.Username = r.Username // restored offline: kept in extra
 		expiry := r.Expiry
 		if expiry == 0 {
 			expiry = neverExpires // stored before the field existed
 		}
 		s.expiry = b.capExpiry(expiry)
 		if !r.LastSeen.IsZero() {
-			s.lastSeen = r.LastSeen
+			s.x().lastSeen = r.LastSeen
 		}
 		if w := r.Will; w != nil {
-			s.will = restoredMessage(&w.Msg)
-			s.willAt = w.PublishAt
-			if s.willAt.IsZero() {
-				s.willAt = now.Add(time.Duration(w.Delay) * time.Second)
+			x := s.x()
+			x.will = restoredMessage(&w.Msg)
+			x.willAt = w.PublishAt
+			if x.willAt.IsZero() {
+				x.willAt = now.Add(time.Duration(w.Delay) * time.Second)
 			}
 			wills = append(wills, s)
 		}
@@ -419,8 +420,8 @@ func (b *Broker) startTimers() {
 	for _, s := range b.sessions {
 		s.mu.Lock()
 		b.scheduleExpiry(s)
-		if s.will != nil {
-			s.willTimer = b.afterFunc(time.Until(s.willAt), func() { b.dueWill(s) })
+		if x := s.extra; x != nil && x.will != nil {
+			x.willTimer = b.afterFunc(time.Until(x.willAt), func() { b.dueWill(s) })
 		}
 		s.mu.Unlock()
 	}

@@ -182,12 +182,12 @@ func (b *Broker) sendRetained(s *sess, filter string, granted byte, id uint32) {
 		if m.Expired(now) {
 			continue // [v5 MQTT-3.3.2-5] never sent once expired
 		}
-		if readCheck && !b.hooks.authorizeRead(b, s.client, m.Topic) {
+		if readCheck && !b.hooks.authorizeRead(b, s.client(), m.Topic) {
 			continue
 		}
 		if s.s.QueueLen() >= limit {
 			b.stats.drop(DropQueueFull)
-			b.hooks.onDrop(b, s.client, m, errQueueFull)
+			b.hooks.onDrop(b, s.client(), m, errQueueFull)
 			continue
 		}
 		// [MQTT-3.3.1-8] RETAIN set on messages sent for a new subscription

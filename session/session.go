@@ -109,51 +109,74 @@ func (d *Delivery) Share() string {
 
 // Session is the state of one client session. The zero value is not usable;
 // create one with New.
+//
+// A broker holds one per connected client, most of them idle: the
+// deliveries in flight and queued are in a part of their own, allocated
+// with the first of them, so that a session that never had any stays
+// small.
 type Session struct {
-	ID    string
-	Clean bool
+	ID string
 	// Subs maps each subscribed topic filter to its options: the granted
 	// QoS in the low two bits, the rest the broker's (MQTT 5 subscription
 	// options and Subscription Identifier).
 	Subs map[string]uint32
 
-	maxInflight int
-	maxQueued   int
+	// f holds the deliveries in flight and queued; nil until the first.
+	f *flight
 
+	// inbound holds the packet identifiers of QoS 2 PUBLISH packets received
+	// and acknowledged with PUBREC, awaiting PUBREL [MQTT-4.3.3-2].
+	inbound map[uint16]struct{}
+
+	maxQueued   int
+	maxInflight uint16 // 1 to 65535
+	Clean       bool
+}
+
+// flight is the outbound part of a session: the deliveries in flight and
+// those queued behind them.
+type flight struct {
 	// inflight holds the QoS 1/2 deliveries sent and not yet completed, in
 	// the order they were sent; nil entries are completed ones not yet
 	// trimmed from the front.
 	inflight []*Delivery
 	byID     map[uint16]*Delivery
-	nextID   uint16
 
 	queue queue
-	// unsent counts the deliveries in flight marked Unsent.
-	unsent int
+	// unsent counts the deliveries in flight marked Unsent (at most the
+	// 65535 in flight).
+	unsent int32
+	nextID uint16
+}
 
-	// inbound holds the packet identifiers of QoS 2 PUBLISH packets received
-	// and acknowledged with PUBREC, awaiting PUBREL [MQTT-4.3.3-2].
-	inbound map[uint16]struct{}
+// flight returns s's outbound part, allocating it if need be.
+func (s *Session) flight() *flight {
+	if s.f == nil {
+		s.f = new(flight)
+	}
+	return s.f
 }
 
 // New returns an empty session. maxInflight bounds the QoS 1/2 deliveries
 // sent and not yet acknowledged (1 to 65535); maxQueued bounds the
 // deliveries waiting behind them (0 for none).
 func New(id string, clean bool, maxInflight, maxQueued int) *Session {
-	if maxInflight < 1 {
-		maxInflight = 1
-	}
-	if maxInflight > 65535 {
-		maxInflight = 65535
-	}
-	return &Session{ID: id, Clean: clean, maxInflight: maxInflight, maxQueued: maxQueued}
+	s := Make(id, clean, maxInflight, maxQueued)
+	return &s
+}
+
+// Make is New returning the Session itself, for a holder that keeps it
+// inside its own struct: one allocation for both. The Session must not be
+// copied once used.
+func Make(id string, clean bool, maxInflight, maxQueued int) Session {
+	return Session{ID: id, Clean: clean, maxInflight: uint16(min(max(maxInflight, 1), 65535)), maxQueued: maxQueued}
 }
 
 // SetLimits changes the window and queue bounds (used when a broker restores
 // a session with different options).
 func (s *Session) SetLimits(maxInflight, maxQueued int) {
 	if maxInflight >= 1 && maxInflight <= 65535 {
-		s.maxInflight = maxInflight
+		s.maxInflight = uint16(maxInflight)
 	}
 	s.maxQueued = maxQueued
 }
@@ -183,13 +206,14 @@ func (s *Session) Unsubscribe(filter string) bool {
 // QoS 0 deliveries are queued only (they have no window); online QoS 0 is
 // written by the caller without calling Push.
 func (s *Session) Push(d Delivery, online bool) (send *Delivery, ok bool) {
-	if online && d.QoS > 0 && s.queue.len() == 0 && s.unsent == 0 && s.inflightLen() < s.maxInflight {
-		return s.admit(d), true
+	f := s.flight()
+	if online && d.QoS > 0 && f.queue.len() == 0 && f.unsent == 0 && len(f.byID) < int(s.maxInflight) {
+		return f.admit(d), true
 	}
-	if s.queue.len() >= s.maxQueued {
+	if f.queue.len() >= s.maxQueued {
 		return nil, false
 	}
-	s.queue.push(d)
+	f.queue.push(d)
 	return nil, true
 }
 
@@ -205,25 +229,29 @@ func (s *Session) Next() (d *Delivery, resend bool) { return s.NextInto(nil) }
 // reuses it. A broker sending a queue of QoS 0 messages allocates nothing
 // per message this way.
 func (s *Session) NextInto(q0 *Delivery) (d *Delivery, resend bool) {
-	if s.unsent > 0 {
-		if s.inflightLen()-s.unsent >= s.maxInflight {
+	f := s.f
+	if f == nil {
+		return nil, false
+	}
+	if f.unsent > 0 {
+		if len(f.byID)-int(f.unsent) >= int(s.maxInflight) {
 			return nil, false
 		}
-		for _, p := range s.inflight {
+		for _, p := range f.inflight {
 			if p != nil && p.Unsent {
 				p.Unsent = false
-				s.unsent--
+				f.unsent--
 				return p, true
 			}
 		}
 	}
-	if s.queue.len() == 0 {
+	if f.queue.len() == 0 {
 		return nil, false
 	}
-	if s.queue.peek().QoS > 0 && s.inflightLen() >= s.maxInflight {
+	if f.queue.peek().QoS > 0 && len(f.byID) >= int(s.maxInflight) {
 		return nil, false
 	}
-	q := s.queue.pop()
+	q := f.queue.pop()
 	if q.QoS == 0 {
 		if q0 == nil {
 			// Allocated here only: q itself stays on the stack for admit.
@@ -232,7 +260,7 @@ func (s *Session) NextInto(q0 *Delivery) (d *Delivery, resend bool) {
 		*q0 = q
 		return q0, false
 	}
-	return s.admit(q), false
+	return f.admit(q), false
 }
 
 // Resend returns, in their original order, what a new connection must be
@@ -242,9 +270,13 @@ func (s *Session) NextInto(q0 *Delivery) (d *Delivery, resend bool) {
 // and go as acknowledgements free the window (Next), so that a client's
 // Receive Maximum holds from the start of its connection [v5 MQTT-3.3.4-9].
 func (s *Session) Resend(window int) []*Delivery {
-	out := make([]*Delivery, 0, len(s.byID))
+	f := s.f
+	if f == nil {
+		return []*Delivery{}
+	}
+	out := make([]*Delivery, 0, len(f.byID))
 	sent := 0
-	for _, d := range s.inflight {
+	for _, d := range f.inflight {
 		if d == nil {
 			continue
 		}
@@ -254,39 +286,39 @@ func (s *Session) Resend(window int) []*Delivery {
 		case sent < window:
 			if d.Unsent {
 				d.Unsent = false
-				s.unsent--
+				f.unsent--
 			}
 			out = append(out, d)
 			sent++
 		case !d.Unsent:
 			d.Unsent = true
-			s.unsent++
+			f.unsent++
 		}
 	}
 	return out
 }
 
-func (s *Session) admit(d Delivery) *Delivery {
-	if s.byID == nil {
-		s.byID = make(map[uint16]*Delivery)
+func (f *flight) admit(d Delivery) *Delivery {
+	if f.byID == nil {
+		f.byID = make(map[uint16]*Delivery)
 	}
 	// Packet identifiers are unique among the deliveries in flight
 	// [MQTT-2.3.1-2]; the window is at most 65535, so a free one exists.
 	for {
-		s.nextID++
-		if s.nextID == 0 {
-			s.nextID = 1
+		f.nextID++
+		if f.nextID == 0 {
+			f.nextID = 1
 		}
-		if _, used := s.byID[s.nextID]; !used {
+		if _, used := f.byID[f.nextID]; !used {
 			break
 		}
 	}
 	p := new(Delivery)
 	*p = d
-	p.PacketID = s.nextID
+	p.PacketID = f.nextID
 	p.Released = false
-	s.byID[p.PacketID] = p
-	s.inflight = append(s.inflight, p)
+	f.byID[p.PacketID] = p
+	f.inflight = append(f.inflight, p)
 	return p
 }
 
@@ -297,34 +329,44 @@ func (s *Session) Restore(d Delivery) bool {
 	if d.PacketID == 0 {
 		return false
 	}
-	if s.byID == nil {
-		s.byID = make(map[uint16]*Delivery)
+	f := s.flight()
+	if f.byID == nil {
+		f.byID = make(map[uint16]*Delivery)
 	}
-	if _, used := s.byID[d.PacketID]; used {
+	if _, used := f.byID[d.PacketID]; used {
 		return false
 	}
 	p := new(Delivery)
 	*p = d
-	s.byID[p.PacketID] = p
-	s.inflight = append(s.inflight, p)
-	if d.PacketID > s.nextID {
-		s.nextID = d.PacketID
+	f.byID[p.PacketID] = p
+	f.inflight = append(f.inflight, p)
+	if d.PacketID > f.nextID {
+		f.nextID = d.PacketID
 	}
 	return true
 }
 
 // Enqueue appends a delivery to the queue regardless of the window and the
 // bound (used when restoring from storage).
-func (s *Session) Enqueue(d Delivery) { s.queue.push(d) }
+func (s *Session) Enqueue(d Delivery) { s.flight().queue.push(d) }
+
+// inflightID returns the delivery in flight with packet identifier id, nil
+// if there is none.
+func (s *Session) inflightID(id uint16) *Delivery {
+	if s.f == nil {
+		return nil
+	}
+	return s.f.byID[id]
+}
 
 // Puback completes the QoS 1 delivery with packet identifier id and returns
 // it, or nil if no QoS 1 delivery with that identifier is in flight.
 func (s *Session) Puback(id uint16) *Delivery {
-	d := s.byID[id]
+	d := s.inflightID(id)
 	if d == nil || d.QoS != 1 {
 		return nil
 	}
-	s.complete(d)
+	s.f.complete(d)
 	return d
 }
 
@@ -333,7 +375,7 @@ func (s *Session) Puback(id uint16) *Delivery {
 // the delivery, or nil if no QoS 2 delivery with that identifier is in
 // flight.
 func (s *Session) Pubrec(id uint16) *Delivery {
-	d := s.byID[id]
+	d := s.inflightID(id)
 	if d == nil || d.QoS != 2 {
 		return nil
 	}
@@ -344,11 +386,11 @@ func (s *Session) Pubrec(id uint16) *Delivery {
 // Pubcomp completes the QoS 2 delivery with packet identifier id once its
 // PUBREL was acknowledged, and returns it, or nil if there is none.
 func (s *Session) Pubcomp(id uint16) *Delivery {
-	d := s.byID[id]
+	d := s.inflightID(id)
 	if d == nil || d.QoS != 2 || !d.Released {
 		return nil
 	}
-	s.complete(d)
+	s.f.complete(d)
 	return d
 }
 
@@ -356,73 +398,84 @@ func (s *Session) Pubcomp(id uint16) *Delivery {
 // decided not to send it, or not to send it again) and reports whether d
 // was in flight.
 func (s *Session) Drop(d *Delivery) bool {
-	if d.PacketID == 0 || s.byID[d.PacketID] != d {
+	if d.PacketID == 0 || s.inflightID(d.PacketID) != d {
 		return false
 	}
-	s.complete(d)
+	s.f.complete(d)
 	return true
 }
 
-func (s *Session) complete(d *Delivery) {
-	delete(s.byID, d.PacketID)
+func (f *flight) complete(d *Delivery) {
+	delete(f.byID, d.PacketID)
 	if d.Unsent {
 		d.Unsent = false
-		s.unsent--
+		f.unsent--
 	}
-	for i, p := range s.inflight {
+	for i, p := range f.inflight {
 		if p == d {
-			s.inflight[i] = nil
+			f.inflight[i] = nil
 			break
 		}
 	}
 	// Trim completed entries from the front; acknowledgements usually come
 	// in order, so this keeps the slice short without copying.
 	n := 0
-	for n < len(s.inflight) && s.inflight[n] == nil {
+	for n < len(f.inflight) && f.inflight[n] == nil {
 		n++
 	}
-	if n == len(s.inflight) {
-		s.inflight = s.inflight[:0]
+	if n == len(f.inflight) {
+		f.inflight = f.inflight[:0]
 	} else if n > 0 {
-		s.inflight = s.inflight[n:]
+		f.inflight = f.inflight[n:]
 	}
 	// Completed entries behind one that stays in flight are not trimmed
 	// above: compact once they outnumber the live ones, so that a message
 	// never acknowledged does not make the slice, and the scan above, grow
 	// with every later delivery.
-	if len(s.inflight) > 2*len(s.byID)+16 {
-		live := s.inflight[:0]
-		for _, p := range s.inflight {
+	if len(f.inflight) > 2*len(f.byID)+16 {
+		live := f.inflight[:0]
+		for _, p := range f.inflight {
 			if p != nil {
 				live = append(live, p)
 			}
 		}
-		clear(s.inflight[len(live):])
-		s.inflight = live
+		clear(f.inflight[len(live):])
+		f.inflight = live
 	}
-	if len(s.byID) == 0 && cap(s.inflight) > 64 {
-		s.inflight = nil
+	if len(f.byID) == 0 && cap(f.inflight) > 64 {
+		f.inflight = nil
 	}
 }
 
-func (s *Session) inflightLen() int { return len(s.byID) }
-
 // InflightLen reports how many deliveries are in flight.
-func (s *Session) InflightLen() int { return len(s.byID) }
+func (s *Session) InflightLen() int {
+	if s.f == nil {
+		return 0
+	}
+	return len(s.f.byID)
+}
 
 // Waiting reports whether deliveries wait to be sent: queued, or in flight
 // and marked Unsent.
-func (s *Session) Waiting() bool { return s.queue.len() > 0 || s.unsent > 0 }
+func (s *Session) Waiting() bool { return s.f != nil && (s.f.queue.len() > 0 || s.f.unsent > 0) }
 
 // QueueLen reports how many deliveries are queued.
-func (s *Session) QueueLen() int { return s.queue.len() }
+func (s *Session) QueueLen() int {
+	if s.f == nil {
+		return 0
+	}
+	return s.f.queue.len()
+}
 
 // Inflight returns the deliveries in flight in the order they were sent:
 // on reconnect they are resent, PUBLISH with DUP set or PUBREL for those
 // already released [MQTT-4.4.0-1].
 func (s *Session) Inflight() []*Delivery {
-	out := make([]*Delivery, 0, len(s.byID))
-	for _, d := range s.inflight {
+	if s.f == nil {
+		return []*Delivery{}
+	}
+	out := make([]*Delivery, 0, len(s.f.byID))
+	for _, d := range s.f.inflight {
 		if d != nil {
 			out = append(out, d)
 		}
@@ -431,13 +484,21 @@ func (s *Session) Inflight() []*Delivery {
 }
 
 // Queued returns a copy of the queued deliveries in order.
-func (s *Session) Queued() []Delivery { return s.queue.slice() }
+func (s *Session) Queued() []Delivery {
+	if s.f == nil {
+		return []Delivery{}
+	}
+	return s.f.queue.slice()
+}
 
 // DropQueuedQoS0 removes queued QoS 0 deliveries and returns them (they are
 // not kept for an offline client unless the broker queues QoS 0 for offline
 // clients).
 func (s *Session) DropQueuedQoS0() []Delivery {
-	return s.queue.filter(func(d *Delivery) bool { return d.QoS > 0 })
+	if s.f == nil {
+		return nil
+	}
+	return s.f.queue.filter(func(d *Delivery) bool { return d.QoS > 0 })
 }
 
 // Inbound reports whether a QoS 2 PUBLISH with packet identifier id was

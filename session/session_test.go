@@ -184,8 +184,8 @@ func TestPacketIDsNonZeroUniqueAndWrapping(t *testing.T) {
 	require.Same(t, held1, got[0], "in flight %+v, want the two held deliveries", got)
 	require.Same(t, held2, got[1], "in flight %+v, want the two held deliveries", got)
 	require.True(t, got[0].Released, "the held QoS 2 delivery lost its PUBREC")
-	require.LessOrEqual(t, len(s.inflight), 2*len(s.byID)+16,
-		"inflight slice holds %d entries for %d in flight", len(s.inflight), len(s.byID))
+	require.LessOrEqual(t, len(s.f.inflight), 2*len(s.f.byID)+16,
+		"inflight slice holds %d entries for %d in flight", len(s.f.inflight), len(s.f.byID))
 }
 
 // TestAcknowledgementsMatchQoSAndState: PUBACK completes only QoS 1,
@@ -440,4 +440,38 @@ func TestNextIntoReusesScratch(t *testing.T) {
 		}
 	})
 	assert.Zero(t, allocs, "allocations per queued QoS 0 delivery")
+}
+
+// TestSessionWithoutDeliveries: a session that never had a delivery
+// answers every query as empty and completes nothing, and subscriptions
+// and inbound QoS 2 identifiers do not allocate its outbound part, which
+// an idle client's session does without.
+func TestSessionWithoutDeliveries(t *testing.T) {
+	s := New("c", true, 10, 10)
+	s.Subscribe("a/b", 1)
+	s.AddInbound(7)
+	require.True(t, s.ReleaseInbound(7), "inbound identifier 7 not recorded")
+	d, resend := s.Next()
+	assert.Nil(t, d, "Next on a session without deliveries")
+	assert.False(t, resend, "Next on a session without deliveries: resend")
+	assert.Empty(t, s.Resend(10), "Resend on a session without deliveries")
+	assert.Empty(t, s.Inflight(), "Inflight on a session without deliveries")
+	assert.Empty(t, s.Queued(), "Queued on a session without deliveries")
+	assert.Empty(t, s.DropQueuedQoS0(), "DropQueuedQoS0 on a session without deliveries")
+	assert.Zero(t, s.InflightLen(), "InflightLen")
+	assert.Zero(t, s.QueueLen(), "QueueLen")
+	assert.False(t, s.Waiting(), "Waiting")
+	for id := range uint16(3) {
+		assert.Nil(t, s.Puback(id), "Puback(%d)", id)
+		assert.Nil(t, s.Pubrec(id), "Pubrec(%d)", id)
+		assert.Nil(t, s.Pubcomp(id), "Pubcomp(%d)", id)
+	}
+	assert.False(t, s.Drop(&Delivery{PacketID: 1, QoS: 1}), "Drop of a delivery never in flight")
+	assert.Nil(t, s.f, "outbound part allocated without a delivery")
+
+	sent, ok := s.Push(del("m", 1), true)
+	require.True(t, ok, "Push refused")
+	require.NotNil(t, sent, "Push did not admit into an empty window")
+	assert.Equal(t, 1, s.InflightLen(), "InflightLen after Push")
+	assert.Same(t, sent, s.Puback(sent.PacketID), "Puback of the delivery pushed")
 }
