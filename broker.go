@@ -272,16 +272,19 @@ func (b *Broker) Close(ctx context.Context) error {
 			b.persist.abandon()
 		}
 		b.mem.stop()
-		// No connection parks after this; stop the poller (and make sure
-		// none starts).
+		// No connection parks after this (and no poller starts); the
+		// poller runs on until the connections have ended.
 		b.pollOnce.Do(func() {})
 		if b.poll != nil {
-			b.poll.stop()
+			b.poll.stopParking()
 		}
 	})
 	done := make(chan struct{})
 	go func() {
 		b.wg.Wait()
+		if b.poll != nil {
+			b.poll.stop()
+		}
 		if b.persist != nil {
 			b.persist.stop() // write what the ending connections changed
 		}

@@ -108,7 +108,7 @@ func (fc *fdConn) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	for {
-		if err := fc.expired(&fc.rDeadline); err != nil {
+		if err := fc.usable(&fc.rDeadline); err != nil {
 			return 0, fc.opError("read", err)
 		}
 		n, err := syscall.Read(int(fc.fd), p)
@@ -136,7 +136,7 @@ func (fc *fdConn) Write(p []byte) (int, error) {
 	defer fc.release()
 	n := 0
 	for n < len(p) {
-		if err := fc.expired(&fc.wDeadline); err != nil {
+		if err := fc.usable(&fc.wDeadline); err != nil {
 			return n, fc.opError("write", err)
 		}
 		m, err := send(int(fc.fd), p[n:])
@@ -166,12 +166,32 @@ func send(fd int, p []byte) (int, error) {
 	return int(r), nil
 }
 
-// expired returns the timeout error once the deadline has passed.
-func (fc *fdConn) expired(deadline *atomic.Int64) error {
-	if d := deadline.Load(); d != 0 && time.Now().UnixNano() >= d {
+// usable returns net.ErrClosed once the connection is closed (a call
+// woken by Close ends, as on Go's sockets, even if bytes have come), and
+// the timeout error once the deadline has passed.
+func (fc *fdConn) usable(deadline *atomic.Int64) error {
+	if fc.flags.Load()&fdClosed != 0 {
+		return net.ErrClosed
+	}
+	if d := deadline.Load(); d != 0 && monoNow() >= d {
 		return os.ErrDeadlineExceeded
 	}
 	return nil
+}
+
+// monoEpoch is the origin of the monotonic clock of fdConn deadlines:
+// like Go's own deadlines, they do not move when the wall clock is set.
+var monoEpoch = time.Now()
+
+// monoNow is the monotonic clock of deadlines, in nanoseconds; never 0.
+func monoNow() int64 { return int64(time.Since(monoEpoch)) + 1 }
+
+// monoTime converts a deadline to that clock; 0 (none) for the zero time.
+func monoTime(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return max(int64(t.Sub(monoEpoch))+1, 1)
 }
 
 // wait returns once an edge of the kind (fdReadable or fdWritable) came
@@ -193,7 +213,7 @@ func (fc *fdConn) wait(kind uint32, deadline *atomic.Int64, slot *chan struct{})
 	d := deadline.Load()
 	var timeout <-chan time.Time
 	if d != 0 {
-		left := time.Duration(d - time.Now().UnixNano())
+		left := time.Duration(d - monoNow())
 		if left <= 0 {
 			fc.mu.Unlock()
 			return os.ErrDeadlineExceeded
@@ -252,9 +272,24 @@ func (fc *fdConn) notify(events uint32) {
 }
 
 // idle reports whether the socket has nothing to read and the peer has not
-// closed it: the reader may park.
+// closed it: the reader may park. It peeks at the socket (MSG_PEEK), which
+// every kind of TCP socket answers (MPTCP ones too).
 func (fc *fdConn) idle() bool {
-	return fc.flags.Load()&fdHangup == 0 && fc.received() == 0
+	if fc.flags.Load()&fdHangup != 0 || !fc.acquire() {
+		return false
+	}
+	defer fc.release()
+	var b [1]byte
+	for {
+		_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, uintptr(fc.fd), uintptr(unsafe.Pointer(&b[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		if errno == syscall.EINTR {
+			continue
+		}
+		// EAGAIN: nothing to read. A byte, the end of the stream (0) or an
+		// error: the reader must see it.
+		return errno == syscall.EAGAIN
+	}
 }
 
 // received reports how many bytes wait in the socket's receive queue, or
@@ -335,10 +370,7 @@ func (fc *fdConn) SetWriteDeadline(t time.Time) error {
 // setDeadline sets a deadline and wakes the call waiting under it, which
 // waits again under the new one.
 func (fc *fdConn) setDeadline(deadline *atomic.Int64, slot *chan struct{}, t time.Time) {
-	var d int64
-	if !t.IsZero() {
-		d = max(t.UnixNano(), 1)
-	}
+	d := monoTime(t)
 	fc.mu.Lock()
 	deadline.Store(d)
 	wake(*slot)
@@ -369,6 +401,7 @@ func tcpAddr(sa syscall.Sockaddr) *net.TCPAddr {
 // also registered with the broker's poller, under a connection of its own
 // (waker) that has no socket, only the fdConn state a wait needs.
 type fdAccepter struct {
+	p     *poller
 	l     *net.TCPListener
 	raw   syscall.RawConn
 	ka    net.KeepAliveConfig
@@ -393,7 +426,7 @@ func (b *Broker) newFDAccepter(l *net.TCPListener, p *poller) *fdAccepter {
 		b.releasePoll(waker)
 		return nil
 	}
-	a := &fdAccepter{l: l, raw: raw, ka: listeners.TCPKeepAlive(), waker: waker}
+	a := &fdAccepter{p: p, l: l, raw: raw, ka: listeners.TCPKeepAlive(), waker: waker}
 	a.stop = context.AfterFunc(b.ctx, func() { waker.nc.Close() })
 	return a
 }
@@ -402,7 +435,7 @@ func (b *Broker) newFDAccepter(l *net.TCPListener, p *poller) *fdAccepter {
 func (a *fdAccepter) close() {
 	a.stop()
 	_ = a.raw.Control(func(lfd uintptr) {
-		_ = syscall.EpollCtl(a.waker.b.poll.epfd, syscall.EPOLL_CTL_DEL, int(lfd), nil)
+		_ = a.p.ctl(syscall.EPOLL_CTL_DEL, int(lfd), &syscall.EpollEvent{})
 	})
 	a.waker.b.releasePoll(a.waker)
 }
@@ -413,6 +446,9 @@ func (a *fdAccepter) close() {
 func (a *fdAccepter) Accept() (net.Conn, error) {
 	w := a.waker.fd()
 	for {
+		if a.p.failed.Load() {
+			return a.l.Accept() // the poller failed: Go's sockets from then on
+		}
 		var (
 			fd  int
 			sa  syscall.Sockaddr
@@ -430,7 +466,7 @@ func (a *fdAccepter) Accept() (net.Conn, error) {
 		case cerr != nil:
 			return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: a.l.Addr(), Err: cerr}
 		case err == syscall.EAGAIN:
-			w.rDeadline.Store(time.Now().Add(acceptPoll).UnixNano())
+			w.rDeadline.Store(monoTime(time.Now().Add(acceptPoll)))
 			if werr := w.wait(fdReadable, &w.rDeadline, &w.rWait); errors.Is(werr, net.ErrClosed) {
 				// Broker.Close (b.ctx): Serve returns ErrClosed once it
 				// sees the broker closed, which Close does next.

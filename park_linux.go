@@ -7,6 +7,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -37,6 +38,15 @@ type poller struct {
 	epfd   int
 	wakeFd int // an eventfd that stops the loop
 	epoch  time.Time
+
+	// epMu guards epfd against its close: epoll_ctl calls hold it for
+	// reading, the loop closes epfd holding it for writing (a number
+	// reused after the close must not be operated on).
+	epMu     sync.RWMutex
+	epClosed bool
+	failed   atomic.Bool   // epoll_wait failed: nothing is watched any more
+	done     chan struct{} // closed when the loop has returned
+	stopOnce sync.Once
 
 	mu sync.Mutex
 	// slots hold the parked connections by the slot each was given at its
@@ -88,7 +98,7 @@ func newPoller() (*poller, error) {
 		syscall.Close(epfd)
 		return nil, errno
 	}
-	p := &poller{epfd: epfd, wakeFd: int(r), epoch: time.Now(), slots: make([]pollSlot, 1)}
+	p := &poller{epfd: epfd, wakeFd: int(r), epoch: time.Now(), slots: make([]pollSlot, 1), done: make(chan struct{})}
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN}
 	setEventID(&ev, 0)
 	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, p.wakeFd, &ev); err != nil {
@@ -110,9 +120,13 @@ func eventID(ev *syscall.EpollEvent) uint64 {
 // now is the poller's clock: monotonic nanoseconds since it started.
 func (p *poller) now() int64 { return int64(time.Since(p.epoch)) }
 
-// loop resumes parked connections as they become readable, until stop.
+// loop resumes parked connections as they become readable, and wakes
+// the calls of Tern's own sockets that wait, until stop. It runs until
+// the connections have ended (Broker.Close stops it last): the last
+// writes of closing connections on Tern's own sockets wait on it.
 func (p *poller) loop(b *Broker) {
-	defer b.wg.Done()
+	defer close(p.done)
+	defer p.closeEpoll()
 	events := make([]syscall.EpollEvent, 128)
 	for {
 		n, err := syscall.EpollWait(p.epfd, events, -1)
@@ -120,15 +134,13 @@ func (p *poller) loop(b *Broker) {
 			if err == syscall.EINTR {
 				continue
 			}
-			b.log.Error("epoll_wait failed; parked connections are resumed", "error", err)
-			p.resumeAll(b)
+			b.log.Error("epoll_wait failed; parked connections are resumed, those on Tern's own sockets closed", "error", err)
+			p.fail(b)
 			return
 		}
 		for i := range events[:n] {
 			id := eventID(&events[i])
 			if id == 0 {
-				syscall.Close(p.epfd)
-				syscall.Close(p.wakeFd)
 				return
 			}
 			if c := p.take(uint32(id), uint32(id>>32), events[i].Events); c != nil {
@@ -182,39 +194,82 @@ func (p *poller) forgetLocked(c *conn) {
 	}
 }
 
-// resumeAll wakes every parked connection (the poller failed).
-func (p *poller) resumeAll(b *Broker) {
-	var all []*conn
+// fail handles a failed epoll_wait: nothing parks any more, the parked
+// connections on Go's sockets are resumed (their readers wait in Read
+// from then on), and those on Tern's own sockets, which cannot be served
+// without the poller, are closed; Serve accepts Go's sockets from then on
+// (fdAccepter).
+func (p *poller) fail(b *Broker) {
+	p.failed.Store(true)
+	var resume, kill []*conn
 	p.mu.Lock()
+	p.stopped = true
+	if p.timer != nil {
+		p.timer.Stop()
+	}
 	for i := range p.slots {
 		c := p.slots[i].c
-		if c != nil && c.fd() != nil {
-			// Its waits end; with no poller left, they end by their
-			// deadlines from then on.
-			c.fd().notify(syscall.EPOLLIN | syscall.EPOLLOUT)
-		}
-		if c != nil && c.state.CompareAndSwap(stateParked, stateRunning) {
+		switch {
+		case c == nil:
+		case c.fd() != nil:
+			kill = append(kill, c)
+		case c.state.CompareAndSwap(stateParked, stateRunning):
 			p.forgetLocked(c)
-			all = append(all, c)
+			resume = append(resume, c)
 		}
 	}
 	p.mu.Unlock()
-	for _, c := range all {
+	for _, c := range resume {
 		b.runReader(c, true)
+	}
+	for _, c := range kill {
+		c.setReason(errPollerFailed)
+		c.kill()
 	}
 }
 
-// stop ends the loop and the keepalive timer; call it once no connection
-// can park any more.
-func (p *poller) stop() {
+var errPollerFailed = errors.New("tern: the poller of idle connections failed")
+
+// ctl is epoll_ctl on p's instance, unless the loop has closed it.
+func (p *poller) ctl(op, fd int, ev *syscall.EpollEvent) error {
+	p.epMu.RLock()
+	defer p.epMu.RUnlock()
+	if p.epClosed {
+		return net.ErrClosed
+	}
+	return syscall.EpollCtl(p.epfd, op, fd, ev)
+}
+
+// closeEpoll closes the epoll instance and the wake-up eventfd.
+func (p *poller) closeEpoll() {
+	p.epMu.Lock()
+	defer p.epMu.Unlock()
+	p.epClosed = true
+	syscall.Close(p.epfd)
+	syscall.Close(p.wakeFd)
+}
+
+// stopParking makes every later park and registration fail, and stops
+// the keepalive timer; Broker.Close calls it once it has ended every
+// connection.
+func (p *poller) stopParking() {
 	p.mu.Lock()
 	p.stopped = true
 	if p.timer != nil {
 		p.timer.Stop()
 	}
 	p.mu.Unlock()
-	one := [8]byte{1}
-	syscall.Write(p.wakeFd, one[:])
+}
+
+// stop ends the loop and waits for it; call it once no connection is
+// left.
+func (p *poller) stop() {
+	p.stopOnce.Do(func() {
+		p.stopParking()
+		one := [8]byte{1}
+		syscall.Write(p.wakeFd, one[:])
+	})
+	<-p.done
 }
 
 // poller returns the broker's poller, started on first use; nil if epoll
@@ -227,8 +282,7 @@ func (b *Broker) poller() *poller {
 			return
 		}
 		b.poll = p
-		b.wg.Add(1)
-		go p.loop(b)
+		go p.loop(b) // stopped by Broker.Close once every connection has ended
 	})
 	return b.poll
 }
@@ -318,12 +372,12 @@ func (b *Broker) park(c *conn) bool {
 		if !c.pollAdded.Load() {
 			op = syscall.EPOLL_CTL_ADD
 		}
-		ctlErr = syscall.EpollCtl(p.epfd, op, int(fd), &ev)
+		ctlErr = p.ctl(op, int(fd), &ev)
 		switch ctlErr {
 		case syscall.EEXIST:
-			ctlErr = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_MOD, int(fd), &ev)
+			ctlErr = p.ctl(syscall.EPOLL_CTL_MOD, int(fd), &ev)
 		case syscall.ENOENT:
-			ctlErr = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
+			ctlErr = p.ctl(syscall.EPOLL_CTL_ADD, int(fd), &ev)
 		}
 		if ctlErr == nil {
 			c.pollAdded.Store(true)
@@ -353,7 +407,7 @@ func (b *Broker) park(c *conn) bool {
 
 // parkFD parks a connection on one of Tern's own sockets, registered with
 // p for its life: no system call but one to see that the socket has
-// nothing to read. Input that arrives once c is marked parked raises an
+// nothing to read (fdConn.idle). Input that arrives once c is marked parked raises an
 // edge that resumes it; input that arrived before (its edge came while c
 // was running) is seen here, and c is taken back to read it.
 func (b *Broker) parkFD(c *conn, p *poller) bool {
@@ -410,7 +464,7 @@ func (p *poller) register(c *conn, fd int) error {
 	p.mu.Unlock()
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | epollET}
 	setEventID(&ev, id)
-	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	if err := p.ctl(syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		return err
 	}
 	c.pollAdded.Store(true)

@@ -20,7 +20,8 @@ const (
 
 var errParked = errors.New("tern: connection parked")
 
-func (p *poller) stop() {}
+func (p *poller) stop()        {}
+func (p *poller) stopParking() {}
 
 func parkable(net.Conn) (syscall.RawConn, bool) { return nil, false }
 
