@@ -135,12 +135,13 @@ func (c *conn) keepOther(start int, topic string) bool {
 // Maximum [v5 MQTT-3.1.2-26, MQTT-3.3.2-11] and is never 0
 // [v5 MQTT-3.3.2-8].
 func (c *conn) keepAliased(start int, topic string) bool {
-	a := c.outAliases
+	r := c.rareLocked()
+	a := r.outAliases
 	if a == nil {
 		// Made on the first PUBLISH: a connection that receives none
 		// holds no mapping.
 		a = &outAliases{byTopic: make(map[string]uint16), max: c.proto.aliasOut}
-		c.outAliases = a
+		r.outAliases = a
 	}
 	p := a.pick(topic)
 	plain := len(c.out) - start

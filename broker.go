@@ -51,7 +51,7 @@ type Broker struct {
 
 	mu        sync.Mutex
 	sessions  map[string]*sess // by client id
-	conns     map[*conn]struct{}
+	conns     []*conn          // the network connections; conn.connIndex is each one's place
 	listeners map[net.Listener]struct{}
 	closed    bool
 	idSeq     uint64
@@ -90,7 +90,6 @@ func New(opts Options) (*Broker, error) {
 		retained:  topics.NewRetained[*session.Message](),
 		started:   time.Now(),
 		sessions:  make(map[string]*sess),
-		conns:     make(map[*conn]struct{}),
 		listeners: make(map[net.Listener]struct{}),
 		closing:   make(chan struct{}),
 		readers:   readers{work: make(chan readerTask)},
@@ -217,7 +216,8 @@ func (b *Broker) startConn(nc net.Conn) bool {
 		b.mu.Unlock()
 		return false
 	}
-	b.conns[c] = struct{}{}
+	c.connIndex = int32(len(b.conns))
+	b.conns = append(b.conns, c)
 	b.wg.Add(1)
 	b.mu.Unlock()
 	b.stats.opened.Add(1)
@@ -228,8 +228,21 @@ func (b *Broker) startConn(nc net.Conn) bool {
 
 func (b *Broker) forgetConn(c *conn) {
 	b.mu.Lock()
-	delete(b.conns, c)
-	b.mu.Unlock()
+	defer b.mu.Unlock()
+	i := c.connIndex
+	if i < 0 {
+		return
+	}
+	last := len(b.conns) - 1
+	b.conns[i] = b.conns[last]
+	b.conns[i].connIndex = i
+	b.conns[last] = nil
+	b.conns = b.conns[:last]
+	c.connIndex = -1
+	if cap(b.conns) > 1024 && len(b.conns) < cap(b.conns)/4 {
+		// The burst of connections has gone: do not keep its room.
+		b.conns = append([]*conn(nil), b.conns...)
+	}
 }
 
 // Close stops the broker: it closes every listener given to Serve and every
@@ -247,10 +260,7 @@ func (b *Broker) Close(ctx context.Context) error {
 		for l := range b.listeners {
 			l.Close()
 		}
-		conns := make([]*conn, 0, len(b.conns))
-		for c := range b.conns {
-			conns = append(conns, c)
-		}
+		conns := append([]*conn(nil), b.conns...)
 		b.mu.Unlock()
 		for _, c := range conns {
 			if c.proto.connacked.Load() && c.proto.v5() {

@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/ternmq/tern/packets"
@@ -54,17 +53,25 @@ type conn struct {
 	proto     proto // the protocol level and what was negotiated
 	s         *sess
 	client    Client
-	keepAlive time.Duration
 	will      *session.Message
 	reason    atomic.Pointer[error]
 	willDelay uint32      // MQTT 5 Will Delay Interval, seconds
 	willDone  atomic.Bool // the will was published or cancelled
 	takeover  takeover    // a new connection with the same client id waits
 	counted   bool        // counted in b.nconns
-	layered   bool        // TLS or WebSocket over raw: bytes may wait above it
+	layered   bool        // TLS or WebSocket over its socket: bytes may wait above it
+	// sock: the poller can watch nc's socket (parkable), which park
+	// takes from nc each time rather than keep; not set for Tern's own
+	// sockets (fd), which are watched for life.
+	sock      bool
+	pollAdded bool // the socket is registered with epoll; the reader's
+	// keepAliveSec is the keepalive in seconds (the protocol's unit and
+	// limit), set once by the reader goroutine at CONNECT.
+	keepAliveSec uint16
 	// qos2In counts the QoS 2 PUBLISHes received and not yet released
-	// (Receive Maximum); the reader goroutine's.
-	qos2In int32
+	// (Receive Maximum), each with its own packet identifier (so at most
+	// 65535); the reader goroutine's.
+	qos2In uint16
 
 	b  *Broker
 	nc net.Conn // an *fdConn when it is one of Tern's own sockets (fdconn_linux.go)
@@ -76,18 +83,14 @@ type conn struct {
 	sc *scratch // the running reader's, nil while parked
 
 	// Guarded by mu.
-	needLSN uint64      // storage LSN that must be written before out
-	ending  *connEnding // nil until the connection ends or is waited for
-	// outAliases are the topic aliases Tern defined on this connection
-	// (alias.go); nil until the first PUBLISH that takes one.
-	outAliases *outAliases
+	needLSN uint64    // storage LSN that must be written before out
+	rare    *connRare // nil until the connection needs it
 
 	// Parking (park_linux.go): an idle connection has no goroutine.
-	raw       syscall.RawConn // the socket; nil: this transport cannot be parked
-	state     atomic.Int32    // stateRunning or stateParked
-	pollAdded atomic.Bool     // the socket is registered with epoll
-	pollSlot  uint32          // the poller's slot, 0 before the first park
-	heapIndex int32           // in the poller's deadline heap; -1: not in it
+	state     atomic.Int32 // stateRunning or stateParked
+	pollSlot  uint32       // the poller's slot, 0 before the first park
+	heapIndex int32        // in the poller's deadline heap; -1: not in it
+	connIndex int32        // in b.conns, guarded by b.mu; -1: not in it
 
 	// MQTT 5 state of the reader goroutine that few connections use,
 	// apart (nil until used).
@@ -112,32 +115,36 @@ func (c *conn) extra() *connExtra {
 	return c.x
 }
 
-// connEnding is what only an ending connection, or one waited for, needs:
-// kept apart so that the many connections that are neither do not carry
-// it. Guarded by conn.mu.
-type connEnding struct {
+// connRare is what only some connections need: an ending connection, or
+// one waited for, and an MQTT 5 connection that Tern sends topic aliases
+// to. Kept apart so that the many connections that are none of these do
+// not carry it. Guarded by conn.mu.
+type connRare struct {
 	// When the connection ends while a writer runs, the writer is handed
 	// the last words (a server DISCONNECT) and the end waits for it.
 	lastWords []byte
 	idle      sync.Cond // signalled when the writer stops, for waiters
 	waiters   int
 	done      chan struct{} // made by doneChan for whoever waits for end
+	// outAliases are the topic aliases Tern defined on this connection
+	// (alias.go); nil until the first PUBLISH that takes one.
+	outAliases *outAliases
 }
 
-// endingLocked returns c.ending, made if need be; c.mu is held.
-func (c *conn) endingLocked() *connEnding {
-	if c.ending == nil {
-		c.ending = &connEnding{idle: sync.Cond{L: &c.mu}}
+// rareLocked returns c.rare, made if need be; c.mu is held.
+func (c *conn) rareLocked() *connRare {
+	if c.rare == nil {
+		c.rare = &connRare{idle: sync.Cond{L: &c.mu}}
 	}
-	return c.ending
+	return c.rare
 }
 
 func newConn(b *Broker, nc net.Conn) *conn {
-	c := &conn{b: b, nc: nc, heapIndex: -1}
+	c := &conn{b: b, nc: nc, heapIndex: -1, connIndex: -1}
 	if _, ok := nc.(*fdConn); ok {
 		return c
 	}
-	c.raw, c.layered = parkable(nc)
+	c.sock, c.layered = parkable(nc)
 	return c
 }
 
@@ -172,6 +179,16 @@ func (c *conn) detach() {
 	}
 }
 
+// keepAlive returns the connection's keepalive; 0: none.
+func (c *conn) keepAlive() time.Duration { return time.Duration(c.keepAliveSec) * time.Second }
+
+// setKeepAlive sets the connection's keepalive: whole seconds (Keep Alive
+// is in seconds; Options.MaxKeepAlive is, and what a ConnectInterceptor
+// sets is rounded), at most 65535.
+func (c *conn) setKeepAlive(d time.Duration) {
+	c.keepAliveSec = uint16(min(max(d, 0).Round(time.Second), 65535*time.Second) / time.Second)
+}
+
 // fd returns c's socket when it is one of Tern's own, or nil.
 func (c *conn) fd() *fdConn {
 	fc, _ := c.nc.(*fdConn)
@@ -183,7 +200,7 @@ func (c *conn) fd() *fdConn {
 func (c *conn) doneChan() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := c.endingLocked()
+	e := c.rareLocked()
 	if e.done == nil {
 		e.done = make(chan struct{})
 		if c.ended {
@@ -331,7 +348,7 @@ func (c *conn) run() error {
 	if err := c.connect(&cp); err != nil {
 		return err
 	}
-	if c.keepAlive == 0 {
+	if c.keepAliveSec == 0 {
 		// Keepalive 0 turns the timeout off (section 3.1.2.10): lift the
 		// connect timeout's deadline, or it would close the client later.
 		c.nc.SetReadDeadline(time.Time{})
@@ -362,7 +379,7 @@ func (c *conn) loop(resumed bool) error {
 				if c.fd().idle() && b.park(c) {
 					return errParked
 				}
-			} else if !resumed && c.raw != nil {
+			} else if !resumed && c.sock {
 				if started {
 					// The writers just started go first: parking (a system
 					// call) can wait until the bytes are on their way.
@@ -429,8 +446,8 @@ func (c *conn) loop(resumed bool) error {
 // the client: [MQTT-3.1.2-24] close after 1.5 x keepalive of silence; no
 // deadline with keepalive 0.
 func (c *conn) keepAliveDeadline() {
-	if c.keepAlive > 0 {
-		c.nc.SetReadDeadline(time.Now().Add(c.keepAlive * 3 / 2))
+	if c.keepAliveSec > 0 {
+		c.nc.SetReadDeadline(time.Now().Add(c.keepAlive() * 3 / 2))
 	} else if c.layered {
 		c.nc.SetReadDeadline(time.Time{}) // the probe's passed deadline
 	}
@@ -481,7 +498,7 @@ func (c *conn) end(err error) {
 	defer func() {
 		c.mu.Lock()
 		c.ended = true
-		if e := c.ending; e != nil && e.done != nil {
+		if e := c.rare; e != nil && e.done != nil {
 			close(e.done)
 		}
 		c.mu.Unlock()
@@ -729,7 +746,7 @@ const lastWordsTimeout = time.Second
 // handOver gives the running writer the last words and waits, bounded,
 // until it has written them; c.mu is held and is released.
 func (c *conn) handOver(last []byte) {
-	e := c.endingLocked()
+	e := c.rareLocked()
 	e.lastWords = last
 	c.closing.Store(true)
 	e.waiters++
@@ -756,7 +773,7 @@ func (c *conn) handOver(last []byte) {
 // stopFlushingLocked ends a writer's run; c.mu is held.
 func (c *conn) stopFlushingLocked() {
 	c.flushing = false
-	if e := c.ending; e != nil && e.waiters > 0 {
+	if e := c.rare; e != nil && e.waiters > 0 {
 		e.idle.Broadcast()
 	}
 }
@@ -770,7 +787,7 @@ func (c *conn) writeLastWords() {
 	if c.waitsForStoreLocked() {
 		out = out[:0]
 	}
-	if e := c.ending; e != nil {
+	if e := c.rare; e != nil {
 		out = append(out, e.lastWords...)
 		e.lastWords = nil
 	}

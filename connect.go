@@ -172,9 +172,9 @@ func (c *conn) connect(cp *packets.Connect) error {
 		// rather than hold the CONNACK until the store recovers.
 		return c.refuse(packets.ServerUnavailable, "", errStoreFailing)
 	}
-	c.keepAlive = min(info.KeepAlive.Round(time.Second), 65535*time.Second)
-	if p.v5() && c.keepAlive != asked.KeepAlive {
-		a.props.ServerKeepAlive = new(uint16(c.keepAlive / time.Second))
+	c.setKeepAlive(info.KeepAlive.Round(time.Second))
+	if p.v5() && c.keepAlive() != asked.KeepAlive {
+		a.props.ServerKeepAlive = new(uint16(c.keepAlive() / time.Second))
 	}
 	a.window = b.opts.MaxInflight
 	if p.v5() {
@@ -263,10 +263,10 @@ func (c *conn) negotiate(cp *packets.Connect, a *attachment) {
 		// PUBLISHes than the client's Receive Maximum.
 		a.window = min(a.window, int(*cprops.ReceiveMaximum))
 	}
-	if limit := b.opts.MaxKeepAlive; limit > 0 && (c.keepAlive == 0 || c.keepAlive > limit) {
+	if limit := b.opts.MaxKeepAlive; limit > 0 && (c.keepAliveSec == 0 || c.keepAlive() > limit) {
 		// Server Keep Alive: the client uses this one instead of its own
 		// [v5 MQTT-3.1.2-21, MQTT-3.2.2-21].
-		c.keepAlive = limit
+		c.setKeepAlive(limit)
 		a.props.ServerKeepAlive = new(uint16(limit / time.Second))
 	}
 	if b.opts.ReceiveMaximum < 65535 {

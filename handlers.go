@@ -205,7 +205,7 @@ func (c *conn) onPublish(fh packets.FixedHeader, body []byte) error {
 					b.record(c, storage.Op{Kind: storage.DeleteInbound, Inbound: storage.Inbound{ClientID: s.s.ID, PacketID: p.PacketID}})
 				}
 				s.mu.Unlock()
-				c.qos2In = max(c.qos2In-1, 0)
+				c.qos2In -= min(c.qos2In, 1)
 			}
 			if closing != nil {
 				// Not taken: the retransmission is a new message.
@@ -350,7 +350,7 @@ func (c *conn) onAck(fh packets.FixedHeader, body []byte) error {
 		s.mu.Unlock()
 		rc := packets.Success
 		if known {
-			c.qos2In = max(c.qos2In-1, 0)
+			c.qos2In -= min(c.qos2In, 1)
 		} else {
 			rc = packets.PacketIdentifierNotFound
 		}

@@ -303,12 +303,9 @@ func (b *Broker) accepter(l net.Listener) (accept func() (net.Conn, error), done
 
 // parkable reports whether the poller can watch nc's socket, and whether
 // nc is layered over it (listeners.Socket).
-func parkable(nc net.Conn) (syscall.RawConn, bool) {
-	raw, layered, ok := listeners.Socket(nc)
-	if !ok {
-		return nil, false
-	}
-	return raw, layered
+func parkable(nc net.Conn) (ok, layered bool) {
+	_, layered, ok = listeners.Socket(nc)
+	return ok, layered && ok
 }
 
 // park hands c to the poller and reports whether it did; the caller's
@@ -316,7 +313,7 @@ func parkable(nc net.Conn) (syscall.RawConn, bool) {
 // the broker's WaitGroup while parked. A layered connection has been read
 // to the end of what its layers hold.
 func (b *Broker) park(c *conn) bool {
-	if (c.raw == nil && c.fd() == nil) || b.isClosed() {
+	if (!c.sock && c.fd() == nil) || b.isClosed() {
 		return false
 	}
 	p := b.poller()
@@ -325,6 +322,10 @@ func (b *Broker) park(c *conn) bool {
 	}
 	if c.fd() != nil {
 		return b.parkFD(c, p)
+	}
+	raw, _, ok := listeners.Socket(c.nc) // not kept: a RawConn is 16 bytes per connection
+	if !ok {
+		return false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -355,9 +356,9 @@ func (b *Broker) park(c *conn) bool {
 	slot := &p.slots[c.pollSlot]
 	slot.c = c
 	id := uint64(slot.gen)<<32 | uint64(c.pollSlot)
-	if c.keepAlive > 0 {
+	if c.keepAliveSec > 0 {
 		// [MQTT-3.1.2-24] the keepalive deadline of a parked client.
-		p.heapPush(parkedDeadline{p.now() + int64(c.keepAlive*3/2), c})
+		p.heapPush(parkedDeadline{p.now() + int64(c.keepAlive()*3/2), c})
 	}
 	// Nothing of c may be touched once it is registered without taking it
 	// back first (a CompareAndSwap of its state): the poller may resume
@@ -365,11 +366,11 @@ func (b *Broker) park(c *conn) bool {
 	c.state.Store(stateParked)
 	p.mu.Unlock()
 	var ctlErr error
-	err := c.raw.Control(func(fd uintptr) {
+	err := raw.Control(func(fd uintptr) {
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT}
 		setEventID(&ev, id)
 		op := syscall.EPOLL_CTL_MOD
-		if !c.pollAdded.Load() {
+		if !c.pollAdded {
 			op = syscall.EPOLL_CTL_ADD
 		}
 		ctlErr = p.ctl(op, int(fd), &ev)
@@ -380,7 +381,7 @@ func (b *Broker) park(c *conn) bool {
 			ctlErr = p.ctl(syscall.EPOLL_CTL_ADD, int(fd), &ev)
 		}
 		if ctlErr == nil {
-			c.pollAdded.Store(true)
+			c.pollAdded = true
 		}
 	})
 	if err == nil && ctlErr == nil {
@@ -426,9 +427,9 @@ func (b *Broker) parkFD(c *conn, p *poller) bool {
 		c.attach(sc)
 		return false
 	}
-	if c.keepAlive > 0 {
+	if c.keepAliveSec > 0 {
 		// [MQTT-3.1.2-24] the keepalive deadline of a parked client.
-		p.heapPush(parkedDeadline{p.now() + int64(c.keepAlive*3/2), c})
+		p.heapPush(parkedDeadline{p.now() + int64(c.keepAlive()*3/2), c})
 	}
 	c.state.Store(stateParked)
 	p.mu.Unlock()
@@ -467,7 +468,7 @@ func (p *poller) register(c *conn, fd int) error {
 	if err := p.ctl(syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		return err
 	}
-	c.pollAdded.Store(true)
+	c.pollAdded = true
 	return nil
 }
 
@@ -614,9 +615,13 @@ func (p *poller) heapSwap(i, j int) {
 	h[i].c.heapIndex, h[j].c.heapIndex = int32(i), int32(j)
 }
 
-// socketBytes reports how many bytes wait in the socket's receive queue,
-// or -1 if it cannot tell.
-func socketBytes(raw syscall.RawConn) int {
+// socketBytes reports how many bytes wait in the receive queue of nc's
+// socket, or -1 if it cannot tell.
+func socketBytes(nc net.Conn) int {
+	raw, _, ok := listeners.Socket(nc)
+	if !ok {
+		return -1
+	}
 	n := -1
 	raw.Control(func(fd uintptr) {
 		var v int32

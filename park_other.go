@@ -5,7 +5,6 @@ package tern
 import (
 	"errors"
 	"net"
-	"syscall"
 )
 
 // Parking idle connections needs epoll; elsewhere every connection keeps
@@ -23,7 +22,7 @@ var errParked = errors.New("tern: connection parked")
 func (p *poller) stop()        {}
 func (p *poller) stopParking() {}
 
-func parkable(net.Conn) (syscall.RawConn, bool) { return nil, false }
+func parkable(net.Conn) (ok, layered bool) { return false, false }
 
 func (b *Broker) park(*conn) bool { return false }
 
@@ -31,7 +30,7 @@ func (c *conn) unpark() bool { return false }
 
 func (b *Broker) releasePoll(*conn) {}
 
-func socketBytes(syscall.RawConn) int { return -1 }
+func socketBytes(net.Conn) int { return -1 }
 
 // accepter: Go's sockets only.
 func (b *Broker) accepter(l net.Listener) (func() (net.Conn, error), func()) {

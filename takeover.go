@@ -186,7 +186,7 @@ func (c *conn) readRest() error {
 			return ErrTakenOver
 		}
 		deadline := time.Now().Add(takeoverGrace)
-		if c.layered && socketBytes(c.raw) == 0 {
+		if c.layered && socketBytes(c.nc) == 0 {
 			// All that was received is above the socket, in the TLS or
 			// WebSocket layers, and a read whose deadline has passed
 			// returns it (listeners.Socket): no grace to wait.
@@ -223,8 +223,8 @@ func waiting(c *conn) int {
 	if c.fd() != nil {
 		return c.fd().received()
 	}
-	if c.raw != nil {
-		n := socketBytes(c.raw)
+	if c.sock {
+		n := socketBytes(c.nc)
 		if n == 0 && c.layered {
 			return -1
 		}
