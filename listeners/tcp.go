@@ -35,7 +35,11 @@ func TCPKeepAlive() net.KeepAliveConfig {
 // restarted broker can bind its port while old connections sit in TIME_WAIT.
 //
 // For any other socket options, build the listener with net.ListenConfig and
-// pass it to Broker.Serve directly: the broker serves any net.Listener.
+// pass it to Broker.Serve directly: the broker serves any net.Listener. On
+// Linux, Broker.Serve accepts the connections of a *net.TCPListener itself
+// and serves them as its own sockets, with the two options above whatever
+// the listener's net.ListenConfig asked for (tern.Options.StandardSockets
+// keeps Go's sockets and their configuration).
 func TCP(addr string) (net.Listener, error) {
 	lc := net.ListenConfig{KeepAliveConfig: TCPKeepAlive()}
 	l, err := lc.Listen(context.Background(), "tcp", addr)
