@@ -272,9 +272,15 @@ func (c *conn) serve(sc *scratch) {
 	c.finish(c.run())
 }
 
-// resume is the reader goroutine of a connection woken from parking.
+// resume is the reader goroutine of a connection woken from parking:
+// one that parked waiting for its CONNECT (it has no session yet) reads
+// it; any other reads on.
 func (c *conn) resume(sc *scratch) {
 	c.attach(sc)
+	if c.s == nil {
+		c.finish(c.readConnect())
+		return
+	}
 	c.finish(c.loop(true))
 }
 
@@ -315,6 +321,18 @@ func (c *conn) run() error {
 	// The first packet must be CONNECT, within the connect timeout
 	// [MQTT-3.1.0-1].
 	c.nc.SetReadDeadline(time.Now().Add(b.opts.ConnectTimeout))
+	return c.readConnect()
+}
+
+// readConnect reads the CONNECT, within the read deadline run set. On one
+// of Tern's own sockets, a connection whose CONNECT has not arrived parks
+// until it does (fdConn keeps the deadline, the poller enforces it): a
+// flood of connections that send nothing holds no goroutines.
+func (c *conn) readConnect() error {
+	b := c.b
+	if fc := c.fd(); fc != nil && c.r.Buffered() == 0 && fc.idle() && b.park(c) {
+		return errParked
+	}
 	fh, body, err := c.r.ReadRaw()
 	if err != nil {
 		if isTimeout(err) {

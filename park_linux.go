@@ -417,7 +417,11 @@ func (b *Broker) parkFD(c *conn, p *poller) bool {
 		c.mu.Unlock()
 		return false
 	}
-	c.nc.SetReadDeadline(time.Time{})
+	fc := c.fd()
+	connected := c.s != nil
+	if connected {
+		c.nc.SetReadDeadline(time.Time{})
+	}
 	sc := c.sc
 	c.detach()
 	p.mu.Lock()
@@ -427,14 +431,23 @@ func (b *Broker) parkFD(c *conn, p *poller) bool {
 		c.attach(sc)
 		return false
 	}
-	if c.keepAliveSec > 0 {
+	switch {
+	case !connected:
+		// Waiting for its CONNECT: the connect timeout's deadline
+		// [MQTT-3.1.0-1], which the socket keeps for when it wakes.
+		left := int64(b.opts.ConnectTimeout)
+		if d := fc.rDeadline.Load(); d != 0 {
+			left = max(d-monoNow(), 0)
+		}
+		p.heapPush(parkedDeadline{p.now() + left, c})
+	case c.keepAliveSec > 0:
 		// [MQTT-3.1.2-24] the keepalive deadline of a parked client.
 		p.heapPush(parkedDeadline{p.now() + int64(c.keepAlive()*3/2), c})
 	}
 	c.state.Store(stateParked)
 	p.mu.Unlock()
 	c.mu.Unlock()
-	if c.fd().idle() && !(c.takeover.flag.Load()) {
+	if fc.idle() && !(c.takeover.flag.Load()) {
 		return true
 	}
 	if !c.unpark() {
@@ -524,8 +537,13 @@ func (p *poller) expire() {
 	for _, c := range expired {
 		// end tells an MQTT 5 client why (DISCONNECT 0x8D), then closes;
 		// each in its own goroutine, as a client that does not read
-		// holds that write up to its deadline.
-		go c.finish(ErrKeepAliveTimeout)
+		// holds that write up to its deadline. One that parked before
+		// its CONNECT came (no session) ran out of its connect timeout.
+		reason := ErrKeepAliveTimeout
+		if c.s == nil {
+			reason = ErrConnectTimeout
+		}
+		go c.finish(reason)
 	}
 }
 

@@ -123,3 +123,32 @@ func TestServeEndsWhenTheApplicationClosesTheListener(t *testing.T) {
 		})
 	}
 }
+
+// On Tern's own sockets (Linux), a connection whose CONNECT has not come
+// holds no goroutine: it waits parked, under its connect timeout
+// [MQTT-3.1.0-1], so a flood of connections that send nothing costs no
+// goroutine stacks. Each is answered once its CONNECT arrives.
+func TestConnectionsWaitingForCONNECTHoldNoGoroutine(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("Tern's own sockets, which park before CONNECT, are Linux's")
+	}
+	_, addr := startBroker(t, tern.Options{ConnectTimeout: time.Minute})
+	base := runtime.NumGoroutine()
+	const n = 200
+	silent := make([]*rawClient, n)
+	for i := range silent {
+		silent[i] = dialRaw(t, addr)
+	}
+	eventually(t, "the connections waiting for their CONNECT to park", func() bool {
+		return runtime.NumGoroutine()-1 <= base+8+4
+	})
+	for i, c := range silent {
+		ack := c.connect(fmt.Sprintf("late-%d", i), true)
+		require.Zero(t, ack.ReturnCode, "CONNACK of a CONNECT that came late")
+	}
+	for _, c := range silent {
+		c.send(&packets.Pingreq{})
+		_, ok := c.recv().(*packets.Pingresp)
+		require.True(t, ok, "PINGRESP")
+	}
+}
