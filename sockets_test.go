@@ -152,3 +152,110 @@ func TestConnectionsWaitingForCONNECTHoldNoGoroutine(t *testing.T) {
 		require.True(t, ok, "PINGRESP")
 	}
 }
+
+// Connections come and go by the hundred, half of them reset by their
+// clients, while subscribers receive a stream of QoS 1 messages: the
+// descriptor numbers of the connections that ended are reused by new ones
+// at once, and every subscriber still gets its own messages, all of them,
+// in order, and nobody else's.
+func TestSocketChurnKeepsMessagesWithTheirClients(t *testing.T) {
+	for _, mode := range socketModes {
+		t.Run(mode.name, func(t *testing.T) {
+			_, addr := startBroker(t, mode.opts)
+			const subs, msgs, minChurn = 8, 2000, 300
+			readers := make([]*rawClient, subs)
+			for i := range readers {
+				readers[i] = mustConnect(t, addr, fmt.Sprintf("reader-%d", i), true)
+				readers[i].subscribe(1, packets.Subscription{Filter: fmt.Sprintf("own/%d", i), QoS: 1})
+			}
+
+			// The churn: until the readers are done, and at least
+			// minChurn connections.
+			done := make(chan struct{})
+			churned := make(chan int, 1)
+			go func() {
+				n := 0
+				for {
+					select {
+					case <-done:
+						if n >= minChurn {
+							churned <- n
+							return
+						}
+					default:
+					}
+					nc, err := net.Dial("tcp", addr)
+					if err != nil {
+						churned <- -1
+						return
+					}
+					b, _ := (&packets.Connect{ProtocolLevel: 4, CleanSession: true, ClientID: fmt.Sprintf("churn-%d", n), KeepAlive: 30}).Append(nil)
+					if n%3 != 2 {
+						_, _ = nc.Write(b)
+					}
+					if n%2 == 0 {
+						_ = nc.(*net.TCPConn).SetLinger(0) // a reset, not a FIN
+					}
+					nc.Close()
+					n++
+				}
+			}()
+
+			// The readers check each message as it comes.
+			errs := make(chan error, subs)
+			for i, r := range readers {
+				go func() {
+					for m := range msgs {
+						p, err := r.tryRecv(waitTimeout)
+						if err != nil {
+							errs <- fmt.Errorf("reader %d, message %d: %w", i, m, err)
+							return
+						}
+						pub, ok := p.(*packets.Publish)
+						want := fmt.Sprintf("%d:%d", i, m)
+						if !ok || pub.Topic != fmt.Sprintf("own/%d", i) || string(pub.Payload) != want {
+							errs <- fmt.Errorf("reader %d got %v, want own/%d %q", i, p, i, want)
+							return
+						}
+						b, _ := (&packets.Puback{PacketID: pub.PacketID}).Append(nil)
+						if _, err := r.conn.Write(b); err != nil {
+							errs <- err
+							return
+						}
+					}
+					errs <- nil
+				}()
+			}
+
+			pub := mustConnect(t, addr, "pub", true)
+			acked := make(chan error, 1)
+			go func() {
+				for range msgs * subs {
+					p, err := pub.tryRecv(waitTimeout)
+					if _, ok := p.(*packets.Puback); err != nil || !ok {
+						acked <- fmt.Errorf("PUBACK: got %v, %v", p, err)
+						return
+					}
+				}
+				acked <- nil
+			}()
+			var out []byte
+			for m := range msgs {
+				for i := range subs {
+					out, _ = (&packets.Publish{Topic: fmt.Sprintf("own/%d", i), QoS: 1, PacketID: uint16((m*subs+i)%65535 + 1),
+						Payload: fmt.Appendf(nil, "%d:%d", i, m)}).Append(out[:0])
+					_, err := pub.conn.Write(out)
+					require.NoError(t, err, "publish")
+				}
+			}
+			for range subs {
+				require.NoError(t, <-errs)
+			}
+			require.NoError(t, <-acked)
+			close(done)
+			n := <-churned
+			require.GreaterOrEqual(t, n, minChurn, "connections that came and went meanwhile")
+			t.Logf("%d connections came and went", n)
+		})
+	}
+}
