@@ -333,7 +333,14 @@ func (c *conn) readConnect() error {
 	if fc := c.fd(); fc != nil && c.r.Buffered() == 0 && fc.idle() && b.park(c) {
 		return errParked
 	}
-	fh, body, err := c.r.ReadRaw()
+	fh, body, err := c.readPacket(false)
+	if errors.Is(err, errWouldBlock) {
+		// Part of the CONNECT came: the rest will wake the connection.
+		if b.park(c) {
+			return errParked
+		}
+		fh, body, err = c.readPacket(true) // not parked: read, waiting
+	}
 	if err != nil {
 		if isTimeout(err) {
 			return ErrConnectTimeout
@@ -427,7 +434,16 @@ func (c *conn) loop(resumed bool) error {
 		if c.takeover.flag.Load() && c.takeoverRequested() {
 			return c.readRest()
 		}
-		fh, body, err := c.r.ReadRaw()
+		fh, body, err := c.readPacket(false)
+		if errors.Is(err, errWouldBlock) {
+			// Part of a packet came and the rest has not: the connection
+			// parks with what it read, under the deadline it had (an
+			// incomplete packet does not count for the keepalive).
+			if b.park(c) {
+				return errParked
+			}
+			fh, body, err = c.readPacket(true) // not parked: read, waiting
+		}
 		if err != nil {
 			if !isTimeout(err) {
 				return err
@@ -458,6 +474,21 @@ func (c *conn) loop(resumed bool) error {
 			c.r.Release() // do not keep a large buffer for an idle client
 		}
 	}
+}
+
+// readPacket is c.r.ReadRaw, except that on one of Tern's own sockets,
+// unless wait, it returns errWouldBlock instead of waiting for bytes that
+// have not come: the caller parks the connection, which keeps what it has
+// read of the packet.
+func (c *conn) readPacket(wait bool) (packets.FixedHeader, []byte, error) {
+	fc := c.fd()
+	if fc == nil || wait {
+		return c.r.ReadRaw()
+	}
+	fc.nonblock = true
+	fh, body, err := c.r.ReadRaw()
+	fc.nonblock = false
+	return fh, body, err
 }
 
 // keepAliveDeadline sets the read deadline of a reader about to wait for

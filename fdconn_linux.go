@@ -41,6 +41,10 @@ import (
 // or other call uses it any more (refs), so that a number reused by the
 // next accepted connection is never read or written in the old one's name.
 
+// errWouldBlock is what a Read of an fdConn in its non-blocking mode
+// returns when the socket holds nothing: not a timeout.
+var errWouldBlock = errors.New("tern: nothing to read yet")
+
 // fdConn flags.
 const (
 	fdClosed   uint32 = 1 << iota // Close was called
@@ -55,6 +59,10 @@ type fdConn struct {
 	fd    int32
 	refs  atomic.Int32  // 1 while open, plus one per call in progress; 0: descriptor closed
 	flags atomic.Uint32 // fdClosed, fdReadable, fdWritable, fdHangup
+	// nonblock makes Read return errWouldBlock rather than wait; set by
+	// the connection's reader goroutine around its reads of packets
+	// (conn.readPacket).
+	nonblock bool
 
 	// Deadlines in Unix nanoseconds (0: none), set under mu.
 	rDeadline, wDeadline atomic.Int64
@@ -121,6 +129,8 @@ func (fc *fdConn) Read(p []byte) (int, error) {
 			continue
 		case err != syscall.EAGAIN:
 			return 0, fc.opError("read", os.NewSyscallError("read", err))
+		case fc.nonblock:
+			return 0, errWouldBlock
 		}
 		if err := fc.wait(fdReadable, &fc.rDeadline, &fc.rWait); err != nil {
 			return 0, fc.opError("read", err)

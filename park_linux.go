@@ -418,8 +418,11 @@ func (b *Broker) parkFD(c *conn, p *poller) bool {
 		return false
 	}
 	fc := c.fd()
-	connected := c.s != nil
-	if connected {
+	// A connection waiting for its CONNECT, or for the rest of a packet,
+	// keeps the deadline it had; one between packets waits under its
+	// keepalive.
+	between := c.s != nil && !c.r.Pending()
+	if between {
 		c.nc.SetReadDeadline(time.Time{})
 	}
 	sc := c.sc
@@ -432,14 +435,16 @@ func (b *Broker) parkFD(c *conn, p *poller) bool {
 		return false
 	}
 	switch {
-	case !connected:
-		// Waiting for its CONNECT: the connect timeout's deadline
-		// [MQTT-3.1.0-1], which the socket keeps for when it wakes.
-		left := int64(b.opts.ConnectTimeout)
+	case !between:
+		// Waiting for its CONNECT, under the connect timeout
+		// [MQTT-3.1.0-1], or for the rest of a packet, under the
+		// keepalive counted from the last whole one [MQTT-3.1.2-24]: the
+		// socket keeps the deadline for when the connection wakes.
 		if d := fc.rDeadline.Load(); d != 0 {
-			left = max(d-monoNow(), 0)
+			p.heapPush(parkedDeadline{p.now() + max(d-monoNow(), 0), c})
+		} else if c.s == nil {
+			p.heapPush(parkedDeadline{p.now() + int64(b.opts.ConnectTimeout), c})
 		}
-		p.heapPush(parkedDeadline{p.now() + left, c})
 	case c.keepAliveSec > 0:
 		// [MQTT-3.1.2-24] the keepalive deadline of a parked client.
 		p.heapPush(parkedDeadline{p.now() + int64(c.keepAlive()*3/2), c})

@@ -40,8 +40,11 @@ func (b *Broker) accepter(l net.Listener) (func() (net.Conn, error), func()) {
 // fdConn is Linux's (fdconn_linux.go); elsewhere there is none.
 type fdConn struct {
 	net.Conn
-	fd int32
+	fd       int32
+	nonblock bool
 }
+
+var errWouldBlock = errors.New("tern: nothing to read yet")
 
 func (*fdConn) idle() bool    { return false }
 func (*fdConn) received() int { return -1 }

@@ -189,8 +189,12 @@ func TestSocketChurnKeepsMessagesWithTheirClients(t *testing.T) {
 						churned <- -1
 						return
 					}
-					b, _ := (&packets.Connect{ProtocolLevel: 4, CleanSession: true, ClientID: fmt.Sprintf("churn-%d", n), KeepAlive: 30}).Append(nil)
-					if n%3 != 2 {
+					b, err := (&packets.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, CleanSession: true, ClientID: fmt.Sprintf("churn-%d", n), KeepAlive: 30}).Append(nil)
+					if err != nil {
+						churned <- -1
+						return
+					}
+					if n%3 != 2 { // a third send nothing before they go
 						_, _ = nc.Write(b)
 					}
 					if n%2 == 0 {
@@ -257,5 +261,58 @@ func TestSocketChurnKeepsMessagesWithTheirClients(t *testing.T) {
 			require.GreaterOrEqual(t, n, minChurn, "connections that came and went meanwhile")
 			t.Logf("%d connections came and went", n)
 		})
+	}
+}
+
+// On Tern's own sockets (Linux), a connection that has sent part of a
+// packet, its CONNECT or a PUBLISH, and not the rest holds no goroutine:
+// it parks with what it has read, and the packet is whole once the rest
+// comes.
+func TestConnectionsStalledHalfwayThroughAPacketHoldNoGoroutine(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("Tern's own sockets, which park halfway through a packet, are Linux's")
+	}
+	_, addr := startBroker(t, tern.Options{ConnectTimeout: time.Minute})
+	sub := mustConnect(t, addr, "sub", true)
+	sub.subscribe(1, packets.Subscription{Filter: "half/#", QoS: 0})
+	base := runtime.NumGoroutine()
+	parked := func() bool { return runtime.NumGoroutine()-1 <= base+8+4 }
+	const n = 100
+
+	connecting := make([]*rawClient, n)
+	connects := make([][]byte, n)
+	for i := range connecting {
+		connecting[i] = dialRaw(t, addr)
+		var err error
+		connects[i], err = (&packets.Connect{ProtocolName: "MQTT", ProtocolLevel: 4, CleanSession: true, ClientID: fmt.Sprintf("half-%d", i), KeepAlive: 60}).Append(nil)
+		require.NoError(t, err, "encode CONNECT")
+		connecting[i].sendRaw(connects[i][:len(connects[i])/2])
+	}
+	eventually(t, "connections with half a CONNECT to park", parked)
+	for i, c := range connecting {
+		c.sendRaw(connects[i][len(connects[i])/2:])
+		ack, ok := c.recv().(*packets.Connack)
+		require.True(t, ok, "CONNACK")
+		require.Zero(t, ack.ReturnCode, "CONNACK of a CONNECT sent in two halves")
+	}
+
+	publishes := make([][]byte, n)
+	for i, c := range connecting {
+		var err error
+		publishes[i], err = (&packets.Publish{Topic: fmt.Sprintf("half/%d", i), Payload: bytes.Repeat([]byte{byte(i)}, 300)}).Append(nil)
+		require.NoError(t, err, "encode PUBLISH")
+		c.sendRaw(publishes[i][:len(publishes[i])/2])
+	}
+	eventually(t, "connections with half a PUBLISH to park", parked)
+	for i, c := range connecting {
+		c.sendRaw(publishes[i][len(publishes[i])/2:])
+	}
+	got := make(map[string][]byte, n)
+	for range n {
+		p := sub.recvPublish()
+		got[p.Topic] = p.Payload
+	}
+	for i := range n {
+		assert.Equal(t, bytes.Repeat([]byte{byte(i)}, 300), got[fmt.Sprintf("half/%d", i)], "half/%d arrives whole", i)
 	}
 }
