@@ -309,11 +309,7 @@ func (fc *fdConn) received() int {
 		return -1
 	}
 	defer fc.release()
-	var v int32
-	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fc.fd), syscall.TIOCINQ, uintptr(unsafe.Pointer(&v))); errno != 0 {
-		return -1
-	}
-	return int(v)
+	return receiveQueue(uintptr(fc.fd))
 }
 
 // Close closes the connection: calls in progress return net.ErrClosed, and

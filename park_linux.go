@@ -338,33 +338,14 @@ func (b *Broker) park(c *conn) bool {
 	c.nc.SetReadDeadline(time.Time{})
 	sc := c.sc
 	c.detach()
-	p.mu.Lock()
-	if p.stopped {
-		p.mu.Unlock()
+	id, ok := p.markParked(c, c.keepAliveAt(p))
+	if !ok {
 		c.attach(sc)
 		return false
-	}
-	if c.pollSlot == 0 {
-		if n := len(p.free); n > 0 {
-			c.pollSlot = p.free[n-1]
-			p.free = p.free[:n-1]
-		} else {
-			c.pollSlot = uint32(len(p.slots))
-			p.slots = append(p.slots, pollSlot{})
-		}
-	}
-	slot := &p.slots[c.pollSlot]
-	slot.c = c
-	id := uint64(slot.gen)<<32 | uint64(c.pollSlot)
-	if c.keepAliveSec > 0 {
-		// [MQTT-3.1.2-24] the keepalive deadline of a parked client.
-		p.heapPush(parkedDeadline{p.now() + int64(c.keepAlive()*3/2), c})
 	}
 	// Nothing of c may be touched once it is registered without taking it
 	// back first (a CompareAndSwap of its state): the poller may resume
 	// it at once, on another goroutine.
-	c.state.Store(stateParked)
-	p.mu.Unlock()
 	var ctlErr error
 	err := raw.Control(func(fd uintptr) {
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT}
@@ -406,11 +387,56 @@ func (b *Broker) park(c *conn) bool {
 	return false
 }
 
+// keepAliveAt is the deadline of c parked between packets (poller
+// clock): [MQTT-3.1.2-24] 1.5 times its keepalive from now; 0 (none) with
+// keepalive 0.
+func (c *conn) keepAliveAt(p *poller) int64 {
+	if c.keepAliveSec == 0 {
+		return 0
+	}
+	return p.now() + int64(c.keepAlive()*3/2)
+}
+
+// markParked records c as parked, with its deadline at (poller clock; 0:
+// none), and returns the id the events of its socket carry; false if p
+// has stopped. c.mu is held and c detached.
+func (p *poller) markParked(c *conn, at int64) (uint64, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return 0, false
+	}
+	id := p.slotLocked(c)
+	if at != 0 {
+		p.heapPush(parkedDeadline{at, c})
+	}
+	c.state.Store(stateParked)
+	return id, true
+}
+
+// slotLocked gives c its slot, at its first park or registration, and
+// returns the id the events of its socket carry; p.mu is held.
+func (p *poller) slotLocked(c *conn) uint64 {
+	if c.pollSlot == 0 {
+		if n := len(p.free); n > 0 {
+			c.pollSlot = p.free[n-1]
+			p.free = p.free[:n-1]
+		} else {
+			c.pollSlot = uint32(len(p.slots))
+			p.slots = append(p.slots, pollSlot{})
+		}
+	}
+	slot := &p.slots[c.pollSlot]
+	slot.c = c
+	return uint64(slot.gen)<<32 | uint64(c.pollSlot)
+}
+
 // parkFD parks a connection on one of Tern's own sockets, registered with
 // p for its life: no system call but one to see that the socket has
-// nothing to read (fdConn.idle). Input that arrives once c is marked parked raises an
-// edge that resumes it; input that arrived before (its edge came while c
-// was running) is seen here, and c is taken back to read it.
+// nothing to read (fdConn.idle). Input that arrives once c is marked
+// parked raises an edge that resumes it; input that arrived before (its
+// edge came while c was running) is seen here, and c is taken back to
+// read it.
 func (b *Broker) parkFD(c *conn, p *poller) bool {
 	c.mu.Lock()
 	if c.dead {
@@ -421,37 +447,28 @@ func (b *Broker) parkFD(c *conn, p *poller) bool {
 	// A connection waiting for its CONNECT, or for the rest of a packet,
 	// keeps the deadline it had; one between packets waits under its
 	// keepalive.
-	between := c.s != nil && !c.r.Pending()
-	if between {
+	var at int64
+	switch d := fc.rDeadline.Load(); {
+	case c.s != nil && !c.r.Pending():
 		c.nc.SetReadDeadline(time.Time{})
-	}
-	sc := c.sc
-	c.detach()
-	p.mu.Lock()
-	if p.stopped {
-		p.mu.Unlock()
-		c.mu.Unlock()
-		c.attach(sc)
-		return false
-	}
-	switch {
-	case !between:
+		at = c.keepAliveAt(p)
+	case d != 0:
 		// Waiting for its CONNECT, under the connect timeout
 		// [MQTT-3.1.0-1], or for the rest of a packet, under the
 		// keepalive counted from the last whole one [MQTT-3.1.2-24]: the
 		// socket keeps the deadline for when the connection wakes.
-		if d := fc.rDeadline.Load(); d != 0 {
-			p.heapPush(parkedDeadline{p.now() + max(d-monoNow(), 0), c})
-		} else if c.s == nil {
-			p.heapPush(parkedDeadline{p.now() + int64(b.opts.ConnectTimeout), c})
-		}
-	case c.keepAliveSec > 0:
-		// [MQTT-3.1.2-24] the keepalive deadline of a parked client.
-		p.heapPush(parkedDeadline{p.now() + int64(c.keepAlive()*3/2), c})
+		at = p.now() + max(d-monoNow(), 0)
+	case c.s == nil:
+		at = p.now() + int64(b.opts.ConnectTimeout)
 	}
-	c.state.Store(stateParked)
-	p.mu.Unlock()
+	sc := c.sc
+	c.detach()
+	_, ok := p.markParked(c, at)
 	c.mu.Unlock()
+	if !ok {
+		c.attach(sc)
+		return false
+	}
 	if fc.idle() && !(c.takeover.flag.Load()) {
 		return true
 	}
@@ -470,16 +487,7 @@ func (p *poller) register(c *conn, fd int) error {
 		p.mu.Unlock()
 		return net.ErrClosed
 	}
-	if n := len(p.free); n > 0 {
-		c.pollSlot = p.free[n-1]
-		p.free = p.free[:n-1]
-	} else {
-		c.pollSlot = uint32(len(p.slots))
-		p.slots = append(p.slots, pollSlot{})
-	}
-	slot := &p.slots[c.pollSlot]
-	slot.c = c
-	id := uint64(slot.gen)<<32 | uint64(c.pollSlot)
+	id := p.slotLocked(c)
 	p.mu.Unlock()
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | epollET}
 	setEventID(&ev, id)
@@ -646,11 +654,16 @@ func socketBytes(nc net.Conn) int {
 		return -1
 	}
 	n := -1
-	raw.Control(func(fd uintptr) {
-		var v int32
-		if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&v))); errno == 0 {
-			n = int(v)
-		}
-	})
+	raw.Control(func(fd uintptr) { n = receiveQueue(fd) })
 	return n
+}
+
+// receiveQueue reports how many bytes wait in socket fd's receive queue,
+// or -1 if it cannot tell.
+func receiveQueue(fd uintptr) int {
+	var v int32
+	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&v))); errno != 0 {
+		return -1
+	}
+	return int(v)
 }

@@ -31,13 +31,7 @@ func TestIdleConnectionsHoldNoGoroutine(t *testing.T) {
 	_, addr := startBroker(t, tern.Options{})
 	sub := mustConnect(t, addr, "sub", true)
 	sub.subscribe(1, packets.Subscription{Filter: "idle/#", QoS: 0})
-	base := runtime.NumGoroutine()
-	// The reader goroutines kept waiting for work, and a few in passing
-	// (a writer finishing, the poller).
-	limit := base + 8 + 4
-	// eventually runs its condition on a goroutine of its own, which the
-	// count must leave out.
-	parked := func() bool { return runtime.NumGoroutine()-1 <= limit }
+	parked := goroutinesParked(runtime.NumGoroutine())
 
 	const n = 200
 	clients := make([]*rawClient, n)
@@ -61,6 +55,14 @@ func TestIdleConnectionsHoldNoGoroutine(t *testing.T) {
 		}
 		eventually(t, "the woken connections to park again", parked)
 	}
+}
+
+// goroutinesParked returns a condition for eventually: the goroutines are
+// back to base, but for the reader goroutines kept waiting for work and a
+// few in passing (a writer finishing, the poller). eventually runs its
+// condition on a goroutine of its own, which the count leaves out.
+func goroutinesParked(base int) func() bool {
+	return func() bool { return runtime.NumGoroutine()-1 <= base+8+4 }
 }
 
 // layeredTransports carry MQTT over other protocols on a socket: their

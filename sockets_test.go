@@ -45,14 +45,12 @@ func TestSocketModesServeAlike(t *testing.T) {
 			assert.Equal(t, sub.conn.LocalAddr().String(), remote.String(), "Client.RemoteAddr")
 
 			if runtime.GOOS == "linux" {
-				base := runtime.NumGoroutine()
+				parked := goroutinesParked(runtime.NumGoroutine())
 				idle := make([]*rawClient, 50)
 				for i := range idle {
 					idle[i] = mustConnect(t, addr, fmt.Sprintf("idle-%d", i), true)
 				}
-				eventually(t, "the idle connections to park", func() bool {
-					return runtime.NumGoroutine()-1 <= base+8+4
-				})
+				eventually(t, "the idle connections to park", parked)
 			}
 
 			// Messages larger than the sockets' buffers: the broker's writes
@@ -133,15 +131,13 @@ func TestConnectionsWaitingForCONNECTHoldNoGoroutine(t *testing.T) {
 		t.Skip("Tern's own sockets, which park before CONNECT, are Linux's")
 	}
 	_, addr := startBroker(t, tern.Options{ConnectTimeout: time.Minute})
-	base := runtime.NumGoroutine()
+	parked := goroutinesParked(runtime.NumGoroutine())
 	const n = 200
 	silent := make([]*rawClient, n)
 	for i := range silent {
 		silent[i] = dialRaw(t, addr)
 	}
-	eventually(t, "the connections waiting for their CONNECT to park", func() bool {
-		return runtime.NumGoroutine()-1 <= base+8+4
-	})
+	eventually(t, "the connections waiting for their CONNECT to park", parked)
 	for i, c := range silent {
 		ack := c.connect(fmt.Sprintf("late-%d", i), true)
 		require.Zero(t, ack.ReturnCode, "CONNACK of a CONNECT that came late")
@@ -275,8 +271,7 @@ func TestConnectionsStalledHalfwayThroughAPacketHoldNoGoroutine(t *testing.T) {
 	_, addr := startBroker(t, tern.Options{ConnectTimeout: time.Minute})
 	sub := mustConnect(t, addr, "sub", true)
 	sub.subscribe(1, packets.Subscription{Filter: "half/#", QoS: 0})
-	base := runtime.NumGoroutine()
-	parked := func() bool { return runtime.NumGoroutine()-1 <= base+8+4 }
+	parked := goroutinesParked(runtime.NumGoroutine())
 	const n = 100
 
 	connecting := make([]*rawClient, n)
